@@ -1,0 +1,161 @@
+"""Kitchen: one deployable. Reads settings, starts the roles that are on, serves HTTP.
+
+    python app.py                          # every role, embedded defaults
+    python app.py --roles processing       # one role per pod
+
+Only this module knows every part; the parts know only what their constructor is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+import uvicorn
+from confluent_kafka import Producer
+
+from kitchen import alerts, scheduler, settings as config, stock
+from kitchen.db import bind, ensure_default_merchant
+from kitchen.http import Api, build_app
+from kitchen.kafka import ConsumerWorker, EmbeddedKafka, ensure_topics, producer_config
+from kitchen.mail import Mailer, make_mailer
+from kitchen.outbox import Relay
+
+log = logging.getLogger("kitchen")
+
+
+class Kitchen:
+    """The running service: database, Kafka clients, role threads, jobs and the web app."""
+
+    def __init__(self, settings: config.Settings, mailer: Mailer | None = None) -> None:
+        self.settings = settings
+        self.mailer = mailer or make_mailer(settings.mail)
+        self.embedded: EmbeddedKafka | None = None
+        self.relay: Relay | None = None
+        self.workers: list[ConsumerWorker] = []
+        self.jobs: Any = None
+        self.bootstrap_servers = settings.kafka.bootstrap_servers
+        self.merchant_id = 0
+
+    def start(self) -> Kitchen:
+        s = self.settings
+        bind(s.database.url)
+        self.merchant_id = ensure_default_merchant(s.alerts.email).id
+        k = s.kafka
+        topics = [k.order_created_topic, k.notify_topic]
+        topics += [f"{t}.dlq" for t in topics]
+        if k.embedded:
+            self.embedded = EmbeddedKafka()
+            self.embedded.create_topics(topics)
+            self.bootstrap_servers = self.embedded.bootstrap_servers
+            log.warning(
+                "DEVELOPMENT MODE: embedded in-memory Kafka at %s; it forgets everything "
+                "when this process stops. Set KITCHEN_KAFKA_BOOTSTRAP_SERVERS for a real broker.",
+                self.bootstrap_servers,
+            )
+        else:
+            ensure_topics(self.bootstrap_servers, topics, k.partitions)
+
+        threshold = s.alerts.threshold_fraction
+        jobs: list[tuple[Any, float]] = []
+        if s.roles.relay:
+            self.relay = Relay(Producer(producer_config(self.bootstrap_servers)), k.batch_size)
+            self.relay.start()
+            redrive = datetime.timedelta(seconds=s.scheduler.redrive_after_seconds)
+            every = max(1.0, s.scheduler.redrive_after_seconds / 3)
+            jobs += [
+                (lambda: scheduler.redrive_orders(k.order_created_topic, redrive), every),
+                (lambda: scheduler.redrive_alerts(k.notify_topic, redrive), every),
+                (scheduler.purge_outbox, 3600),
+            ]
+        if s.roles.processing:
+            handler = stock.order_created_handler(k.notify_topic, threshold, self.wake_relay)
+            self.workers.append(
+                ConsumerWorker(
+                    "processing", self.bootstrap_servers, k.processing_group,
+                    [k.order_created_topic], handler, k.batch_size,
+                )
+            )
+        if s.roles.notification:
+            handler = alerts.notify_handler(self.mailer, threshold)
+            self.workers.append(
+                ConsumerWorker(
+                    "notification", self.bootstrap_servers, k.notification_group,
+                    [k.notify_topic], handler, k.batch_size,
+                )
+            )
+            jobs.append((lambda: alerts.send_due(self.mailer), s.scheduler.mail_retry_seconds))
+        for worker in self.workers:
+            worker.start()
+        if jobs:
+            self.jobs = scheduler.start(jobs)
+        log.info("roles on: %s", ", ".join(s.roles.enabled()) or "none")
+        return self
+
+    def wake_relay(self) -> None:
+        if self.relay is not None:
+            self.relay.wake()
+
+    def readiness(self) -> dict[str, bool]:
+        parts = {w.name: w.alive for w in self.workers}
+        if self.relay is not None:
+            parts["relay"] = self.relay.alive
+        return parts
+
+    def web_app(self) -> Any:
+        api = Api(self.settings, self.merchant_id, self.wake_relay, self.readiness)
+        return build_app(api)
+
+    def stop(self) -> None:
+        """Stop taking work, finish the batch in hand, close clients."""
+        if self.jobs is not None:
+            self.jobs.shutdown(wait=True)
+        for worker in self.workers:
+            worker.stop()
+        if self.relay is not None:
+            self.relay.stop()
+        if self.embedded is not None:
+            self.embedded.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--settings", default="settings.toml", help="settings file")
+    parser.add_argument("--roles", help="comma-separated: api,processing,notification,relay")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    try:
+        settings = config.load(args.settings)
+        if args.roles is not None:
+            settings = config.with_roles(settings, args.roles)
+    except config.SettingsError as exc:
+        print(f"settings: {exc}", file=sys.stderr)
+        return 2
+
+    kitchen = Kitchen(settings).start()
+    try:
+        if settings.roles.api:
+            host, port = settings.http.host, settings.http.port
+            print(f"Kitchen listening on http://{host}:{port}", flush=True)
+            uvicorn.run(kitchen.web_app(), host=host, port=port, log_level="warning")
+        else:
+            stopped = threading.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stopped.set())
+            print("Kitchen running without HTTP; Ctrl-C stops it", flush=True)
+            stopped.wait()
+    finally:
+        kitchen.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

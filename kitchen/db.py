@@ -1,0 +1,225 @@
+"""Tables (peewee) and the database binding: the same code on SQLite and PostgreSQL.
+
+Every row belongs to a merchant. Today there is one default merchant; the column is
+here from the start so that multi-merchant is a feature, not a migration.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import peewee as pw
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+
+database = pw.DatabaseProxy()
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+class Base(pw.Model):
+    class Meta:
+        database = database
+
+
+class Merchant(Base):
+    name = pw.CharField(unique=True)
+    api_key = pw.CharField(unique=True)
+    alert_email = pw.CharField()
+
+
+class Ingredient(Base):
+    merchant = pw.ForeignKeyField(Merchant, backref="ingredients")
+    name = pw.CharField()
+    stock = pw.BigIntegerField()  # grams
+    full_stock = pw.BigIntegerField()  # grams: 100% for the threshold
+    alert_armed = pw.BooleanField(default=True)
+
+    class Meta:
+        indexes = ((("merchant", "name"), True),)
+
+
+class Product(Base):
+    merchant = pw.ForeignKeyField(Merchant, backref="products")
+    name = pw.CharField()
+
+    class Meta:
+        indexes = ((("merchant", "name"), True),)
+
+
+class RecipeLine(Base):
+    product = pw.ForeignKeyField(Product, backref="recipe")
+    ingredient = pw.ForeignKeyField(Ingredient)
+    grams = pw.IntegerField()  # per unit of product
+
+    class Meta:
+        table_name = "recipe_lines"
+        indexes = ((("product", "ingredient"), True),)
+
+
+class Order(Base):
+    PENDING, APPLIED, REJECTED = "pending", "applied", "rejected"
+
+    merchant = pw.ForeignKeyField(Merchant, backref="orders")
+    status = pw.CharField(default=PENDING, index=True)
+    reason = pw.TextField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    # When ORDER_CREATED was last queued; the re-drive job queues it again if the
+    # order is still pending long after (the embedded Kafka forgets on restart).
+    emitted_at = pw.DateTimeField(default=utcnow)
+    processed_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "orders"
+
+
+class OrderLine(Base):
+    order = pw.ForeignKeyField(Order, backref="lines", on_delete="CASCADE")
+    product = pw.ForeignKeyField(Product)
+    quantity = pw.IntegerField()
+
+    class Meta:
+        table_name = "order_lines"
+
+
+class Outbox(Base):
+    """Events written in the same transaction as the change they announce."""
+
+    topic = pw.CharField()
+    key = pw.CharField(null=True)
+    payload = pw.TextField()  # JSON
+    created_at = pw.DateTimeField(default=utcnow)
+    sent_at = pw.DateTimeField(null=True, index=True)
+
+
+class Alert(Base):
+    """One threshold crossing of one ingredient."""
+
+    merchant = pw.ForeignKeyField(Merchant)
+    ingredient = pw.ForeignKeyField(Ingredient, backref="alerts")
+    order = pw.ForeignKeyField(Order, null=True)
+    email = pw.CharField()
+    stock = pw.BigIntegerField()  # grams just after the crossing
+    full_stock = pw.BigIntegerField()
+    threshold = pw.CharField()  # exact fraction, e.g. "1/2"
+    created_at = pw.DateTimeField(default=utcnow)
+    emitted_at = pw.DateTimeField(default=utcnow)  # when NOTIFY was last queued
+
+
+class Notification(Base):
+    """An alert email to send: one row per alert, so a redelivered NOTIFY sends nothing."""
+
+    dedup_key = pw.CharField(unique=True)  # "alert-<id>", or the Kafka position
+    alert = pw.ForeignKeyField(Alert, null=True)
+    ingredient_id = pw.IntegerField()
+    email = pw.CharField()
+    subject = pw.CharField()
+    body = pw.TextField()
+    message_id = pw.CharField()
+    created_at = pw.DateTimeField(default=utcnow)
+    sent_at = pw.DateTimeField(null=True, index=True)
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.DateTimeField(default=utcnow)
+    # A sender owns the row until then, so two senders never mail the same alert.
+    claimed_until = pw.DateTimeField(null=True)
+    last_error = pw.TextField(null=True)
+
+
+TABLES: list[type[Base]] = [
+    Merchant,
+    Ingredient,
+    Product,
+    RecipeLine,
+    Order,
+    OrderLine,
+    Outbox,
+    Alert,
+    Notification,
+]
+
+
+def open_database(url: str) -> pw.Database:
+    """sqlite:///relative.db, sqlite:////abs/path.db or postgresql://user:pass@host:port/db."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
+        return PooledSqliteDatabase(
+            path or ":memory:",
+            max_connections=64,
+            timeout=30,
+            # Pooled connections move between threads, one thread at a time.
+            check_same_thread=False,
+            pragmas={
+                "journal_mode": "wal",
+                "busy_timeout": 15000,
+                "foreign_keys": 1,
+                "synchronous": "normal",
+            },
+            # A deferred transaction that reads, then writes cannot wait for the write
+            # lock and fails with "database is locked": take the lock at BEGIN.
+            lock_type="IMMEDIATE",
+        )
+    if parsed.scheme in ("postgres", "postgresql"):
+        # A pool hands each unit of work a connection and drops broken ones, so the
+        # service recovers by itself after PostgreSQL restarts.
+        return PooledPostgresqlDatabase(
+            parsed.path.lstrip("/"),
+            max_connections=64,
+            timeout=30,
+            user=unquote(parsed.username or "") or None,
+            password=unquote(parsed.password or "") or None,
+            host=parsed.hostname or None,
+            port=parsed.port or 5432,
+            connect_timeout=5,
+        )
+    raise ValueError(f"unsupported database url {url!r}: use sqlite:/// or postgresql://")
+
+
+def bind(url: str) -> pw.Database:
+    """Point every model at the database and create missing tables."""
+    db = open_database(url)
+    database.initialize(db)
+    with session():
+        db.create_tables(TABLES, safe=True)
+    return db
+
+
+def ensure_default_merchant(alert_email: str) -> Merchant:
+    """The one merchant of today; its alert email follows the settings."""
+    merchant, created = Merchant.get_or_create(
+        name="default", defaults={"api_key": "default", "alert_email": alert_email}
+    )
+    if not created and merchant.alert_email != alert_email:
+        merchant.alert_email = alert_email
+        merchant.save()
+    return merchant
+
+
+@contextmanager
+def transaction() -> Iterator[None]:
+    """One unit of work: a pooled connection and one transaction, committed on exit."""
+    with database.connection_context(), database.atomic():
+        yield
+
+
+@contextmanager
+def session() -> Iterator[None]:
+    """A pooled connection for reads (and single-statement writes)."""
+    with database.connection_context():
+        yield
+
+
+def locked(query: Any) -> Any:
+    """SELECT ... FOR UPDATE where the database has row locks (PostgreSQL).
+
+    SQLite has none and needs none: its write transactions start with BEGIN IMMEDIATE,
+    which serialises writers for the whole database.
+    """
+    if isinstance(database.obj, pw.PostgresqlDatabase):
+        return query.for_update()
+    return query

@@ -1,0 +1,175 @@
+"""API role: the Starlette app. The whole HTTP surface is the `routes` list below.
+
+Database work runs in Starlette's thread pool (`run_in_threadpool`): peewee and psycopg2
+block, and inside the event loop they would serialise every request.
+Errors are RFC 9457 problem details (`application/problem+json`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import peewee as pw
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from kitchen import orders
+from kitchen.db import database, session
+from kitchen.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Problem(Exception):
+    def __init__(
+        self, status: int, title: str, detail: str, errors: list[orders.FieldError] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.errors = status, title, detail, errors
+
+
+def problem_response(p: Problem) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": p.title,
+        "status": p.status,
+        "detail": p.detail,
+    }
+    if p.errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in p.errors]
+    return JSONResponse(body, status_code=p.status, media_type="application/problem+json")
+
+
+def invalid(exc: orders.InvalidOrder) -> Problem:
+    if isinstance(exc, orders.MalformedBody):
+        return Problem(400, "Malformed JSON", str(exc), exc.errors)
+    return Problem(422, "Invalid order", str(exc), exc.errors)
+
+
+class Api:
+    """Endpoints, given what they need by the constructor (no globals)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        merchant_id: int,
+        on_commit: Callable[[], None] = lambda: None,
+        readiness: Callable[[], dict[str, Any]] = lambda: {},
+    ) -> None:
+        self.settings = settings
+        self.merchant_id = merchant_id
+        self.on_commit = on_commit
+        self.readiness = readiness
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.settings.http.max_body_bytes
+        too_big = Problem(413, "Payload too large", f"the body must be at most {limit} bytes")
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limit:
+            raise too_big
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_big
+        return body
+
+    async def create_order(self, request: Request) -> Response:
+        body = await self._body(request)
+        try:
+            lines = orders.parse_order(
+                orders.decode_json(body),
+                self.settings.orders.max_lines,
+                self.settings.orders.max_quantity,
+            )
+            order = await run_in_threadpool(
+                orders.place_order,
+                self.merchant_id,
+                lines,
+                self.settings.kafka.order_created_topic,
+            )
+        except orders.InvalidOrder as exc:
+            raise invalid(exc) from None
+        self.on_commit()
+        view = {
+            "id": order.id,
+            "status": order.status,
+            "lines": [{"product_id": ln.product_id, "quantity": ln.quantity} for ln in lines],
+        }
+        return JSONResponse(view, status_code=201, headers={"Location": f"/order/{order.id}"})
+
+    async def get_order(self, request: Request) -> Response:
+        order_id = request.path_params["id"]
+        view = await run_in_threadpool(orders.order_view, order_id)
+        if view is None:
+            raise Problem(404, "Order not found", f"there is no order {order_id}")
+        return JSONResponse(view)
+
+    async def seed(self, request: Request) -> Response:
+        created, view = await run_in_threadpool(orders.seed, self.merchant_id)
+        return JSONResponse(view, status_code=201 if created else 200)
+
+    async def ingredients(self, request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(orders.ingredients_view, self.merchant_id))
+
+    async def health(self, request: Request) -> Response:
+        """Liveness: the process answers."""
+        return JSONResponse({"status": "ok"})
+
+    async def ready(self, request: Request) -> Response:
+        """Readiness: the database answers and every role's thread is alive."""
+
+        def check() -> dict[str, Any]:
+            with session():
+                database.execute_sql("SELECT 1")
+            return self.readiness()
+
+        try:
+            parts = await run_in_threadpool(check)
+        except pw.DatabaseError as exc:
+            raise Problem(503, "Not ready", f"database: {exc}") from None
+        dead = [name for name, ok in parts.items() if not ok]
+        status = 503 if dead else 200
+        return JSONResponse({"status": "ok" if not dead else "degraded", "roles": parts}, status)
+
+
+def build_app(api: Api) -> Starlette:
+    routes = [
+        Route("/order", api.create_order, methods=["POST"]),
+        Route("/order/seed", api.seed, methods=["POST"]),
+        Route("/order/{id:int}", api.get_order, methods=["GET"]),
+        Route("/ingredients", api.ingredients, methods=["GET"]),
+        Route("/health", api.health, methods=["GET"]),
+        Route("/ready", api.ready, methods=["GET"]),
+    ]
+
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return problem_response(exc)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return problem_response(Problem(exc.status_code, str(exc.detail), str(exc.detail)))
+
+    async def on_database(request: Request, exc: Exception) -> Response:
+        log.warning("database unavailable: %s", exc)
+        detail = "the database is unavailable; nothing was saved, retry later"
+        response = problem_response(Problem(503, "Service unavailable", detail))
+        response.headers["Retry-After"] = "5"
+        return response
+
+    return Starlette(
+        routes=routes,
+        exception_handlers={
+            Problem: on_problem,
+            HTTPException: on_http,
+            pw.OperationalError: on_database,
+            pw.InterfaceError: on_database,
+        },
+    )

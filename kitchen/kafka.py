@@ -1,0 +1,204 @@
+"""Kafka adapter: producers, supervised consumer threads, topics and the embedded cluster."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+log = logging.getLogger(__name__)
+
+# A handler takes a batch and returns the messages it could not use, with the reason;
+# those go to the dead-letter topic `<topic>.dlq` before the batch's offsets are committed.
+Handler = Callable[[list[Message]], list[tuple[Message, str]]]
+
+
+class EmbeddedKafka:
+    """librdkafka's in-memory mock cluster, for development and tests.
+
+    The cluster lives inside the client that creates it, so this object must outlive
+    every client that uses it. It keeps nothing on disk: the database, not Kafka, is the
+    source of truth for anything not yet applied (see the re-drive job).
+    """
+
+    def __init__(self, brokers: int = 1) -> None:
+        self._owner = Producer({"test.mock.num.brokers": brokers, "client.id": "embedded"})
+        metadata = self._owner.list_topics(timeout=10)
+        self.bootstrap_servers = ",".join(
+            f"{b.host}:{b.port}" for b in metadata.brokers.values()
+        )
+
+    def create_topics(self, topics: Sequence[str]) -> None:
+        """The mock cluster has no CreateTopics; asking for a topic's metadata creates it.
+        Creating them up front spares consumers a slow metadata refresh on startup."""
+        for topic in topics:
+            self._owner.list_topics(topic, timeout=10)
+
+    def close(self) -> None:
+        self._owner.flush(1)
+
+
+def producer_config(bootstrap_servers: str) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "log.connection.close": False,
+        # Idempotence: a retried send is written once and order per partition is kept.
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        # Surface an unreachable broker within a minute; the outbox row stays unsent
+        # and is retried, instead of waiting in librdkafka's queue for five.
+        "message.timeout.ms": 60000,
+    }
+
+
+def consumer_config(bootstrap_servers: str, group_id: str) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "log.connection.close": False,
+        "group.id": group_id,
+        "auto.offset.reset": "earliest",
+        # Offsets are committed by hand, after the database commit of the batch.
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "allow.auto.create.topics": True,
+        # Answer a fetch within 100 ms when little is flowing: latency over batch size.
+        "fetch.wait.max.ms": 100,
+    }
+
+
+def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int) -> None:
+    """Create missing topics on a real broker with `partitions` partitions each."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    existing = admin.list_topics(timeout=15).topics
+    missing = [NewTopic(t, num_partitions=partitions) for t in topics if t not in existing]
+    for topic, future in admin.create_topics(missing).items() if missing else []:
+        try:
+            future.result(timeout=30)
+            log.info("created topic %s with %d partitions", topic, partitions)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+
+def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
+    """The offsets to commit after a batch: one past the last message of each partition."""
+    last: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic() or "", m.partition() or 0)
+        last[key] = max(last.get(key, -1), m.offset() or 0)
+    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+
+
+def close_with_timeout(consumer: Consumer, seconds: float = 10.0) -> None:
+    """Consumer.close() can hang (confluent-kafka-python #1667): bound it."""
+    closer = threading.Thread(target=consumer.close, daemon=True)
+    closer.start()
+    closer.join(seconds)
+    if closer.is_alive():
+        log.warning("consumer close did not finish within %.0f s", seconds)
+
+
+class ConsumerWorker:
+    """A consumer thread: poll a batch, hand it over, commit only after it is applied.
+
+    Any error (database down, broker gone, a bug) closes the consumer without committing
+    and starts a fresh one after a back-off, so the batch is read again from the last
+    commit. The worker never dies silently: `alive` and `restarts` feed readiness.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        bootstrap_servers: str,
+        group_id: str,
+        topics: Sequence[str],
+        handler: Handler,
+        batch_size: int = 500,
+    ) -> None:
+        self.name = name
+        self.bootstrap_servers = bootstrap_servers
+        self.group_id = group_id
+        self.topics = list(topics)
+        self.handler = handler
+        self.batch_size = batch_size
+        self.restarts = 0
+        self.last_error: str | None = None
+        self.processed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._supervise, name=name, daemon=True)
+        self._dlq: Producer | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _supervise(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                self._consume()
+                backoff = 0.5
+            except Exception as exc:
+                self.restarts += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("%s failed; restarting in %.1f s", self.name, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def _consume(self) -> None:
+        consumer = Consumer(consumer_config(self.bootstrap_servers, self.group_id))
+        consumer.subscribe(self.topics)
+        try:
+            while not self._stop.is_set():
+                batch = consumer.consume(self.batch_size, timeout=0.5)
+                messages = []
+                for m in batch:
+                    error = m.error()
+                    if error is None:
+                        messages.append(m)
+                    elif error.fatal():
+                        raise KafkaException(error)
+                    else:
+                        # Partition EOF, a topic not created yet: nothing to process.
+                        log.debug("%s: %s", self.name, error)
+                if not messages:
+                    # Committing an empty batch raises _NO_OFFSET: commit only work done.
+                    continue
+                rejected = self.handler(messages)
+                if rejected:
+                    self._dead_letter(rejected)
+                consumer.commit(offsets=next_offsets(messages), asynchronous=False)
+                self.processed += len(messages)
+        finally:
+            close_with_timeout(consumer)
+
+    def _dead_letter(self, rejected: list[tuple[Message, str]]) -> None:
+        """Park unusable messages on `<topic>.dlq`, reason in a header; go on with the rest."""
+        if self._dlq is None:
+            self._dlq = Producer(producer_config(self.bootstrap_servers))
+        for m, reason in rejected:
+            log.warning("%s: dead-lettering %s[%s]@%s: %s", self.name, m.topic(),
+                        m.partition(), m.offset(), reason)
+            self._dlq.produce(
+                f"{m.topic()}.dlq",
+                key=m.key(),
+                value=m.value(),
+                headers=[
+                    ("kitchen-error", reason.encode()),
+                    ("kitchen-source", f"{m.topic()}:{m.partition()}:{m.offset()}".encode()),
+                ],
+            )
+        if self._dlq.flush(30) > 0:
+            raise RuntimeError("dead-letter topic unreachable; batch not committed")

@@ -1,0 +1,101 @@
+"""Transactional outbox: events are rows written with the change they announce, and the
+relay role publishes them to Kafka, marking each row sent only once Kafka confirmed it.
+
+A crash between the send and the mark publishes a row twice; every consumer is
+idempotent, so that costs nothing. Losing a row is what this module exists to prevent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from kitchen.db import Outbox, session, transaction, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def add(topic: str, payload: dict[str, Any], key: str | None = None) -> None:
+    """Queue an event; call inside the transaction that makes it true."""
+    Outbox.create(topic=topic, key=key, payload=json.dumps(payload, separators=(",", ":")))
+
+
+class Relay:
+    """Publishes unsent outbox rows in id order, in batches: produce all, then flush once."""
+
+    def __init__(self, producer: Producer, batch_size: int = 500) -> None:
+        self.producer = producer
+        self.batch_size = batch_size
+        self.published = 0
+        self.last_error: str | None = None
+        self._inflight: set[int] = set()
+        self._delivered: list[int] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="relay", daemon=True)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def wake(self) -> None:
+        """Called after a commit that added rows: publish now rather than at the next tick."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.publish_once() == 0:
+                    self._wake.wait(0.2)
+                    self._wake.clear()
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("relay failed; retrying")
+                self._stop.wait(1.0)
+        self.producer.flush(10)
+
+    def publish_once(self) -> int:
+        """Send one batch of unsent rows and mark those Kafka acknowledged. Returns rows sent."""
+        with session():
+            query = Outbox.select().where(Outbox.sent_at.is_null()).order_by(Outbox.id)
+            if self._inflight:
+                # Still queued in librdkafka (broker down): don't queue them twice.
+                query = query.where(Outbox.id.not_in(list(self._inflight)))
+            rows = list(query.limit(self.batch_size))
+            for row in rows:
+                self._inflight.add(row.id)
+                self.producer.produce(
+                    row.topic,
+                    key=row.key,
+                    value=row.payload,
+                    on_delivery=self._on_delivery(row.id),
+                )
+            self.producer.flush(30)
+            delivered, self._delivered = self._delivered, []
+            if delivered:
+                Outbox.update(sent_at=utcnow()).where(Outbox.id.in_(delivered)).execute()
+                self.published += len(delivered)
+            return len(rows)
+
+    def _on_delivery(self, row_id: int) -> Any:
+        def callback(error: KafkaError | None, _message: Message) -> None:
+            self._inflight.discard(row_id)
+            if error is None:
+                self._delivered.append(row_id)
+            else:
+                self.last_error = str(error)
+                log.warning("outbox row %d not delivered (%s); will retry", row_id, error)
+
+        return callback

@@ -1,0 +1,168 @@
+"""Settings: `settings.toml`, overridden by `KITCHEN_<SECTION>_<KEY>` variables, read once.
+
+Each section is a frozen dataclass whose field defaults are the built-in defaults, so a
+missing key in the file is never an error and a typo'd key is one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+ROLES = ("api", "processing", "notification", "relay")
+
+
+@dataclasses.dataclass(frozen=True)
+class Roles:
+    api: bool = True
+    processing: bool = True
+    notification: bool = True
+    relay: bool = True
+
+    def enabled(self) -> list[str]:
+        return [role for role in ROLES if getattr(self, role)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Http:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 65536
+
+
+@dataclasses.dataclass(frozen=True)
+class Database:
+    url: str = "sqlite:///kitchen.db"
+
+
+@dataclasses.dataclass(frozen=True)
+class Kafka:
+    bootstrap_servers: str = "embedded"
+    order_created_topic: str = "order_created"
+    notify_topic: str = "notify"
+    processing_group: str = "kitchen-processing"
+    notification_group: str = "kitchen-notification"
+    partitions: int = 6
+    batch_size: int = 500
+
+    @property
+    def embedded(self) -> bool:
+        return self.bootstrap_servers == "embedded"
+
+
+@dataclasses.dataclass(frozen=True)
+class Mail:
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    starttls: bool = False
+    ssl: bool = False
+    sender: str = "kitchen@localhost"
+    folder: str = "mail"
+    timeout_seconds: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class Alerts:
+    threshold: float = 0.5
+    email: str = "merchant@example.com"
+
+    @property
+    def threshold_fraction(self) -> Fraction:
+        # Exact arithmetic: "below 50%" must not depend on float rounding.
+        return Fraction(str(self.threshold))
+
+
+@dataclasses.dataclass(frozen=True)
+class Orders:
+    max_lines: int = 100
+    max_quantity: int = 10000
+
+
+@dataclasses.dataclass(frozen=True)
+class Scheduler:
+    redrive_after_seconds: int = 30
+    mail_retry_seconds: int = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    roles: Roles = Roles()
+    http: Http = Http()
+    database: Database = Database()
+    kafka: Kafka = Kafka()
+    mail: Mail = Mail()
+    alerts: Alerts = Alerts()
+    orders: Orders = Orders()
+    scheduler: Scheduler = Scheduler()
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _coerce(value: Any, to: type, where: str) -> Any:
+    """Turn a TOML value or an environment string into the field's type."""
+    if to is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{where}: expected true or false, got {value!r}")
+    try:
+        return to(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{where}: expected {to.__name__}, got {value!r}") from None
+
+
+def load(
+    path: str | Path | None = "settings.toml",
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Read settings: file, then environment, then explicit overrides (tests, CLI)."""
+    env = os.environ if env is None else env
+    layers: dict[str, dict[str, Any]] = {}
+    if path is not None and Path(path).exists():
+        with open(path, "rb") as f:
+            layers = {k: dict(v) for k, v in tomllib.load(f).items()}
+
+    sections = {}
+    for section in dataclasses.fields(Settings):
+        cls = section.type if isinstance(section.type, type) else globals()[str(section.type)]
+        values = dict(layers.pop(section.name, {}))
+        for field in dataclasses.fields(cls):
+            name = f"KITCHEN_{section.name}_{field.name}".upper()
+            if name in env:
+                values[field.name] = env[name]
+        values.update((overrides or {}).get(section.name, {}))
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(values) - set(known)
+        if unknown:
+            raise SettingsError(f"[{section.name}]: unknown keys {sorted(unknown)}")
+        typed = {}
+        for key, value in values.items():
+            default = getattr(cls(), key)
+            typed[key] = _coerce(value, type(default), f"{section.name}.{key}")
+        sections[section.name] = cls(**typed)
+    if layers:
+        raise SettingsError(f"unknown sections {sorted(layers)}")
+    return Settings(**sections)
+
+
+def with_roles(settings: Settings, roles: str) -> Settings:
+    """Apply a `--roles api,processing` list: the named roles on, all others off."""
+    names = [r.strip() for r in roles.split(",") if r.strip()]
+    bad = [r for r in names if r not in ROLES]
+    if bad:
+        raise SettingsError(f"unknown roles {bad}; choose from {', '.join(ROLES)}")
+    return dataclasses.replace(settings, roles=Roles(**{r: r in names for r in ROLES}))

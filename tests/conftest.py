@@ -1,0 +1,191 @@
+"""Test harness: Kitchen in-process against real parts.
+
+- Database: a fresh SQLite file per test, or PostgreSQL when KITCHEN_TEST_DATABASE_URL
+  is set (every table is dropped and created again per test).
+- Kafka: Kitchen's embedded mock cluster, or a real broker when KITCHEN_TEST_KAFKA holds
+  its bootstrap servers (every test gets topics of its own).
+- Mail: a real SMTP server (aiosmtpd) on a free local port.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from email.message import Message as EmailMessage
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from confluent_kafka import Consumer
+from starlette.testclient import TestClient
+
+from app import Kitchen
+from kitchen import db, settings as config
+
+REAL_DATABASE = os.environ.get("KITCHEN_TEST_DATABASE_URL", "")
+REAL_KAFKA = os.environ.get("KITCHEN_TEST_KAFKA", "")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll `check` until it returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    value = check()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = check()
+    assert value, f"condition not met within {timeout} s (last value {value!r})"
+    return value
+
+
+class Inbox:
+    """What the SMTP server received, parsed."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+class SmtpServer:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.inbox = Inbox()
+        self.controller: Controller | None = None
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return self.inbox.messages
+
+    def start(self) -> None:
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def database_url(tmp_path: Any) -> str:
+    if REAL_DATABASE:
+        return REAL_DATABASE
+    return f"sqlite:///{tmp_path}/kitchen.db"
+
+
+@pytest.fixture
+def clean_database(tmp_path: Any) -> str:
+    url = database_url(tmp_path)
+    if REAL_DATABASE:
+        database = db.open_database(url)
+        with database.connection_context():
+            database.drop_tables(db.TABLES, safe=True, cascade=True)
+        database.close_all()  # type: ignore[attr-defined]
+    return url
+
+
+@pytest.fixture
+def test_settings(clean_database: str, smtp: SmtpServer, tmp_path: Any) -> config.Settings:
+    """Settings of one test: its own database, topics, consumer groups and SMTP server."""
+    run = uuid.uuid4().hex[:8]
+    return config.load(
+        path=None,
+        env={},
+        overrides={
+            "database": {"url": clean_database},
+            "kafka": {
+                "bootstrap_servers": REAL_KAFKA or "embedded",
+                "order_created_topic": f"order_created-{run}" if REAL_KAFKA else "order_created",
+                "notify_topic": f"notify-{run}" if REAL_KAFKA else "notify",
+                "processing_group": f"processing-{run}",
+                "notification_group": f"notification-{run}",
+            },
+            "mail": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "folder": str(tmp_path)},
+            "scheduler": {"redrive_after_seconds": 30, "mail_retry_seconds": 1},
+        },
+    )
+
+
+@pytest.fixture
+def make_kitchen(test_settings: config.Settings) -> Iterator[Callable[..., Kitchen]]:
+    """Start Kitchens for this test (several share its database and Kafka); stop them after."""
+    started: list[Kitchen] = []
+
+    def make(roles: str | None = None, **sections: dict[str, Any]) -> Kitchen:
+        s = test_settings
+        if roles is not None:
+            s = config.with_roles(s, roles)
+        for name, values in sections.items():
+            s = dataclasses.replace(s, **{name: dataclasses.replace(getattr(s, name), **values)})
+        if started and s.kafka.embedded:
+            # A second Kitchen joins the first one's embedded cluster.
+            s = dataclasses.replace(
+                s,
+                kafka=dataclasses.replace(s.kafka, bootstrap_servers=started[0].bootstrap_servers),
+            )
+        kitchen = Kitchen(s).start()
+        started.append(kitchen)
+        return kitchen
+
+    yield make
+    for kitchen in reversed(started):
+        kitchen.stop()
+
+
+@pytest.fixture
+def kitchen(make_kitchen: Callable[..., Kitchen]) -> Kitchen:
+    return make_kitchen()
+
+
+@pytest.fixture
+def client(kitchen: Kitchen) -> Iterator[TestClient]:
+    with TestClient(kitchen.web_app()) as c:
+        yield c
+
+
+def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 20.0) -> list[Any]:
+    """Everything on `topic` from the start: wait for `expect` messages, then 1 s more
+    so that an unexpected extra message is seen too. Returns (key, JSON value) pairs."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    got: list[Any] = []
+    deadline = time.monotonic() + timeout
+    settle_until: float | None = None
+    try:
+        while time.monotonic() < (settle_until or deadline):
+            m = consumer.poll(0.2)
+            if m is not None and m.error() is None:
+                got.append((m.key().decode() if m.key() else None, json.loads(m.value())))
+            if len(got) >= expect and settle_until is None:
+                settle_until = time.monotonic() + 1.0
+    finally:
+        consumer.close()
+    return got

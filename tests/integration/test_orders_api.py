@@ -1,0 +1,140 @@
+"""POST /order and friends: what is saved, what reaches the topic, what bad input gets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from app import Kitchen
+from kitchen.db import Ingredient, Order, OrderLine, Outbox, Product, RecipeLine, session
+from tests.conftest import eventually, read_topic
+
+
+@pytest.fixture
+def intake(make_kitchen: Callable[..., Kitchen]) -> Kitchen:
+    # Intake and relay only: orders stay pending, so what was saved is what is checked.
+    return make_kitchen("api,relay")
+
+
+@pytest.fixture
+def api(intake: Kitchen) -> Any:
+    with TestClient(intake.web_app()) as c:
+        assert c.post("/order/seed").status_code == 201
+        yield c
+
+
+def counts() -> tuple[int, int, int]:
+    with session():
+        return Order.select().count(), OrderLine.select().count(), Outbox.select().count()
+
+
+def test_valid_order_is_saved_and_announced(intake: Kitchen, api: TestClient) -> None:
+    response = api.post("/order", json={"products": [{"product_id": 1, "quantity": 2}]})
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "pending" and body["lines"] == [{"product_id": 1, "quantity": 2}]
+    assert response.headers["location"] == f"/order/{body['id']}"
+    with session():
+        order = Order.get_by_id(body["id"])
+        assert (order.status, order.merchant_id) == ("pending", intake.merchant_id)
+        assert [(ln.product_id, ln.quantity) for ln in order.lines] == [(1, 2)]
+    events = read_topic(
+        intake.bootstrap_servers, intake.settings.kafka.order_created_topic, expect=1
+    )
+    assert events == [(str(intake.merchant_id), {"id": body["id"]})]
+    with session():
+        eventually(lambda: Outbox.select().where(Outbox.sent_at.is_null()).count() == 0)
+
+
+def test_get_order(api: TestClient) -> None:
+    order_id = api.post("/order", json={"products": [{"product_id": 1, "quantity": 3}]}).json()["id"]
+    view = api.get(f"/order/{order_id}").json()
+    assert view["id"] == order_id and view["status"] == "pending"
+    assert view["lines"] == [{"product_id": 1, "quantity": 3}]
+    missing = api.get("/order/999999")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["detail"] == "there is no order 999999"
+
+
+def test_seed_twice_duplicates_nothing(api: TestClient) -> None:
+    again = api.post("/order/seed")
+    assert again.status_code == 200
+    with session():
+        assert Product.select().count() == 1
+        assert RecipeLine.select().count() == 3
+        stock = {i.name: (i.stock, i.full_stock) for i in Ingredient.select()}
+    assert stock == {"beef": (20000, 20000), "cheese": (5000, 5000), "onion": (1000, 1000)}
+    burger = again.json()["products"][0]
+    assert burger["name"] == "Burger"
+    assert sorted(r["grams"] for r in burger["recipe"]) == [20, 30, 150]
+
+
+BAD_REQUESTS: list[tuple[str, bytes, int, str]] = [
+    ("malformed JSON", b'{"products": [', 400, "body"),
+    ("not UTF-8", b"\xff\xfe{}", 400, "body"),
+    ("not an object", b"[1, 2]", 422, "body"),
+    ("missing products", b"{}", 422, "products"),
+    ("empty products", b'{"products": []}', 422, "products"),
+    ("products not a list", b'{"products": "burger"}', 422, "products"),
+    ("line not an object", b'{"products": [7]}', 422, "products[0]"),
+    ("unknown product", b'{"products": [{"product_id": 99, "quantity": 1}]}', 422,
+     "products[0].product_id"),
+    ("string product id", b'{"products": [{"product_id": "1", "quantity": 1}]}', 422,
+     "products[0].product_id"),
+    ("zero quantity", b'{"products": [{"product_id": 1, "quantity": 0}]}', 422,
+     "products[0].quantity"),
+    ("negative quantity", b'{"products": [{"product_id": 1, "quantity": -1}]}', 422,
+     "products[0].quantity"),
+    ("fractional quantity", b'{"products": [{"product_id": 1, "quantity": 1.5}]}', 422,
+     "products[0].quantity"),
+    ("string quantity", b'{"products": [{"product_id": 1, "quantity": "2"}]}', 422,
+     "products[0].quantity"),
+    ("absurd quantity", b'{"products": [{"product_id": 1, "quantity": 1000000000000}]}', 422,
+     "products[0].quantity"),
+    ("one good line, one unknown", b'{"products": [{"product_id": 1, "quantity": 1}, '
+     b'{"product_id": 5, "quantity": 1}]}', 422, "products[1].product_id"),
+]
+
+
+@pytest.mark.parametrize("case, body, status, field", BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS])
+def test_bad_input_is_refused_with_a_reason_and_saves_nothing(
+    api: TestClient, case: str, body: bytes, status: int, field: str
+) -> None:
+    before = counts()
+    response = api.post("/order", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status and problem["title"] and problem["detail"]
+    assert field in [e["field"] for e in problem["errors"]]
+    assert counts() == before
+
+
+def test_oversized_body_is_refused(api: TestClient) -> None:
+    before = counts()
+    line = b'{"product_id": 1, "quantity": 1},'
+    body = b'{"products": [' + line * 3000 + b'{"product_id": 1, "quantity": 1}]}'
+    response = api.post("/order", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert "at most 65536 bytes" in response.json()["detail"]
+    assert counts() == before
+
+
+def test_health_and_readiness(api: TestClient) -> None:
+    assert api.get("/health").json() == {"status": "ok"}
+    ready = api.get("/ready")
+    assert ready.status_code == 200 and ready.json()["roles"] == {"relay": True}
+
+
+def test_ingredients_are_listed_in_grams(api: TestClient) -> None:
+    listed = api.get("/ingredients").json()
+    assert [(i["name"], i["stock"], i["full_stock"]) for i in listed] == [
+        ("beef", 20000, 20000),
+        ("cheese", 5000, 5000),
+        ("onion", 1000, 1000),
+    ]
