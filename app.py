@@ -9,17 +9,20 @@ Only this module knows every part; the parts know only what their constructor is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 from confluent_kafka import Producer
 
-from kitchen import alerts, scheduler, settings as config, stock
+from kitchen import alerts, scheduler, stock
+from kitchen import settings as config
 from kitchen.db import bind, ensure_default_merchant
 from kitchen.http import Api, build_app
 from kitchen.kafka import ConsumerWorker, EmbeddedKafka, ensure_topics, producer_config
@@ -77,16 +80,24 @@ class Kitchen:
             handler = stock.order_created_handler(k.notify_topic, threshold, self.wake_relay)
             self.workers.append(
                 ConsumerWorker(
-                    "processing", self.bootstrap_servers, k.processing_group,
-                    [k.order_created_topic], handler, k.batch_size,
+                    "processing",
+                    self.bootstrap_servers,
+                    k.processing_group,
+                    [k.order_created_topic],
+                    handler,
+                    k.batch_size,
                 )
             )
         if s.roles.notification:
             handler = alerts.notify_handler(self.mailer, threshold)
             self.workers.append(
                 ConsumerWorker(
-                    "notification", self.bootstrap_servers, k.notification_group,
-                    [k.notify_topic], handler, k.batch_size,
+                    "notification",
+                    self.bootstrap_servers,
+                    k.notification_group,
+                    [k.notify_topic],
+                    handler,
+                    k.batch_size,
                 )
             )
             jobs.append((lambda: alerts.send_due(self.mailer), s.scheduler.mail_retry_seconds))
@@ -123,6 +134,21 @@ class Kitchen:
             self.embedded.close()
 
 
+class Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after shutting down, which would kill the process before
+    Kitchen stops its consumers; here a signal only ends `run`, and main() cleans up."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--settings", default="settings.toml", help="settings file")
@@ -145,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         if settings.roles.api:
             host, port = settings.http.host, settings.http.port
             print(f"Kitchen listening on http://{host}:{port}", flush=True)
-            uvicorn.run(kitchen.web_app(), host=host, port=port, log_level="warning")
+            server_config = uvicorn.Config(
+                kitchen.web_app(), host=host, port=port, log_level="warning"
+            )
+            Server(server_config).run()
         else:
             stopped = threading.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -154,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             stopped.wait()
     finally:
         kitchen.stop()
+        log.info("stopped")
     return 0
 
 

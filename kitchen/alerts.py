@@ -110,7 +110,9 @@ def send_due(mailer: Mailer, claim_seconds: int = 120, limit: int = 50) -> int:
             try:
                 mailer.send(n.email, n.subject, n.body, n.message_id)
             except Exception as exc:
-                log.warning("alert mail %s failed (attempt %d): %s", n.dedup_key, n.attempts + 1, exc)
+                log.warning(
+                    "alert mail %s failed (attempt %d): %s", n.dedup_key, n.attempts + 1, exc
+                )
                 Notification.update(
                     claimed_until=None,
                     last_error=f"{type(exc).__name__}: {exc}",
@@ -141,4 +143,3 @@ def notify_handler(mailer: Mailer, threshold: Fraction) -> Handler:
         return rejected
 
     return handler
-

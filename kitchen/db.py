@@ -23,6 +23,11 @@ def utcnow() -> datetime.datetime:
 
 
 class Base(pw.Model):
+    """Models declare `<fk>_id: int` annotations: peewee provides those column values,
+    and the annotations let the type checker see them."""
+
+    id = pw.AutoField()
+
     class Meta:
         database = database
 
@@ -34,6 +39,7 @@ class Merchant(Base):
 
 
 class Ingredient(Base):
+    merchant_id: int
     merchant = pw.ForeignKeyField(Merchant, backref="ingredients")
     name = pw.CharField()
     stock = pw.BigIntegerField()  # grams
@@ -45,6 +51,7 @@ class Ingredient(Base):
 
 
 class Product(Base):
+    merchant_id: int
     merchant = pw.ForeignKeyField(Merchant, backref="products")
     name = pw.CharField()
 
@@ -53,6 +60,8 @@ class Product(Base):
 
 
 class RecipeLine(Base):
+    product_id: int
+    ingredient_id: int
     product = pw.ForeignKeyField(Product, backref="recipe")
     ingredient = pw.ForeignKeyField(Ingredient)
     grams = pw.IntegerField()  # per unit of product
@@ -63,6 +72,7 @@ class RecipeLine(Base):
 
 
 class Order(Base):
+    merchant_id: int
     PENDING, APPLIED, REJECTED = "pending", "applied", "rejected"
 
     merchant = pw.ForeignKeyField(Merchant, backref="orders")
@@ -79,6 +89,8 @@ class Order(Base):
 
 
 class OrderLine(Base):
+    order_id: int
+    product_id: int
     order = pw.ForeignKeyField(Order, backref="lines", on_delete="CASCADE")
     product = pw.ForeignKeyField(Product)
     quantity = pw.IntegerField()
@@ -98,6 +110,9 @@ class Outbox(Base):
 
 
 class Alert(Base):
+    merchant_id: int
+    ingredient_id: int
+    order_id: int
     """One threshold crossing of one ingredient."""
 
     merchant = pw.ForeignKeyField(Merchant)

@@ -28,9 +28,7 @@ class EmbeddedKafka:
     def __init__(self, brokers: int = 1) -> None:
         self._owner = Producer({"test.mock.num.brokers": brokers, "client.id": "embedded"})
         metadata = self._owner.list_topics(timeout=10)
-        self.bootstrap_servers = ",".join(
-            f"{b.host}:{b.port}" for b in metadata.brokers.values()
-        )
+        self.bootstrap_servers = ",".join(f"{b.host}:{b.port}" for b in metadata.brokers.values())
 
     def create_topics(self, topics: Sequence[str]) -> None:
         """The mock cluster has no CreateTopics; asking for a topic's metadata creates it.
@@ -189,8 +187,14 @@ class ConsumerWorker:
         if self._dlq is None:
             self._dlq = Producer(producer_config(self.bootstrap_servers))
         for m, reason in rejected:
-            log.warning("%s: dead-lettering %s[%s]@%s: %s", self.name, m.topic(),
-                        m.partition(), m.offset(), reason)
+            log.warning(
+                "%s: dead-lettering %s[%s]@%s: %s",
+                self.name,
+                m.topic(),
+                m.partition(),
+                m.offset(),
+                reason,
+            )
             self._dlq.produce(
                 f"{m.topic()}.dlq",
                 key=m.key(),

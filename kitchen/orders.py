@@ -68,10 +68,10 @@ def parse_order(data: Any, max_lines: int, max_quantity: int) -> list[Line]:
             errors.append(FieldError(f"{where}.quantity", "is required"))
         elif not _positive_int(quantity):
             errors.append(FieldError(f"{where}.quantity", "must be a positive integer"))
-        elif quantity > max_quantity:
+        elif quantity > max_quantity:  # type: ignore[operator]
             errors.append(FieldError(f"{where}.quantity", f"must be at most {max_quantity}"))
         if not errors:
-            lines.append(Line(product_id, quantity))
+            lines.append(Line(int(product_id), int(quantity)))  # type: ignore[arg-type]
     if errors:
         raise InvalidOrder(errors)
     return lines
@@ -187,4 +187,3 @@ def ingredients_view(merchant_id: int) -> list[dict[str, Any]]:
     with session():
         rows = Ingredient.select().where(Ingredient.merchant == merchant_id).order_by(Ingredient.id)
         return [ingredient_view(i) for i in rows]
-

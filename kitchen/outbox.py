@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from kitchen.db import Outbox, session, transaction, utcnow
+from kitchen.db import Outbox, session, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ from fractions import Fraction
 from confluent_kafka import Message
 
 from kitchen import domain, outbox
-from kitchen.kafka import Handler
 from kitchen.db import (
     Alert,
     Ingredient,
@@ -26,11 +25,11 @@ from kitchen.db import (
     Order,
     OrderLine,
     RecipeLine,
-    session,
-    transaction,
     locked,
+    transaction,
     utcnow,
 )
+from kitchen.kafka import Handler
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,9 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
         before = {i: (s.stock, s.armed) for i, s in state.items()}
         emails = {m.id: m.alert_email for m in Merchant.select()}
 
-        applied, rejected, alerts = [], [], []
+        applied: list[int] = []
+        rejected: list[int] = []
+        alerts: list[int] = []
         now = utcnow()
         for order in pending:
             outcome = domain.apply_order(lines[order.id], recipes, state)
@@ -103,9 +104,9 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
             used = before[ingredient_id][0] - s.stock
             if used or s.armed != before[ingredient_id][1]:
                 # Relative update: correct even if a restock landed outside our lock.
-                Ingredient.update(
-                    stock=Ingredient.stock - used, alert_armed=s.armed
-                ).where(Ingredient.id == ingredient_id).execute()
+                Ingredient.update(stock=Ingredient.stock - used, alert_armed=s.armed).where(
+                    Ingredient.id == ingredient_id
+                ).execute()
     return BatchResult(applied, rejected, skipped, unknown, alerts)
 
 
@@ -153,8 +154,11 @@ def order_created_handler(
                 on_alert()
             log.info(
                 "batch of %d: %d applied, %d rejected, %d already done, %d alerts",
-                len(messages), len(result.applied), len(result.rejected),
-                len(result.skipped), len(result.alerts),
+                len(messages),
+                len(result.applied),
+                len(result.rejected),
+                len(result.skipped),
+                len(result.alerts),
             )
         return rejected
 

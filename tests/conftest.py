@@ -22,11 +22,12 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen import db, settings as config
+from kitchen import db
+from kitchen import settings as config
 
 REAL_DATABASE = os.environ.get("KITCHEN_TEST_DATABASE_URL", "")
 REAL_KAFKA = os.environ.get("KITCHEN_TEST_KAFKA", "")
@@ -99,7 +100,7 @@ def clean_database(tmp_path: Any) -> str:
     url = database_url(tmp_path)
     if REAL_DATABASE:
         database = db.open_database(url)
-        with database.connection_context():
+        with database.bind_ctx(db.TABLES), database.connection_context():
             database.drop_tables(db.TABLES, safe=True, cascade=True)
         database.close_all()  # type: ignore[attr-defined]
     return url
@@ -164,28 +165,58 @@ def client(kitchen: Kitchen) -> Iterator[TestClient]:
         yield c
 
 
-def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 20.0) -> list[Any]:
-    """Everything on `topic` from the start: wait for `expect` messages, then 1 s more
-    so that an unexpected extra message is seen too. Returns (key, JSON value) pairs."""
+@dataclasses.dataclass(frozen=True)
+class Record:
+    key: str | None
+    value: bytes
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.value)
+
+
+def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 20.0) -> list[Record]:
+    """Every record on `topic`, read by partition up to its end (no consumer group, so no
+    rebalance wait). Waits up to `timeout` for at least `expect` records to be there."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": f"test-reader-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
+            "log.connection.close": False,
         }
     )
-    consumer.subscribe([topic])
-    got: list[Any] = []
-    deadline = time.monotonic() + timeout
-    settle_until: float | None = None
     try:
-        while time.monotonic() < (settle_until or deadline):
-            m = consumer.poll(0.2)
-            if m is not None and m.error() is None:
-                got.append((m.key().decode() if m.key() else None, json.loads(m.value())))
-            if len(got) >= expect and settle_until is None:
-                settle_until = time.monotonic() + 1.0
+        deadline = time.monotonic() + timeout
+        while True:
+            meta = consumer.list_topics(topic, timeout=10).topics[topic]
+            ranges = {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                for p in (meta.partitions if meta.error is None else {})
+            }
+            if sum(hi - lo for lo, hi in ranges.values()) >= expect:
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        todo = {p: (lo, hi) for p, (lo, hi) in ranges.items() if hi > lo}
+        consumer.assign([TopicPartition(topic, p, lo) for p, (lo, _) in todo.items()])
+        got: list[tuple[int, int, Record]] = []
+        while todo:
+            m = consumer.poll(10)
+            assert m is not None, f"reading {topic} stalled"
+            if m.error() is not None:
+                continue
+            p, offset = m.partition() or 0, m.offset() or 0
+            raw_key, value = m.key(), m.value()
+            key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+            pairs: Any = m.headers() or []
+            headers = {str(k): bytes(v or b"").decode() for k, v in pairs}
+            got.append(
+                (p, offset, Record(key, value if isinstance(value, bytes) else b"", headers))
+            )
+            if p in todo and offset + 1 >= todo[p][1]:
+                del todo[p]
     finally:
         consumer.close()
-    return got
+    return [r for _, _, r in sorted(got, key=lambda g: (g[0], g[1]))]

@@ -28,11 +28,13 @@ def test_environment_overrides_the_file_with_types() -> None:
     assert s.http.port == 8081
     assert s.mail.smtp_host == "127.0.0.1" and s.mail.starttls is True
     assert s.roles.relay is False
-    assert s.alerts.threshold_fraction.numerator == 1 and s.alerts.threshold_fraction.denominator == 4
+    assert (
+        s.alerts.threshold_fraction.numerator == 1 and s.alerts.threshold_fraction.denominator == 4
+    )
 
 
 def test_bad_values_and_unknown_keys_are_errors() -> None:
-    with pytest.raises(config.SettingsError, match="http.port"):
+    with pytest.raises(config.SettingsError, match=r"http\.port"):
         config.load(None, env={"KITCHEN_HTTP_PORT": "eighty"})
     with pytest.raises(config.SettingsError, match="unknown keys"):
         config.load(None, env={}, overrides={"http": {"prot": 1}})

@@ -1,0 +1,74 @@
+# syntax=docker/dockerfile:1
+# Kitchen: one image for every role.  `docker run kitchen` runs all roles on the embedded
+# defaults (SQLite in /app/data, in-memory Kafka, mails as .eml files); docker-compose.yml
+# points it at PostgreSQL, Kafka and Mailpit.  See docs/containers.md.
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies first: this layer is rebuilt only when requirements.txt changes.
+COPY requirements.txt ./
+RUN pip install -r requirements.txt
+
+# Code is owned by root and read-only for the service; only /app/data is writable.
+RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home \
+        --shell /usr/sbin/nologin kitchen \
+ && mkdir -p /app/data/mail \
+ && chown -R kitchen:kitchen /app/data
+
+# HEALTHCHECK probe (python stdlib: the slim image has no curl).  Only the api role serves
+# HTTP, so a container without it (`--roles processing`, or KITCHEN_ROLES_API=false) has
+# nothing to probe and reports healthy: its liveness is its process, and Docker already
+# sees when that exits.  `--roles` on PID 1's command line wins over the env var, as in app.py.
+COPY <<"EOF" /app/healthcheck.py
+import os
+import sys
+import urllib.request
+
+
+def api_enabled() -> bool:
+    with open("/proc/1/cmdline", "rb") as f:
+        argv = f.read().decode(errors="replace").split("\0")
+    for i, arg in enumerate(argv):
+        if arg == "--roles" and i + 1 < len(argv):
+            return "api" in {r.strip() for r in argv[i + 1].split(",")}
+        if arg.startswith("--roles="):
+            return "api" in {r.strip() for r in arg.split("=", 1)[1].split(",")}
+    value = os.environ.get("KITCHEN_ROLES_API", "true").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
+if not api_enabled():
+    sys.exit(0)
+port = os.environ.get("KITCHEN_HTTP_PORT", "8000")
+try:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=4) as response:
+        sys.exit(0 if response.status == 200 else 1)
+except Exception as exc:  # connection refused, timeout, HTTP error: all mean unhealthy
+    print(f"unhealthy: {exc}")
+    sys.exit(1)
+EOF
+
+COPY settings.toml app.py ./
+COPY kitchen/ ./kitchen/
+
+# Container defaults; every KITCHEN_<SECTION>_<KEY> can be overridden at `docker run -e`.
+ENV KITCHEN_HTTP_HOST=0.0.0.0 \
+    KITCHEN_HTTP_PORT=8000 \
+    KITCHEN_DATABASE_URL=sqlite:////app/data/kitchen.db \
+    KITCHEN_MAIL_FOLDER=/app/data/mail
+
+# 10001 is `kitchen`; numeric so that Kubernetes' runAsNonRoot can verify it.
+USER 10001:10001
+
+EXPOSE 8000
+
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "/app/healthcheck.py"]
+
+CMD ["python", "app.py"]

@@ -1,0 +1,1 @@
+"""Kitchen: restaurant orders in, ingredient stock and low-stock alerts out, over Kafka."""

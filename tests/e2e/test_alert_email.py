@@ -1,0 +1,92 @@
+"""HTTP in, email out: the low-stock alert reaches a real SMTP server exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from app import Kitchen
+from kitchen.db import Ingredient, Notification, Order, Outbox, session
+from tests.conftest import SmtpServer, eventually, read_topic
+
+
+@pytest.fixture
+def api(kitchen: Kitchen) -> Iterator[TestClient]:
+    with TestClient(kitchen.web_app()) as c:
+        assert c.post("/order/seed").status_code == 201
+        yield c
+
+
+def burgers(api: TestClient, quantity: int) -> None:
+    response = api.post("/order", json={"products": [{"product_id": 1, "quantity": quantity}]})
+    assert response.status_code == 201
+    order_id = response.json()["id"]
+    eventually(lambda: api.get(f"/order/{order_id}").json()["status"] == "applied")
+
+
+def onion() -> Ingredient:
+    with session():
+        return Ingredient.get(Ingredient.name == "onion")
+
+
+def body_text(message: object) -> str:
+    for part in message.walk():  # type: ignore[attr-defined]
+        if part.get_content_type() == "text/plain":
+            return str(part.get_payload(decode=True).decode())
+    raise AssertionError("no text/plain part")
+
+
+def test_onion_below_half_sends_one_notify_and_one_email(
+    kitchen: Kitchen, api: TestClient, smtp: SmtpServer
+) -> None:
+    for _ in range(5):
+        burgers(api, 5)  # 25 burgers: onion at exactly 500 g, not below 50%
+    assert onion().stock == 500 and onion().alert_armed
+    burgers(api, 1)  # 480 g: below
+    eventually(lambda: len(smtp.messages) == 1)
+
+    notify = read_topic(kitchen.bootstrap_servers, kitchen.settings.kafka.notify_topic, expect=1)
+    assert len(notify) == 1
+    payload = notify[0].json()
+    assert (payload["id"], payload["email"]) == (onion().id, "merchant@example.com")
+    assert payload["stock"] == 480
+
+    mail = smtp.messages[0]
+    assert mail["To"] == "merchant@example.com"
+    assert mail["Subject"] == "Low stock: onion is below 50% (480 g left)"
+    assert mail["Message-ID"] == f"<kitchen-alert-{payload['alert_id']}@kitchen.local>"
+    assert "onion is down to 480 g of its full 1000 g" in body_text(mail)
+
+    for _ in range(3):
+        burgers(api, 2)  # further use below 50%: nothing more
+    assert onion().stock == 360 and not onion().alert_armed
+    with session():
+        eventually(lambda: Outbox.select().where(Outbox.sent_at.is_null()).count() == 0)
+    again = read_topic(kitchen.bootstrap_servers, kitchen.settings.kafka.notify_topic, expect=1)
+    assert again == notify
+    assert len(smtp.messages) == 1
+    with session():
+        assert Notification.select().count() == 1
+
+
+def test_smtp_down_then_back_sends_the_alert_once(
+    kitchen: Kitchen, api: TestClient, smtp: SmtpServer
+) -> None:
+    smtp.stop()
+    burgers(api, 26)  # onion 480 g
+    with session():
+        eventually(lambda: Notification.get_or_none(Notification.last_error.is_null(False)))
+        note = Notification.get()
+    assert note.sent_at is None and note.attempts >= 1
+    assert "Connection refused" in (note.last_error or "")
+
+    smtp.start()  # same port: the retry job finds it
+    eventually(lambda: len(smtp.messages) == 1, timeout=30)
+    with session():
+        eventually(lambda: Notification.get().sent_at is not None)
+    burgers(api, 1)
+    with session():
+        assert Order.select().where(Order.status == "applied").count() == 2
+    assert len(smtp.messages) == 1

@@ -1,0 +1,100 @@
+"""The processing role: stock in exact grams, all or nothing, once per order."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import Producer
+from starlette.testclient import TestClient
+
+from app import Kitchen
+from kitchen.db import Ingredient, Order, session
+from kitchen.kafka import producer_config
+from tests.conftest import eventually, read_topic
+
+
+@pytest.fixture
+def api(kitchen: Kitchen) -> Iterator[TestClient]:
+    with TestClient(kitchen.web_app()) as c:
+        assert c.post("/order/seed").status_code == 201
+        yield c
+
+
+def order(api: TestClient, burgers: int) -> int:
+    response = api.post("/order", json={"products": [{"product_id": 1, "quantity": burgers}]})
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+def status(order_id: int) -> str:
+    with session():
+        return str(Order.get_by_id(order_id).status)
+
+
+def stock() -> dict[str, int]:
+    with session():
+        return {i.name: i.stock for i in Ingredient.select()}
+
+
+def test_two_burgers_take_the_reference_grams(api: TestClient) -> None:
+    order_id = order(api, 2)
+    eventually(lambda: status(order_id) == "applied")
+    assert stock() == {"beef": 19_700, "cheese": 4_940, "onion": 960}
+    view = api.get(f"/order/{order_id}").json()
+    assert view["status"] == "applied" and view["processed_at"]
+
+
+def test_an_order_the_stock_cannot_cover_is_rejected_whole(api: TestClient) -> None:
+    order_id = order(api, 51)  # onion: 51 x 20 g = 1020 g > 1000 g; beef and cheese would do
+    eventually(lambda: status(order_id) == "rejected")
+    assert stock() == {"beef": 20_000, "cheese": 5_000, "onion": 1_000}
+    view = api.get(f"/order/{order_id}").json()
+    assert view["reason"] == "insufficient stock: onion needs 1020 g, 1000 g left"
+    # The next order that fits still goes through.
+    next_id = order(api, 50)
+    eventually(lambda: status(next_id) == "applied")
+    assert stock() == {"beef": 12_500, "cheese": 3_500, "onion": 0}
+
+
+def test_the_same_order_created_twice_is_deducted_once(kitchen: Kitchen, api: TestClient) -> None:
+    order_id = order(api, 2)
+    eventually(lambda: status(order_id) == "applied")
+    # Kafka redelivers, or a relay publishes twice after a crash: the same event again.
+    producer = Producer(producer_config(kitchen.bootstrap_servers))
+    for _ in range(2):
+        producer.produce(kitchen.settings.kafka.order_created_topic, json.dumps({"id": order_id}))
+    assert producer.flush(10) == 0
+    processing = next(w for w in kitchen.workers if w.name == "processing")
+    eventually(lambda: processing.processed >= 3)
+    assert stock() == {"beef": 19_700, "cheese": 4_940, "onion": 960}
+
+
+def test_many_orders_sum_exactly(api: TestClient) -> None:
+    ids = [order(api, 1 + i % 3) for i in range(24)]  # 8 x (1 + 2 + 3) = 48 burgers
+    eventually(lambda: all(status(i) != "pending" for i in ids))
+    assert {status(i) for i in ids} == {"applied"}
+    assert stock() == {
+        "beef": 20_000 - 48 * 150,
+        "cheese": 5_000 - 48 * 30,
+        "onion": 1_000 - 48 * 20,
+    }
+
+
+def test_poison_events_go_to_the_dead_letter_topic(kitchen: Kitchen, api: TestClient) -> None:
+    topic = kitchen.settings.kafka.order_created_topic
+    producer = Producer(producer_config(kitchen.bootstrap_servers))
+    for value in (b"not json", b'{"id": "seven"}', b'{"id": 424242}'):
+        producer.produce(topic, value)
+    assert producer.flush(10) == 0
+    dead = read_topic(kitchen.bootstrap_servers, f"{topic}.dlq", expect=3)
+    reasons = {d.value: d.headers["kitchen-error"] for d in dead}
+    assert len(dead) == 3 and set(reasons) == {b"not json", b'{"id": "seven"}', b'{"id": 424242}'}
+    assert reasons[b"not json"].startswith("bad ORDER_CREATED: Expecting value")
+    assert reasons[b'{"id": "seven"}'] == "bad ORDER_CREATED: id must be a positive integer"
+    assert reasons[b'{"id": 424242}'] == "unknown order id"
+    # The consumer went on: a real order behind the poison is applied.
+    order_id = order(api, 2)
+    eventually(lambda: status(order_id) == "applied")
+    assert stock() == {"beef": 19_700, "cheese": 4_940, "onion": 960}
