@@ -195,13 +195,22 @@ def open_database(url: str) -> pw.Database:
     raise ValueError(f"unsupported database url {url!r}: use sqlite:/// or postgresql://")
 
 
+_bound_url: str | None = None
+
+
 def bind(url: str) -> pw.Database:
-    """Point every model at the database and create missing tables."""
-    db = open_database(url)
-    database.initialize(db)
+    """Point every model at the database and create missing tables.
+
+    Binding the same URL again (several roles or test Kitchens in one process) keeps the
+    open database: swapping it under running threads would break their connections.
+    """
+    global _bound_url
+    if _bound_url != url or database.obj is None:
+        database.initialize(open_database(url))
+        _bound_url = url
     with session():
-        db.create_tables(TABLES, safe=True)
-    return db
+        database.create_tables(TABLES, safe=True)
+    return database.obj  # type: ignore[no-any-return]
 
 
 def ensure_default_merchant(alert_email: str) -> Merchant:

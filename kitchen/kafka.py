@@ -127,6 +127,7 @@ class ConsumerWorker:
         self.restarts = 0
         self.last_error: str | None = None
         self.processed = 0
+        self.assigned: list[tuple[str, int]] = []  # partitions this consumer owns now
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._supervise, name=name, daemon=True)
         self._dlq: Producer | None = None
@@ -157,7 +158,12 @@ class ConsumerWorker:
 
     def _consume(self) -> None:
         consumer = Consumer(consumer_config(self.bootstrap_servers, self.group_id))
-        consumer.subscribe(self.topics)
+        consumer.subscribe(
+            self.topics,
+            on_assign=lambda _c, parts: self._track(parts, add=True),
+            on_revoke=lambda _c, parts: self._track(parts, add=False),
+            on_lost=lambda _c, parts: self._track(parts, add=False),
+        )
         try:
             while not self._stop.is_set():
                 batch = consumer.consume(self.batch_size, timeout=0.5)
@@ -180,7 +186,13 @@ class ConsumerWorker:
                 consumer.commit(offsets=next_offsets(messages), asynchronous=False)
                 self.processed += len(messages)
         finally:
+            self.assigned = []
             close_with_timeout(consumer)
+
+    def _track(self, partitions: list[TopicPartition], add: bool) -> None:
+        changed = {(p.topic, p.partition) for p in partitions}
+        kept = [tp for tp in self.assigned if tp not in changed]
+        self.assigned = sorted(kept + list(changed)) if add else kept
 
     def _dead_letter(self, rejected: list[tuple[Message, str]]) -> None:
         """Park unusable messages on `<topic>.dlq`, reason in a header; go on with the rest."""

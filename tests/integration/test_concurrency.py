@@ -1,0 +1,124 @@
+"""Several consumers at once: every order applied exactly once, stock exact to the gram."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+
+from app import Kitchen
+from kitchen import orders
+from kitchen.db import Ingredient, Merchant, Order, session
+from kitchen.domain import Line
+from kitchen.stock import apply_orders
+from tests.conftest import eventually
+
+BURGER_GRAMS = {"beef": 150, "cheese": 30, "onion": 20}
+
+
+def new_merchant(name: str) -> int:
+    with session():
+        merchant = Merchant.create(
+            name=name, api_key=f"key-{name}", alert_email=f"{name}@example.com"
+        )
+    orders.seed(merchant.id)
+    return merchant.id
+
+
+def burger_of(merchant_id: int) -> int:
+    _, view = orders.seed(merchant_id)  # idempotent: returns the existing kitchen
+    return int(view["products"][0]["id"])
+
+
+def stock_of(merchant_id: int) -> dict[str, int]:
+    with session():
+        rows = Ingredient.select().where(Ingredient.merchant == merchant_id)
+        return {i.name: i.stock for i in rows}
+
+
+def expected(burgers: int) -> dict[str, int]:
+    return {name: orders.SEED_STOCK[name] - burgers * g for name, g in BURGER_GRAMS.items()}
+
+
+def test_concurrent_batches_with_overlapping_orders_apply_each_once(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    kitchen = make_kitchen("api")  # database only: batches are applied by hand below
+    burger = burger_of(kitchen.merchant_id)
+    ids = [
+        orders.place_order(kitchen.merchant_id, [Line(burger, 1 + i % 2)], "unused").id
+        for i in range(40)
+    ]  # 20 x (1 + 2) = 60 burgers: onion 1000 - 1200 would not fit, so some are rejected
+
+    topic, threshold = (
+        kitchen.settings.kafka.notify_topic,
+        kitchen.settings.alerts.threshold_fraction,
+    )
+    errors: list[BaseException] = []
+
+    def consumer(seed: int) -> None:
+        # Each "consumer" sees every order, in its own order and batches: redelivery at worst.
+        rng = random.Random(seed)
+        mine = ids[:]
+        rng.shuffle(mine)
+        try:
+            while mine:
+                batch, mine = mine[: rng.randint(1, 7)], mine[7:]
+                apply_orders(batch, topic, threshold)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=consumer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+
+    with session():
+        done = {o.id: (o.status, o.reason) for o in Order.select()}
+        lines = {o.id: 1 + i % 2 for i, o in enumerate(Order.select().order_by(Order.id))}
+    assert all(status != "pending" for status, _ in done.values())
+    applied = sum(lines[i] for i, (status, _) in done.items() if status == "applied")
+    rejected = [reason for status, reason in done.values() if status == "rejected"]
+    assert stock_of(kitchen.merchant_id) == expected(applied)
+    assert all(r.startswith("insufficient stock: onion") for r in rejected)
+    assert rejected and applied <= 50  # onion allows 50 burgers: the overflow was refused whole
+
+
+def test_two_processing_consumers_in_one_group_share_a_stream(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    intake = make_kitchen("api,relay")
+    first, second = make_kitchen("processing"), make_kitchen("processing")
+    workers = [w for k in (first, second) for w in k.workers]
+    # Both members own partitions before the stream starts, so both get a share.
+    eventually(lambda: all(w.assigned for w in workers), timeout=60)
+    # Events are keyed by merchant: several merchants spread them over the partitions.
+    merchants = [intake.merchant_id] + [new_merchant(f"m{n}") for n in range(5)]
+    burgers = {m: burger_of(m) for m in merchants}
+    topic = intake.settings.kafka.order_created_topic
+    rng = random.Random(7)
+    placed: dict[int, int] = {m: 0 for m in merchants}
+    ids = []
+    for _ in range(180):
+        merchant = rng.choice(merchants)
+        quantity = 1  # about 30 burgers a merchant: its 50 burgers of onion never run out
+        ids.append(orders.place_order(merchant, [Line(burgers[merchant], quantity)], topic).id)
+        placed[merchant] += quantity
+        if len(ids) % 50 == 0:
+            intake.wake_relay()
+    intake.wake_relay()
+
+    def pending() -> int:
+        with session():
+            return int(Order.select().where(Order.status == Order.PENDING).count())
+
+    eventually(lambda: pending() == 0, timeout=60)
+    with session():
+        assert {o.status for o in Order.select()} == {"applied"}
+    for merchant in merchants:
+        assert stock_of(merchant) == expected(placed[merchant])
+    assert all(w.alive for w in workers)
+    assert all(w.processed > 0 for w in workers), [w.processed for w in workers]
+    assert sum(w.processed for w in workers) >= len(ids)
