@@ -210,7 +210,7 @@ def bind(url: str) -> pw.Database:
         _bound_url = url
     with session():
         database.create_tables(TABLES, safe=True)
-    return database.obj  # type: ignore[no-any-return]
+    return database.obj
 
 
 def ensure_default_merchant(alert_email: str) -> Merchant:
