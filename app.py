@@ -25,7 +25,13 @@ from kitchen import alerts, scheduler, stock
 from kitchen import settings as config
 from kitchen.db import bind, ensure_default_merchant
 from kitchen.http import Api, build_app
-from kitchen.kafka import ConsumerWorker, EmbeddedKafka, ensure_topics, producer_config
+from kitchen.kafka import (
+    ConsumerWorker,
+    EmbeddedKafka,
+    Handler,
+    ensure_topics,
+    producer_config,
+)
 from kitchen.mail import Mailer, make_mailer
 from kitchen.outbox import Relay
 
@@ -79,26 +85,12 @@ class Kitchen:
         if s.roles.processing:
             handler = stock.order_created_handler(k.notify_topic, threshold, self.wake_relay)
             self.workers.append(
-                ConsumerWorker(
-                    "processing",
-                    self.bootstrap_servers,
-                    k.processing_group,
-                    [k.order_created_topic],
-                    handler,
-                    k.batch_size,
-                )
+                self._worker("processing", k.processing_group, k.order_created_topic, handler)
             )
         if s.roles.notification:
             handler = alerts.notify_handler(self.mailer, threshold)
             self.workers.append(
-                ConsumerWorker(
-                    "notification",
-                    self.bootstrap_servers,
-                    k.notification_group,
-                    [k.notify_topic],
-                    handler,
-                    k.batch_size,
-                )
+                self._worker("notification", k.notification_group, k.notify_topic, handler)
             )
             jobs.append((lambda: alerts.send_due(self.mailer), s.scheduler.mail_retry_seconds))
         for worker in self.workers:
@@ -107,6 +99,19 @@ class Kitchen:
             self.jobs = scheduler.start(jobs)
         log.info("roles on: %s", ", ".join(s.roles.enabled()) or "none")
         return self
+
+    def _worker(self, name: str, group: str, topic: str, handler: Handler) -> ConsumerWorker:
+        k = self.settings.kafka
+        return ConsumerWorker(
+            name,
+            self.bootstrap_servers,
+            group,
+            [topic],
+            handler,
+            k.batch_size,
+            instance_id=f"{k.instance_id}-{name}" if k.instance_id else "",
+            session_timeout_ms=k.session_timeout_ms,
+        )
 
     def wake_relay(self) -> None:
         if self.relay is not None:

@@ -83,9 +83,14 @@ class Order(Base):
     # order is still pending long after (the embedded Kafka forgets on restart).
     emitted_at = pw.DateTimeField(default=utcnow)
     processed_at = pw.DateTimeField(null=True)
+    # Idempotency-Key of the request that created it, and a hash of that request's lines:
+    # a retried request finds its order instead of placing a second one.
+    idempotency_key = pw.CharField(null=True)
+    request_hash = pw.CharField(null=True)
 
     class Meta:
         table_name = "orders"
+        indexes = ((("merchant", "idempotency_key"), True),)
 
 
 class OrderLine(Base):

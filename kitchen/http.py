@@ -81,6 +81,10 @@ class Api:
         return body
 
     async def create_order(self, request: Request) -> Response:
+        key = request.headers.get("idempotency-key")
+        if key is not None and not 1 <= len(key) <= 255:
+            field = orders.FieldError("Idempotency-Key", "must be 1 to 255 characters")
+            raise Problem(422, "Invalid Idempotency-Key", str(field), [field])
         body = await self._body(request)
         try:
             lines = orders.parse_order(
@@ -88,25 +92,33 @@ class Api:
                 self.settings.orders.max_lines,
                 self.settings.orders.max_quantity,
             )
-            order = await run_in_threadpool(
+            order, created = await run_in_threadpool(
                 orders.place_order,
                 self.merchant_id,
                 lines,
                 self.settings.kafka.order_created_topic,
+                key,
             )
         except orders.InvalidOrder as exc:
             raise invalid(exc) from None
-        self.on_commit()
+        except orders.KeyReused:
+            detail = f"Idempotency-Key {key!r} was already used for a different order"
+            raise Problem(422, "Idempotency-Key reused", detail) from None
+        headers = {"Location": f"/order/{order.id}"}
+        if created:
+            self.on_commit()
+        else:
+            headers["Idempotent-Replayed"] = "true"
         view = {
             "id": order.id,
             "status": order.status,
             "lines": [{"product_id": ln.product_id, "quantity": ln.quantity} for ln in lines],
         }
-        return JSONResponse(view, status_code=201, headers={"Location": f"/order/{order.id}"})
+        return JSONResponse(view, status_code=201, headers=headers)
 
     async def get_order(self, request: Request) -> Response:
         order_id = request.path_params["id"]
-        view = await run_in_threadpool(orders.order_view, order_id)
+        view = await run_in_threadpool(orders.order_view, order_id, self.merchant_id)
         if view is None:
             raise Problem(404, "Order not found", f"there is no order {order_id}")
         return JSONResponse(view)

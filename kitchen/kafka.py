@@ -54,8 +54,10 @@ def producer_config(bootstrap_servers: str) -> dict[str, Any]:
     }
 
 
-def consumer_config(bootstrap_servers: str, group_id: str) -> dict[str, Any]:
-    return {
+def consumer_config(
+    bootstrap_servers: str, group_id: str, instance_id: str = "", session_timeout_ms: int = 10000
+) -> dict[str, Any]:
+    config = {
         "bootstrap.servers": bootstrap_servers,
         "log.connection.close": False,
         "group.id": group_id,
@@ -66,7 +68,11 @@ def consumer_config(bootstrap_servers: str, group_id: str) -> dict[str, Any]:
         "allow.auto.create.topics": True,
         # Answer a fetch within 100 ms when little is flowing: latency over batch size.
         "fetch.wait.max.ms": 100,
+        "session.timeout.ms": session_timeout_ms,
     }
+    if instance_id:
+        config["group.instance.id"] = instance_id
+    return config
 
 
 def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int) -> None:
@@ -117,6 +123,8 @@ class ConsumerWorker:
         topics: Sequence[str],
         handler: Handler,
         batch_size: int = 500,
+        instance_id: str = "",
+        session_timeout_ms: int = 10000,
     ) -> None:
         self.name = name
         self.bootstrap_servers = bootstrap_servers
@@ -124,6 +132,8 @@ class ConsumerWorker:
         self.topics = list(topics)
         self.handler = handler
         self.batch_size = batch_size
+        self.instance_id = instance_id
+        self.session_timeout_ms = session_timeout_ms
         self.restarts = 0
         self.last_error: str | None = None
         self.processed = 0
@@ -157,7 +167,11 @@ class ConsumerWorker:
                 backoff = min(backoff * 2, 10.0)
 
     def _consume(self) -> None:
-        consumer = Consumer(consumer_config(self.bootstrap_servers, self.group_id))
+        consumer = Consumer(
+            consumer_config(
+                self.bootstrap_servers, self.group_id, self.instance_id, self.session_timeout_ms
+            )
+        )
         consumer.subscribe(
             self.topics,
             on_assign=lambda _c, parts: self._track(parts, add=True),

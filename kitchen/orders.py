@@ -6,9 +6,12 @@ has its event, and a rejected request leaves no row behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
+
+import peewee as pw
 
 from kitchen import outbox
 from kitchen.db import Ingredient, Order, OrderLine, Product, RecipeLine, session, transaction
@@ -84,8 +87,44 @@ def decode_json(body: bytes) -> Any:
         raise MalformedBody([FieldError("body", f"is not valid JSON ({exc})")]) from None
 
 
-def place_order(merchant_id: int, lines: list[Line], topic: str) -> Order:
-    """Save an order and its ORDER_CREATED event, or raise InvalidOrder for unknown products."""
+class KeyReused(Exception):
+    """An Idempotency-Key sent again with a different order."""
+
+
+def request_hash(lines: list[Line]) -> str:
+    canonical = json.dumps([[ln.product_id, ln.quantity] for ln in lines])
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def place_order(
+    merchant_id: int, lines: list[Line], topic: str, idempotency_key: str | None = None
+) -> tuple[Order, bool]:
+    """Save an order and its ORDER_CREATED event; returns (order, created).
+
+    With an idempotency key already used for the same lines, returns that first order
+    (created False); used for other lines, raises KeyReused. Unknown products raise
+    InvalidOrder.
+    """
+    if idempotency_key is None:
+        return _create(merchant_id, lines, topic, None), True
+    fingerprint = request_hash(lines)
+    for _ in range(2):
+        with session():
+            first = Order.get_or_none(
+                Order.merchant == merchant_id, Order.idempotency_key == idempotency_key
+            )
+        if first is not None:
+            if first.request_hash != fingerprint:
+                raise KeyReused(idempotency_key)
+            return first, False
+        try:
+            return _create(merchant_id, lines, topic, idempotency_key), True
+        except pw.IntegrityError:
+            continue  # a concurrent request with the same key won: read its order
+    raise KeyReused(idempotency_key)
+
+
+def _create(merchant_id: int, lines: list[Line], topic: str, key: str | None) -> Order:
     with transaction():
         wanted = {line.product_id for line in lines}
         known = {
@@ -101,7 +140,11 @@ def place_order(merchant_id: int, lines: list[Line], topic: str) -> Order:
         ]
         if unknown:
             raise InvalidOrder(unknown)
-        order = Order.create(merchant=merchant_id)
+        order = Order.create(
+            merchant=merchant_id,
+            idempotency_key=key,
+            request_hash=request_hash(lines) if key else None,
+        )
         OrderLine.insert_many(
             [{"order": order.id, "product": ln.product_id, "quantity": ln.quantity} for ln in lines]
         ).execute()
@@ -110,9 +153,9 @@ def place_order(merchant_id: int, lines: list[Line], topic: str) -> Order:
     return order
 
 
-def order_view(order_id: int) -> dict[str, Any] | None:
+def order_view(order_id: int, merchant_id: int) -> dict[str, Any] | None:
     with session():
-        order = Order.get_or_none(Order.id == order_id)
+        order = Order.get_or_none(Order.id == order_id, Order.merchant == merchant_id)
         if order is None:
             return None
         lines = OrderLine.select().where(OrderLine.order == order_id).order_by(OrderLine.id)

@@ -49,6 +49,11 @@ class Kafka:
     notification_group: str = "kitchen-notification"
     partitions: int = 6
     batch_size: int = 500
+    # Static group membership: a restarted process with the same id takes its partitions
+    # back at once instead of waiting for the group to expire the old member. Give each
+    # pod its own stable id (e.g. the pod name); empty means dynamic membership.
+    instance_id: str = ""
+    session_timeout_ms: int = 10000
 
     @property
     def embedded(self) -> bool:

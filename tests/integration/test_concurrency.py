@@ -46,7 +46,7 @@ def test_concurrent_batches_with_overlapping_orders_apply_each_once(
     kitchen = make_kitchen("api")  # database only: batches are applied by hand below
     burger = burger_of(kitchen.merchant_id)
     ids = [
-        orders.place_order(kitchen.merchant_id, [Line(burger, 1 + i % 2)], "unused").id
+        orders.place_order(kitchen.merchant_id, [Line(burger, 1 + i % 2)], "unused")[0].id
         for i in range(40)
     ]  # 20 x (1 + 2) = 60 burgers: onion 1000 - 1200 would not fit, so some are rejected
 
@@ -104,7 +104,7 @@ def test_two_processing_consumers_in_one_group_share_a_stream(
     for _ in range(180):
         merchant = rng.choice(merchants)
         quantity = 1  # about 30 burgers a merchant: its 50 burgers of onion never run out
-        ids.append(orders.place_order(merchant, [Line(burgers[merchant], quantity)], topic).id)
+        ids.append(orders.place_order(merchant, [Line(burgers[merchant], quantity)], topic)[0].id)
         placed[merchant] += quantity
         if len(ids) % 50 == 0:
             intake.wake_relay()
