@@ -25,6 +25,31 @@ from tests.conftest import REAL_DATABASE, REAL_KAFKA, eventually, free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+BURGER = {"beef": 150, "cheese": 30, "onion": 20}  # grams, as seeded
+# Bigger than the reference kitchen, for loads of thousands of burgers: beef runs out
+# after 2000, and beef and onion fall below 50 % on the way.
+STOCK = {"beef": 300_000, "cheese": 150_000, "onion": 50_000}
+ONE_BURGER = {"products": [{"product_id": 1, "quantity": 1}]}
+
+
+def seed_large_stock(base: str, database_url: str) -> None:
+    """Seed through the API, then raise the stock to STOCK (as full, armed levels)."""
+    from kitchen import db
+    from kitchen.db import Ingredient, session
+
+    assert httpx.post(f"{base}/order/seed", timeout=30).status_code == 201
+    db.bind(database_url)
+    with session():
+        for name, grams in STOCK.items():
+            Ingredient.update(stock=grams, full_stock=grams, alert_armed=True).where(
+                Ingredient.name == name
+            ).execute()
+
+
+def stock_after(burgers: int) -> dict[str, int]:
+    return {name: STOCK[name] - burgers * grams for name, grams in BURGER.items()}
+
+
 class KitchenProcess:
     """`python app.py` with its settings in environment variables, restartable on one port."""
 

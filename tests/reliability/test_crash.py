@@ -1,4 +1,5 @@
-"""SIGKILL under load: nothing accepted is lost, nothing is applied or mailed twice."""
+"""Kitchen stopped under load, by SIGKILL (a crash) or SIGTERM (a deploy): nothing
+accepted is lost, nothing is applied or mailed twice; SIGTERM exits 0 within 10 s."""
 
 from __future__ import annotations
 
@@ -7,42 +8,41 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
+import pytest
 
-from kitchen import db
 from kitchen.db import Ingredient, Order, session
 from tests.conftest import REAL_DATABASE, REAL_KAFKA, SmtpServer, eventually
-from tests.reliability.harness import KitchenProcess, Tally, place_orders, stack_env
+from tests.reliability.harness import (
+    KitchenProcess,
+    Tally,
+    place_orders,
+    seed_large_stock,
+    stack_env,
+    stock_after,
+)
 from tests.reliability.report import report
 
-BURGER = {"beef": 150, "cheese": 30, "onion": 20}
-# Enough for most of ~3000 burgers: beef runs out after 2000, onion and beef cross 50 %.
-STOCK = {"beef": 300_000, "cheese": 150_000, "onion": 50_000}
-ORDERS = 2000
+ORDERS = 2000  # about 3000 burgers: beef runs out after 2000
 
 
-def test_sigkill_at_random_moments_loses_nothing(
-    tmp_path: Path, smtp: SmtpServer, clean_database: str
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_stopped_at_random_moments_under_load_loses_nothing(
+    tmp_path: Path, smtp: SmtpServer, clean_database: str, how: str
 ) -> None:
     kitchen = KitchenProcess(tmp_path, stack_env(tmp_path, smtp.port))
     kitchen.start()
     try:
-        _run(kitchen, smtp, clean_database)
+        _run(kitchen, smtp, clean_database, how)
     finally:
         kitchen.stop()
 
 
-def _run(kitchen: KitchenProcess, smtp: SmtpServer, database_url: str) -> None:
-    assert httpx.post(f"{kitchen.base}/order/seed").status_code == 201
-    db.bind(database_url)
-    with session():
-        for name, grams in STOCK.items():
-            Ingredient.update(stock=grams, full_stock=grams).where(
-                Ingredient.name == name
-            ).execute()
+def _run(kitchen: KitchenProcess, smtp: SmtpServer, database_url: str, how: str) -> None:
+    seed_large_stock(kitchen.base, database_url)
 
     tally = Tally()
     kills: list[float] = []
+    graceful: list[tuple[int, float]] = []  # SIGTERM: (exit code, seconds)
     load_done = threading.Event()
 
     def killer() -> None:
@@ -51,7 +51,10 @@ def _run(kitchen: KitchenProcess, smtp: SmtpServer, database_url: str) -> None:
         while not load_done.is_set() and len(kills) < 4:
             if load_done.wait(rng.uniform(1.0, 3.0)):
                 break
-            kitchen.kill()
+            if how == "SIGKILL":
+                kitchen.kill()
+            else:
+                graceful.append(kitchen.terminate())
             kills.append(time.monotonic() - started)
             kitchen.start()
 
@@ -77,19 +80,17 @@ def _run(kitchen: KitchenProcess, smtp: SmtpServer, database_url: str) -> None:
     assert set(orders) == acknowledged
     applied = [k for k, oid in tally.acknowledged.items() if orders[oid] == "applied"]
     burgers = sum(tally.quantities[k] for k in applied)
-    assert {name: s for name, (s, _) in stock.items()} == {
-        name: STOCK[name] - burgers * grams for name, grams in BURGER.items()
-    }
+    assert {name: s for name, (s, _) in stock.items()} == stock_after(burgers)
     crossed = sorted(name for name, (s, full) in stock.items() if s * 2 < full)
     assert crossed == ["beef", "onion"]
     eventually(lambda: len(smtp.messages) >= len(crossed), timeout=60)
     time.sleep(2)  # room for a duplicate to show up
     subjects = sorted(str(m["Subject"]).split(" ")[2] for m in smtp.messages)
     message_ids = {m["Message-ID"] for m in smtp.messages}
-    code, seconds = kitchen.terminate()
+    graceful.append(kitchen.terminate())
 
     report(
-        f"crash (SIGKILL x{len(kills)})",
+        f"{how} x{len(kills)} under load",
         backend="PostgreSQL + Kafka" if REAL_DATABASE and REAL_KAFKA else "SQLite + embedded",
         orders_sent=tally.sent,
         acknowledged=len(acknowledged),
@@ -101,10 +102,10 @@ def _run(kitchen: KitchenProcess, smtp: SmtpServer, database_url: str) -> None:
         emails_received=len(smtp.messages),
         lost=tally.sent - len(acknowledged),
         duplicated=len(smtp.messages) - len(message_ids),
-        sigterm_exit=code,
-        sigterm_seconds=round(seconds, 1),
+        stops=[(c, round(t, 1)) for c, t in graceful],
     )
     assert tally.sent == len(acknowledged) == ORDERS
     assert subjects == crossed
     assert len(message_ids) == len(smtp.messages) == len(crossed)
-    assert code == 0 and seconds < 10
+    for code, seconds in graceful:
+        assert code == 0 and seconds < 10, kitchen.tail()
