@@ -14,6 +14,7 @@ from typing import Any
 import peewee as pw
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -118,7 +119,9 @@ class Api:
 
     async def get_order(self, request: Request) -> Response:
         order_id = request.path_params["id"]
-        view = await run_in_threadpool(orders.order_view, order_id, self.merchant_id)
+        view = None
+        if order_id <= orders.MAX_ID:
+            view = await run_in_threadpool(orders.order_view, order_id, self.merchant_id)
         if view is None:
             raise Problem(404, "Order not found", f"there is no order {order_id}")
         return JSONResponse(view)
@@ -151,11 +154,27 @@ class Api:
         return JSONResponse({"status": "ok" if not dead else "degraded", "roles": parts}, status)
 
 
+class IdConvertor(Convertor[int]):
+    """Path ids of at most 19 digits: longer ones are no id (404), and never reach int()
+    (which refuses over 4300 digits) or the database (64-bit ids)."""
+
+    regex = "[0-9]{1,19}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("id", IdConvertor())
+
+
 def build_app(api: Api) -> Starlette:
     routes = [
         Route("/order", api.create_order, methods=["POST"]),
         Route("/order/seed", api.seed, methods=["POST"]),
-        Route("/order/{id:int}", api.get_order, methods=["GET"]),
+        Route("/order/{id:id}", api.get_order, methods=["GET"]),
         Route("/ingredients", api.ingredients, methods=["GET"]),
         Route("/health", api.health, methods=["GET"]),
         Route("/ready", api.ready, methods=["GET"]),

@@ -37,6 +37,10 @@ class MalformedBody(InvalidOrder):
     """The body is not JSON at all (400), as opposed to JSON of the wrong shape (422)."""
 
 
+# Ids are 64-bit signed integers in the database; larger numbers cannot name a row.
+MAX_ID = 2**63 - 1
+
+
 def _positive_int(value: Any) -> bool:
     # bool is an int in Python, and 2.0 is not an integer in JSON's sense here.
     return type(value) is int and value > 0
@@ -67,6 +71,8 @@ def parse_order(data: Any, max_lines: int, max_quantity: int) -> list[Line]:
             errors.append(FieldError(f"{where}.product_id", "is required"))
         elif not _positive_int(product_id):
             errors.append(FieldError(f"{where}.product_id", "must be a positive integer"))
+        elif product_id > MAX_ID:  # type: ignore[operator]
+            errors.append(FieldError(f"{where}.product_id", f"unknown product {product_id}"))
         if "quantity" not in item:
             errors.append(FieldError(f"{where}.quantity", "is required"))
         elif not _positive_int(quantity):
@@ -83,8 +89,11 @@ def parse_order(data: Any, max_lines: int, max_quantity: int) -> list[Line]:
 def decode_json(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedBody([FieldError("body", f"is not valid JSON ({exc})")]) from None
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, bad UTF-8 and integers of over 4300 digits;
+        # RecursionError, nesting deeper than the parser's stack.
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise MalformedBody([FieldError("body", f"is not valid JSON ({reason})")]) from None
 
 
 class KeyReused(Exception):

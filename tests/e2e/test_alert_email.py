@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 
 import pytest
@@ -81,6 +82,8 @@ def test_smtp_down_then_back_sends_the_alert_once(
         note = Notification.get()
     assert note.sent_at is None and note.attempts >= 1
     assert "Connection refused" in (note.last_error or "")
+    # Backed off: the next try is at least 2 s after this one, not at the next tick.
+    assert note.next_attempt_at >= note.created_at + datetime.timedelta(seconds=2)
 
     smtp.start()  # same port: the retry job finds it
     eventually(lambda: len(smtp.messages) == 1, timeout=30)

@@ -81,3 +81,18 @@ def test_malformed_json() -> None:
         decode_json(b'{"products": [')
     with pytest.raises(InvalidOrder, match="is not valid JSON"):
         decode_json(b"\xff\xfe")
+
+
+def test_bodies_the_json_parser_chokes_on_are_malformed_not_errors() -> None:
+    with pytest.raises(InvalidOrder, match="nested too deeply"):
+        decode_json(b"[" * 100_000)
+    with pytest.raises(InvalidOrder, match="is not valid JSON"):
+        decode_json(b"1" * 5000)  # Python refuses int() of over 4300 digits
+
+
+def test_a_product_id_beyond_64_bits_is_unknown() -> None:
+    with pytest.raises(InvalidOrder) as caught:
+        parse({"products": [{"product_id": 2**63, "quantity": 1}]})
+    assert [(e.field, e.message) for e in caught.value.errors] == [
+        ("products[0].product_id", f"unknown product {2**63}")
+    ]
