@@ -134,6 +134,7 @@ class Tally:
 
     sent: int = 0
     acknowledged: dict[str, int] = field(default_factory=dict)  # idempotency key -> order id
+    acknowledged_at: list[float] = field(default_factory=list)  # time.monotonic() of each 201
     quantities: dict[str, int] = field(default_factory=dict)
     retries: int = 0
     statuses: dict[int, int] = field(default_factory=dict)  # every HTTP status seen
@@ -190,6 +191,7 @@ def place_orders(
                         if status == 201:
                             with tally.lock:
                                 tally.acknowledged[key] = r.json()["id"]
+                                tally.acknowledged_at.append(time.monotonic())
                             break
                         if status >= 500 and status != 503:
                             tally.server_errors.append(r.text)

@@ -4,6 +4,8 @@ and afterwards everything accepted drains, each order applied once."""
 from __future__ import annotations
 
 import os
+import subprocess
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -15,6 +17,7 @@ from kitchen.db import Ingredient, Order, session
 from tests.conftest import REAL_DATABASE, REAL_KAFKA, SmtpServer, eventually
 from tests.reliability.harness import (
     ONE_BURGER,
+    ROOT,
     KitchenProcess,
     Tally,
     place_orders,
@@ -95,3 +98,59 @@ def test_postgresql_down_answers_503_then_drains(
     finally:
         kitchen.stop()
         proxy.down()
+
+
+@pytest.mark.skipif(
+    not (REAL_KAFKA and KAFKA_DIR),
+    reason="needs the real broker and its run folder: KITCHEN_TEST_KAFKA, KITCHEN_TEST_KAFKA_DIR",
+)
+def test_kafka_down_30_s_orders_still_accepted_then_drained(
+    tmp_path: Path, smtp: SmtpServer, clean_database: str
+) -> None:
+    kitchen = KitchenProcess(tmp_path, stack_env(tmp_path, smtp.port, **NO_REDRIVE))
+    kitchen.start()
+    broker = [str(ROOT / "tools/kafka/run"), "--dir", KAFKA_DIR]
+    outage: dict[str, float] = {}
+
+    def take_kafka_down() -> None:
+        time.sleep(3)
+        subprocess.run([broker[0], "stop", *broker[1:]], check=True, capture_output=True)
+        outage["down"] = time.monotonic()
+        time.sleep(30)
+        outage["restarting"] = time.monotonic()
+        subprocess.run(
+            [broker[0], "start", *broker[1:], "--keep-data"], check=True, capture_output=True
+        )
+        outage["up"] = time.monotonic()
+
+    try:
+        seed_large_stock(kitchen.base, clean_database)
+        tally = Tally()
+        chaos = threading.Thread(target=take_kafka_down)
+        chaos.start()
+        # About 30 orders a second for 40 s, before, during and after the outage; about
+        # 1800 burgers, which the stock covers (beef: 2000).
+        place_orders(
+            kitchen.base, 1200, clients=4, product_id=1, tally=tally, pace=lambda: time.sleep(0.13)
+        )
+        chaos.join()
+        during = [t for t in tally.acknowledged_at if outage["down"] <= t <= outage["restarting"]]
+        assert tally.statuses == {201: tally.sent} and tally.retries == 0
+        assert len(during) > 100, "the load did not span the outage"
+
+        statuses = settle(set(tally.acknowledged.values()), timeout=180)
+        burgers = sum(tally.quantities[k] for k in tally.acknowledged)
+        assert set(statuses.values()) == {"applied"}
+        assert stock() == stock_after(burgers)
+        report(
+            "Kafka down 30 s",
+            backend="PostgreSQL + Kafka" if REAL_DATABASE else "SQLite + Kafka",
+            orders_sent=tally.sent,
+            acknowledged=len(tally.acknowledged),
+            acknowledged_while_down=len(during),
+            broker_restart_seconds=round(outage["up"] - outage["restarting"], 1),
+            applied=sum(1 for s in statuses.values() if s == "applied"),
+            lost=tally.sent - len(tally.acknowledged),
+        )
+    finally:
+        kitchen.stop()
