@@ -19,7 +19,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
+from apscheduler.schedulers.background import BackgroundScheduler
 from confluent_kafka import Producer
+from starlette.applications import Starlette
 
 from kitchen import alerts, scheduler, stock
 from kitchen import settings as config
@@ -47,7 +49,7 @@ class Kitchen:
         self.embedded: EmbeddedKafka | None = None
         self.relay: Relay | None = None
         self.workers: list[ConsumerWorker] = []
-        self.jobs: Any = None
+        self.jobs: BackgroundScheduler | None = None
         self.bootstrap_servers = settings.kafka.bootstrap_servers
         self.merchant_id = 0
 
@@ -123,7 +125,7 @@ class Kitchen:
             parts["relay"] = self.relay.alive
         return parts
 
-    def web_app(self) -> Any:
+    def web_app(self) -> Starlette:
         api = Api(self.settings, self.merchant_id, self.wake_relay, self.readiness)
         return build_app(api)
 

@@ -66,24 +66,31 @@ def parse_order(data: Any, max_lines: int, max_quantity: int) -> list[Line]:
         if not isinstance(item, dict):
             errors.append(FieldError(where, "must be an object with product_id and quantity"))
             continue
-        product_id, quantity = item.get("product_id"), item.get("quantity")
-        if "product_id" not in item:
-            errors.append(FieldError(f"{where}.product_id", "is required"))
-        elif not _positive_int(product_id):
-            errors.append(FieldError(f"{where}.product_id", "must be a positive integer"))
-        elif product_id > MAX_ID:  # type: ignore[operator]
+        product_id = _positive_field(item, "product_id", where, errors)
+        if product_id is not None and product_id > MAX_ID:
             errors.append(FieldError(f"{where}.product_id", f"unknown product {product_id}"))
-        if "quantity" not in item:
-            errors.append(FieldError(f"{where}.quantity", "is required"))
-        elif not _positive_int(quantity):
-            errors.append(FieldError(f"{where}.quantity", "must be a positive integer"))
-        elif quantity > max_quantity:  # type: ignore[operator]
+        quantity = _positive_field(item, "quantity", where, errors)
+        if quantity is not None and quantity > max_quantity:
             errors.append(FieldError(f"{where}.quantity", f"must be at most {max_quantity}"))
-        if not errors:
-            lines.append(Line(int(product_id), int(quantity)))  # type: ignore[arg-type]
+        if not errors and product_id is not None and quantity is not None:
+            lines.append(Line(product_id, quantity))
     if errors:
         raise InvalidOrder(errors)
     return lines
+
+
+def _positive_field(
+    item: dict[str, Any], name: str, where: str, errors: list[FieldError]
+) -> int | None:
+    """item[name] if it is a positive integer; otherwise note the error and return None."""
+    if name not in item:
+        errors.append(FieldError(f"{where}.{name}", "is required"))
+        return None
+    value = item[name]
+    if not _positive_int(value):
+        errors.append(FieldError(f"{where}.{name}", "must be a positive integer"))
+        return None
+    return int(value)
 
 
 def decode_json(body: bytes) -> Any:

@@ -160,8 +160,10 @@ def kitchen(make_kitchen: Callable[..., Kitchen]) -> Kitchen:
 
 
 @pytest.fixture
-def client(kitchen: Kitchen) -> Iterator[TestClient]:
+def api(kitchen: Kitchen) -> Iterator[TestClient]:
+    """HTTP client of an all-roles Kitchen with the reference kitchen seeded."""
     with TestClient(kitchen.web_app()) as c:
+        assert c.post("/order/seed").status_code == 201
         yield c
 
 

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 
-import pytest
 from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen.db import Ingredient, Notification, Order, Outbox, session
 from tests.conftest import SmtpServer, eventually, read_topic
-
-
-@pytest.fixture
-def api(kitchen: Kitchen) -> Iterator[TestClient]:
-    with TestClient(kitchen.web_app()) as c:
-        assert c.post("/order/seed").status_code == 201
-        yield c
 
 
 def burgers(api: TestClient, quantity: int) -> None:

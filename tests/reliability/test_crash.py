@@ -46,11 +46,16 @@ def _run(kitchen: KitchenProcess, smtp: SmtpServer, database_url: str, how: str)
     load_done = threading.Event()
 
     def killer() -> None:
+        # Four stops at random points of the load, by progress rather than by the clock,
+        # so that a slow or fast machine still gets all four.
         rng = random.Random(5)
+        marks = sorted(rng.sample(range(150, ORDERS - 150, 50), 4))
         started = time.monotonic()
-        while not load_done.is_set() and len(kills) < 4:
-            if load_done.wait(rng.uniform(1.0, 3.0)):
-                break
+        for mark in marks:
+            while len(tally.acknowledged) < mark:
+                if load_done.wait(0.02):
+                    return
+            time.sleep(rng.uniform(0, 0.3))  # not always on a request boundary
             if how == "SIGKILL":
                 kitchen.kill()
             else:
@@ -63,7 +68,7 @@ def _run(kitchen: KitchenProcess, smtp: SmtpServer, database_url: str, how: str)
     place_orders(kitchen.base, ORDERS, clients=8, product_id=1, tally=tally)
     load_done.set()
     chaos.join()
-    assert len(kills) >= 3, f"the load ended before three kills ({kills})"
+    assert len(kills) == 4, f"the load ended before four stops ({kills})"
     assert tally.server_errors == []
 
     acknowledged = set(tally.acknowledged.values())

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
-import pytest
 from starlette.testclient import TestClient
 
-from app import Kitchen
 from kitchen.db import Ingredient, Order, OrderLine, Outbox, session
 from tests.conftest import eventually
 
 TWO = {"products": [{"product_id": 1, "quantity": 2}]}
-
-
-@pytest.fixture
-def api(kitchen: Kitchen) -> Iterator[TestClient]:
-    with TestClient(kitchen.web_app()) as c:
-        assert c.post("/order/seed").status_code == 201
-        yield c
 
 
 def beef() -> int:

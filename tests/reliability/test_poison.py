@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import pytest
 from confluent_kafka import Producer
 from starlette.testclient import TestClient
 
@@ -13,13 +11,6 @@ from app import Kitchen
 from kitchen.db import Ingredient, session
 from kitchen.kafka import producer_config
 from tests.conftest import SmtpServer, eventually, read_topic
-
-
-@pytest.fixture
-def api(kitchen: Kitchen) -> Iterator[TestClient]:
-    with TestClient(kitchen.web_app()) as c:
-        assert c.post("/order/seed").status_code == 201
-        yield c
 
 
 def test_poison_notify_events_are_dead_lettered(
