@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
-
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.db import Ingredient, Notification, Order, Outbox, session
+from kitchen.db import Ingredient, Notification, Outbox, session
 from tests.conftest import SmtpServer, eventually, read_topic
 
 
@@ -61,26 +59,3 @@ def test_onion_below_half_sends_one_notify_and_one_email(
     assert len(smtp.messages) == 1
     with session():
         assert Notification.select().count() == 1
-
-
-def test_smtp_down_then_back_sends_the_alert_once(
-    kitchen: Kitchen, api: TestClient, smtp: SmtpServer
-) -> None:
-    smtp.stop()
-    burgers(api, 26)  # onion 480 g
-    with session():
-        eventually(lambda: Notification.get_or_none(Notification.last_error.is_null(False)))
-        note = Notification.get()
-    assert note.sent_at is None and note.attempts >= 1
-    assert "Connection refused" in (note.last_error or "")
-    # Backed off: the next try is at least 2 s after this one, not at the next tick.
-    assert note.next_attempt_at >= note.created_at + datetime.timedelta(seconds=2)
-
-    smtp.start()  # same port: the retry job finds it
-    eventually(lambda: len(smtp.messages) == 1, timeout=30)
-    with session():
-        eventually(lambda: Notification.get().sent_at is not None)
-    burgers(api, 1)
-    with session():
-        assert Order.select().where(Order.status == "applied").count() == 2
-    assert len(smtp.messages) == 1
