@@ -16,6 +16,12 @@ class MailError(RuntimeError):
     pass
 
 
+def lines(body: str) -> list[str]:
+    """yagmail turns the newlines of one text into <br> in the plain-text part as well;
+    given one string per line, it joins them with real newlines (and <div>s in HTML)."""
+    return body.splitlines()
+
+
 class Mailer(Protocol):
     def send(self, to: str, subject: str, body: str, message_id: str) -> None:
         """Deliver one message or raise; `message_id` is stable across retries."""
@@ -44,7 +50,9 @@ class SmtpMailer:
         try:
             # yagmail returns False (rather than raising) when the server kept
             # disconnecting; anything but a dict of refused recipients is a failure.
-            result = client.send(to=to, subject=subject, contents=body, message_id=message_id)
+            result = client.send(
+                to=to, subject=subject, contents=lines(body), message_id=message_id
+            )
             if result is False:
                 raise MailError(f"SMTP server {self.settings.smtp_host} disconnected")
             if result:

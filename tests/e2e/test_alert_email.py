@@ -47,7 +47,10 @@ def test_onion_below_half_sends_one_notify_and_one_email(
     assert mail["To"] == "merchant@example.com"
     assert mail["Subject"] == "Low stock: onion is below 50% (480 g left)"
     assert mail["Message-ID"] == f"<kitchen-alert-{payload['alert_id']}@kitchen.local>"
-    assert "onion is down to 480 g of its full 1000 g" in body_text(mail)
+    text = body_text(mail)
+    assert text.startswith("onion is down to 480 g of its full 1000 g, below the alert ")
+    assert "threshold of 50% (500 g).\n\nRestock onion to re-arm this alert" in text
+    assert "<br>" not in text
 
     for _ in range(3):
         burgers(api, 2)  # further use below 50%: nothing more
