@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+from dataclasses import dataclass
 from fractions import Fraction
 
 from confluent_kafka import Message
 
-from kitchen.db import Ingredient, Notification, session, transaction, utcnow
+from kitchen.db import Alert, Ingredient, Notification, is_id, session, transaction, utcnow
 from kitchen.kafka import Handler
 from kitchen.mail import Mailer
 
@@ -37,35 +38,69 @@ def compose(ingredient: str, stock: int, full_stock: int, threshold: Fraction) -
     return subject, body
 
 
+@dataclass(frozen=True)
+class Notify:
+    """A NOTIFY event: the public contract `{"id", "email"}` and Kitchen's extras."""
+
+    ingredient_id: int
+    email: str
+    alert_id: int | None = None
+    stock: int | None = None
+    full_stock: int | None = None
+
+
+def parse_notify(value: bytes | None) -> Notify:
+    """Decode a NOTIFY or raise ValueError: such an event is unusable, whatever retries."""
+    try:
+        payload = json.loads(value or b"")
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if not isinstance(payload, dict):
+        raise ValueError("not a JSON object")
+    ingredient_id, email = payload.get("id"), payload.get("email")
+    if not is_id(ingredient_id) or not isinstance(email, str) or "@" not in email:
+        raise ValueError("needs an integer id and an email address")
+    extras = {k: payload.get(k) for k in ("alert_id", "stock", "full_stock")}
+    if extras["alert_id"] is not None and not is_id(extras["alert_id"]):
+        raise ValueError("alert_id must be a positive integer")
+    for k in ("stock", "full_stock"):
+        if type(extras[k]) is not int:
+            extras[k] = None  # informative only: the database has the truth
+    return Notify(ingredient_id, email, **extras)
+
+
 def record(messages: list[Message], threshold: Fraction) -> list[tuple[Message, str]]:
     """Store one Notification per alert in the batch; return the messages that are unusable."""
     rejected: list[tuple[Message, str]] = []
     with transaction():
         for m in messages:
             try:
-                payload = json.loads(m.value() or b"")
-                ingredient_id, email = payload["id"], payload["email"]
-                if type(ingredient_id) is not int or not isinstance(email, str) or "@" not in email:
-                    raise ValueError("needs an integer id and an email address")
-            except (ValueError, KeyError, TypeError) as exc:
-                rejected.append((m, f"bad NOTIFY: {exc}"))
+                notify = parse_notify(m.value())
+            except ValueError as exc:
+                rejected.append((m, f"bad NOTIFY: {exc}"[:500]))
                 continue
-            ingredient = Ingredient.get_or_none(Ingredient.id == ingredient_id)
+            ingredient = Ingredient.get_or_none(Ingredient.id == notify.ingredient_id)
             if ingredient is None:
-                rejected.append((m, f"unknown ingredient {ingredient_id}"))
+                rejected.append((m, f"unknown ingredient {notify.ingredient_id}"))
                 continue
-            alert_id = payload.get("alert_id")
+            if notify.alert_id is not None and not Alert.get_or_none(Alert.id == notify.alert_id):
+                rejected.append((m, f"unknown alert {notify.alert_id}"))
+                continue
             # Without an alert id (a producer that speaks only the bare contract), the
             # event's position in Kafka is what makes a redelivery recognisable.
-            key = f"alert-{alert_id}" if alert_id else f"{m.topic()}-{m.partition()}-{m.offset()}"
-            stock = payload.get("stock", ingredient.stock)
-            full = payload.get("full_stock", ingredient.full_stock)
+            key = (
+                f"alert-{notify.alert_id}"
+                if notify.alert_id
+                else f"{m.topic()}-{m.partition()}-{m.offset()}"
+            )
+            stock = ingredient.stock if notify.stock is None else notify.stock
+            full = ingredient.full_stock if notify.full_stock is None else notify.full_stock
             subject, body = compose(ingredient.name, stock, full, threshold)
             Notification.insert(
                 dedup_key=key,
-                alert=alert_id,
-                ingredient_id=ingredient_id,
-                email=email,
+                alert=notify.alert_id,
+                ingredient_id=notify.ingredient_id,
+                email=notify.email,
                 subject=subject,
                 body=body,
                 message_id=f"<kitchen-{key}@kitchen.local>",

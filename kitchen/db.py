@@ -9,13 +9,23 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import unquote, urlparse
 
 import peewee as pw
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 database = pw.DatabaseProxy()
+
+
+# Row ids are 64-bit signed integers; a larger number cannot name a row (and SQLite's
+# driver raises OverflowError instead of finding nothing).
+MAX_ID = 2**63 - 1
+
+
+def is_id(value: Any) -> TypeGuard[int]:
+    """A JSON value that can be a row id: an int (not a bool) from 1 to MAX_ID."""
+    return type(value) is int and 0 < value <= MAX_ID
 
 
 def utcnow() -> datetime.datetime:

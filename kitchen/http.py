@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kitchen import orders
-from kitchen.db import database, session
+from kitchen.db import database, is_id, session
 from kitchen.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class Api:
     async def get_order(self, request: Request) -> Response:
         order_id = request.path_params["id"]
         view = None
-        if order_id <= orders.MAX_ID:
+        if is_id(order_id):
             view = await run_in_threadpool(orders.order_view, order_id, self.merchant_id)
         if view is None:
             raise Problem(404, "Order not found", f"there is no order {order_id}")

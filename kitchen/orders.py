@@ -14,7 +14,16 @@ from typing import Any
 import peewee as pw
 
 from kitchen import outbox
-from kitchen.db import Ingredient, Order, OrderLine, Product, RecipeLine, session, transaction
+from kitchen.db import (
+    MAX_ID,
+    Ingredient,
+    Order,
+    OrderLine,
+    Product,
+    RecipeLine,
+    session,
+    transaction,
+)
 from kitchen.domain import Line
 
 
@@ -35,10 +44,6 @@ class InvalidOrder(Exception):
 
 class MalformedBody(InvalidOrder):
     """The body is not JSON at all (400), as opposed to JSON of the wrong shape (422)."""
-
-
-# Ids are 64-bit signed integers in the database; larger numbers cannot name a row.
-MAX_ID = 2**63 - 1
 
 
 def _positive_int(value: Any) -> bool:

@@ -25,6 +25,7 @@ from kitchen.db import (
     Order,
     OrderLine,
     RecipeLine,
+    is_id,
     locked,
     transaction,
     utcnow,
@@ -103,7 +104,7 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
         for ingredient_id, s in state.items():
             used = before[ingredient_id][0] - s.stock
             if used or s.armed != before[ingredient_id][1]:
-                # Relative update: correct even if a restock landed outside our lock.
+                # The batch's summed delta, in one UPDATE per ingredient.
                 Ingredient.update(stock=Ingredient.stock - used, alert_armed=s.armed).where(
                     Ingredient.id == ingredient_id
                 ).execute()
@@ -141,10 +142,11 @@ def order_created_handler(
             try:
                 payload = json.loads(m.value() or b"")
                 order_id = payload["id"]
-                if type(order_id) is not int or order_id <= 0:
+                if not is_id(order_id):
                     raise ValueError("id must be a positive integer")
-            except (ValueError, KeyError, TypeError) as exc:
-                rejected.append((m, f"bad ORDER_CREATED: {exc}"))
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
+                # Unusable whatever happens: retrying it would stall the partition.
+                rejected.append((m, f"bad ORDER_CREATED: {exc!r}"[:500]))
                 continue
             by_id[order_id].append(m)
         if by_id:

@@ -21,14 +21,19 @@ def test_poison_notify_events_are_dead_lettered(
         onion = Ingredient.get(Ingredient.name == "onion")
     poison = {
         b"\x00\x01 not json": "bad NOTIFY: ",
-        b'{"email": "a@b.c"}': "bad NOTIFY: 'id'",
+        b'{"email": "a@b.c"}': "bad NOTIFY: needs an integer id and an email address",
         b'{"id": "3", "email": "a@b.c"}': "bad NOTIFY: needs an integer id and an email address",
         b'{"id": 3, "email": "nobody"}': "bad NOTIFY: needs an integer id and an email address",
         b'{"id": 987654, "email": "a@b.c"}': "unknown ingredient 987654",
-        b"[]": "bad NOTIFY: ",
+        b"[]": "bad NOTIFY: not a JSON object",
+        b'{"id": 9223372036854775808, "email": "a@b.c"}': "bad NOTIFY: needs an integer id",
+        b"[" * 50_000: "bad NOTIFY: nested too deeply",
+        b'{"id": 3, "email": "a@b.c", "alert_id": "x"}': "bad NOTIFY: alert_id must be",
+        b'{"id": 3, "email": "a@b.c", "alert_id": 5555}': "unknown alert 5555",
     }
     # A NOTIFY in the bare public contract, from another producer: still mailed, once.
-    valid = json.dumps({"id": onion.id, "email": "chef@example.com"}).encode()
+    # (Extras of the wrong type are ignored: they are informative only.)
+    valid = json.dumps({"id": onion.id, "email": "chef@example.com", "stock": "lots"}).encode()
     producer = Producer(producer_config(kitchen.bootstrap_servers))
     for value in [*poison, valid]:
         producer.produce(topic, value, key=b"1")
