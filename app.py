@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 
 from kitchen import alerts, scheduler, stock
 from kitchen import settings as config
-from kitchen.db import bind, ensure_default_merchant
+from kitchen.db import bind, ensure_default_merchant, is_data_error
 from kitchen.http import Api, build_app
 from kitchen.kafka import (
     ConsumerWorker,
@@ -113,6 +113,7 @@ class Kitchen:
             k.batch_size,
             instance_id=f"{k.instance_id}-{name}" if k.instance_id else "",
             session_timeout_ms=k.session_timeout_ms,
+            unusable=is_data_error,
         )
 
     def wake_relay(self) -> None:

@@ -13,7 +13,11 @@ from typing import Any, TypeGuard
 from urllib.parse import unquote, urlparse
 
 import peewee as pw
-from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+from playhouse.pool import (
+    MaxConnectionsExceeded,
+    PooledPostgresqlDatabase,
+    PooledSqliteDatabase,
+)
 
 database = pw.DatabaseProxy()
 
@@ -26,6 +30,15 @@ MAX_ID = 2**63 - 1
 def is_id(value: Any) -> TypeGuard[int]:
     """A JSON value that can be a row id: an int (not a bool) from 1 to MAX_ID."""
     return type(value) is int and 0 < value <= MAX_ID
+
+
+def is_data_error(exc: Exception) -> bool:
+    """An error that retrying the same event cannot cure: bad data, not an outage.
+    (Outages are OperationalError and InterfaceError: those are retried.)"""
+    if isinstance(exc, MaxConnectionsExceeded):  # a ValueError, but a busy pool
+        return False
+    data_errors = (pw.IntegrityError, pw.DataError, ValueError, TypeError, KeyError)
+    return isinstance(exc, (*data_errors, OverflowError, RecursionError))
 
 
 def utcnow() -> datetime.datetime:

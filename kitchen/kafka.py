@@ -98,6 +98,15 @@ def next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
     return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
 
 
+def first_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
+    """Where to seek to read a batch again: its first offset in each partition."""
+    first: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic() or "", m.partition() or 0)
+        first[key] = min(first.get(key, m.offset() or 0), m.offset() or 0)
+    return [TopicPartition(t, p, o) for (t, p), o in first.items()]
+
+
 def close_with_timeout(consumer: Consumer, seconds: float = 10.0) -> None:
     """Consumer.close() can hang (confluent-kafka-python #1667): bound it."""
     closer = threading.Thread(target=consumer.close, daemon=True)
@@ -110,9 +119,14 @@ def close_with_timeout(consumer: Consumer, seconds: float = 10.0) -> None:
 class ConsumerWorker:
     """A consumer thread: poll a batch, hand it over, commit only after it is applied.
 
-    Any error (database down, broker gone, a bug) closes the consumer without committing
-    and starts a fresh one after a back-off, so the batch is read again from the last
-    commit. The worker never dies silently: `alive` and `restarts` feed readiness.
+    When the handler fails (database down), nothing is committed: the consumer seeks back
+    to the batch's first offsets and reads it again after a back-off, keeping its place
+    in the group (a new consumer would cost a rebalance). Any other error (broker gone,
+    a failed commit) starts a fresh consumer, which reads again from the last commit.
+    An error that `unusable` says no retry can cure (bad data in one event) is narrowed
+    down to its event by handling the batch one event at a time, and that event alone is
+    dead-lettered, so one bad event never stalls a partition. The worker never dies
+    silently: `alive`, `failures` and `last_error` say how it goes.
     """
 
     def __init__(
@@ -125,8 +139,10 @@ class ConsumerWorker:
         batch_size: int = 500,
         instance_id: str = "",
         session_timeout_ms: int = 10000,
+        unusable: Callable[[Exception], bool] = lambda exc: False,
     ) -> None:
         self.name = name
+        self.unusable = unusable
         self.bootstrap_servers = bootstrap_servers
         self.group_id = group_id
         self.topics = list(topics)
@@ -134,13 +150,14 @@ class ConsumerWorker:
         self.batch_size = batch_size
         self.instance_id = instance_id
         self.session_timeout_ms = session_timeout_ms
-        self.restarts = 0
+        self.failures = 0  # handler or consumer errors, each followed by a retry
         self.last_error: str | None = None
         self.processed = 0
         self.assigned: list[tuple[str, int]] = []  # partitions this consumer owns now
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._supervise, name=name, daemon=True)
         self._dlq: Producer | None = None
+        self._backoff = 0.5  # grows while failures repeat, reset by a committed batch
 
     @property
     def alive(self) -> bool:
@@ -154,17 +171,18 @@ class ConsumerWorker:
         self._thread.join(timeout)
 
     def _supervise(self) -> None:
-        backoff = 0.5
         while not self._stop.is_set():
             try:
                 self._consume()
-                backoff = 0.5
             except Exception as exc:
-                self.restarts += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("%s failed; restarting in %.1f s", self.name, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                self._failed(exc)
+                self._stop.wait(self._backoff)
+                self._backoff = min(self._backoff * 2, 10.0)
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        log.exception("%s failed; retrying in %.1f s", self.name, self._backoff)
 
     def _consume(self) -> None:
         consumer = Consumer(
@@ -194,14 +212,35 @@ class ConsumerWorker:
                 if not messages:
                     # Committing an empty batch raises _NO_OFFSET: commit only work done.
                     continue
-                rejected = self.handler(messages)
+                try:
+                    rejected = self._handle(messages)
+                except Exception as exc:
+                    self._failed(exc)
+                    for tp in first_offsets(messages):
+                        consumer.seek(tp)
+                    self._stop.wait(self._backoff)
+                    self._backoff = min(self._backoff * 2, 10.0)
+                    continue
                 if rejected:
                     self._dead_letter(rejected)
                 consumer.commit(offsets=next_offsets(messages), asynchronous=False)
                 self.processed += len(messages)
+                self._backoff = 0.5
         finally:
             self.assigned = []
             close_with_timeout(consumer)
+
+    def _handle(self, messages: list[Message]) -> list[tuple[Message, str]]:
+        try:
+            return self.handler(messages)
+        except Exception as exc:
+            if not self.unusable(exc):
+                raise  # an outage: retry the batch after a restart
+            if len(messages) == 1:
+                log.exception("%s: event %s unusable", self.name, messages[0].offset())
+                return [(messages[0], f"unusable: {exc!r}"[:500])]
+        # Somewhere in the batch is an event no retry can cure: find it, one at a time.
+        return [rejected for m in messages for rejected in self._handle([m])]
 
     def _track(self, partitions: list[TopicPartition], add: bool) -> None:
         changed = {(p.topic, p.partition) for p in partitions}

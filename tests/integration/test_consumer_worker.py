@@ -1,0 +1,83 @@
+"""The consumer thread: outages are retried, one bad event is dead-lettered alone."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import Message, Producer
+
+from kitchen.kafka import ConsumerWorker, EmbeddedKafka, ensure_topics, producer_config
+from tests.conftest import REAL_KAFKA, eventually, read_topic
+
+
+@pytest.fixture
+def bootstrap() -> Iterator[str]:
+    if REAL_KAFKA:
+        yield REAL_KAFKA
+        return
+    cluster = EmbeddedKafka()
+    yield cluster.bootstrap_servers
+    cluster.close()
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = Producer(producer_config(bootstrap))
+    for value in values:
+        producer.produce(topic, value, key=b"same partition")
+    assert producer.flush(10) == 0
+
+
+def test_an_unusable_event_is_dead_lettered_alone(bootstrap: str) -> None:
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    if REAL_KAFKA:
+        ensure_topics(bootstrap, [topic, f"{topic}.dlq"], 6)
+    applied: list[bytes] = []
+
+    def handler(messages: list[Message]) -> list[tuple[Message, str]]:
+        values = [m.value() or b"" for m in messages]
+        if b"bad" in values:  # like a transaction: all or nothing
+            raise ValueError("cannot use 'bad'")
+        applied.extend(values)
+        return []
+
+    worker = ConsumerWorker(
+        "test", bootstrap, f"g-{topic}", [topic], handler, unusable=lambda e: True
+    )
+    produce(bootstrap, topic, [b"a", b"b", b"bad", b"c"])
+    worker.start()
+    try:
+        eventually(lambda: worker.processed == 4)
+        assert sorted(applied) == [b"a", b"b", b"c"]
+        dead = read_topic(bootstrap, f"{topic}.dlq", expect=1)
+        assert [d.value for d in dead] == [b"bad"]
+        assert dead[0].headers["kitchen-error"] == "unusable: ValueError(\"cannot use 'bad'\")"
+        assert worker.failures == 0 and worker.alive
+    finally:
+        worker.stop()
+
+
+def test_an_outage_is_retried_without_committing(bootstrap: str) -> None:
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    if REAL_KAFKA:
+        ensure_topics(bootstrap, [topic], 6)
+    applied: list[bytes] = []
+    outage = {"left": 2}
+
+    def handler(messages: list[Message]) -> list[tuple[Message, str]]:
+        if outage["left"]:
+            outage["left"] -= 1
+            raise ConnectionError("database down")
+        applied.extend(m.value() or b"" for m in messages)
+        return []
+
+    worker = ConsumerWorker("test", bootstrap, f"g-{topic}", [topic], handler)
+    produce(bootstrap, topic, [b"1", b"2", b"3"])
+    worker.start()
+    try:
+        eventually(lambda: worker.processed == 3, timeout=60)
+        assert sorted(applied) == [b"1", b"2", b"3"]  # nothing skipped, nothing twice
+        assert worker.failures == 2 and worker.last_error == "ConnectionError: database down"
+    finally:
+        worker.stop()
