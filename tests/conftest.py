@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from starlette.testclient import TestClient
 
 from app import Kitchen
@@ -190,12 +190,18 @@ def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 20.0) -
     )
     try:
         deadline = time.monotonic() + timeout
+        ranges: dict[int, tuple[int, int]] = {}
         while True:
-            meta = consumer.list_topics(topic, timeout=10).topics[topic]
-            ranges = {
-                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                for p in (meta.partitions if meta.error is None else {})
-            }
+            try:
+                meta = consumer.list_topics(topic, timeout=10).topics[topic]
+                ranges = {
+                    p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                    for p in (meta.partitions if meta.error is None else {})
+                }
+            except KafkaException:
+                # A topic just created may not have its leaders yet (NOT_LEADER): ask again.
+                if time.monotonic() > deadline:
+                    raise
             if sum(hi - lo for lo, hi in ranges.values()) >= expect:
                 break
             if time.monotonic() > deadline:
