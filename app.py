@@ -90,11 +90,14 @@ class Kitchen:
                 self._worker("processing", k.processing_group, k.order_created_topic, handler)
             )
         if s.roles.notification:
-            handler = alerts.notify_handler(self.mailer, threshold)
+            claim = s.mail.claim_seconds
+            handler = alerts.notify_handler(self.mailer, threshold, claim)
             self.workers.append(
                 self._worker("notification", k.notification_group, k.notify_topic, handler)
             )
-            jobs.append((lambda: alerts.send_due(self.mailer), s.scheduler.mail_retry_seconds))
+            jobs.append(
+                (lambda: alerts.send_due(self.mailer, claim), s.scheduler.mail_retry_seconds)
+            )
         for worker in self.workers:
             worker.start()
         if jobs:

@@ -112,8 +112,12 @@ def backoff(attempts: int) -> datetime.timedelta:
     return datetime.timedelta(seconds=min(300, 2**attempts))
 
 
-def send_due(mailer: Mailer, claim_seconds: int = 120, limit: int = 50) -> int:
-    """Mail the due notifications; returns how many were sent."""
+def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
+    """Mail the due notifications; returns how many were sent.
+
+    Each row is claimed for `claim_seconds`, longer than one send can take: a sender that
+    died mid-send (SIGKILL) holds its rows that long, then another sender takes them.
+    """
     now = utcnow()
     with session():
         due = list(
@@ -162,7 +166,7 @@ def send_due(mailer: Mailer, claim_seconds: int = 120, limit: int = 50) -> int:
     return sent
 
 
-def notify_handler(mailer: Mailer, threshold: Fraction) -> Handler:
+def notify_handler(mailer: Mailer, threshold: Fraction, claim_seconds: int) -> Handler:
     """Consumer handler: record the batch, then try to mail it right away.
 
     Mailing happens after `record` committed; the worker commits the offsets after this
@@ -172,7 +176,7 @@ def notify_handler(mailer: Mailer, threshold: Fraction) -> Handler:
     def handler(messages: list[Message]) -> list[tuple[Message, str]]:
         rejected = record(messages, threshold)
         try:
-            send_due(mailer)
+            send_due(mailer, claim_seconds)
         except Exception:
             log.exception("sending alert mails failed; the retry job will try again")
         return rejected

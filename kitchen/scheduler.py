@@ -46,14 +46,15 @@ def redrive_alerts(topic: str, older_than: datetime.timedelta, limit: int = 1000
     with transaction():
         recorded = Notification.select(Notification.alert).where(Notification.alert.is_null(False))
         lost = list(
-            Alert.select(Alert, Ingredient.name)
-            .join(Ingredient)
+            Alert.select()
             .where(Alert.emitted_at < cutoff, Alert.id.not_in(recorded))
             .order_by(Alert.id)
             .limit(limit)
         )
+        ids = {a.ingredient_id for a in lost}
+        names = {i.id: i.name for i in Ingredient.select().where(Ingredient.id.in_(list(ids)))}
         for alert in lost:
-            queue_notify(topic, alert, alert.ingredient.name)
+            queue_notify(topic, alert, names[alert.ingredient_id])
         if lost:
             Alert.update(emitted_at=utcnow()).where(Alert.id.in_([a.id for a in lost])).execute()
     if lost:

@@ -72,6 +72,11 @@ class Mail:
     folder: str = "mail"
     timeout_seconds: int = 10
 
+    @property
+    def claim_seconds(self) -> int:
+        """Longest one send can take: yagmail tries 3 times, sleeping 3 s then 6 s."""
+        return 3 * self.timeout_seconds + 9 + 5
+
 
 @dataclasses.dataclass(frozen=True)
 class Alerts:

@@ -121,6 +121,8 @@ def stack_env(tmp_path: Path, smtp_port: int, **extra: str) -> dict[str, str]:
         "KITCHEN_KAFKA_INSTANCE_ID": f"kitchen-{run}",
         "KITCHEN_MAIL_SMTP_HOST": "127.0.0.1",
         "KITCHEN_MAIL_SMTP_PORT": str(smtp_port),
+        # A sender killed mid-send holds its mail for 3 x 3 + 14 s, then it is retried.
+        "KITCHEN_MAIL_TIMEOUT_SECONDS": "3",
         "KITCHEN_SCHEDULER_REDRIVE_AFTER_SECONDS": "5",
         "KITCHEN_SCHEDULER_MAIL_RETRY_SECONDS": "1",
     }

@@ -44,7 +44,10 @@ def test_alerts_wait_for_smtp_and_are_mailed_once(
     with session():
         eventually(lambda: Notification.select().count() == 3)
         eventually(
-            lambda: all(n.attempts >= 2 for n in Notification.select()), timeout=30, interval=0.2
+            # Two attempts made and none under way (a claimed row is mid-attempt).
+            lambda: all(n.attempts >= 2 and n.claimed_until is None for n in Notification.select()),
+            timeout=30,
+            interval=0.2,
         )
         waiting = list(Notification.select())
     assert all(n.sent_at is None and "Connection refused" in str(n.last_error) for n in waiting)

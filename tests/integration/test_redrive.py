@@ -1,0 +1,66 @@
+"""Re-drive: what Kafka may have lost is queued again from the database."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable
+
+from starlette.testclient import TestClient
+
+from app import Kitchen
+from kitchen.alerts import parse_notify
+from kitchen.db import Alert, Ingredient, Order, Outbox, session, utcnow
+from kitchen.scheduler import redrive_alerts, redrive_orders
+
+LONG_AGO = utcnow() - datetime.timedelta(minutes=5)
+AFTER = datetime.timedelta(seconds=30)
+
+
+def outbox(topic: str) -> list[dict[str, object]]:
+    with session():
+        rows = Outbox.select().where(Outbox.topic == topic).order_by(Outbox.id)
+        return [json.loads(r.payload) for r in rows]
+
+
+def test_orders_still_pending_are_published_again(make_kitchen: Callable[..., Kitchen]) -> None:
+    kitchen = make_kitchen("api")  # no relay, no processing: orders stay pending
+    topic = kitchen.settings.kafka.order_created_topic
+    with TestClient(kitchen.web_app()) as api:
+        api.post("/order/seed")
+        old = api.post("/order", json={"products": [{"product_id": 1, "quantity": 1}]}).json()
+        new = api.post("/order", json={"products": [{"product_id": 1, "quantity": 2}]}).json()
+    with session():
+        Order.update(emitted_at=LONG_AGO).where(Order.id == old["id"]).execute()
+
+    assert redrive_orders(topic, AFTER) == 1
+    assert outbox(topic) == [{"id": old["id"]}, {"id": new["id"]}, {"id": old["id"]}]
+    assert redrive_orders(topic, AFTER) == 0  # re-driven just now: not again at once
+
+
+def test_alerts_that_never_reached_the_notification_role_are_published_again(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    kitchen = make_kitchen("api")
+    topic = kitchen.settings.kafka.notify_topic
+    with TestClient(kitchen.web_app()) as api:
+        api.post("/order/seed")
+    with session():
+        onion = Ingredient.get(Ingredient.name == "onion")
+        alert = Alert.create(
+            merchant=kitchen.merchant_id,
+            ingredient=onion.id,
+            email="chef@example.com",
+            stock=480,
+            full_stock=1000,
+            threshold="1/2",
+            emitted_at=LONG_AGO,
+        )
+
+    assert redrive_alerts(topic, AFTER) == 1
+    [payload] = outbox(topic)
+    assert payload["id"] == onion.id and payload["email"] == "chef@example.com"
+    assert payload["alert_id"] == alert.id and payload["ingredient"] == "onion"
+    notify = parse_notify(json.dumps(payload).encode())  # what the notification role reads
+    assert (notify.ingredient_id, notify.alert_id, notify.stock) == (onion.id, alert.id, 480)
+    assert redrive_alerts(topic, AFTER) == 0
