@@ -72,7 +72,9 @@ class FolderMailer:
         client = yagmail.SMTP(
             user=self.settings.sender, smtp_skip_login=True, soft_email_validation=False
         )
-        _, text = client.prepare_send(to=to, subject=subject, contents=body, message_id=message_id)
+        _, text = client.prepare_send(
+            to=to, subject=subject, contents=lines(body), message_id=message_id
+        )
         self.folder.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9@._-]", "", message_id) + ".eml"
         tmp = self.folder / f".{name}.tmp"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email
 import os
 import shutil
 import signal
@@ -45,6 +46,10 @@ def test_app_runs_with_embedded_defaults_and_stops_cleanly(tmp_path: Path) -> No
         mails = eventually(lambda: list((tmp_path / "mail").glob("*.eml")))
         assert len(mails) == 1
         assert "Subject: Low stock: onion is below 50% (480 g left)" in mails[0].read_text()
+        mail = email.message_from_string(mails[0].read_text())
+        part = next(p for p in mail.walk() if p.get_content_type() == "text/plain")
+        text = bytes(part.get_payload(decode=True)).decode()
+        assert "\n\nRestock onion" in text and "<br>" not in text
         assert (tmp_path / "kitchen.db").exists()
     finally:
         proc.send_signal(signal.SIGTERM)
