@@ -77,7 +77,7 @@ def record(messages: list[Message], threshold: Fraction) -> list[tuple[Message, 
             try:
                 notify = parse_notify(m.value())
             except ValueError as exc:
-                rejected.append((m, f"bad NOTIFY: {exc}"[:500]))
+                rejected.append((m, f"bad NOTIFY: {exc}"))
                 continue
             ingredient = Ingredient.get_or_none(Ingredient.id == notify.ingredient_id)
             if ingredient is None:

@@ -175,14 +175,15 @@ class ConsumerWorker:
             try:
                 self._consume()
             except Exception as exc:
-                self._failed(exc)
-                self._stop.wait(self._backoff)
-                self._backoff = min(self._backoff * 2, 10.0)
+                self._fail(exc)
 
-    def _failed(self, exc: Exception) -> None:
+    def _fail(self, exc: Exception) -> None:
+        """Count and log a failure, then wait before the retry, longer each time."""
         self.failures += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
         log.exception("%s failed; retrying in %.1f s", self.name, self._backoff)
+        self._stop.wait(self._backoff)
+        self._backoff = min(self._backoff * 2, 10.0)
 
     def _consume(self) -> None:
         consumer = Consumer(
@@ -215,11 +216,9 @@ class ConsumerWorker:
                 try:
                     rejected = self._handle(messages)
                 except Exception as exc:
-                    self._failed(exc)
                     for tp in first_offsets(messages):
                         consumer.seek(tp)
-                    self._stop.wait(self._backoff)
-                    self._backoff = min(self._backoff * 2, 10.0)
+                    self._fail(exc)
                     continue
                 if rejected:
                     self._dead_letter(rejected)
@@ -235,10 +234,10 @@ class ConsumerWorker:
             return self.handler(messages)
         except Exception as exc:
             if not self.unusable(exc):
-                raise  # an outage: retry the batch after a restart
+                raise  # an outage: the caller reads the batch again after a back-off
             if len(messages) == 1:
                 log.exception("%s: event %s unusable", self.name, messages[0].offset())
-                return [(messages[0], f"unusable: {exc!r}"[:500])]
+                return [(messages[0], f"unusable: {exc!r}")]
         # Somewhere in the batch is an event no retry can cure: find it, one at a time.
         return [rejected for m in messages for rejected in self._handle([m])]
 
@@ -265,7 +264,8 @@ class ConsumerWorker:
                 key=m.key(),
                 value=m.value(),
                 headers=[
-                    ("kitchen-error", reason.encode()),
+                    # Bounded: a reason can quote the event, which can be large.
+                    ("kitchen-error", reason[:500].encode()),
                     ("kitchen-source", f"{m.topic()}:{m.partition()}:{m.offset()}".encode()),
                 ],
             )

@@ -146,7 +146,7 @@ def order_created_handler(
                     raise ValueError("id must be a positive integer")
             except (ValueError, KeyError, TypeError, RecursionError) as exc:
                 # Unusable whatever happens: retrying it would stall the partition.
-                rejected.append((m, f"bad ORDER_CREATED: {exc!r}"[:500]))
+                rejected.append((m, f"bad ORDER_CREATED: {exc!r}"))
                 continue
             by_id[order_id].append(m)
         if by_id:
