@@ -127,7 +127,7 @@ def place_order(
     InvalidOrder.
     """
     if idempotency_key is None:
-        return _create(merchant_id, lines, topic, None), True
+        return _create(merchant_id, lines, topic), True
     fingerprint = request_hash(lines)
     for _ in range(2):
         with session():
@@ -139,13 +139,19 @@ def place_order(
                 raise KeyReused(idempotency_key)
             return first, False
         try:
-            return _create(merchant_id, lines, topic, idempotency_key), True
+            return _create(merchant_id, lines, topic, idempotency_key, fingerprint), True
         except pw.IntegrityError:
             continue  # a concurrent request with the same key won: read its order
     raise KeyReused(idempotency_key)
 
 
-def _create(merchant_id: int, lines: list[Line], topic: str, key: str | None) -> Order:
+def _create(
+    merchant_id: int,
+    lines: list[Line],
+    topic: str,
+    key: str | None = None,
+    fingerprint: str | None = None,
+) -> Order:
     with transaction():
         wanted = {line.product_id for line in lines}
         known = {
@@ -164,7 +170,7 @@ def _create(merchant_id: int, lines: list[Line], topic: str, key: str | None) ->
         order = Order.create(
             merchant=merchant_id,
             idempotency_key=key,
-            request_hash=request_hash(lines) if key else None,
+            request_hash=fingerprint,
         )
         OrderLine.insert_many(
             [{"order": order.id, "product": ln.product_id, "quantity": ln.quantity} for ln in lines]
