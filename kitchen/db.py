@@ -138,10 +138,11 @@ class Outbox(Base):
 
 
 class Alert(Base):
+    """One threshold crossing of one ingredient."""
+
     merchant_id: int
     ingredient_id: int
     order_id: int
-    """One threshold crossing of one ingredient."""
 
     merchant = pw.ForeignKeyField(Merchant)
     ingredient = pw.ForeignKeyField(Ingredient, backref="alerts")
