@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from kitchen import db
+from kitchen.db import Ingredient, Order, session
 from tests.conftest import REAL_DATABASE, REAL_KAFKA, eventually, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,9 +36,6 @@ ONE_BURGER = {"products": [{"product_id": 1, "quantity": 1}]}
 
 def seed_large_stock(base: str, database_url: str) -> None:
     """Seed through the API, then raise the stock to STOCK (as full, armed levels)."""
-    from kitchen import db
-    from kitchen.db import Ingredient, session
-
     assert httpx.post(f"{base}/order/seed", timeout=30).status_code == 201
     db.bind(database_url)
     with session():
@@ -44,6 +43,18 @@ def seed_large_stock(base: str, database_url: str) -> None:
             Ingredient.update(stock=grams, full_stock=grams, alert_armed=True).where(
                 Ingredient.name == name
             ).execute()
+
+
+def settled_orders(timeout: float) -> dict[int, str]:
+    """Wait until no order is pending; then every order's status, by id."""
+
+    def statuses() -> dict[int, str] | None:
+        with session():
+            found = {o.id: o.status for o in Order.select()}
+        return None if Order.PENDING in found.values() else found
+
+    settled: dict[int, str] = eventually(statuses, timeout=timeout, interval=0.5)
+    return settled
 
 
 def stock_after(burgers: int) -> dict[str, int]:

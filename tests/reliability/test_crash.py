@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from kitchen.db import Ingredient, Order, session
+from kitchen.db import Ingredient, session
 from tests.conftest import REAL_DATABASE, REAL_KAFKA, SmtpServer, eventually
 from tests.reliability.harness import (
     KitchenProcess,
     Tally,
     place_orders,
     seed_large_stock,
+    settled_orders,
     stack_env,
     stock_after,
 )
@@ -73,13 +74,8 @@ def _run(kitchen: KitchenProcess, smtp: SmtpServer, database_url: str, how: str)
 
     acknowledged = set(tally.acknowledged.values())
 
-    def settled() -> bool:
-        with session():
-            return not Order.select().where(Order.status == Order.PENDING).exists()
-
-    eventually(settled, timeout=180, interval=0.5)
+    orders = settled_orders(timeout=180)
     with session():
-        orders = {o.id: o.status for o in Order.select()}
         stock = {i.name: (i.stock, i.full_stock) for i in Ingredient.select()}
     # Every 201 is an order; no retry made a second one; none is left pending.
     assert set(orders) == acknowledged

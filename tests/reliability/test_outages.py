@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from kitchen.db import Ingredient, Order, session
-from tests.conftest import REAL_DATABASE, REAL_KAFKA, SmtpServer, eventually
+from tests.conftest import REAL_DATABASE, REAL_KAFKA, SmtpServer
 from tests.reliability.harness import (
     ONE_BURGER,
     ROOT,
@@ -22,6 +22,7 @@ from tests.reliability.harness import (
     Tally,
     place_orders,
     seed_large_stock,
+    settled_orders,
     stack_env,
     stock_after,
 )
@@ -34,12 +35,7 @@ KAFKA_DIR = os.environ.get("KITCHEN_TEST_KAFKA_DIR", "")
 
 
 def settle(acknowledged: set[int], timeout: float = 90) -> dict[int, str]:
-    def done() -> dict[int, str] | None:
-        with session():
-            statuses = {o.id: o.status for o in Order.select()}
-        return statuses if all(s != "pending" for s in statuses.values()) else None
-
-    statuses: dict[int, str] = eventually(done, timeout=timeout, interval=0.5)
+    statuses = settled_orders(timeout)
     assert set(statuses) == acknowledged
     return statuses
 

@@ -10,9 +10,10 @@ from confluent_kafka import Producer
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.db import Ingredient, Notification, Order, session
+from kitchen.db import Ingredient, Notification, session
 from kitchen.kafka import producer_config
 from tests.conftest import SmtpServer, eventually, read_topic
+from tests.reliability.harness import settled_orders
 from tests.reliability.report import report
 
 # Full levels chosen so that 200 one-burger orders cross 50 % three times, at different
@@ -36,11 +37,7 @@ def test_alerts_wait_for_smtp_and_are_mailed_once(
         assert r.status_code == 201
         ids.append(r.json()["id"])
 
-    def settled() -> bool:
-        with session():
-            return not Order.select().where(Order.status == "pending").exists()
-
-    eventually(settled, timeout=60)
+    settled = settled_orders(timeout=60)
     with session():
         eventually(lambda: Notification.select().count() == 3)
         eventually(
@@ -78,9 +75,9 @@ def test_alerts_wait_for_smtp_and_are_mailed_once(
         "Low stock: onion is below 50% (2980 g left)",
     ]
     with session():
-        statuses = [Order.get_by_id(i).status for i in ids]
         stock = {i.name: i.stock for i in Ingredient.select()}
         attempts = sorted(n.attempts for n in Notification.select())
+    statuses = [settled[i] for i in ids]
     assert statuses == ["applied"] * 200 + ["rejected"]
     assert stock == {"beef": 0, "cheese": 8_000 - 200 * 30, "onion": 6_000 - 200 * 20}
     report(
