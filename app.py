@@ -15,29 +15,26 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 from confluent_kafka import Producer
 from starlette.applications import Starlette
 
-from kitchen import alerts, scheduler, stock
+from kitchen import alerts, notifications, orders, outbox, scheduler, stock
 from kitchen import settings as config
-from kitchen.db import bind, ensure_default_merchant, is_data_error
+from kitchen.db import bind, create_tables, ensure_default_merchant, is_data_error
+from kitchen.events import Handler, Notify, OrderCreated
 from kitchen.http import Api, build_app
-from kitchen.kafka import (
-    ConsumerWorker,
-    EmbeddedKafka,
-    Handler,
-    ensure_topics,
-    producer_config,
-)
+from kitchen.kafka import ConsumerWorker, EmbeddedKafka, ensure_topics, producer_config
 from kitchen.mail import Mailer, make_mailer
 from kitchen.outbox import Relay
 
 log = logging.getLogger("kitchen")
+
+E = TypeVar("E")
 
 
 class Kitchen:
@@ -48,7 +45,7 @@ class Kitchen:
         self.mailer = mailer or make_mailer(settings.mail)
         self.embedded: EmbeddedKafka | None = None
         self.relay: Relay | None = None
-        self.workers: list[ConsumerWorker] = []
+        self.workers: list[ConsumerWorker[Any]] = []
         self.jobs: BackgroundScheduler | None = None
         self.bootstrap_servers = settings.kafka.bootstrap_servers
         self.merchant_id = 0
@@ -56,6 +53,7 @@ class Kitchen:
     def start(self) -> Kitchen:
         s = self.settings
         bind(s.database.url)
+        create_tables()
         self.merchant_id = ensure_default_merchant(s.alerts.email).id
         k = s.kafka
         topics = [k.order_created_topic, k.notify_topic]
@@ -80,23 +78,36 @@ class Kitchen:
             redrive = datetime.timedelta(seconds=s.scheduler.redrive_after_seconds)
             every = max(1.0, s.scheduler.redrive_after_seconds / 3)
             jobs += [
-                (lambda: scheduler.redrive_orders(k.order_created_topic, redrive), every),
-                (lambda: scheduler.redrive_alerts(k.notify_topic, redrive), every),
-                (scheduler.purge_outbox, 3600),
+                (lambda: orders.redrive(k.order_created_topic, redrive), every),
+                (lambda: alerts.redrive(k.notify_topic, redrive), every),
+                (outbox.purge, 3600),
             ]
         if s.roles.processing:
-            handler = stock.order_created_handler(k.notify_topic, threshold, self.wake_relay)
             self.workers.append(
-                self._worker("processing", k.processing_group, k.order_created_topic, handler)
+                self._worker(
+                    "processing",
+                    k.processing_group,
+                    k.order_created_topic,
+                    OrderCreated.decode,
+                    stock.order_created_handler(k.notify_topic, threshold, self.wake_relay),
+                )
             )
         if s.roles.notification:
             claim = s.mail.claim_seconds
-            handler = alerts.notify_handler(self.mailer, threshold, claim)
             self.workers.append(
-                self._worker("notification", k.notification_group, k.notify_topic, handler)
+                self._worker(
+                    "notification",
+                    k.notification_group,
+                    k.notify_topic,
+                    Notify.decode,
+                    notifications.notify_handler(self.mailer, threshold, claim),
+                )
             )
             jobs.append(
-                (lambda: alerts.send_due(self.mailer, claim), s.scheduler.mail_retry_seconds)
+                (
+                    lambda: notifications.send_due(self.mailer, claim),
+                    s.scheduler.mail_retry_seconds,
+                )
             )
         for worker in self.workers:
             worker.start()
@@ -105,17 +116,27 @@ class Kitchen:
         log.info("roles on: %s", ", ".join(s.roles.enabled()) or "none")
         return self
 
-    def _worker(self, name: str, group: str, topic: str, handler: Handler) -> ConsumerWorker:
+    def _worker(
+        self,
+        name: str,
+        group: str,
+        topic: str,
+        decode: Callable[[bytes | None], E],
+        handler: Handler[E],
+    ) -> ConsumerWorker[E]:
         k = self.settings.kafka
         return ConsumerWorker(
             name,
             self.bootstrap_servers,
             group,
             [topic],
+            decode,
             handler,
             k.batch_size,
             instance_id=f"{k.instance_id}-{name}" if k.instance_id else "",
             session_timeout_ms=k.session_timeout_ms,
+            # Besides what the events module calls unusable, only data the database
+            # refused is dead-lettered; any other error is retried and shows in /ready.
             unusable=is_data_error,
         )
 
@@ -124,7 +145,7 @@ class Kitchen:
             self.relay.wake()
 
     def readiness(self) -> dict[str, bool]:
-        parts = {w.name: w.alive for w in self.workers}
+        parts = {w.name: w.ready for w in self.workers}
         if self.relay is not None:
             parts["relay"] = self.relay.alive
         return parts

@@ -1,184 +1,71 @@
-"""Notification role: turn NOTIFY events into exactly one email per alert.
+"""Alerts: one row per threshold crossing, announced by a NOTIFY event.
 
-A NOTIFY is first recorded as a `Notification` row (unique per alert), then the batch's
-offsets are committed, then due rows are mailed. A redelivered NOTIFY finds its row and
-adds nothing; a mail that fails stays due and is retried with back-off. Each mail has a
-Message-ID derived from the alert, so the one resend a crash can cause (mail accepted,
-row not yet marked) is the same message to the recipient.
+This module is the one writer of NOTIFY: when processing records a crossing
+(`raise_alert`, inside the batch's transaction) and again for alerts whose NOTIFY never
+reached the notification role (`redrive`).
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 import logging
-from dataclasses import dataclass
 from fractions import Fraction
 
-from confluent_kafka import Message
-
-from kitchen.db import Alert, Ingredient, Notification, is_id, session, transaction, utcnow
-from kitchen.kafka import Handler
-from kitchen.mail import Mailer
+from kitchen import outbox
+from kitchen.db import Alert, Ingredient, Notification, Order, transaction, utcnow
+from kitchen.domain import IngredientState
+from kitchen.events import Notify
 
 log = logging.getLogger(__name__)
 
 
-def compose(ingredient: str, stock: int, full_stock: int, threshold: Fraction) -> tuple[str, str]:
-    """Subject and body of a low-stock alert."""
-    percent = f"{float(threshold) * 100:g}%"
-    level = full_stock * threshold
-    subject = f"Low stock: {ingredient} is below {percent} ({stock} g left)"
-    body = (
-        f"{ingredient} is down to {stock} g of its full {full_stock} g, below the alert "
-        f"threshold of {percent} ({float(level):g} g).\n\n"
-        f"Restock {ingredient} to re-arm this alert; until then Kitchen sends no other "
-        f"alert for it.\n"
+def raise_alert(order: Order, ingredient: IngredientState, email: str, topic: str) -> Alert:
+    """Record that `order` took `ingredient` below its threshold; queue the NOTIFY.
+    Call inside the transaction that deducts the stock."""
+    alert = Alert.create(
+        merchant=order.merchant_id,
+        ingredient=ingredient.id,
+        order=order.id,
+        email=email,
+        stock=ingredient.stock,
+        full_stock=ingredient.full_stock,
+        threshold=str(ingredient.threshold),
     )
-    return subject, body
+    outbox.add(topic, notify_event(alert, ingredient.name), alert.merchant_id)
+    return alert
 
 
-@dataclass(frozen=True)
-class Notify:
-    """A NOTIFY event: the public contract `{"id", "email"}` and Kitchen's extras."""
-
-    ingredient_id: int
-    email: str
-    alert_id: int | None = None
-    stock: int | None = None
-    full_stock: int | None = None
-
-
-def parse_notify(value: bytes | None) -> Notify:
-    """Decode a NOTIFY or raise ValueError: such an event is unusable, whatever retries."""
-    try:
-        payload = json.loads(value or b"")
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-    if not isinstance(payload, dict):
-        raise ValueError("not a JSON object")
-    ingredient_id, email = payload.get("id"), payload.get("email")
-    if not is_id(ingredient_id) or not isinstance(email, str) or "@" not in email:
-        raise ValueError("needs an integer id and an email address")
-    extras = {k: payload.get(k) for k in ("alert_id", "stock", "full_stock")}
-    if extras["alert_id"] is not None and not is_id(extras["alert_id"]):
-        raise ValueError("alert_id must be a positive integer")
-    for k in ("stock", "full_stock"):
-        if type(extras[k]) is not int:
-            extras[k] = None  # informative only: the database has the truth
-    return Notify(ingredient_id, email, **extras)
+def notify_event(alert: Alert, ingredient_name: str) -> Notify:
+    return Notify(
+        ingredient_id=alert.ingredient_id,
+        email=alert.email,
+        alert_id=alert.id,
+        merchant_id=alert.merchant_id,
+        ingredient=ingredient_name,
+        stock=alert.stock,
+        full_stock=alert.full_stock,
+        threshold=float(Fraction(alert.threshold)),
+    )
 
 
-def record(messages: list[Message], threshold: Fraction) -> list[tuple[Message, str]]:
-    """Store one Notification per alert in the batch; return the messages that are unusable."""
-    rejected: list[tuple[Message, str]] = []
+def redrive(topic: str, older_than: datetime.timedelta, limit: int = 1000) -> int:
+    """Queue NOTIFY again for alerts that never reached the notification role (no
+    Notification row long after the event): the embedded Kafka or a crash lost it."""
+    cutoff = utcnow() - older_than
     with transaction():
-        for m in messages:
-            try:
-                notify = parse_notify(m.value())
-            except ValueError as exc:
-                rejected.append((m, f"bad NOTIFY: {exc}"))
-                continue
-            ingredient = Ingredient.get_or_none(Ingredient.id == notify.ingredient_id)
-            if ingredient is None:
-                rejected.append((m, f"unknown ingredient {notify.ingredient_id}"))
-                continue
-            if notify.alert_id is not None and not Alert.get_or_none(Alert.id == notify.alert_id):
-                rejected.append((m, f"unknown alert {notify.alert_id}"))
-                continue
-            # Without an alert id (a producer that speaks only the bare contract), the
-            # event's position in Kafka is what makes a redelivery recognisable.
-            key = (
-                f"alert-{notify.alert_id}"
-                if notify.alert_id
-                else f"{m.topic()}-{m.partition()}-{m.offset()}"
-            )
-            stock = ingredient.stock if notify.stock is None else notify.stock
-            full = ingredient.full_stock if notify.full_stock is None else notify.full_stock
-            subject, body = compose(ingredient.name, stock, full, threshold)
-            Notification.insert(
-                dedup_key=key,
-                alert=notify.alert_id,
-                ingredient_id=notify.ingredient_id,
-                email=notify.email,
-                subject=subject,
-                body=body,
-                message_id=f"<kitchen-{key}@kitchen.local>",
-            ).on_conflict_ignore().execute()
-    return rejected
-
-
-def backoff(attempts: int) -> datetime.timedelta:
-    return datetime.timedelta(seconds=min(300, 2**attempts))
-
-
-def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
-    """Mail the due notifications; returns how many were sent.
-
-    Each row is claimed for `claim_seconds`, longer than one send can take: a sender that
-    died mid-send (SIGKILL) holds its rows that long, then another sender takes them.
-    """
-    now = utcnow()
-    with session():
-        due = list(
-            Notification.select()
-            .where(
-                Notification.sent_at.is_null(),
-                Notification.next_attempt_at <= now,
-                Notification.claimed_until.is_null() | (Notification.claimed_until < now),
-            )
-            .order_by(Notification.id)
+        recorded = Notification.select(Notification.alert).where(Notification.alert.is_null(False))
+        lost = list(
+            Alert.select()
+            .where(Alert.emitted_at < cutoff, Alert.id.not_in(recorded))
+            .order_by(Alert.id)
             .limit(limit)
         )
-        sent = 0
-        for n in due:
-            claimed = (
-                Notification.update(
-                    claimed_until=now + datetime.timedelta(seconds=claim_seconds),
-                    attempts=Notification.attempts + 1,
-                )
-                .where(
-                    Notification.id == n.id,
-                    Notification.sent_at.is_null(),
-                    Notification.claimed_until.is_null() | (Notification.claimed_until < now),
-                )
-                .execute()
-            )
-            if not claimed:
-                continue  # another sender has it
-            try:
-                mailer.send(n.email, n.subject, n.body, n.message_id)
-            except Exception as exc:
-                log.warning(
-                    "alert mail %s failed (attempt %d): %s", n.dedup_key, n.attempts + 1, exc
-                )
-                Notification.update(
-                    claimed_until=None,
-                    last_error=f"{type(exc).__name__}: {exc}",
-                    next_attempt_at=utcnow() + backoff(n.attempts + 1),
-                ).where(Notification.id == n.id).execute()
-                continue
-            Notification.update(sent_at=utcnow(), claimed_until=None, last_error=None).where(
-                Notification.id == n.id
-            ).execute()
-            sent += 1
-            log.info("alert mail %s sent to %s", n.dedup_key, n.email)
-    return sent
-
-
-def notify_handler(mailer: Mailer, threshold: Fraction, claim_seconds: int) -> Handler:
-    """Consumer handler: record the batch, then try to mail it right away.
-
-    Mailing happens after `record` committed; the worker commits the offsets after this
-    returns, so a crash in between leaves a due row that the retry job sends.
-    """
-
-    def handler(messages: list[Message]) -> list[tuple[Message, str]]:
-        rejected = record(messages, threshold)
-        try:
-            send_due(mailer, claim_seconds)
-        except Exception:
-            log.exception("sending alert mails failed; the retry job will try again")
-        return rejected
-
-    return handler
+        ids = {a.ingredient_id for a in lost}
+        names = {i.id: i.name for i in Ingredient.select().where(Ingredient.id.in_(list(ids)))}
+        for alert in lost:
+            outbox.add(topic, notify_event(alert, names[alert.ingredient_id]), alert.merchant_id)
+        if lost:
+            Alert.update(emitted_at=utcnow()).where(Alert.id.in_([a.id for a in lost])).execute()
+    if lost:
+        log.warning("re-drove %d alerts", len(lost))
+    return len(lost)

@@ -2,6 +2,11 @@
 
 Every row belongs to a merchant. Today there is one default merchant; the column is
 here from the start so that multi-merchant is a feature, not a migration.
+
+The binding is one module-level handle, said plainly: `database` is a peewee proxy that
+every model is declared against (peewee binds models to a database at class creation),
+and `bind(url)` points it at the real database, once per process. Everything else is
+given what it needs by its constructor. Tests call `bind` themselves (see conftest).
 """
 
 from __future__ import annotations
@@ -9,36 +14,21 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeGuard
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import peewee as pw
-from playhouse.pool import (
-    MaxConnectionsExceeded,
-    PooledPostgresqlDatabase,
-    PooledSqliteDatabase,
-)
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 database = pw.DatabaseProxy()
 
 
-# Row ids are 64-bit signed integers; a larger number cannot name a row (and SQLite's
-# driver raises OverflowError instead of finding nothing).
-MAX_ID = 2**63 - 1
-
-
-def is_id(value: Any) -> TypeGuard[int]:
-    """A JSON value that can be a row id: an int (not a bool) from 1 to MAX_ID."""
-    return type(value) is int and 0 < value <= MAX_ID
-
-
 def is_data_error(exc: Exception) -> bool:
-    """An error that retrying the same event cannot cure: bad data, not an outage.
-    (Outages are OperationalError and InterfaceError: those are retried.)"""
-    if isinstance(exc, MaxConnectionsExceeded):  # a ValueError, but a busy pool
-        return False
-    data_errors = (pw.IntegrityError, pw.DataError, ValueError, TypeError, KeyError)
-    return isinstance(exc, (*data_errors, OverflowError, RecursionError))
+    """The database refused the data itself (a constraint, a value out of range): the
+    same statement will fail again. Outages (OperationalError, InterfaceError) are not
+    data errors, and neither is anything that is not the database's: a TypeError is a bug.
+    """
+    return isinstance(exc, (pw.IntegrityError, pw.DataError))
 
 
 def utcnow() -> datetime.datetime:
@@ -228,7 +218,7 @@ _bound_url: str | None = None
 
 
 def bind(url: str) -> pw.Database:
-    """Point every model at the database and create missing tables.
+    """Point every model at the database at `url`.
 
     Binding the same URL again (several roles or test Kitchens in one process) keeps the
     open database: swapping it under running threads would break their connections.
@@ -237,9 +227,19 @@ def bind(url: str) -> pw.Database:
     if _bound_url != url or database.obj is None:
         database.initialize(open_database(url))
         _bound_url = url
+    return database.obj
+
+
+def create_tables() -> None:
+    """Create the tables that are missing (never alters one that exists)."""
     with session():
         database.create_tables(TABLES, safe=True)
-    return database.obj
+
+
+def ping() -> None:
+    """Raise a peewee DatabaseError unless the database answers."""
+    with session():
+        database.execute_sql("SELECT 1")
 
 
 def ensure_default_merchant(alert_email: str) -> Merchant:

@@ -9,9 +9,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any, TypeGuard
 
 # ingredient id -> grams of it in one unit of a product
 Recipe = Mapping[int, int]
+
+# Ids are 64-bit signed integers, as the database stores them: a larger number names
+# nothing (and SQLite's driver raises OverflowError instead of finding nothing).
+MAX_ID = 2**63 - 1
+
+
+def is_id(value: Any) -> TypeGuard[int]:
+    """A JSON value that can be an id: an int (not a bool) from 1 to MAX_ID."""
+    return type(value) is int and 0 < value <= MAX_ID
 
 
 @dataclass(frozen=True)
@@ -29,7 +39,7 @@ class IngredientState:
     stock: int
     full_stock: int
     armed: bool
-    threshold: Fraction = Fraction(1, 2)
+    threshold: Fraction  # from the settings: there is no second default here
 
 
 @dataclass
@@ -52,12 +62,6 @@ def grams_needed(lines: Iterable[Line], recipes: Mapping[int, Recipe]) -> dict[i
 def is_below(stock: int, full_stock: int, threshold: Fraction) -> bool:
     """stock < threshold x full_stock, exactly."""
     return stock * threshold.denominator < full_stock * threshold.numerator
-
-
-def is_armed(stock: int, full_stock: int, threshold: Fraction) -> bool:
-    """An ingredient's alert is armed while its stock is at or above the threshold:
-    a new ingredient, or one restocked above the line, can alert again."""
-    return not is_below(stock, full_stock, threshold)
 
 
 def apply_order(
@@ -95,10 +99,12 @@ def apply_order(
 
 
 def restock(ingredient: IngredientState, grams: int) -> None:
-    """Add stock; climbing back to or above the threshold re-arms the alert."""
+    """Add stock; climbing back to or above the threshold re-arms the alert, so the next
+    crossing alerts again. (The rule is here for the restock endpoint of the merchants
+    issue, which is its first caller outside the tests.)"""
     if grams <= 0:
         raise ValueError("restock needs a positive number of grams")
     ingredient.stock += grams
     ingredient.full_stock = max(ingredient.full_stock, ingredient.stock)
-    if is_armed(ingredient.stock, ingredient.full_stock, ingredient.threshold):
+    if not is_below(ingredient.stock, ingredient.full_stock, ingredient.threshold):
         ingredient.armed = True

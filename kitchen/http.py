@@ -1,5 +1,8 @@
 """API role: the Starlette app. The whole HTTP surface is the `routes` list below.
 
+Endpoints are thin: they validate (`validation`), call the use case (`orders`,
+`catalogue`, `views`) and shape the answer. What they need comes through `Api`'s
+constructor; the database is reached through the one documented handle in `kitchen.db`.
 Database work runs in Starlette's thread pool (`run_in_threadpool`): peewee and psycopg2
 block, and inside the event loop they would serialise every request.
 Errors are RFC 9457 problem details (`application/problem+json`).
@@ -8,28 +11,29 @@ Errors are RFC 9457 problem details (`application/problem+json`).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
 import peewee as pw
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from kitchen import orders
-from kitchen.db import database, is_id, session
+from kitchen import catalogue, db, orders, views
+from kitchen.domain import is_id
 from kitchen.settings import Settings
+from kitchen.validation import FieldError, InvalidOrder, MalformedBody, decode_body, parse_order
 
 log = logging.getLogger(__name__)
 
 
 class Problem(Exception):
     def __init__(
-        self, status: int, title: str, detail: str, errors: list[orders.FieldError] | None = None
+        self, status: int, title: str, detail: str, errors: list[FieldError] | None = None
     ) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail, self.errors = status, title, detail, errors
@@ -47,8 +51,8 @@ def problem_response(p: Problem) -> JSONResponse:
     return JSONResponse(body, status_code=p.status, media_type="application/problem+json")
 
 
-def invalid(exc: orders.InvalidOrder) -> Problem:
-    if isinstance(exc, orders.MalformedBody):
+def invalid(exc: InvalidOrder) -> Problem:
+    if isinstance(exc, MalformedBody):
         return Problem(400, "Malformed JSON", str(exc), exc.errors)
     return Problem(422, "Invalid order", str(exc), exc.errors)
 
@@ -84,12 +88,12 @@ class Api:
     async def create_order(self, request: Request) -> Response:
         key = request.headers.get("idempotency-key")
         if key is not None and not 1 <= len(key) <= 255:
-            field = orders.FieldError("Idempotency-Key", "must be 1 to 255 characters")
+            field = FieldError("Idempotency-Key", "must be 1 to 255 characters")
             raise Problem(422, "Invalid Idempotency-Key", str(field), [field])
         body = await self._body(request)
         try:
-            lines = orders.parse_order(
-                orders.decode_json(body),
+            lines = parse_order(
+                decode_body(body),
                 self.settings.orders.max_lines,
                 self.settings.orders.max_quantity,
             )
@@ -100,7 +104,7 @@ class Api:
                 self.settings.kafka.order_created_topic,
                 key,
             )
-        except orders.InvalidOrder as exc:
+        except InvalidOrder as exc:
             raise invalid(exc) from None
         except orders.KeyReused:
             detail = f"Idempotency-Key {key!r} was already used for a different order"
@@ -110,39 +114,36 @@ class Api:
             self.on_commit()
         else:
             headers["Idempotent-Replayed"] = "true"
-        view = {
-            "id": order.id,
-            "status": order.status,
-            "lines": [{"product_id": ln.product_id, "quantity": ln.quantity} for ln in lines],
-        }
-        return JSONResponse(view, status_code=201, headers=headers)
+        # A replay's lines are the first request's: the same key needs the same lines.
+        return JSONResponse(views.order(order, lines), status_code=201, headers=headers)
 
     async def get_order(self, request: Request) -> Response:
-        order_id = request.path_params["id"]
+        raw = request.path_params["id"]
+        order_id = path_id(raw)
         view = None
-        if is_id(order_id):
-            view = await run_in_threadpool(orders.order_view, order_id, self.merchant_id)
+        if order_id is not None:
+            view = await run_in_threadpool(views.order_by_id, order_id, self.merchant_id)
         if view is None:
-            raise Problem(404, "Order not found", f"there is no order {order_id}")
+            raise Problem(404, "Order not found", f"there is no order {raw}")
         return JSONResponse(view)
 
     async def seed(self, request: Request) -> Response:
-        created, view = await run_in_threadpool(orders.seed, self.merchant_id)
+        created, view = await run_in_threadpool(catalogue.seed, self.merchant_id)
         return JSONResponse(view, status_code=201 if created else 200)
 
     async def ingredients(self, request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(orders.ingredients_view, self.merchant_id))
+        return JSONResponse(await run_in_threadpool(views.ingredients, self.merchant_id))
 
     async def health(self, request: Request) -> Response:
         """Liveness: the process answers."""
         return JSONResponse({"status": "ok"})
 
     async def ready(self, request: Request) -> Response:
-        """Readiness: the database answers and every role's thread is alive."""
+        """Readiness: the database answers and every role is working (its thread alive,
+        and not failing the same work again and again)."""
 
         def check() -> dict[str, Any]:
-            with session():
-                database.execute_sql("SELECT 1")
+            db.ping()
             return self.readiness()
 
         try:
@@ -154,27 +155,20 @@ class Api:
         return JSONResponse({"status": "ok" if not dead else "degraded", "roles": parts}, status)
 
 
-class IdConvertor(Convertor[int]):
-    """Path ids of at most 19 digits: longer ones are no id (404), and never reach int()
-    (which refuses over 4300 digits) or the database (64-bit ids)."""
-
-    regex = "[0-9]{1,19}"
-
-    def convert(self, value: str) -> int:
-        return int(value)
-
-    def to_string(self, value: int) -> str:
-        return str(value)
-
-
-register_url_convertor("id", IdConvertor())
+def path_id(raw: str) -> int | None:
+    """A path segment that names a row: at most 19 digits, so that a long one never reaches
+    int() (which refuses over 4300 digits) or the database (64-bit ids)."""
+    if not re.fullmatch("[0-9]{1,19}", raw):
+        return None
+    value = int(raw)
+    return value if is_id(value) else None
 
 
 def build_app(api: Api) -> Starlette:
     routes = [
         Route("/order", api.create_order, methods=["POST"]),
         Route("/order/seed", api.seed, methods=["POST"]),
-        Route("/order/{id:id}", api.get_order, methods=["GET"]),
+        Route("/order/{id}", api.get_order, methods=["GET"]),
         Route("/ingredients", api.ingredients, methods=["GET"]),
         Route("/health", api.health, methods=["GET"]),
         Route("/ready", api.ready, methods=["GET"]),

@@ -1,20 +1,28 @@
-"""Kafka adapter: producers, supervised consumer threads, topics and the embedded cluster."""
+"""Kafka adapter: producers, supervised consumer threads, topics and the embedded cluster.
+
+The only module that knows the Kafka client: handlers receive decoded events
+(`events.Received`), never `confluent_kafka.Message`.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from kitchen.events import Handler, Received, UnusableEvent
+
 log = logging.getLogger(__name__)
 
-# A handler takes a batch and returns the messages it could not use, with the reason;
-# those go to the dead-letter topic `<topic>.dlq` before the batch's offsets are committed.
-Handler = Callable[[list[Message]], list[tuple[Message, str]]]
+E = TypeVar("E")
+
+# A role is reported not ready after this many failed attempts in a row (about 3.5 s of
+# back-off): one failed batch is a hiccup, a streak is a role that is not working.
+FAILURES_BEFORE_UNREADY = 3
 
 
 class EmbeddedKafka:
@@ -116,17 +124,28 @@ def close_with_timeout(consumer: Consumer, seconds: float = 10.0) -> None:
         log.warning("consumer close did not finish within %.0f s", seconds)
 
 
-class ConsumerWorker:
-    """A consumer thread: poll a batch, hand it over, commit only after it is applied.
+def source(m: Message) -> str:
+    """Where a record was read from: `topic-partition-offset`."""
+    return f"{m.topic()}-{m.partition()}-{m.offset()}"
 
-    When the handler fails (database down), nothing is committed: the consumer seeks back
-    to the batch's first offsets and reads it again after a back-off, keeping its place
-    in the group (a new consumer would cost a rebalance). Any other error (broker gone,
-    a failed commit) starts a fresh consumer, which reads again from the last commit.
-    An error that `unusable` says no retry can cure (bad data in one event) is narrowed
-    down to its event by handling the batch one event at a time, and that event alone is
-    dead-lettered, so one bad event never stalls a partition. The worker never dies
-    silently: `alive`, `failures` and `last_error` say how it goes.
+
+class ConsumerWorker(Generic[E]):
+    """A consumer thread: poll a batch, decode it, hand it over, commit only after it is
+    applied.
+
+    What gets dead-lettered, and nothing else: an event `decode` calls unusable
+    (`events.UnusableEvent`), an event the handler returns as unusable, and an event whose
+    handling raises an error that `unusable` says no retry can cure (bad data reaching
+    the database). Such an error is narrowed down to its event by handling the batch one
+    event at a time, and that event alone is parked, so one bad event never stalls a
+    partition.
+
+    Any other error is an outage or a bug: it is logged with its traceback, nothing is
+    committed, and the consumer seeks back to the batch's first offsets and reads it again
+    after a back-off, keeping its place in the group (a new consumer would cost a
+    rebalance). Errors of the consumer itself (broker gone, a failed commit) start a fresh
+    consumer, which reads again from the last commit. The worker never dies silently:
+    `ready`, `failures` and `last_error` say how it goes.
     """
 
     def __init__(
@@ -135,22 +154,25 @@ class ConsumerWorker:
         bootstrap_servers: str,
         group_id: str,
         topics: Sequence[str],
-        handler: Handler,
+        decode: Callable[[bytes | None], E],
+        handler: Handler[E],
         batch_size: int = 500,
         instance_id: str = "",
         session_timeout_ms: int = 10000,
         unusable: Callable[[Exception], bool] = lambda exc: False,
     ) -> None:
         self.name = name
+        self.decode = decode
+        self.handler = handler
         self.unusable = unusable
         self.bootstrap_servers = bootstrap_servers
         self.group_id = group_id
         self.topics = list(topics)
-        self.handler = handler
         self.batch_size = batch_size
         self.instance_id = instance_id
         self.session_timeout_ms = session_timeout_ms
         self.failures = 0  # handler or consumer errors, each followed by a retry
+        self.failing = 0  # failures since the last committed batch
         self.last_error: str | None = None
         self.processed = 0
         self.assigned: list[tuple[str, int]] = []  # partitions this consumer owns now
@@ -162,6 +184,11 @@ class ConsumerWorker:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    @property
+    def ready(self) -> bool:
+        """Alive, and not stuck failing the same work over and over."""
+        return self.alive and self.failing < FAILURES_BEFORE_UNREADY
 
     def start(self) -> None:
         self._thread.start()
@@ -180,6 +207,7 @@ class ConsumerWorker:
     def _fail(self, exc: Exception) -> None:
         """Count and log a failure, then wait before the retry, longer each time."""
         self.failures += 1
+        self.failing += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
         log.exception("%s failed; retrying in %.1f s", self.name, self._backoff)
         self._stop.wait(self._backoff)
@@ -214,7 +242,7 @@ class ConsumerWorker:
                     # Committing an empty batch raises _NO_OFFSET: commit only work done.
                     continue
                 try:
-                    rejected = self._handle(messages)
+                    rejected = self._process(messages)
                 except Exception as exc:
                     for tp in first_offsets(messages):
                         consumer.seek(tp)
@@ -224,22 +252,40 @@ class ConsumerWorker:
                     self._dead_letter(rejected)
                 consumer.commit(offsets=next_offsets(messages), asynchronous=False)
                 self.processed += len(messages)
+                self.failing = 0
                 self._backoff = 0.5
         finally:
             self.assigned = []
             close_with_timeout(consumer)
 
-    def _handle(self, messages: list[Message]) -> list[tuple[Message, str]]:
+    def _process(self, messages: list[Message]) -> list[tuple[Message, str]]:
+        """Decode and handle a batch; return the messages to dead-letter, with the reason."""
+        rejected: list[tuple[Message, str]] = []
+        by_source: dict[str, Message] = {}
+        received: list[Received[E]] = []
+        for m in messages:
+            try:
+                event = self.decode(m.value())
+            except UnusableEvent as exc:
+                rejected.append((m, str(exc)))
+                continue
+            by_source[source(m)] = m
+            received.append(Received(event, source(m)))
+        if received:
+            rejected += [(by_source[r.source], why) for r, why in self._handle(received)]
+        return rejected
+
+    def _handle(self, batch: list[Received[E]]) -> list[tuple[Received[E], str]]:
         try:
-            return self.handler(messages)
+            return self.handler(batch)
         except Exception as exc:
-            if not self.unusable(exc):
-                raise  # an outage: the caller reads the batch again after a back-off
-            if len(messages) == 1:
-                log.exception("%s: event %s unusable", self.name, messages[0].offset())
-                return [(messages[0], f"unusable: {exc!r}")]
+            if not (isinstance(exc, UnusableEvent) or self.unusable(exc)):
+                raise  # an outage or a bug: the caller reads the batch again after a back-off
+            if len(batch) == 1:
+                log.exception("%s: event %s unusable", self.name, batch[0].source)
+                return [(batch[0], f"unusable: {exc!r}")]
         # Somewhere in the batch is an event no retry can cure: find it, one at a time.
-        return [rejected for m in messages for rejected in self._handle([m])]
+        return [rejected for r in batch for rejected in self._handle([r])]
 
     def _track(self, partitions: list[TopicPartition], add: bool) -> None:
         changed = {(p.topic, p.partition) for p in partitions}
@@ -251,14 +297,7 @@ class ConsumerWorker:
         if self._dlq is None:
             self._dlq = Producer(producer_config(self.bootstrap_servers))
         for m, reason in rejected:
-            log.warning(
-                "%s: dead-lettering %s[%s]@%s: %s",
-                self.name,
-                m.topic(),
-                m.partition(),
-                m.offset(),
-                reason,
-            )
+            log.warning("%s: dead-lettering %s: %s", self.name, source(m), reason)
             self._dlq.produce(
                 f"{m.topic()}.dlq",
                 key=m.key(),

@@ -7,10 +7,10 @@ idempotent, so that costs nothing. Losing a row is what this module exists to pr
 
 from __future__ import annotations
 
-import json
+import datetime
 import logging
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -19,9 +19,22 @@ from kitchen.db import Outbox, session, utcnow
 log = logging.getLogger(__name__)
 
 
-def add(topic: str, payload: dict[str, Any], key: str | None = None) -> None:
-    """Queue an event; call inside the transaction that makes it true."""
-    Outbox.create(topic=topic, key=key, payload=json.dumps(payload, separators=(",", ":")))
+class Event(Protocol):
+    def encode(self) -> str: ...
+
+
+def add(topic: str, event: Event, merchant_id: int) -> None:
+    """Queue an event; call inside the transaction that makes it true.
+
+    Keyed by merchant: one merchant's events stay in order on one partition.
+    """
+    Outbox.create(topic=topic, key=str(merchant_id), payload=event.encode())
+
+
+def purge(keep: datetime.timedelta = datetime.timedelta(days=1)) -> int:
+    """Sent rows are history; keep a day of them for inspection."""
+    with session():
+        return int(Outbox.delete().where(Outbox.sent_at < utcnow() - keep).execute())
 
 
 class Relay:

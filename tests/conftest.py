@@ -10,75 +10,17 @@
 from __future__ import annotations
 
 import dataclasses
-import email
-import json
-import os
-import socket
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from email.message import Message as EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen import db
 from kitchen import settings as config
-
-REAL_DATABASE = os.environ.get("KITCHEN_TEST_DATABASE_URL", "")
-REAL_KAFKA = os.environ.get("KITCHEN_TEST_KAFKA", "")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
-    """Poll `check` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    value = check()
-    while not value and time.monotonic() < deadline:
-        time.sleep(interval)
-        value = check()
-    assert value, f"condition not met within {timeout} s (last value {value!r})"
-    return value
-
-
-class Inbox:
-    """What the SMTP server received, parsed."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-class SmtpServer:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.inbox = Inbox()
-        self.controller: Controller | None = None
-
-    @property
-    def messages(self) -> list[EmailMessage]:
-        return self.inbox.messages
-
-    def start(self) -> None:
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
+from tests.helpers import REAL_DATABASE, REAL_KAFKA, SmtpServer, free_port
 
 
 @pytest.fixture
@@ -97,12 +39,15 @@ def database_url(tmp_path: Any) -> str:
 
 @pytest.fixture
 def clean_database(tmp_path: Any) -> str:
+    """This test's own empty database, bound: a test never relies on an earlier one."""
     url = database_url(tmp_path)
     if REAL_DATABASE:
         database = db.open_database(url)
         with database.bind_ctx(db.TABLES), database.connection_context():
             database.drop_tables(db.TABLES, safe=True, cascade=True)
         database.close_all()  # type: ignore[attr-defined]
+    db.bind(url)
+    db.create_tables()
     return url
 
 
@@ -165,66 +110,3 @@ def api(kitchen: Kitchen) -> Iterator[TestClient]:
     with TestClient(kitchen.web_app()) as c:
         assert c.post("/order/seed").status_code == 201
         yield c
-
-
-@dataclasses.dataclass(frozen=True)
-class Record:
-    key: str | None
-    value: bytes
-    headers: dict[str, str]
-
-    def json(self) -> Any:
-        return json.loads(self.value)
-
-
-def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 20.0) -> list[Record]:
-    """Every record on `topic`, read by partition up to its end (no consumer group, so no
-    rebalance wait). Waits up to `timeout` for at least `expect` records to be there."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"test-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "log.connection.close": False,
-        }
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        ranges: dict[int, tuple[int, int]] = {}
-        while True:
-            try:
-                meta = consumer.list_topics(topic, timeout=10).topics[topic]
-                ranges = {
-                    p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                    for p in (meta.partitions if meta.error is None else {})
-                }
-            except KafkaException:
-                # A topic just created may not have its leaders yet (NOT_LEADER): ask again.
-                if time.monotonic() > deadline:
-                    raise
-            if sum(hi - lo for lo, hi in ranges.values()) >= expect:
-                break
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        todo = {p: (lo, hi) for p, (lo, hi) in ranges.items() if hi > lo}
-        consumer.assign([TopicPartition(topic, p, lo) for p, (lo, _) in todo.items()])
-        got: list[tuple[int, int, Record]] = []
-        while todo:
-            m = consumer.poll(10)
-            assert m is not None, f"reading {topic} stalled"
-            if m.error() is not None:
-                continue
-            p, offset = m.partition() or 0, m.offset() or 0
-            raw_key, value = m.key(), m.value()
-            key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
-            pairs: Any = m.headers() or []
-            headers = {str(k): bytes(v or b"").decode() for k, v in pairs}
-            got.append(
-                (p, offset, Record(key, value if isinstance(value, bytes) else b"", headers))
-            )
-            if p in todo and offset + 1 >= todo[p][1]:
-                del todo[p]
-    finally:
-        consumer.close()
-    return [r for _, _, r in sorted(got, key=lambda g: (g[0], g[1]))]

@@ -6,7 +6,7 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen.db import Ingredient, Notification, Outbox, session
-from tests.conftest import SmtpServer, eventually, read_topic
+from tests.helpers import SmtpServer, eventually, read_topic
 
 
 def burgers(api: TestClient, quantity: int) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import eventually, free_port
+from tests.helpers import eventually, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,13 +7,11 @@ import threading
 from collections.abc import Callable
 
 from app import Kitchen
-from kitchen import orders
+from kitchen import catalogue, orders
 from kitchen.db import Ingredient, Merchant, Order, session
 from kitchen.domain import Line
 from kitchen.stock import apply_orders
-from tests.conftest import eventually
-
-BURGER_GRAMS = {"beef": 150, "cheese": 30, "onion": 20}
+from tests.helpers import eventually, stock_after
 
 
 def new_merchant(name: str) -> int:
@@ -21,12 +19,12 @@ def new_merchant(name: str) -> int:
         merchant = Merchant.create(
             name=name, api_key=f"key-{name}", alert_email=f"{name}@example.com"
         )
-    orders.seed(merchant.id)
+    catalogue.seed(merchant.id)
     return merchant.id
 
 
 def burger_of(merchant_id: int) -> int:
-    _, view = orders.seed(merchant_id)  # idempotent: returns the existing kitchen
+    _, view = catalogue.seed(merchant_id)  # idempotent: returns the existing kitchen
     return int(view["products"][0]["id"])
 
 
@@ -34,10 +32,6 @@ def stock_of(merchant_id: int) -> dict[str, int]:
     with session():
         rows = Ingredient.select().where(Ingredient.merchant == merchant_id)
         return {i.name: i.stock for i in rows}
-
-
-def expected(burgers: int) -> dict[str, int]:
-    return {name: orders.SEED_STOCK[name] - burgers * g for name, g in BURGER_GRAMS.items()}
 
 
 def test_concurrent_batches_with_overlapping_orders_apply_each_once(
@@ -81,7 +75,7 @@ def test_concurrent_batches_with_overlapping_orders_apply_each_once(
     assert all(status != "pending" for status, _ in done.values())
     applied = sum(lines[i] for i, (status, _) in done.items() if status == "applied")
     rejected = [reason for status, reason in done.values() if status == "rejected"]
-    assert stock_of(kitchen.merchant_id) == expected(applied)
+    assert stock_of(kitchen.merchant_id) == stock_after(applied)
     assert all(str(r).startswith("insufficient stock: onion") for r in rejected)
     assert rejected and applied <= 50  # onion allows 50 burgers: the overflow was refused whole
 
@@ -118,7 +112,7 @@ def test_two_processing_consumers_in_one_group_share_a_stream(
     with session():
         assert {o.status for o in Order.select()} == {"applied"}
     for merchant in merchants:
-        assert stock_of(merchant) == expected(placed[merchant])
+        assert stock_of(merchant) == stock_after(placed[merchant])
     assert all(w.alive for w in workers)
     assert all(w.processed > 0 for w in workers), [w.processed for w in workers]
     assert sum(w.processed for w in workers) >= len(ids)

@@ -6,10 +6,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Message, Producer
+from confluent_kafka import Producer
 
+from kitchen.db import is_data_error
+from kitchen.events import Received
 from kitchen.kafka import ConsumerWorker, EmbeddedKafka, ensure_topics, producer_config
-from tests.conftest import REAL_KAFKA, eventually, read_topic
+from tests.helpers import REAL_KAFKA, eventually, read_topic
 
 
 @pytest.fixture
@@ -29,21 +31,26 @@ def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
     assert producer.flush(10) == 0
 
 
+def raw(value: bytes | None) -> bytes:
+    """Events that are plain bytes: every record is usable."""
+    return value or b""
+
+
 def test_an_unusable_event_is_dead_lettered_alone(bootstrap: str) -> None:
     topic = f"events-{uuid.uuid4().hex[:8]}"
     if REAL_KAFKA:
         ensure_topics(bootstrap, [topic, f"{topic}.dlq"], 6)
     applied: list[bytes] = []
 
-    def handler(messages: list[Message]) -> list[tuple[Message, str]]:
-        values = [m.value() or b"" for m in messages]
+    def handler(batch: list[Received[bytes]]) -> list[tuple[Received[bytes], str]]:
+        values = [r.event for r in batch]
         if b"bad" in values:  # like a transaction: all or nothing
             raise ValueError("cannot use 'bad'")
         applied.extend(values)
         return []
 
     worker = ConsumerWorker(
-        "test", bootstrap, f"g-{topic}", [topic], handler, unusable=lambda e: True
+        "test", bootstrap, f"g-{topic}", [topic], raw, handler, unusable=lambda e: True
     )
     produce(bootstrap, topic, [b"a", b"b", b"bad", b"c"])
     worker.start()
@@ -65,19 +72,52 @@ def test_an_outage_is_retried_without_committing(bootstrap: str) -> None:
     applied: list[bytes] = []
     outage = {"left": 2}
 
-    def handler(messages: list[Message]) -> list[tuple[Message, str]]:
+    def handler(batch: list[Received[bytes]]) -> list[tuple[Received[bytes], str]]:
         if outage["left"]:
             outage["left"] -= 1
             raise ConnectionError("database down")
-        applied.extend(m.value() or b"" for m in messages)
+        applied.extend(r.event for r in batch)
         return []
 
-    worker = ConsumerWorker("test", bootstrap, f"g-{topic}", [topic], handler)
+    worker = ConsumerWorker("test", bootstrap, f"g-{topic}", [topic], raw, handler)
     produce(bootstrap, topic, [b"1", b"2", b"3"])
     worker.start()
     try:
         eventually(lambda: worker.processed == 3, timeout=60)
         assert sorted(applied) == [b"1", b"2", b"3"]  # nothing skipped, nothing twice
         assert worker.failures == 2 and worker.last_error == "ConnectionError: database down"
+    finally:
+        worker.stop()
+
+
+def test_a_handler_bug_is_retried_not_dead_lettered(bootstrap: str) -> None:
+    """A bug (an error that is not a data error) stops the stream loudly: nothing is
+    dead-lettered or committed, the worker reports not ready, and once the bug is gone
+    every event is applied once."""
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    if REAL_KAFKA:
+        ensure_topics(bootstrap, [topic, f"{topic}.dlq"], 6)
+    applied: list[bytes] = []
+    bug = {"on": True}
+
+    def handler(batch: list[Received[bytes]]) -> list[tuple[Received[bytes], str]]:
+        if bug["on"]:
+            raise KeyError("a handler bug")  # was once dead-lettered as "bad data"
+        applied.extend(r.event for r in batch)
+        return []
+
+    worker = ConsumerWorker(
+        "test", bootstrap, f"g-{topic}", [topic], raw, handler, unusable=is_data_error
+    )
+    produce(bootstrap, topic, [b"1", b"2"])
+    worker.start()
+    try:
+        eventually(lambda: worker.failures >= 3, timeout=60)
+        assert not worker.ready and worker.alive and worker.processed == 0
+        assert worker.last_error == "KeyError: 'a handler bug'"
+        bug["on"] = False
+        eventually(lambda: worker.processed == 2, timeout=60)
+        assert sorted(applied) == [b"1", b"2"] and worker.ready
+        assert read_topic(bootstrap, f"{topic}.dlq", expect=0, timeout=2) == []
     finally:
         worker.stop()

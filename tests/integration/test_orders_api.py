@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen.db import Ingredient, Order, OrderLine, Outbox, Product, RecipeLine, session
-from tests.conftest import eventually, read_topic
+from tests.helpers import eventually, read_topic
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.alerts import parse_notify
+from kitchen import alerts, orders
 from kitchen.db import Alert, Ingredient, Order, Outbox, session, utcnow
-from kitchen.scheduler import redrive_alerts, redrive_orders
+from kitchen.events import Notify
 
 LONG_AGO = utcnow() - datetime.timedelta(minutes=5)
 AFTER = datetime.timedelta(seconds=30)
@@ -33,9 +33,9 @@ def test_orders_still_pending_are_published_again(make_kitchen: Callable[..., Ki
     with session():
         Order.update(emitted_at=LONG_AGO).where(Order.id == old["id"]).execute()
 
-    assert redrive_orders(topic, AFTER) == 1
+    assert orders.redrive(topic, AFTER) == 1
     assert outbox(topic) == [{"id": old["id"]}, {"id": new["id"]}, {"id": old["id"]}]
-    assert redrive_orders(topic, AFTER) == 0  # re-driven just now: not again at once
+    assert orders.redrive(topic, AFTER) == 0  # re-driven just now: not again at once
 
 
 def test_alerts_that_never_reached_the_notification_role_are_published_again(
@@ -57,10 +57,10 @@ def test_alerts_that_never_reached_the_notification_role_are_published_again(
             emitted_at=LONG_AGO,
         )
 
-    assert redrive_alerts(topic, AFTER) == 1
+    assert alerts.redrive(topic, AFTER) == 1
     [payload] = outbox(topic)
     assert payload["id"] == onion.id and payload["email"] == "chef@example.com"
     assert payload["alert_id"] == alert.id and payload["ingredient"] == "onion"
-    notify = parse_notify(json.dumps(payload).encode())  # what the notification role reads
+    notify = Notify.decode(json.dumps(payload).encode())  # what the notification role reads
     assert (notify.ingredient_id, notify.alert_id, notify.stock) == (onion.id, alert.id, 480)
-    assert redrive_alerts(topic, AFTER) == 0
+    assert alerts.redrive(topic, AFTER) == 0

@@ -22,12 +22,12 @@ import httpx
 
 from kitchen import db
 from kitchen.db import Ingredient, Order, session
-from tests.conftest import REAL_DATABASE, REAL_KAFKA, eventually, free_port
+from tests import helpers
+from tests.helpers import REAL_DATABASE, REAL_KAFKA, eventually, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-BURGER = {"beef": 150, "cheese": 30, "onion": 20}  # grams, as seeded
 # Bigger than the reference kitchen, for loads of thousands of burgers: beef runs out
 # after 2000, and beef and onion fall below 50 % on the way.
 STOCK = {"beef": 300_000, "cheese": 150_000, "onion": 50_000}
@@ -58,7 +58,7 @@ def settled_orders(timeout: float) -> dict[int, str]:
 
 
 def stock_after(burgers: int) -> dict[str, int]:
-    return {name: STOCK[name] - burgers * grams for name, grams in BURGER.items()}
+    return helpers.stock_after(burgers, STOCK)
 
 
 class KitchenProcess:

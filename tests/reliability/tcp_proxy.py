@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 
 class TcpProxy:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kitchen.db import Ingredient, session
-from tests.conftest import REAL_DATABASE, REAL_KAFKA, SmtpServer, eventually
+from tests.helpers import REAL_DATABASE, REAL_KAFKA, SmtpServer, eventually
 from tests.reliability.harness import (
     KitchenProcess,
     Tally,

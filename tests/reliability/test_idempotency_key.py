@@ -7,7 +7,7 @@ import threading
 from starlette.testclient import TestClient
 
 from kitchen.db import Ingredient, Order, OrderLine, Outbox, session
-from tests.conftest import eventually
+from tests.helpers import eventually
 
 TWO = {"products": [{"product_id": 1, "quantity": 2}]}
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from kitchen.db import Ingredient, Order, session
-from tests.conftest import REAL_DATABASE, REAL_KAFKA, SmtpServer
+from tests.helpers import REAL_DATABASE, REAL_KAFKA, SmtpServer
 from tests.reliability.harness import (
     ONE_BURGER,
     ROOT,

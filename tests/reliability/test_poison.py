@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from app import Kitchen
 from kitchen.db import Ingredient, session
 from kitchen.kafka import producer_config
-from tests.conftest import SmtpServer, eventually, read_topic
+from tests.helpers import SmtpServer, eventually, read_topic
 
 
 def test_poison_notify_events_are_dead_lettered(

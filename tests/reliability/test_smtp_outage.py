@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from app import Kitchen
 from kitchen.db import Ingredient, Notification, session
 from kitchen.kafka import producer_config
-from tests.conftest import SmtpServer, eventually, read_topic
+from tests.helpers import SmtpServer, eventually, read_topic, stock_after
 from tests.reliability.harness import settled_orders
 from tests.reliability.report import report
 
@@ -79,7 +79,7 @@ def test_alerts_wait_for_smtp_and_are_mailed_once(
         attempts = sorted(n.attempts for n in Notification.select())
     statuses = [settled[i] for i in ids]
     assert statuses == ["applied"] * 200 + ["rejected"]
-    assert stock == {"beef": 0, "cheese": 8_000 - 200 * 30, "onion": 6_000 - 200 * 20}
+    assert stock == stock_after(200, STOCK)
     report(
         "SMTP down",
         backend=kitchen.settings.database.url.split(":")[0]

@@ -4,17 +4,22 @@ from fractions import Fraction
 
 import pytest
 
+from kitchen import catalogue
 from kitchen.domain import IngredientState, Line, apply_order, grams_needed, is_below, restock
 
+# The reference kitchen with ids: beef 1, cheese 2, onion 3; the Burger is product 1.
+IDS = {name: i for i, name in enumerate(catalogue.REFERENCE_STOCK, start=1)}
 BURGER = 1
-RECIPES = {BURGER: {1: 150, 2: 30, 3: 20}}  # beef, cheese, onion
+RECIPES = {BURGER: {IDS[name]: grams for name, grams in catalogue.BURGER.items()}}
+HALF = Fraction(1, 2)
 
 
 def kitchen() -> dict[int, IngredientState]:
     return {
-        1: IngredientState(1, "beef", 20_000, 20_000, True),
-        2: IngredientState(2, "cheese", 5_000, 5_000, True),
-        3: IngredientState(3, "onion", 1_000, 1_000, True),
+        i: IngredientState(
+            i, name, catalogue.REFERENCE_STOCK[name], catalogue.REFERENCE_STOCK[name], True, HALF
+        )
+        for name, i in IDS.items()
     }
 
 

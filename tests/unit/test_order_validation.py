@@ -3,7 +3,7 @@
 import pytest
 
 from kitchen.domain import Line
-from kitchen.orders import InvalidOrder, decode_json, parse_order
+from kitchen.validation import InvalidOrder, decode_body, parse_order
 
 
 def parse(data: object) -> list[Line]:
@@ -78,16 +78,16 @@ def test_every_bad_line_is_reported() -> None:
 
 def test_malformed_json() -> None:
     with pytest.raises(InvalidOrder, match="is not valid JSON"):
-        decode_json(b'{"products": [')
+        decode_body(b'{"products": [')
     with pytest.raises(InvalidOrder, match="is not valid JSON"):
-        decode_json(b"\xff\xfe")
+        decode_body(b"\xff\xfe")
 
 
 def test_bodies_the_json_parser_chokes_on_are_malformed_not_errors() -> None:
     with pytest.raises(InvalidOrder, match="nested too deeply"):
-        decode_json(b"[" * 100_000)
+        decode_body(b"[" * 100_000)
     with pytest.raises(InvalidOrder, match="is not valid JSON"):
-        decode_json(b"1" * 5000)  # Python refuses int() of over 4300 digits
+        decode_body(b"1" * 5000)  # Python refuses int() of over 4300 digits
 
 
 def test_a_product_id_beyond_64_bits_is_unknown() -> None:

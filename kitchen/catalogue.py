@@ -1,0 +1,48 @@
+"""The catalogue: the reference kitchen that `POST /order/seed` creates.
+
+The reference menu is defined here once; the tests import it rather than copy it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kitchen import views
+from kitchen.db import Ingredient, Product, RecipeLine, transaction
+
+# Starting stock of the reference kitchen, in grams.
+REFERENCE_STOCK = {"beef": 20_000, "cheese": 5_000, "onion": 1_000}
+# Grams of each ingredient in one unit of each product.
+REFERENCE_MENU = {"Burger": {"beef": 150, "cheese": 30, "onion": 20}}
+BURGER = REFERENCE_MENU["Burger"]
+
+
+def seed(merchant_id: int) -> tuple[bool, dict[str, Any]]:
+    """Create the reference kitchen if missing; never duplicates, never resets stock.
+    Returns (created, the kitchen's products and ingredients)."""
+    created = False
+    with transaction():
+        ingredients = {}
+        for name, grams in REFERENCE_STOCK.items():
+            ingredient, new = Ingredient.get_or_create(
+                merchant=merchant_id,
+                name=name,
+                defaults={"stock": grams, "full_stock": grams, "alert_armed": True},
+            )
+            ingredients[name] = ingredient
+            created |= new
+        products = []
+        for product_name, recipe in REFERENCE_MENU.items():
+            product, new = Product.get_or_create(merchant=merchant_id, name=product_name)
+            created |= new
+            for name, grams in recipe.items():
+                _, new = RecipeLine.get_or_create(
+                    product=product, ingredient=ingredients[name], defaults={"grams": grams}
+                )
+                created |= new
+            products.append(product)
+        view = {
+            "products": [views.product(p) for p in products],
+            "ingredients": [views.ingredient(i) for i in ingredients.values()],
+        }
+    return created, view

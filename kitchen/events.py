@@ -1,0 +1,148 @@
+"""The events Kitchen writes to Kafka: the public contract, one typed value each.
+
+Each event has one way to be written (`encode`) and one way to be read (`decode`). An
+event that cannot be read raises `UnusableEvent`: no retry can cure it, so the consumer
+parks it on the dead-letter topic. Who writes, reads and re-drives each event:
+
+| event         | topic           | written by                        | read by           |
+| ------------- | --------------- | --------------------------------- | ----------------- |
+| OrderCreated  | `order_created` | orders.place / orders.redrive     | stock (processing)|
+| Notify        | `notify`        | alerts.raise_alert / alerts.redrive | notifications   |
+
+Both are keyed by merchant id, so one merchant's events stay in order on one partition.
+Fields may be added to an event; none is removed or changes meaning.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from kitchen.domain import is_id
+
+
+class UnusableEvent(ValueError):
+    """An event no retry can cure: malformed, or naming something that does not exist."""
+
+
+def decode_json(raw: bytes | None) -> Any:
+    """JSON from bytes, or ValueError with a short reason (bad JSON, bad UTF-8, too deep)."""
+    try:
+        return json.loads(raw or b"")
+    except RecursionError:
+        # Nesting deeper than the parser's stack: not JSON anyone meant to send.
+        raise ValueError("nested too deeply") from None
+    except ValueError as exc:
+        # JSONDecodeError, bad UTF-8, integers of over 4300 digits.
+        raise ValueError(f"not valid JSON ({exc})") from None
+
+
+def _object(raw: bytes | None, name: str) -> dict[str, Any]:
+    try:
+        payload = decode_json(raw)
+    except ValueError as exc:
+        raise UnusableEvent(f"bad {name}: {exc}") from None
+    if not isinstance(payload, dict):
+        raise UnusableEvent(f"bad {name}: not a JSON object")
+    return payload
+
+
+def _encode(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class OrderCreated:
+    """ORDER_CREATED: an order was saved and waits to be applied to the stock."""
+
+    NAME = "ORDER_CREATED"
+    id: int  # the order's id
+
+    def encode(self) -> str:
+        return _encode({"id": self.id})
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> OrderCreated:
+        payload = _object(raw, cls.NAME)
+        if not is_id(payload.get("id")):
+            raise UnusableEvent(f"bad {cls.NAME}: id must be a positive integer")
+        return cls(payload["id"])
+
+
+@dataclass(frozen=True)
+class Notify:
+    """NOTIFY: an ingredient fell below its threshold; mail the merchant.
+
+    The public contract is `{"id": <ingredient id>, "email": ...}`. Kitchen adds the
+    alert's id (what makes one email per alert) and the figures for the mail. A producer
+    that speaks only the bare contract is still served; extras of the wrong type are
+    dropped, since the database holds the truth.
+    """
+
+    NAME = "NOTIFY"
+    ingredient_id: int
+    email: str
+    alert_id: int | None = None
+    merchant_id: int | None = None
+    ingredient: str | None = None
+    stock: int | None = None
+    full_stock: int | None = None
+    threshold: float | None = None
+
+    def encode(self) -> str:
+        return _encode(
+            {
+                "id": self.ingredient_id,
+                "email": self.email,
+                "alert_id": self.alert_id,
+                "merchant_id": self.merchant_id,
+                "ingredient": self.ingredient,
+                "stock": self.stock,
+                "full_stock": self.full_stock,
+                "threshold": self.threshold,
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> Notify:
+        payload = _object(raw, cls.NAME)
+        ingredient_id, email = payload.get("id"), payload.get("email")
+        if not is_id(ingredient_id) or not isinstance(email, str) or "@" not in email:
+            raise UnusableEvent(f"bad {cls.NAME}: needs an integer id and an email address")
+        alert_id = payload.get("alert_id")
+        if alert_id is not None and not is_id(alert_id):
+            raise UnusableEvent(f"bad {cls.NAME}: alert_id must be a positive integer")
+
+        def typed(key: str, kind: type) -> Any:
+            value = payload.get(key)
+            return value if type(value) is kind else None
+
+        return cls(
+            ingredient_id,
+            email,
+            alert_id=alert_id,
+            merchant_id=payload["merchant_id"] if is_id(payload.get("merchant_id")) else None,
+            ingredient=typed("ingredient", str),
+            stock=typed("stock", int),
+            full_stock=typed("full_stock", int),
+            threshold=typed("threshold", float),
+        )
+
+
+E = TypeVar("E")
+
+
+@dataclass(frozen=True)
+class Received(Generic[E]):
+    """An event as a handler receives it: the value, and where it was read from
+    (`topic-partition-offset`), which names one delivery of one record."""
+
+    event: E
+    source: str
+
+
+# A handler takes a batch of received events and returns those it could not use, with the
+# reason (an order id that names no order, say): the consumer dead-letters them.
+Handler = Callable[[list[Received[E]]], list[tuple[Received[E], str]]]

@@ -1,0 +1,143 @@
+"""Notification role: turn NOTIFY events into exactly one email per alert.
+
+A NOTIFY is first recorded as a `Notification` row (unique per alert), then the batch's
+offsets are committed, then due rows are mailed. A redelivered NOTIFY finds its row and
+adds nothing; a mail that fails stays due and is retried with back-off. Each mail has a
+Message-ID derived from the alert, so the one resend a crash can cause (mail accepted,
+row not yet marked) is the same message to the recipient.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from fractions import Fraction
+
+from kitchen.db import Alert, Ingredient, Notification, session, transaction, utcnow
+from kitchen.events import Handler, Notify, Received
+from kitchen.mail import Mailer
+
+log = logging.getLogger(__name__)
+
+
+def compose(ingredient: str, stock: int, full_stock: int, threshold: Fraction) -> tuple[str, str]:
+    """Subject and body of a low-stock alert."""
+    percent = f"{float(threshold) * 100:g}%"
+    level = full_stock * threshold
+    subject = f"Low stock: {ingredient} is below {percent} ({stock} g left)"
+    body = (
+        f"{ingredient} is down to {stock} g of its full {full_stock} g, below the alert "
+        f"threshold of {percent} ({float(level):g} g).\n\n"
+        f"Restock {ingredient} to re-arm this alert; until then Kitchen sends no other "
+        f"alert for it.\n"
+    )
+    return subject, body
+
+
+def record(
+    batch: list[Received[Notify]], threshold: Fraction
+) -> list[tuple[Received[Notify], str]]:
+    """Store one Notification per alert in the batch; return the events that are unusable."""
+    rejected: list[tuple[Received[Notify], str]] = []
+    with transaction():
+        for r in batch:
+            notify = r.event
+            ingredient = Ingredient.get_or_none(Ingredient.id == notify.ingredient_id)
+            if ingredient is None:
+                rejected.append((r, f"unknown ingredient {notify.ingredient_id}"))
+                continue
+            if notify.alert_id is not None and not Alert.get_or_none(Alert.id == notify.alert_id):
+                rejected.append((r, f"unknown alert {notify.alert_id}"))
+                continue
+            # Without an alert id (a producer that speaks only the bare contract), the
+            # event's position in Kafka is what makes a redelivery recognisable.
+            key = f"alert-{notify.alert_id}" if notify.alert_id else r.source
+            stock = ingredient.stock if notify.stock is None else notify.stock
+            full = ingredient.full_stock if notify.full_stock is None else notify.full_stock
+            subject, body = compose(ingredient.name, stock, full, threshold)
+            Notification.insert(
+                dedup_key=key,
+                alert=notify.alert_id,
+                ingredient_id=notify.ingredient_id,
+                email=notify.email,
+                subject=subject,
+                body=body,
+                message_id=f"<kitchen-{key}@kitchen.local>",
+            ).on_conflict_ignore().execute()
+    return rejected
+
+
+def backoff(attempts: int) -> datetime.timedelta:
+    return datetime.timedelta(seconds=min(300, 2**attempts))
+
+
+def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
+    """Mail the due notifications; returns how many were sent.
+
+    Each row is claimed for `claim_seconds`, longer than one send can take: a sender that
+    died mid-send (SIGKILL) holds its rows that long, then another sender takes them.
+    """
+    now = utcnow()
+    with session():
+        due = list(
+            Notification.select()
+            .where(
+                Notification.sent_at.is_null(),
+                Notification.next_attempt_at <= now,
+                Notification.claimed_until.is_null() | (Notification.claimed_until < now),
+            )
+            .order_by(Notification.id)
+            .limit(limit)
+        )
+        sent = 0
+        for n in due:
+            claimed = (
+                Notification.update(
+                    claimed_until=now + datetime.timedelta(seconds=claim_seconds),
+                    attempts=Notification.attempts + 1,
+                )
+                .where(
+                    Notification.id == n.id,
+                    Notification.sent_at.is_null(),
+                    Notification.claimed_until.is_null() | (Notification.claimed_until < now),
+                )
+                .execute()
+            )
+            if not claimed:
+                continue  # another sender has it
+            try:
+                mailer.send(n.email, n.subject, n.body, n.message_id)
+            except Exception as exc:
+                log.warning(
+                    "alert mail %s failed (attempt %d): %s", n.dedup_key, n.attempts + 1, exc
+                )
+                Notification.update(
+                    claimed_until=None,
+                    last_error=f"{type(exc).__name__}: {exc}",
+                    next_attempt_at=utcnow() + backoff(n.attempts + 1),
+                ).where(Notification.id == n.id).execute()
+                continue
+            Notification.update(sent_at=utcnow(), claimed_until=None, last_error=None).where(
+                Notification.id == n.id
+            ).execute()
+            sent += 1
+            log.info("alert mail %s sent to %s", n.dedup_key, n.email)
+    return sent
+
+
+def notify_handler(mailer: Mailer, threshold: Fraction, claim_seconds: int) -> Handler[Notify]:
+    """Consumer handler: record the batch, then try to mail it right away.
+
+    Mailing happens after `record` committed; the worker commits the offsets after this
+    returns, so a crash in between leaves a due row that the retry job sends.
+    """
+
+    def handler(batch: list[Received[Notify]]) -> list[tuple[Received[Notify], str]]:
+        rejected = record(batch, threshold)
+        try:
+            send_due(mailer, claim_seconds)
+        except Exception:
+            log.exception("sending alert mails failed; the retry job will try again")
+        return rejected
+
+    return handler

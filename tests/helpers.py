@@ -1,0 +1,141 @@
+"""Helpers shared by the tests: real servers, polling, reading a topic.
+
+Fixtures live in `conftest.py`; this is a plain module that tests import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from email.message import Message as EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from kitchen.catalogue import BURGER, REFERENCE_STOCK
+
+REAL_DATABASE = os.environ.get("KITCHEN_TEST_DATABASE_URL", "")
+REAL_KAFKA = os.environ.get("KITCHEN_TEST_KAFKA", "")
+
+
+# Grams of the reference kitchen left after `burgers` burgers.
+def stock_after(burgers: int, stock: dict[str, int] = REFERENCE_STOCK) -> dict[str, int]:
+    return {name: stock[name] - burgers * grams for name, grams in BURGER.items()}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll `check` until it returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    value = check()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = check()
+    assert value, f"condition not met within {timeout} s (last value {value!r})"
+    return value
+
+
+class Inbox:
+    """What the SMTP server received, parsed."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+class SmtpServer:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.inbox = Inbox()
+        self.controller: Controller | None = None
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return self.inbox.messages
+
+    def start(self) -> None:
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    key: str | None
+    value: bytes
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.value)
+
+
+def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 20.0) -> list[Record]:
+    """Every record on `topic`, read by partition up to its end (no consumer group, so no
+    rebalance wait). Waits up to `timeout` for at least `expect` records to be there."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "log.connection.close": False,
+        }
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        ranges: dict[int, tuple[int, int]] = {}
+        while True:
+            try:
+                meta = consumer.list_topics(topic, timeout=10).topics[topic]
+                ranges = {
+                    p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                    for p in (meta.partitions if meta.error is None else {})
+                }
+            except KafkaException:
+                # A topic just created may not have its leaders yet (NOT_LEADER): ask again.
+                if time.monotonic() > deadline:
+                    raise
+            if sum(hi - lo for lo, hi in ranges.values()) >= expect:
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        todo = {p: (lo, hi) for p, (lo, hi) in ranges.items() if hi > lo}
+        consumer.assign([TopicPartition(topic, p, lo) for p, (lo, _) in todo.items()])
+        got: list[tuple[int, int, Record]] = []
+        while todo:
+            m = consumer.poll(10)
+            assert m is not None, f"reading {topic} stalled"
+            if m.error() is not None:
+                continue
+            p, offset = m.partition() or 0, m.offset() or 0
+            raw_key, value = m.key(), m.value()
+            key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+            pairs: Any = m.headers() or []
+            headers = {str(k): bytes(v or b"").decode() for k, v in pairs}
+            got.append(
+                (p, offset, Record(key, value if isinstance(value, bytes) else b"", headers))
+            )
+            if p in todo and offset + 1 >= todo[p][1]:
+                del todo[p]
+    finally:
+        consumer.close()
+    return [r for _, _, r in sorted(got, key=lambda g: (g[0], g[1]))]
