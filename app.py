@@ -73,6 +73,8 @@ class Kitchen:
         threshold = s.alerts.threshold_fraction
         jobs: list[tuple[Any, float]] = []
         if s.roles.relay:
+            if self.embedded is not None:
+                self._requeue_lost()
             self.relay = Relay(Producer(producer_config(self.bootstrap_servers)), k.batch_size)
             self.relay.start()
             redrive = datetime.timedelta(seconds=s.scheduler.redrive_after_seconds)
@@ -139,6 +141,23 @@ class Kitchen:
             # refused is dead-lettered; any other error is retried and shows in /ready.
             unusable=is_data_error,
         )
+
+    def _requeue_lost(self) -> None:
+        """The embedded cluster starts empty: every event of the last run that was not
+        applied is gone. Queue them again now, not `redrive_after_seconds` later. No other
+        process shares an embedded cluster, so the last run's relay claims are void too."""
+        k, now = self.settings.kafka, datetime.timedelta(0)
+        released = outbox.release_claims()
+        orders_again = orders.redrive(k.order_created_topic, now, limit=None)
+        alerts_again = alerts.redrive(k.notify_topic, now, limit=None)
+        if released or orders_again or alerts_again:
+            log.info(
+                "embedded Kafka starts empty: %d pending orders and %d alerts queued again, "
+                "%d unsent outbox rows released",
+                orders_again,
+                alerts_again,
+                released,
+            )
 
     def wake_relay(self) -> None:
         if self.relay is not None:

@@ -12,7 +12,7 @@ import logging
 from fractions import Fraction
 
 from kitchen import outbox
-from kitchen.db import Alert, Ingredient, Notification, Order, transaction, utcnow
+from kitchen.db import Alert, Ingredient, Notification, Order, locked, transaction, utcnow
 from kitchen.domain import IngredientState
 from kitchen.events import Notify
 
@@ -31,7 +31,7 @@ def raise_alert(order: Order, ingredient: IngredientState, email: str, topic: st
         full_stock=ingredient.full_stock,
         threshold=str(ingredient.threshold),
     )
-    outbox.add(topic, notify_event(alert, ingredient.name), alert.merchant_id)
+    outbox.add(topic, notify_event(alert, ingredient.name), alert.merchant_id, alert.id)
     return alert
 
 
@@ -48,22 +48,30 @@ def notify_event(alert: Alert, ingredient_name: str) -> Notify:
     )
 
 
-def redrive(topic: str, older_than: datetime.timedelta, limit: int = 1000) -> int:
+def redrive(topic: str, older_than: datetime.timedelta, limit: int | None = 1000) -> int:
     """Queue NOTIFY again for alerts that never reached the notification role (no
-    Notification row long after the event): the embedded Kafka or a crash lost it."""
+    Notification row long after the event): the embedded Kafka or a crash lost it. An alert
+    whose NOTIFY still waits in the outbox is left alone."""
     cutoff = utcnow() - older_than
     with transaction():
         recorded = Notification.select(Notification.alert).where(Notification.alert.is_null(False))
         lost = list(
-            Alert.select()
-            .where(Alert.emitted_at < cutoff, Alert.id.not_in(recorded))
-            .order_by(Alert.id)
-            .limit(limit)
+            locked(
+                Alert.select()
+                .where(
+                    Alert.emitted_at < cutoff,
+                    Alert.id.not_in(recorded),
+                    Alert.id.not_in(outbox.unsent(topic)),
+                )
+                .order_by(Alert.id)
+                .limit(limit)
+            )
         )
         ids = {a.ingredient_id for a in lost}
         names = {i.id: i.name for i in Ingredient.select().where(Ingredient.id.in_(list(ids)))}
         for alert in lost:
-            outbox.add(topic, notify_event(alert, names[alert.ingredient_id]), alert.merchant_id)
+            event = notify_event(alert, names[alert.ingredient_id])
+            outbox.add(topic, event, alert.merchant_id, alert.id)
         if lost:
             Alert.update(emitted_at=utcnow()).where(Alert.id.in_([a.id for a in lost])).execute()
     if lost:

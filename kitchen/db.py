@@ -123,8 +123,14 @@ class Outbox(Base):
     topic = pw.CharField()
     key = pw.CharField(null=True)
     payload = pw.TextField()  # JSON
+    # The row the event is about (the order of an ORDER_CREATED, the alert of a NOTIFY):
+    # a re-drive does not queue an event again while an earlier copy is still unsent.
+    ref_id = pw.BigIntegerField(null=True, index=True)
     created_at = pw.DateTimeField(default=utcnow)
     sent_at = pw.DateTimeField(null=True, index=True)
+    # A relay owns the row until then (see outbox.Relay), so two relays never send it.
+    claimed_until = pw.DateTimeField(null=True)
+    claimed_by = pw.CharField(null=True)
 
 
 class Alert(Base):

@@ -15,7 +15,7 @@ import logging
 import peewee as pw
 
 from kitchen import outbox
-from kitchen.db import Order, OrderLine, Product, session, transaction, utcnow
+from kitchen.db import Order, OrderLine, Product, locked, session, transaction, utcnow
 from kitchen.domain import Line
 from kitchen.events import OrderCreated
 from kitchen.validation import FieldError, InvalidOrder
@@ -90,27 +90,35 @@ def _create(
         OrderLine.insert_many(
             [{"order": order.id, "product": ln.product_id, "quantity": ln.quantity} for ln in lines]
         ).execute()
-        outbox.add(topic, OrderCreated(order.id), merchant_id)
+        outbox.add(topic, OrderCreated(order.id), merchant_id, order.id)
     return order
 
 
-def redrive(topic: str, older_than: datetime.timedelta, limit: int = 1000) -> int:
+def redrive(topic: str, older_than: datetime.timedelta, limit: int | None = 1000) -> int:
     """Queue ORDER_CREATED again for orders still pending long after their event.
 
     Kafka is not the source of truth: the embedded cluster forgets on restart, and a crash
     can lose an event in flight. Processing skips orders that are no longer pending, so a
-    re-driven event that was not lost after all costs nothing.
+    re-driven event that was not lost after all costs nothing. An order whose event still
+    waits in the outbox (Kafka down) is left alone: another copy would only pile up.
+    The rows are locked in id order, as processing locks them, so the two never deadlock.
     """
     cutoff = utcnow() - older_than
     with transaction():
         stuck = list(
-            Order.select(Order.id, Order.merchant)
-            .where(Order.status == Order.PENDING, Order.emitted_at < cutoff)
-            .order_by(Order.id)
-            .limit(limit)
+            locked(
+                Order.select(Order.id, Order.merchant)
+                .where(
+                    Order.status == Order.PENDING,
+                    Order.emitted_at < cutoff,
+                    Order.id.not_in(outbox.unsent(topic)),
+                )
+                .order_by(Order.id)
+                .limit(limit)
+            )
         )
         for order in stuck:
-            outbox.add(topic, OrderCreated(order.id), order.merchant_id)
+            outbox.add(topic, OrderCreated(order.id), order.merchant_id, order.id)
         if stuck:
             Order.update(emitted_at=utcnow()).where(Order.id.in_([o.id for o in stuck])).execute()
     if stuck:

@@ -3,6 +3,8 @@ relay role publishes them to Kafka, marking each row sent only once Kafka confir
 
 A crash between the send and the mark publishes a row twice; every consumer is
 idempotent, so that costs nothing. Losing a row is what this module exists to prevent.
+Several relays may run: each claims the rows it sends (a lease in the row, taken with
+`FOR UPDATE SKIP LOCKED` on PostgreSQL), so no two relays send the same row.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
+import uuid
 from typing import Any, Protocol
 
+import peewee as pw
 from confluent_kafka import KafkaError, Message, Producer
 
-from kitchen.db import Outbox, session, utcnow
+from kitchen.db import Outbox, database, session, transaction, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +27,20 @@ class Event(Protocol):
     def encode(self) -> str: ...
 
 
-def add(topic: str, event: Event, merchant_id: int) -> None:
-    """Queue an event; call inside the transaction that makes it true.
+def add(topic: str, event: Event, merchant_id: int, ref_id: int) -> None:
+    """Queue an event about row `ref_id`; call inside the transaction that makes it true.
 
     Keyed by merchant: one merchant's events stay in order on one partition.
     """
-    Outbox.create(topic=topic, key=str(merchant_id), payload=event.encode())
+    Outbox.create(topic=topic, key=str(merchant_id), payload=event.encode(), ref_id=ref_id)
+
+
+def unsent(topic: str) -> Any:
+    """A subquery: the rows whose event on `topic` is still waiting in the outbox.
+    A re-drive skips them: queuing the event again would only add a copy."""
+    return Outbox.select(Outbox.ref_id).where(
+        Outbox.topic == topic, Outbox.sent_at.is_null(), Outbox.ref_id.is_null(False)
+    )
 
 
 def purge(keep: datetime.timedelta = datetime.timedelta(days=1)) -> int:
@@ -37,12 +49,28 @@ def purge(keep: datetime.timedelta = datetime.timedelta(days=1)) -> int:
         return int(Outbox.delete().where(Outbox.sent_at < utcnow() - keep).execute())
 
 
+def release_claims() -> int:
+    """Void every relay's claim: only when no other relay can be running."""
+    with session():
+        return int(
+            Outbox.update(claimed_until=None, claimed_by=None)
+            .where(Outbox.sent_at.is_null(), Outbox.claimed_until.is_null(False))
+            .execute()
+        )
+
+
 class Relay:
     """Publishes unsent outbox rows in id order, in batches: produce all, then flush once."""
+
+    # How long a relay owns the rows it claimed: longer than one pass can take (a flush of
+    # at most 30 s). A relay that died mid-pass holds its rows that long, then another
+    # relay (or itself, restarted) sends them.
+    LEASE = datetime.timedelta(seconds=60)
 
     def __init__(self, producer: Producer, batch_size: int = 500) -> None:
         self.producer = producer
         self.batch_size = batch_size
+        self.name = f"relay-{uuid.uuid4().hex[:12]}"  # whose claim a row carries
         self.published = 0
         self.last_error: str | None = None
         self._inflight: set[int] = set()
@@ -80,27 +108,57 @@ class Relay:
         self.producer.flush(10)
 
     def publish_once(self) -> int:
-        """Send one batch of unsent rows and mark those Kafka acknowledged. Returns rows sent."""
-        with session():
-            query = Outbox.select().where(Outbox.sent_at.is_null()).order_by(Outbox.id)
-            if self._inflight:
-                # Still queued in librdkafka (broker down): don't queue them twice.
-                query = query.where(Outbox.id.not_in(list(self._inflight)))
-            rows = list(query.limit(self.batch_size))
-            for row in rows:
-                self._inflight.add(row.id)
-                self.producer.produce(
-                    row.topic,
-                    key=row.key,
-                    value=row.payload,
-                    on_delivery=self._on_delivery(row.id),
+        """Claim a batch of unsent rows, send them, and mark those Kafka acknowledged.
+        Returns how many rows were claimed."""
+        rows = self._claim()
+        for row in rows:
+            self.producer.produce(
+                row.topic,
+                key=row.key,
+                value=row.payload,
+                on_delivery=self._on_delivery(row.id),
+            )
+            # Only once produce() took it: a row it refused (queue full) is claimed again.
+            self._inflight.add(row.id)
+        self.producer.flush(30)
+        delivered, self._delivered = self._delivered, []
+        if delivered:
+            with session():
+                Outbox.update(sent_at=utcnow(), claimed_until=None).where(
+                    Outbox.id.in_(delivered)
+                ).execute()
+            self.published += len(delivered)
+        return len(rows)
+
+    def _claim(self) -> list[Outbox]:
+        """Take the lease on up to `batch_size` unsent rows nobody else holds, in id order,
+        and renew it on the rows still queued in librdkafka (broker down): those are not
+        produced twice, and no other relay takes them meanwhile."""
+        now = utcnow()
+        with transaction():
+            query = (
+                Outbox.select()
+                .where(
+                    Outbox.sent_at.is_null(),
+                    Outbox.claimed_until.is_null()
+                    | (Outbox.claimed_until < now)
+                    | (Outbox.claimed_by == self.name),
                 )
-            self.producer.flush(30)
-            delivered, self._delivered = self._delivered, []
-            if delivered:
-                Outbox.update(sent_at=utcnow()).where(Outbox.id.in_(delivered)).execute()
-                self.published += len(delivered)
-            return len(rows)
+                .order_by(Outbox.id)
+                .limit(self.batch_size)
+            )
+            if self._inflight:
+                query = query.where(Outbox.id.not_in(list(self._inflight)))
+            if isinstance(database.obj, pw.PostgresqlDatabase):
+                # Rows another relay is claiming right now are skipped, not waited for.
+                query = query.for_update(skip_locked=True)
+            rows = list(query)
+            mine = [r.id for r in rows] + list(self._inflight)
+            if mine:
+                Outbox.update(claimed_until=now + self.LEASE, claimed_by=self.name).where(
+                    Outbox.id.in_(mine), Outbox.sent_at.is_null()
+                ).execute()
+        return rows
 
     def _on_delivery(self, row_id: int) -> Any:
         def callback(error: KafkaError | None, _message: Message) -> None:

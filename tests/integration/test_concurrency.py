@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import random
 import threading
 from collections.abc import Callable
 
 from app import Kitchen
 from kitchen import catalogue, orders
-from kitchen.db import Ingredient, Merchant, Order, session
+from kitchen.db import Ingredient, Merchant, Order, Outbox, session, utcnow
 from kitchen.domain import Line
 from kitchen.stock import apply_orders
 from tests.helpers import eventually, stock_after
@@ -116,3 +117,54 @@ def test_two_processing_consumers_in_one_group_share_a_stream(
     assert all(w.alive for w in workers)
     assert all(w.processed > 0 for w in workers), [w.processed for w in workers]
     assert sum(w.processed for w in workers) >= len(ids)
+
+
+def test_redrive_and_processing_lock_orders_in_the_same_order(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    """Re-drive and processing both lock orders, in id order: run side by side on the same
+    pending orders, neither deadlocks (PostgreSQL would abort one with DeadlockDetected)."""
+    kitchen = make_kitchen("api")  # database only: both jobs are run by hand below
+    burger = burger_of(kitchen.merchant_id)
+    topic = kitchen.settings.kafka.order_created_topic
+    ids = [
+        orders.place_order(kitchen.merchant_id, [Line(burger, 1)], topic)[0].id for _ in range(300)
+    ]
+    rng = random.Random(3)
+    with session():
+        # Scatter the rows on disk (PostgreSQL writes a new row version per update), so that
+        # a statement without ORDER BY meets them out of id order.
+        for i in rng.sample(ids, len(ids)):
+            Order.update(emitted_at=Order.emitted_at).where(Order.id == i).execute()
+    errors: list[BaseException] = []
+    threshold = kitchen.settings.alerts.threshold_fraction
+    now = datetime.timedelta(0)
+
+    def redriver() -> None:
+        try:
+            for _ in range(60):
+                with session():
+                    Outbox.update(sent_at=utcnow()).execute()  # as if Kafka lost them
+                orders.redrive(topic, now, limit=None)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def processor(seed: int) -> None:
+        mine = ids[:]
+        random.Random(seed).shuffle(mine)
+        try:
+            while mine:
+                batch, mine = mine[:40], mine[40:]
+                apply_orders(batch, kitchen.settings.kafka.notify_topic, threshold)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=redriver)]
+    threads += [threading.Thread(target=processor, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    with session():
+        assert Order.select().where(Order.status == Order.PENDING).count() == 0

@@ -32,6 +32,8 @@ def test_orders_still_pending_are_published_again(make_kitchen: Callable[..., Ki
         new = api.post("/order", json={"products": [{"product_id": 1, "quantity": 2}]}).json()
     with session():
         Order.update(emitted_at=LONG_AGO).where(Order.id == old["id"]).execute()
+        # Their events reached Kafka (the relay marked them sent), which then lost them.
+        Outbox.update(sent_at=utcnow()).execute()
 
     assert orders.redrive(topic, AFTER) == 1
     assert outbox(topic) == [{"id": old["id"]}, {"id": new["id"]}, {"id": old["id"]}]
@@ -64,3 +66,41 @@ def test_alerts_that_never_reached_the_notification_role_are_published_again(
     notify = Notify.decode(json.dumps(payload).encode())  # what the notification role reads
     assert (notify.ingredient_id, notify.alert_id, notify.stock) == (onion.id, alert.id, 480)
     assert alerts.redrive(topic, AFTER) == 0
+
+
+def unsent_rows(topic: str) -> int:
+    with session():
+        return int(Outbox.select().where(Outbox.topic == topic, Outbox.sent_at.is_null()).count())
+
+
+def test_redrive_adds_no_copy_while_the_event_still_waits_in_the_outbox(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    """Kafka down: the relay cannot send, orders stay pending. Re-drive cycles must not
+    pile up copies (3 pending orders and 4 cycles once left 15 unsent rows)."""
+    kitchen = make_kitchen("api")  # no relay: every event stays unsent, as with Kafka down
+    order_topic = kitchen.settings.kafka.order_created_topic
+    notify_topic = kitchen.settings.kafka.notify_topic
+    with TestClient(kitchen.web_app()) as api:
+        api.post("/order/seed")
+        for _ in range(3):
+            api.post("/order", json={"products": [{"product_id": 1, "quantity": 1}]})
+    with session():
+        onion = Ingredient.get(Ingredient.name == "onion")
+        Alert.create(
+            merchant=kitchen.merchant_id,
+            ingredient=onion.id,
+            email="chef@example.com",
+            stock=480,
+            full_stock=1000,
+            threshold="1/2",
+            emitted_at=LONG_AGO,
+        )
+    assert alerts.redrive(notify_topic, AFTER) == 1  # its first NOTIFY: now it waits
+    for _ in range(4):
+        with session():
+            Order.update(emitted_at=LONG_AGO).execute()
+            Alert.update(emitted_at=LONG_AGO).execute()
+        assert orders.redrive(order_topic, AFTER) == 0
+        assert alerts.redrive(notify_topic, AFTER) == 0
+    assert unsent_rows(order_topic) == 3 and unsent_rows(notify_topic) == 1
