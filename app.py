@@ -23,9 +23,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from confluent_kafka import Producer
 from starlette.applications import Starlette
 
-from kitchen import alerts, notifications, orders, outbox, scheduler, stock
+from kitchen import alerts, migrations, notifications, orders, outbox, scheduler, stock
 from kitchen import settings as config
-from kitchen.db import bind, create_tables, ensure_default_merchant, is_data_error
+from kitchen.db import bind, ensure_default_merchant, is_data_error
 from kitchen.events import Handler, Notify, OrderCreated
 from kitchen.http import Api, build_app
 from kitchen.kafka import ConsumerWorker, EmbeddedKafka, ensure_topics, producer_config
@@ -53,7 +53,7 @@ class Kitchen:
     def start(self) -> Kitchen:
         s = self.settings
         bind(s.database.url)
-        create_tables()
+        migrations.upgrade()
         self.merchant_id = ensure_default_merchant(s.alerts.email).id
         k = s.kafka
         topics = [k.order_created_topic, k.notify_topic]

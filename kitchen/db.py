@@ -170,7 +170,18 @@ class Notification(Base):
     last_error = pw.TextField(null=True)
 
 
+class SchemaMigration(Base):
+    """One row per schema migration applied to this database (see migrations.py)."""
+
+    name = pw.CharField(unique=True)
+    applied_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "schema_migrations"
+
+
 TABLES: list[type[Base]] = [
+    SchemaMigration,
     Merchant,
     Ingredient,
     Product,
@@ -234,12 +245,6 @@ def bind(url: str) -> pw.Database:
         database.initialize(open_database(url))
         _bound_url = url
     return database.obj
-
-
-def create_tables() -> None:
-    """Create the tables that are missing (never alters one that exists)."""
-    with session():
-        database.create_tables(TABLES, safe=True)
 
 
 def ping() -> None:

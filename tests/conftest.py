@@ -18,7 +18,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen import db
+from kitchen import db, migrations
 from kitchen import settings as config
 from tests.helpers import REAL_DATABASE, REAL_KAFKA, SmtpServer, free_port
 
@@ -47,7 +47,7 @@ def clean_database(tmp_path: Any) -> str:
             database.drop_tables(db.TABLES, safe=True, cascade=True)
         database.close_all()  # type: ignore[attr-defined]
     db.bind(url)
-    db.create_tables()
+    migrations.upgrade()
     return url
 
 
