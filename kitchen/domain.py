@@ -48,6 +48,8 @@ class Outcome:
     reason: str | None = None
     # ingredients whose stock this order took below their threshold while armed
     crossed: list[int] = field(default_factory=list)
+    # grams taken from each ingredient (for the ledger)
+    used: dict[int, int] = field(default_factory=dict)
 
 
 def grams_needed(lines: Iterable[Line], recipes: Mapping[int, Recipe]) -> dict[int, int]:
@@ -64,16 +66,27 @@ def is_below(stock: int, full_stock: int, threshold: Fraction) -> bool:
     return stock * threshold.denominator < full_stock * threshold.numerator
 
 
+def settle_alert(ingredient: IngredientState) -> bool:
+    """The alert rule, after any change of stock, full level or threshold.
+
+    Below the threshold while armed is a crossing: the alert fires once and disarms.
+    At or above the threshold the alert is armed again, so the next crossing alerts.
+    Returns whether this change is a crossing.
+    """
+    if is_below(ingredient.stock, ingredient.full_stock, ingredient.threshold):
+        crossed = ingredient.armed
+        ingredient.armed = False
+        return crossed
+    ingredient.armed = True
+    return False
+
+
 def apply_order(
     lines: Iterable[Line],
     recipes: Mapping[int, Recipe],
     ingredients: Mapping[int, IngredientState],
 ) -> Outcome:
-    """Deduct one order all or nothing; report the threshold crossings it caused.
-
-    Alerts fire once per crossing: a crossing disarms the ingredient, and only a
-    restock (see `restock`) arms it again.
-    """
+    """Deduct one order all or nothing; report the threshold crossings it caused."""
     lines = list(lines)
     unknown = sorted({line.product_id for line in lines if line.product_id not in recipes})
     if unknown:
@@ -90,21 +103,59 @@ def apply_order(
     for ingredient_id, grams in sorted(needed.items()):
         ingredient = ingredients[ingredient_id]
         ingredient.stock -= grams
-        if ingredient.armed and is_below(
-            ingredient.stock, ingredient.full_stock, ingredient.threshold
-        ):
-            ingredient.armed = False
+        outcome.used[ingredient_id] = grams
+        if settle_alert(ingredient):
             outcome.crossed.append(ingredient_id)
     return outcome
 
 
-def restock(ingredient: IngredientState, grams: int) -> None:
-    """Add stock; climbing back to or above the threshold re-arms the alert, so the next
-    crossing alerts again. (The rule is here for the restock endpoint of the merchants
-    issue, which is its first caller outside the tests.)"""
+class StockError(ValueError):
+    """A stock change the rules refuse (the message says why)."""
+
+
+def restock(ingredient: IngredientState, grams: int) -> bool:
+    """Add stock; above the full level, the full level rises to it. Climbing back to or
+    above the threshold re-arms the alert. Returns whether it crossed (never)."""
     if grams <= 0:
-        raise ValueError("restock needs a positive number of grams")
+        raise StockError("grams must be a positive integer")
     ingredient.stock += grams
     ingredient.full_stock = max(ingredient.full_stock, ingredient.stock)
-    if not is_below(ingredient.stock, ingredient.full_stock, ingredient.threshold):
-        ingredient.armed = True
+    return settle_alert(ingredient)
+
+
+def count(ingredient: IngredientState, grams: int) -> bool:
+    """A physical count: the stock becomes what was counted. Returns whether it crossed."""
+    if grams < 0:
+        raise StockError("grams must not be negative")
+    ingredient.stock = grams
+    ingredient.full_stock = max(ingredient.full_stock, ingredient.stock)
+    return settle_alert(ingredient)
+
+
+def waste(ingredient: IngredientState, grams: int) -> bool:
+    """Remove spoiled or dropped stock, which may cross like an order. Returns whether it
+    crossed."""
+    if grams <= 0:
+        raise StockError("grams must be a positive integer")
+    if grams > ingredient.stock:
+        raise StockError(f"only {ingredient.stock} g of {ingredient.name} are in stock")
+    ingredient.stock -= grams
+    return settle_alert(ingredient)
+
+
+def change_levels(
+    ingredient: IngredientState,
+    full_stock: int | None = None,
+    threshold: Fraction | None = None,
+) -> bool:
+    """A new full level or threshold, then the alert rule again: falling below by such a
+    change alerts once, rising above re-arms. Returns whether it crossed."""
+    if full_stock is not None:
+        if full_stock <= 0:
+            raise StockError("full_stock must be a positive integer")
+        ingredient.full_stock = full_stock
+    if threshold is not None:
+        if not 0 < threshold < 1:
+            raise StockError("threshold must be between 0 and 1")
+        ingredient.threshold = threshold
+    return settle_alert(ingredient)

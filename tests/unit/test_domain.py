@@ -5,7 +5,18 @@ from fractions import Fraction
 import pytest
 
 from kitchen import catalogue
-from kitchen.domain import IngredientState, Line, apply_order, grams_needed, is_below, restock
+from kitchen.domain import (
+    IngredientState,
+    Line,
+    StockError,
+    apply_order,
+    change_levels,
+    count,
+    grams_needed,
+    is_below,
+    restock,
+    waste,
+)
 
 # The reference kitchen with ids: beef 1, cheese 2, onion 3; the Burger is product 1.
 IDS = {name: i for i, name in enumerate(catalogue.REFERENCE_STOCK, start=1)}
@@ -85,3 +96,52 @@ def test_restock_above_the_threshold_rearms() -> None:
 def test_restock_needs_positive_grams() -> None:
     with pytest.raises(ValueError):
         restock(kitchen()[3], 0)
+
+
+def test_a_count_below_the_threshold_alerts_once_and_a_count_above_rearms() -> None:
+    onion = kitchen()[3]
+    assert count(onion, 400) is True and onion.stock == 400 and not onion.armed
+    assert count(onion, 300) is False  # still below: no second alert
+    assert count(onion, 500) is False and onion.armed  # at the line: armed again
+    assert count(onion, 499) is True
+
+
+def test_a_count_above_the_full_level_raises_it() -> None:
+    onion = kitchen()[3]
+    count(onion, 1_500)
+    assert (onion.stock, onion.full_stock) == (1_500, 1_500)
+
+
+def test_waste_crosses_like_an_order_and_cannot_take_more_than_there_is() -> None:
+    onion = kitchen()[3]
+    assert waste(onion, 500) is False and onion.stock == 500
+    assert waste(onion, 1) is True and not onion.armed
+    with pytest.raises(StockError, match="only 499 g of onion"):
+        waste(onion, 500)
+    with pytest.raises(StockError):
+        waste(onion, 0)
+    assert onion.stock == 499
+
+
+def test_a_new_threshold_or_full_level_settles_the_alert_again() -> None:
+    onion = kitchen()[3]
+    onion.stock = 600
+    assert change_levels(onion, threshold=Fraction(3, 4)) is True  # 600 < 750: one alert
+    assert change_levels(onion, threshold=Fraction(7, 10)) is False  # 600 < 700: no second
+    assert change_levels(onion, full_stock=800) is False and onion.armed  # 600 >= 560
+    assert change_levels(onion, full_stock=2_000) is True  # 600 < 1400
+    with pytest.raises(StockError):
+        change_levels(onion, threshold=Fraction(1))
+    with pytest.raises(StockError):
+        change_levels(onion, full_stock=0)
+
+
+def test_restock_raises_the_full_level_when_it_overflows() -> None:
+    onion = kitchen()[3]
+    restock(onion, 500)
+    assert (onion.stock, onion.full_stock) == (1_500, 1_500)
+
+
+def test_an_applied_order_reports_the_grams_it_used() -> None:
+    outcome = apply_order([Line(BURGER, 2)], RECIPES, kitchen())
+    assert outcome.used == {1: 300, 2: 60, 3: 40}
