@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from kitchen import views
-from kitchen.db import Ingredient, Product, RecipeLine, transaction
+from kitchen.db import Ingredient, LedgerEntry, Product, RecipeLine, transaction
 
 # Starting stock of the reference kitchen, in grams.
 REFERENCE_STOCK = {"beef": 20_000, "cheese": 5_000, "onion": 1_000}
@@ -29,6 +29,14 @@ def seed(merchant_id: int) -> tuple[bool, dict[str, Any]]:
                 name=name,
                 defaults={"stock": grams, "full_stock": grams, "alert_armed": True},
             )
+            if new:
+                LedgerEntry.create(
+                    merchant=merchant_id,
+                    ingredient=ingredient.id,
+                    grams=grams,
+                    reason=LedgerEntry.INITIAL,
+                    stock_after=grams,
+                )
             ingredients[name] = ingredient
             created |= new
         products = []

@@ -12,6 +12,7 @@ given what it needs by its constructor. Tests call `bind` themselves (see confte
 from __future__ import annotations
 
 import datetime
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +20,7 @@ from urllib.parse import unquote, urlparse
 
 import peewee as pw
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+from psycopg2.extras import execute_values
 
 database = pw.DatabaseProxy()
 
@@ -29,6 +31,11 @@ def is_data_error(exc: Exception) -> bool:
     data errors, and neither is anything that is not the database's: a TypeError is a bug.
     """
     return isinstance(exc, (pw.IntegrityError, pw.DataError))
+
+
+def hash_key(key: str) -> str:
+    """How an API key is stored and looked up."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def utcnow() -> datetime.datetime:
@@ -47,8 +54,13 @@ class Base(pw.Model):
 
 class Merchant(Base):
     name = pw.CharField(unique=True)
-    api_key = pw.CharField(unique=True)
+    # SHA-256 of the API key: the key itself is shown once, when made, and never stored.
+    # (A key is 256 random bits, so a fast hash is enough: there is nothing to guess.)
+    key_hash = pw.CharField(unique=True, null=True)
     alert_email = pw.CharField()
+    # Default alert threshold of its ingredients, an exact fraction ("1/2"); empty means
+    # the `[alerts] threshold` setting.
+    threshold = pw.CharField(null=True)
 
 
 class Ingredient(Base):
@@ -58,6 +70,7 @@ class Ingredient(Base):
     stock = pw.BigIntegerField()  # grams
     full_stock = pw.BigIntegerField()  # grams: 100% for the threshold
     alert_armed = pw.BooleanField(default=True)
+    threshold = pw.CharField(null=True)  # exact fraction; empty means the merchant's
 
     class Meta:
         indexes = ((("merchant", "name"), True),)
@@ -67,9 +80,16 @@ class Product(Base):
     merchant_id: int
     merchant = pw.ForeignKeyField(Merchant, backref="products")
     name = pw.CharField()
+    # A deleted product stays for the orders that name it; new orders cannot.
+    deleted_at = pw.DateTimeField(null=True)
 
-    class Meta:
-        indexes = ((("merchant", "name"), True),)
+
+# A name is unique among a merchant's products that are not deleted (a partial index).
+Product.add_index(
+    Product.index(Product.merchant, Product.name, unique=True, name="product_live_name").where(
+        Product.deleted_at.is_null()
+    )
+)
 
 
 class RecipeLine(Base):
@@ -170,6 +190,29 @@ class Notification(Base):
     last_error = pw.TextField(null=True)
 
 
+class LedgerEntry(Base):
+    """One change of one ingredient's stock, written in the transaction of the change:
+    an ingredient's stock is the sum of its ledger."""
+
+    ORDER, RESTOCK, COUNT, WASTE, INITIAL = "order", "restock", "count", "waste", "initial"
+
+    merchant_id: int
+    ingredient_id: int
+    order_id: int | None
+    merchant = pw.ForeignKeyField(Merchant)
+    ingredient = pw.ForeignKeyField(Ingredient, backref="ledger")
+    grams = pw.BigIntegerField()  # signed: what the change added (+) or took (-)
+    reason = pw.CharField()
+    order = pw.ForeignKeyField(Order, null=True)
+    note = pw.TextField(null=True)
+    stock_after = pw.BigIntegerField()
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "ledger"
+        indexes = ((("ingredient", "id"), False),)
+
+
 class SchemaMigration(Base):
     """One row per schema migration applied to this database (see migrations.py)."""
 
@@ -191,6 +234,7 @@ TABLES: list[type[Base]] = [
     Outbox,
     Alert,
     Notification,
+    LedgerEntry,
 ]
 
 
@@ -256,7 +300,7 @@ def ping() -> None:
 def ensure_default_merchant(alert_email: str) -> Merchant:
     """The one merchant of today; its alert email follows the settings."""
     merchant, created = Merchant.get_or_create(
-        name="default", defaults={"api_key": "default", "alert_email": alert_email}
+        name="default", defaults={"alert_email": alert_email}
     )
     if not created and merchant.alert_email != alert_email:
         merchant.alert_email = alert_email
@@ -287,3 +331,25 @@ def locked(query: Any) -> Any:
     if isinstance(database.obj, pw.PostgresqlDatabase):
         return query.for_update()
     return query
+
+
+def bulk_insert(fields: list[pw.Field], rows: list[tuple[Any, ...]]) -> None:
+    """Insert many rows of one table in one round trip, inside the caller's transaction.
+
+    peewee's insert_many builds its SQL value by value in Python, which cost more than the
+    rest of a processing batch (54 ms for 1,500 ledger rows against 11 ms here, measured).
+    This sends one parameterised statement for all rows: executemany on SQLite, and
+    psycopg2's execute_values (one multi-row INSERT) on PostgreSQL.
+    """
+    if not rows:
+        return
+    table = fields[0].model._meta.table_name
+    columns = ", ".join(f'"{f.column_name}"' for f in fields)
+    values = [tuple(f.db_value(v) for f, v in zip(fields, row, strict=True)) for row in rows]
+    cursor = database.cursor()
+    if isinstance(database.obj, pw.PostgresqlDatabase):
+        sql = f'INSERT INTO "{table}" ({columns}) VALUES %s'
+        execute_values(cursor, sql, values, page_size=len(values))
+    else:
+        marks = ", ".join("?" for _ in fields)
+        cursor.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})', values)

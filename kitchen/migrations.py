@@ -16,25 +16,87 @@ from typing import Any
 import peewee as pw
 from playhouse.migrate import SchemaMigrator, migrate
 
-from kitchen.db import TABLES, Outbox, SchemaMigration, database, session, transaction
+from kitchen.db import (
+    TABLES,
+    Ingredient,
+    LedgerEntry,
+    Merchant,
+    Outbox,
+    Product,
+    SchemaMigration,
+    database,
+    hash_key,
+    session,
+    transaction,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
-Operations = Callable[[SchemaMigrator], list[Any]]
+Migration = Callable[[SchemaMigrator], None]
 
 
-def _outbox_refs_and_claims(m: SchemaMigrator) -> list[Any]:
+def _outbox_refs_and_claims(m: SchemaMigrator) -> None:
     """Issue 8: re-drive skips events still in the outbox; relays claim their rows."""
-    return [
+    migrate(
         m.add_column("outbox", "ref_id", Outbox.ref_id),
         m.add_column("outbox", "claimed_until", Outbox.claimed_until),
         m.add_column("outbox", "claimed_by", Outbox.claimed_by),
+    )
+
+
+def _drop_indexes(m: SchemaMigrator, table: str, columns: list[str]) -> list[Any]:
+    """Drop the indexes on exactly these columns, whatever they were named."""
+    return [
+        m.drop_index(table, index.name)
+        for index in database.get_indexes(table)
+        if list(index.columns) == columns
     ]
 
 
-# (name, operations), oldest first. The schema of the first release (issue 4) is the base.
-MIGRATIONS: list[tuple[str, Operations]] = [
+def _merchants_menu_and_ledger(m: SchemaMigrator) -> None:
+    """Issue 9: hashed API keys, thresholds per merchant and ingredient, deleted products,
+    and the ledger, whose first row for an existing ingredient is its stock."""
+    migrate(
+        m.add_column("merchant", "key_hash", Merchant.key_hash),
+        m.add_column("merchant", "threshold", Merchant.threshold),
+        m.add_column("ingredient", "threshold", Ingredient.threshold),
+        m.add_column("product", "deleted_at", Product.deleted_at),
+    )
+    # Keys were stored in clear: keep them working, stored as their hash from now on.
+    for merchant_id, key in database.execute_sql("SELECT id, api_key FROM merchant"):
+        Merchant.update(key_hash=hash_key(key)).where(Merchant.id == merchant_id).execute()
+    migrate(
+        *_drop_indexes(m, "merchant", ["api_key"]),
+        m.drop_column("merchant", "api_key"),
+        # Names were unique among all products; now among those not deleted.
+        *_drop_indexes(m, "product", ["merchant_id", "name"]),
+    )
+    Product._schema.create_indexes(safe=True)  # type: ignore[attr-defined]
+    LedgerEntry.insert_from(
+        Ingredient.select(
+            Ingredient.merchant,
+            Ingredient.id,
+            Ingredient.stock,
+            pw.Value(LedgerEntry.INITIAL),
+            Ingredient.stock,
+            pw.Value(utcnow()),
+        ),
+        [
+            LedgerEntry.merchant,
+            LedgerEntry.ingredient,
+            LedgerEntry.grams,
+            LedgerEntry.reason,
+            LedgerEntry.stock_after,
+            LedgerEntry.created_at,
+        ],
+    ).execute()
+
+
+# (name, migration), oldest first. The schema of the first release (issue 4) is the base.
+MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_outbox_refs_and_claims", _outbox_refs_and_claims),
+    ("0002_merchants_menu_and_ledger", _merchants_menu_and_ledger),
 ]
 
 
@@ -68,7 +130,7 @@ def upgrade() -> list[str]:
             _lock()
             if SchemaMigration.get_or_none(SchemaMigration.name == name) is not None:
                 continue  # another process applied it meanwhile
-            migrate(*operations(SchemaMigrator.from_database(database.obj)))
+            operations(SchemaMigrator.from_database(database.obj))
             SchemaMigration.create(name=name)
         log.info("database upgraded: %s", name)
         applied_now.append(name)

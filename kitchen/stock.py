@@ -14,13 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
+import peewee as pw
+
 from kitchen import alerts, domain
 from kitchen.db import (
     Ingredient,
+    LedgerEntry,
     Merchant,
     Order,
     OrderLine,
     RecipeLine,
+    bulk_insert,
     locked,
     transaction,
     utcnow,
@@ -28,6 +32,17 @@ from kitchen.db import (
 from kitchen.events import Handler, OrderCreated, Received
 
 log = logging.getLogger(__name__)
+
+
+LEDGER_FIELDS: list[pw.Field] = [
+    LedgerEntry.merchant,
+    LedgerEntry.ingredient,
+    LedgerEntry.grams,
+    LedgerEntry.reason,
+    LedgerEntry.order,
+    LedgerEntry.stock_after,
+    LedgerEntry.created_at,
+]
 
 
 @dataclass(frozen=True)
@@ -53,16 +68,19 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
 
         lines = _lines_of(pending)
         recipes = _recipes_of({line.product_id for ls in lines.values() for line in ls})
-        state = _lock_ingredients({i for recipe in recipes.values() for i in recipe}, threshold)
-        before = {i: (s.stock, s.armed) for i, s in state.items()}
-        emails = {
-            m.id: m.alert_email
+        merchants = {
+            m.id: m
             for m in Merchant.select().where(Merchant.id.in_({o.merchant_id for o in pending}))
         }
+        state = _lock_ingredients(
+            {i for recipe in recipes.values() for i in recipe}, merchants, threshold
+        )
+        before = {i: (s.stock, s.armed) for i, s in state.items()}
 
         applied: list[int] = []
         rejected: list[int] = []
         raised: list[int] = []
+        ledger: list[tuple[object, ...]] = []
         now = utcnow()
         for order in pending:
             outcome = domain.apply_order(lines[order.id], recipes, state)
@@ -70,13 +88,17 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
             order.reason = outcome.reason
             order.processed_at = now
             (applied if outcome.applied else rejected).append(order.id)
+            ledger += [
+                (order.merchant_id, i, -grams, LedgerEntry.ORDER, order.id, state[i].stock, now)
+                for i, grams in outcome.used.items()
+            ]
             for ingredient_id in outcome.crossed:
-                alert = alerts.raise_alert(
-                    order, state[ingredient_id], emails[order.merchant_id], notify_topic
-                )
+                email = merchants[order.merchant_id].alert_email
+                alert = alerts.raise_alert(order, state[ingredient_id], email, notify_topic)
                 raised.append(alert.id)
 
         Order.bulk_update(pending, fields=[Order.status, Order.reason, Order.processed_at])
+        bulk_insert(LEDGER_FIELDS, ledger)  # the batch's ledger rows in one statement
         for ingredient_id, s in state.items():
             used = before[ingredient_id][0] - s.stock
             if used or s.armed != before[ingredient_id][1]:
@@ -101,13 +123,27 @@ def _recipes_of(product_ids: set[int]) -> dict[int, dict[int, int]]:
     return recipes
 
 
-def _lock_ingredients(ids: set[int], threshold: Fraction) -> dict[int, domain.IngredientState]:
+def _lock_ingredients(
+    ids: set[int], merchants: dict[int, Merchant], default: Fraction
+) -> dict[int, domain.IngredientState]:
     """The ingredients' state, their rows locked in id order until the commit."""
     rows = locked(Ingredient.select().where(Ingredient.id.in_(sorted(ids))).order_by(Ingredient.id))
-    return {
-        i.id: domain.IngredientState(i.id, i.name, i.stock, i.full_stock, i.alert_armed, threshold)
-        for i in rows
-    }
+    return {i.id: ingredient_state(i, merchants[i.merchant_id], default) for i in rows}
+
+
+def threshold_of(ingredient: Ingredient, merchant: Merchant, default: Fraction) -> Fraction:
+    """The ingredient's own threshold, else its merchant's, else the setting's."""
+    return Fraction(ingredient.threshold or merchant.threshold or default)
+
+
+def ingredient_state(
+    ingredient: Ingredient, merchant: Merchant, default: Fraction
+) -> domain.IngredientState:
+    """What the rules need of an ingredient row."""
+    i = ingredient
+    return domain.IngredientState(
+        i.id, i.name, i.stock, i.full_stock, i.alert_armed, threshold_of(i, merchant, default)
+    )
 
 
 def order_created_handler(

@@ -17,9 +17,7 @@ from tests.helpers import eventually, stock_after
 
 def new_merchant(name: str) -> int:
     with session():
-        merchant = Merchant.create(
-            name=name, api_key=f"key-{name}", alert_email=f"{name}@example.com"
-        )
+        merchant = Merchant.create(name=name, alert_email=f"{name}@example.com")
     catalogue.seed(merchant.id)
     return merchant.id
 

@@ -5,23 +5,69 @@ from __future__ import annotations
 import json
 
 import peewee as pw
+import pytest
 
-from kitchen import catalogue, migrations
+from kitchen import db, migrations
 from kitchen.db import (
+    Alert,
+    Ingredient,
+    LedgerEntry,
     Merchant,
     Order,
+    OrderLine,
     Outbox,
+    Product,
+    RecipeLine,
     SchemaMigration,
     database,
+    hash_key,
     session,
     transaction,
     utcnow,
 )
 
+# The tables whose shape changed since the release that landed before issue 7, as that
+# release made them. The others (recipe lines, orders, alerts, ...) are unchanged.
 
-class OutboxBefore(pw.Model):
-    """The outbox table as the release before issue 8 made it."""
 
+class Previous(pw.Model):
+    id = pw.AutoField()
+
+    class Meta:
+        database = database
+
+
+class PreviousMerchant(Previous):
+    name = pw.CharField(unique=True)
+    api_key = pw.CharField(unique=True)
+    alert_email = pw.CharField()
+
+    class Meta:
+        table_name = "merchant"
+
+
+class PreviousIngredient(Previous):
+    merchant = pw.ForeignKeyField(PreviousMerchant)
+    name = pw.CharField()
+    stock = pw.BigIntegerField()
+    full_stock = pw.BigIntegerField()
+    alert_armed = pw.BooleanField(default=True)
+
+    class Meta:
+        table_name = "ingredient"
+        indexes = ((("merchant", "name"), True),)
+
+
+class PreviousProduct(Previous):
+    merchant = pw.ForeignKeyField(PreviousMerchant)
+    name = pw.CharField()
+
+    class Meta:
+        table_name = "product"
+        indexes = ((("merchant", "name"), True),)
+
+
+class PreviousOutbox(Previous):
     topic = pw.CharField()
     key = pw.CharField(null=True)
     payload = pw.TextField()
@@ -32,43 +78,73 @@ class OutboxBefore(pw.Model):
         table_name = "outbox"
 
 
-def make_previous_release_database(merchant_id: int) -> list[int]:
-    """Turn this test's (newest) database into one the previous release made and filled:
-    no migrations table, the old outbox, and some orders with their events."""
+PREVIOUS = [PreviousMerchant, PreviousIngredient, PreviousProduct, PreviousOutbox]
+UNCHANGED = [RecipeLine, Order, OrderLine, Alert]
+
+
+def previous_release_database() -> dict[str, object]:
+    """Replace this test's database by one the previous release made, and fill it."""
     with session():
-        database.drop_tables([Outbox, SchemaMigration])
-        with database.bind_ctx([OutboxBefore]):
-            database.create_tables([OutboxBefore])
-    catalogue.seed(merchant_id)
-    ids = []
-    with transaction(), database.bind_ctx([OutboxBefore]):
-        for _ in range(3):
-            order = Order.create(merchant=merchant_id)
-            OutboxBefore.create(
-                topic="order_created", key=str(merchant_id), payload=json.dumps({"id": order.id})
-            )
-            ids.append(order.id)
-    return ids
+        database.drop_tables(list(reversed(db.TABLES)))
+        database.create_tables(PREVIOUS)
+        database.create_tables(UNCHANGED)
+    with transaction():
+        default = PreviousMerchant.create(name="default", api_key="default", alert_email="a@x.io")
+        other = PreviousMerchant.create(name="m2", api_key="key-m2", alert_email="b@x.io")
+        stock = {}
+        for merchant in (default, other):
+            burger = PreviousProduct.create(merchant=merchant, name="Burger")
+            for name, grams in {"beef": 19_700, "onion": 480}.items():
+                i = PreviousIngredient.create(
+                    merchant=merchant, name=name, stock=grams, full_stock=grams * 2
+                )
+                stock[i.id] = grams
+                RecipeLine.create(product=burger.id, ingredient=i.id, grams=10)
+            for status in (Order.APPLIED, Order.PENDING):
+                order = Order.create(merchant=merchant.id, status=status)
+                OrderLine.create(order=order, product=burger.id, quantity=2)
+                PreviousOutbox.create(
+                    topic="order_created",
+                    key=str(merchant.id),
+                    payload=json.dumps({"id": order.id}),
+                )
+    return {"stock": stock, "merchants": {default.id: "default", other.id: "key-m2"}}
 
 
 def test_a_previous_release_database_is_upgraded_in_place(clean_database: str) -> None:
+    before = previous_release_database()
     with session():
-        merchant_id = Merchant.create(name="default", api_key="k", alert_email="a@b.c").id
-    ids = make_previous_release_database(merchant_id)
-    with session():
-        assert "ref_id" not in {c.name for c in database.get_columns("outbox")}
+        orders_before = [(o.id, o.merchant_id, o.status) for o in Order.select().order_by(Order.id)]
+        lines_before = [(ln.order_id, ln.quantity) for ln in OrderLine.select()]
+        outbox_before = [r.payload for r in PreviousOutbox.select().order_by(PreviousOutbox.id)]
 
-    assert migrations.upgrade() == ["0001_outbox_refs_and_claims"]
-    assert migrations.upgrade() == []  # applied once, recorded
+    names = [name for name, _ in migrations.MIGRATIONS]
+    assert migrations.upgrade() == names
+    assert migrations.upgrade() == []  # each applied once, and recorded
 
     with session():
-        columns = {c.name for c in database.get_columns("outbox")}
-        assert {"ref_id", "claimed_until", "claimed_by"} <= columns
-        rows = list(Outbox.select().order_by(Outbox.id))
-        assert [json.loads(r.payload)["id"] for r in rows] == ids
-        assert all(r.sent_at is None and r.ref_id is None for r in rows)
-        assert [o.id for o in Order.select().order_by(Order.id)] == ids
-        assert [m.name for m in SchemaMigration.select()] == ["0001_outbox_refs_and_claims"]
+        assert [m.name for m in SchemaMigration.select().order_by(SchemaMigration.id)] == names
+        assert [(o.id, o.merchant_id, o.status) for o in Order.select()] == orders_before
+        assert [(ln.order_id, ln.quantity) for ln in OrderLine.select()] == lines_before
+        assert [r.payload for r in Outbox.select().order_by(Outbox.id)] == outbox_before
+        assert {i.id: i.stock for i in Ingredient.select()} == before["stock"]
+        # The stock of each ingredient is its first ledger row, so stock = sum(ledger).
+        for i in Ingredient.select():
+            [entry] = LedgerEntry.select().where(LedgerEntry.ingredient == i.id)
+            assert (entry.reason, entry.grams, entry.stock_after) == ("initial", i.stock, i.stock)
+            assert entry.merchant_id == i.merchant_id
+        # Keys keep working, stored only as their hash.
+        for merchant_id, key in before["merchants"].items():  # type: ignore[attr-defined]
+            assert Merchant.get_by_id(merchant_id).key_hash == hash_key(key)
+        assert "api_key" not in {c.name for c in database.get_columns("merchant")}
+
+    # The new rules hold on the upgraded tables: a deleted product frees its name.
+    with transaction():
+        burger = Product.get(Product.name == "Burger")
+        with pytest.raises(pw.IntegrityError), database.atomic():
+            Product.create(merchant=burger.merchant_id, name="Burger")
+        Product.update(deleted_at=utcnow()).where(Product.id == burger.id).execute()
+        Product.create(merchant=burger.merchant_id, name="Burger")
 
 
 def test_a_new_database_is_created_at_the_newest_schema(clean_database: str) -> None:

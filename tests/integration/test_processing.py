@@ -9,8 +9,9 @@ from confluent_kafka import Producer
 from starlette.testclient import TestClient
 
 from app import Kitchen
+from kitchen import catalogue
 from kitchen import stock as stock_module
-from kitchen.db import Ingredient, Order, session
+from kitchen.db import Ingredient, LedgerEntry, Order, session
 from kitchen.kafka import producer_config
 from tests.helpers import eventually, read_topic, stock_after
 
@@ -119,3 +120,21 @@ def test_a_processing_bug_stops_loudly_and_loses_nothing(
     eventually(lambda: api.get("/ready").status_code == 200)
     topic = kitchen.settings.kafka.order_created_topic
     assert read_topic(kitchen.bootstrap_servers, f"{topic}.dlq", expect=0, timeout=2) == []
+
+
+def test_every_gram_an_order_takes_is_a_ledger_row(api: TestClient) -> None:
+    ids = [order(api, 1 + i % 3) for i in range(12)] + [order(api, 60)]  # the last: no onion
+    eventually(lambda: all(status(i) != "pending" for i in ids))
+    with session():
+        for ingredient in Ingredient.select():
+            entries = list(
+                LedgerEntry.select()
+                .where(LedgerEntry.ingredient == ingredient.id)
+                .order_by(LedgerEntry.id)
+            )
+            assert entries[0].reason == "initial"
+            assert sum(e.grams for e in entries) == ingredient.stock
+            assert entries[-1].stock_after == ingredient.stock
+            by_order = {e.order_id: e.grams for e in entries if e.reason == "order"}
+            grams = catalogue.BURGER[ingredient.name]
+            assert by_order == {i: -grams * (1 + n % 3) for n, i in enumerate(ids[:12])}
