@@ -12,20 +12,26 @@ import logging
 from fractions import Fraction
 
 from kitchen import outbox
-from kitchen.db import Alert, Ingredient, Notification, Order, locked, transaction, utcnow
+from kitchen.db import Alert, Ingredient, Notification, locked, transaction, utcnow
 from kitchen.domain import IngredientState
 from kitchen.events import Notify
 
 log = logging.getLogger(__name__)
 
 
-def raise_alert(order: Order, ingredient: IngredientState, email: str, topic: str) -> Alert:
-    """Record that `order` took `ingredient` below its threshold; queue the NOTIFY.
-    Call inside the transaction that deducts the stock."""
+def raise_alert(
+    merchant_id: int,
+    ingredient: IngredientState,
+    email: str,
+    topic: str,
+    order_id: int | None = None,
+) -> Alert:
+    """Record that `ingredient` fell below its threshold (by `order_id`, or by a count,
+    waste or a new level); queue the NOTIFY. Call inside the transaction of the change."""
     alert = Alert.create(
-        merchant=order.merchant_id,
+        merchant=merchant_id,
         ingredient=ingredient.id,
-        order=order.id,
+        order=order_id,
         email=email,
         stock=ingredient.stock,
         full_stock=ingredient.full_stock,

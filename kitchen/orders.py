@@ -72,7 +72,9 @@ def _create(
         known = {
             p.id
             for p in Product.select(Product.id).where(
-                Product.id.in_(list(wanted)), Product.merchant == merchant_id
+                Product.id.in_(list(wanted)),
+                Product.merchant == merchant_id,
+                Product.deleted_at.is_null(),
             )
         }
         unknown = [

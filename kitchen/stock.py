@@ -30,6 +30,7 @@ from kitchen.db import (
     utcnow,
 )
 from kitchen.events import Handler, OrderCreated, Received
+from kitchen.inventory import ingredient_state
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,9 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
             ]
             for ingredient_id in outcome.crossed:
                 email = merchants[order.merchant_id].alert_email
-                alert = alerts.raise_alert(order, state[ingredient_id], email, notify_topic)
+                alert = alerts.raise_alert(
+                    order.merchant_id, state[ingredient_id], email, notify_topic, order.id
+                )
                 raised.append(alert.id)
 
         Order.bulk_update(pending, fields=[Order.status, Order.reason, Order.processed_at])
@@ -129,21 +132,6 @@ def _lock_ingredients(
     """The ingredients' state, their rows locked in id order until the commit."""
     rows = locked(Ingredient.select().where(Ingredient.id.in_(sorted(ids))).order_by(Ingredient.id))
     return {i.id: ingredient_state(i, merchants[i.merchant_id], default) for i in rows}
-
-
-def threshold_of(ingredient: Ingredient, merchant: Merchant, default: Fraction) -> Fraction:
-    """The ingredient's own threshold, else its merchant's, else the setting's."""
-    return Fraction(ingredient.threshold or merchant.threshold or default)
-
-
-def ingredient_state(
-    ingredient: Ingredient, merchant: Merchant, default: Fraction
-) -> domain.IngredientState:
-    """What the rules need of an ingredient row."""
-    i = ingredient
-    return domain.IngredientState(
-        i.id, i.name, i.stock, i.full_stock, i.alert_armed, threshold_of(i, merchant, default)
-    )
 
 
 def order_created_handler(

@@ -1,13 +1,15 @@
-"""Request validation: the shape of a POST /order body, checked before anything is saved.
+"""Request validation: the shape of a body, checked before anything is saved.
 
 Errors name every bad field (`products[0].quantity: must be a positive integer`), which
 the HTTP layer turns into a problem document. Whether a product exists is the database's
-to say, at the moment the order is saved (see `orders.place`).
+to say, at the moment the order is saved (see `orders.place_order`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from kitchen.domain import MAX_ID, Line
@@ -23,14 +25,114 @@ class FieldError:
         return f"{self.field}: {self.message}"
 
 
-class InvalidOrder(Exception):
+class Invalid(Exception):
+    """A request that names bad fields (422), or a body that is not JSON (400)."""
+
+    status = 422
+    title = "Invalid request"
+
     def __init__(self, errors: list[FieldError]) -> None:
         super().__init__("; ".join(map(str, errors)))
         self.errors = errors
 
 
+class InvalidOrder(Invalid):
+    title = "Invalid order"
+
+
 class MalformedBody(InvalidOrder):
     """The body is not JSON at all (400), as opposed to JSON of the wrong shape (422)."""
+
+    status = 400
+    title = "Malformed JSON"
+
+
+class NotFound(Exception):
+    """What the request names does not exist for this merchant (404)."""
+
+    def __init__(self, what: str, ident: object) -> None:
+        super().__init__(f"there is no {what} {ident}")
+        self.what = what
+
+
+class Conflict(Exception):
+    """The request clashes with what exists (409), e.g. a name already taken."""
+
+
+class Body:
+    """Reads the fields of a JSON object body, noting every bad one; `check()` raises
+    Invalid naming them all. Fields it was not asked about are refused too."""
+
+    def __init__(self, data: Any, allowed: set[str]) -> None:
+        self.errors: list[FieldError] = []
+        self.data: dict[str, Any] = data if isinstance(data, dict) else {}
+        if not isinstance(data, dict):
+            self.errors.append(FieldError("body", "must be a JSON object"))
+        for name in sorted(set(self.data) - allowed):
+            self.errors.append(FieldError(name, "is not a known field"))
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def _get(self, name: str, required: bool) -> Any:
+        if name not in self.data:
+            if required:
+                self.errors.append(FieldError(name, "is required"))
+            return None
+        return self.data[name]
+
+    def text(self, name: str, required: bool = True, max_length: int = 100) -> str | None:
+        value = self._get(name, required)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+            if name in self.data:
+                self.errors.append(
+                    FieldError(name, f"must be text of 1 to {max_length} characters")
+                )
+            return None
+        return value.strip()
+
+    def grams(self, name: str, required: bool = True, positive: bool = True) -> int | None:
+        value = self._get(name, required)
+        if value is None and name not in self.data:
+            return None
+        low = 1 if positive else 0
+        if type(value) is not int or not low <= value <= MAX_GRAMS:
+            kind = "a positive integer" if positive else "an integer of 0 or more"
+            self.errors.append(FieldError(name, f"must be {kind} of grams, at most {MAX_GRAMS}"))
+            return None
+        return int(value)
+
+    def fraction(self, name: str) -> Fraction | None:
+        """A threshold: a number strictly between 0 and 1, kept exact ("0.3" is 3/10)."""
+        value = self._get(name, False)
+        if value is None and name not in self.data:
+            return None
+        if type(value) not in (int, float) or not 0 < value < 1:
+            self.errors.append(FieldError(name, "must be a number between 0 and 1"))
+            return None
+        return Fraction(str(value)).limit_denominator(1_000_000)
+
+    def email(self, name: str, required: bool = True) -> str | None:
+        value = self.text(name, required, max_length=254)
+        if value is not None and not is_email(value):
+            self.errors.append(FieldError(name, "must be an email address"))
+            return None
+        return value
+
+    def check(self) -> None:
+        if self.errors:
+            raise Invalid(self.errors)
+
+
+# Enough for any kitchen (a thousand tonnes), and far inside 64-bit sums.
+MAX_GRAMS = 10**12
+
+
+def is_email(value: str) -> bool:
+    """One plain address (local@domain), without display names or line breaks."""
+    return re.fullmatch(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+", value) is not None
 
 
 def decode_body(body: bytes) -> Any:

@@ -1,0 +1,247 @@
+"""Inventory: an ingredient's stock outside orders, and the ledger that accounts for it.
+
+Each change (a new ingredient, a restock, a count, waste, a new full level or threshold)
+is one transaction: the ingredient's row locked, the rule applied (`domain`), the row
+written, one ledger row for any change of stock, and the alert raised if it crossed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from kitchen import alerts, domain
+from kitchen.db import Ingredient, LedgerEntry, Merchant, locked, session, transaction
+from kitchen.validation import Body, Conflict, FieldError, Invalid, NotFound
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    """What every change needs to settle an alert: the `[alerts] threshold` setting (for
+    merchants without their own) and the topic NOTIFY goes to."""
+
+    default_threshold: Fraction
+    notify_topic: str
+
+
+def threshold_of(ingredient: Ingredient, merchant: Merchant, default: Fraction) -> Fraction:
+    """The ingredient's own threshold, else its merchant's, else the setting's."""
+    return Fraction(ingredient.threshold or merchant.threshold or default)
+
+
+def ingredient_state(
+    ingredient: Ingredient, merchant: Merchant, default: Fraction
+) -> domain.IngredientState:
+    """What the rules need of an ingredient row."""
+    i = ingredient
+    return domain.IngredientState(
+        i.id, i.name, i.stock, i.full_stock, i.alert_armed, threshold_of(i, merchant, default)
+    )
+
+
+def view(i: Ingredient, merchant: Merchant, default: Fraction) -> dict[str, Any]:
+    threshold = threshold_of(i, merchant, default)
+    return {
+        "id": i.id,
+        "name": i.name,
+        "stock": i.stock,
+        "full_stock": i.full_stock,
+        "threshold": float(threshold),
+        "low": domain.is_below(i.stock, i.full_stock, threshold),
+        "alert_armed": i.alert_armed,
+    }
+
+
+def create(merchant_id: int, data: Any, rules: AlertRules) -> dict[str, Any]:
+    """POST /ingredients: name, stock, full_stock (default: the stock), threshold."""
+    body = Body(data, {"name", "stock", "full_stock", "threshold"})
+    name = body.text("name")
+    stock = body.grams("stock", positive=False)
+    full = body.grams("full_stock", required=False)
+    threshold = body.fraction("threshold")
+    body.check()
+    assert name is not None and stock is not None
+    full = full if full is not None else max(stock, 1)
+    if full < stock:
+        full = stock  # the full level is never below what is in stock
+    with transaction():
+        if _named(merchant_id, name) is not None:
+            raise Conflict(f"an ingredient named {name!r} exists already")
+        merchant = Merchant.get_by_id(merchant_id)
+        row = Ingredient.create(
+            merchant=merchant_id,
+            name=name,
+            stock=stock,
+            full_stock=full,
+            threshold=str(threshold) if threshold is not None else None,
+        )
+        state = ingredient_state(row, merchant, rules.default_threshold)
+        # A new ingredient below its line has nothing to cross from: no alert, disarmed.
+        domain.settle_alert(state)
+        row.alert_armed = state.armed
+        row.save()
+        _ledger(row, stock, LedgerEntry.INITIAL, None)
+        return view(row, merchant, rules.default_threshold)
+
+
+def _named(merchant_id: int, name: str) -> Ingredient | None:
+    found: Ingredient | None = Ingredient.get_or_none(
+        Ingredient.merchant == merchant_id, Ingredient.name == name
+    )
+    return found
+
+
+def _ledger(row: Ingredient, grams: int, reason: str, note: str | None) -> None:
+    LedgerEntry.create(
+        merchant=row.merchant_id,
+        ingredient=row.id,
+        grams=grams,
+        reason=reason,
+        note=note,
+        stock_after=row.stock,
+    )
+
+
+def all_of(merchant_id: int, default: Fraction) -> list[dict[str, Any]]:
+    with session():
+        merchant = Merchant.get_by_id(merchant_id)
+        rows = Ingredient.select().where(Ingredient.merchant == merchant_id).order_by(Ingredient.id)
+        return [view(i, merchant, default) for i in rows]
+
+
+def one(merchant_id: int, ingredient_id: int, default: Fraction) -> dict[str, Any]:
+    with session():
+        return view(_get(merchant_id, ingredient_id), Merchant.get_by_id(merchant_id), default)
+
+
+def _get(merchant_id: int, ingredient_id: int, lock: bool = False) -> Ingredient:
+    query = Ingredient.select().where(
+        Ingredient.id == ingredient_id, Ingredient.merchant == merchant_id
+    )
+    found: Ingredient | None = (locked(query) if lock else query).first()
+    if found is None:
+        raise NotFound("ingredient", ingredient_id)
+    return found
+
+
+Rule = Callable[[domain.IngredientState], bool]
+
+
+def _change(
+    merchant_id: int,
+    ingredient_id: int,
+    rules: AlertRules,
+    rule: Rule,
+    reason: str | None = None,
+    note: str | None = None,
+    edit: Callable[[Ingredient], None] = lambda row: None,
+) -> dict[str, Any]:
+    """Apply `rule` to one ingredient in one transaction (see the module's docstring);
+    `edit` changes the row first (a new name or threshold)."""
+    with transaction():
+        row = _get(merchant_id, ingredient_id, lock=True)
+        edit(row)
+        merchant = Merchant.get_by_id(merchant_id)
+        state = ingredient_state(row, merchant, rules.default_threshold)
+        before = state.stock
+        try:
+            crossed = rule(state)
+        except domain.StockError as exc:
+            field = "grams" if reason else "full_stock"
+            raise Invalid([FieldError(field, str(exc))]) from None
+        row.stock, row.full_stock, row.alert_armed = state.stock, state.full_stock, state.armed
+        row.save()
+        if reason is not None:
+            # A count that finds what the books say is still a count worth recording.
+            _ledger(row, state.stock - before, reason, note)
+        if crossed:
+            alerts.raise_alert(merchant_id, state, merchant.alert_email, rules.notify_topic)
+        return view(row, merchant, rules.default_threshold)
+
+
+MOVES: dict[str, Callable[[domain.IngredientState, int], bool]] = {
+    LedgerEntry.RESTOCK: domain.restock,
+    LedgerEntry.COUNT: domain.count,
+    LedgerEntry.WASTE: domain.waste,
+}
+
+
+def move(
+    merchant_id: int, ingredient_id: int, kind: str, data: Any, rules: AlertRules
+) -> dict[str, Any]:
+    """POST /ingredients/{id}/restock, /count or /waste: `{"grams", "note"?}`."""
+    body = Body(data, {"grams", "note"})
+    grams = body.grams("grams", positive=kind != LedgerEntry.COUNT)
+    note = body.text("note", required=False, max_length=500)
+    body.check()
+    assert grams is not None
+    step = MOVES[kind]
+    return _change(merchant_id, ingredient_id, rules, lambda s: step(s, grams), kind, note)
+
+
+def update(merchant_id: int, ingredient_id: int, data: Any, rules: AlertRules) -> dict[str, Any]:
+    """PATCH /ingredients/{id}: name, full_stock, threshold; the alert is settled again."""
+    body = Body(data, {"name", "full_stock", "threshold"})
+    name = body.text("name", required=False)
+    full = body.grams("full_stock", required=False)
+    threshold = body.fraction("threshold")
+    body.check()
+
+    def rename_and_rethreshold(row: Ingredient) -> None:
+        if name is not None:
+            other = _named(merchant_id, name)
+            if other is not None and other.id != row.id:
+                raise Conflict(f"an ingredient named {name!r} exists already")
+            row.name = name
+        if threshold is not None:
+            row.threshold = str(threshold)
+
+    return _change(
+        merchant_id,
+        ingredient_id,
+        rules,
+        lambda s: domain.change_levels(s, full_stock=full),
+        edit=rename_and_rethreshold,
+    )
+
+
+def settle_followers(merchant: Merchant, rules: AlertRules) -> None:
+    """After the merchant's default threshold changed: settle every ingredient that has no
+    threshold of its own. Call inside the transaction that changed it."""
+    rows = locked(
+        Ingredient.select()
+        .where(Ingredient.merchant == merchant.id, Ingredient.threshold.is_null())
+        .order_by(Ingredient.id)
+    )
+    for row in rows:
+        state = ingredient_state(row, merchant, rules.default_threshold)
+        if domain.settle_alert(state):
+            alerts.raise_alert(merchant.id, state, merchant.alert_email, rules.notify_topic)
+        if state.armed != row.alert_armed:
+            Ingredient.update(alert_armed=state.armed).where(Ingredient.id == row.id).execute()
+
+
+def ledger(
+    merchant_id: int, ingredient_id: int, limit: int, before: int | None
+) -> list[dict[str, Any]]:
+    """GET /ingredients/{id}/ledger: newest first, `before` an entry id to page on from."""
+    with session():
+        _get(merchant_id, ingredient_id)
+        query = LedgerEntry.select().where(LedgerEntry.ingredient == ingredient_id)
+        if before is not None:
+            query = query.where(LedgerEntry.id < before)
+        rows = query.order_by(LedgerEntry.id.desc()).limit(limit)
+        return [
+            {
+                "id": e.id,
+                "grams": e.grams,
+                "reason": e.reason,
+                "order_id": e.order_id,
+                "note": e.note,
+                "stock_after": e.stock_after,
+                "at": e.created_at.isoformat() + "Z",
+            }
+            for e in rows
+        ]
