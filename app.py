@@ -2,6 +2,7 @@
 
     python app.py                          # every role, embedded defaults
     python app.py --roles processing       # one role per pod
+    python app.py merchant create --name N --email E   # prints the merchant's API key
 
 Only this module knows every part; the parts know only what their constructor is given.
 """
@@ -23,7 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from confluent_kafka import Producer
 from starlette.applications import Starlette
 
-from kitchen import alerts, migrations, notifications, orders, outbox, scheduler, stock
+from kitchen import admin, alerts, migrations, notifications, orders, outbox, scheduler, stock
 from kitchen import settings as config
 from kitchen.db import bind, ensure_default_merchant, is_data_error
 from kitchen.events import Handler, Notify, OrderCreated
@@ -204,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--settings", default="settings.toml", help="settings file")
     parser.add_argument("--roles", help="comma-separated: api,processing,notification,relay")
+    admin.add_commands(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -216,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     except config.SettingsError as exc:
         print(f"settings: {exc}", file=sys.stderr)
         return 2
+
+    if args.command == "merchant":
+        bind(settings.database.url)
+        migrations.upgrade()
+        return admin.run(args)
 
     kitchen = Kitchen(settings).start()
     try:

@@ -1,19 +1,20 @@
 """API role: the Starlette app. The whole HTTP surface is the `routes` list below.
 
-Endpoints are thin: they validate (`validation`), call the use case (`orders`,
-`catalogue`, `views`) and shape the answer. What they need comes through `Api`'s
-constructor; the database is reached through the one documented handle in `kitchen.db`.
-Database work runs in Starlette's thread pool (`run_in_threadpool`): peewee and psycopg2
-block, and inside the event loop they would serialise every request.
-Errors are RFC 9457 problem details (`application/problem+json`).
+Endpoints are thin: they find the calling merchant (`merchant_of`), validate, call the
+use case (`orders`, `catalogue`, `inventory`, `menu`, `merchants`, `views`) and shape the
+answer. What they need comes through `Api`'s constructor; the database is reached
+through the one documented handle in `kitchen.db`. Database work runs in Starlette's
+thread pool (`run_in_threadpool`): peewee and psycopg2 block, and inside the event loop
+they would serialise every request. Errors are RFC 9457 problem details
+(`application/problem+json`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 
 import peewee as pw
 from starlette.applications import Starlette
@@ -23,20 +24,43 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from kitchen import catalogue, db, orders, views
+from kitchen import catalogue, db, inventory, menu, merchants, orders, views
+from kitchen.db import LedgerEntry
 from kitchen.domain import is_id
 from kitchen.settings import Settings
-from kitchen.validation import FieldError, InvalidOrder, MalformedBody, decode_body, parse_order
+from kitchen.validation import (
+    Conflict,
+    FieldError,
+    Invalid,
+    NotFound,
+    decode_body,
+    parse_order,
+)
 
 log = logging.getLogger(__name__)
+
+# An oversized body is still read (and dropped) up to this size before the 413 goes out.
+# Answering at once and closing while the client is still sending resets the connection,
+# and the client sees a reset instead of the 413. Past this size the answer goes out at
+# once: reading on would let one client tie up the connection.
+DRAIN_BYTES = 8 * 1024 * 1024
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Problem(Exception):
     def __init__(
-        self, status: int, title: str, detail: str, errors: list[FieldError] | None = None
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail, self.errors = status, title, detail, errors
+        self.headers = headers
 
 
 def problem_response(p: Problem) -> JSONResponse:
@@ -48,17 +72,16 @@ def problem_response(p: Problem) -> JSONResponse:
     }
     if p.errors:
         body["errors"] = [{"field": e.field, "message": e.message} for e in p.errors]
-    return JSONResponse(body, status_code=p.status, media_type="application/problem+json")
+    return JSONResponse(
+        body, status_code=p.status, media_type="application/problem+json", headers=p.headers
+    )
 
 
-def invalid(exc: InvalidOrder) -> Problem:
-    if isinstance(exc, MalformedBody):
-        return Problem(400, "Malformed JSON", str(exc), exc.errors)
-    return Problem(422, "Invalid order", str(exc), exc.errors)
+UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="kitchen"'}
 
 
 class Api:
-    """Endpoints, given what they need by the constructor (no globals)."""
+    """Endpoints, given what they need by the constructor."""
 
     def __init__(
         self,
@@ -68,44 +91,88 @@ class Api:
         readiness: Callable[[], dict[str, Any]] = lambda: {},
     ) -> None:
         self.settings = settings
-        self.merchant_id = merchant_id
+        self.default_merchant_id = merchant_id  # who a keyless request is, in development
         self.on_commit = on_commit
         self.readiness = readiness
+        self.rules = inventory.AlertRules(
+            settings.alerts.threshold_fraction, settings.kafka.notify_topic
+        )
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def merchant_of(self, request: Request) -> int:
+        """The calling merchant: the one whose key is in `Authorization: Bearer <key>`.
+        Without a key: the default merchant in development, 401 in production. A wrong
+        key is a 401 everywhere."""
+        header = request.headers.get("authorization")
+        if header is None:
+            if self.settings.app.production:
+                raise Problem(
+                    401, "Unauthorized", "send Authorization: Bearer <key>", None, UNAUTHORIZED
+                )
+            return self.default_merchant_id
+        scheme, _, key = header.partition(" ")
+        merchant = None
+        if scheme.lower() == "bearer" and key.strip():
+            merchant = await run_in_threadpool(merchants.by_key, key.strip())
+        if merchant is None:
+            raise Problem(401, "Unauthorized", "the API key is not valid", None, UNAUTHORIZED)
+        return int(merchant.id)
 
     async def _body(self, request: Request) -> bytes:
         limit = self.settings.http.max_body_bytes
         too_big = Problem(413, "Payload too large", f"the body must be at most {limit} bytes")
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit:
-            raise too_big
-        body = b""
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and (len(length) > 19 or int(length) > DRAIN_BYTES):
+            raise too_big  # not worth reading: answer now, whatever the client then sees
+        body = bytearray()
+        received = 0
         async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise too_big
-        return body
+            received += len(chunk)
+            if received <= limit:
+                body += chunk
+            elif received > DRAIN_BYTES:
+                break
+        if received > limit:
+            raise too_big
+        return bytes(body)
+
+    async def _json(self, request: Request) -> Any:
+        return decode_body(await self._body(request))
+
+    @staticmethod
+    async def _run(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await run_in_threadpool(work, *args, **kwargs)
+
+    @staticmethod
+    def _id(request: Request, what: str) -> int:
+        raw = request.path_params["id"]
+        found = path_id(raw)
+        if found is None:
+            raise NotFound(what, raw)
+        return found
+
+    # -- orders --------------------------------------------------------------------------
 
     async def create_order(self, request: Request) -> Response:
+        merchant_id = await self.merchant_of(request)
         key = request.headers.get("idempotency-key")
         if key is not None and not 1 <= len(key) <= 255:
             field = FieldError("Idempotency-Key", "must be 1 to 255 characters")
             raise Problem(422, "Invalid Idempotency-Key", str(field), [field])
-        body = await self._body(request)
+        lines = parse_order(
+            await self._json(request),
+            self.settings.orders.max_lines,
+            self.settings.orders.max_quantity,
+        )
         try:
-            lines = parse_order(
-                decode_body(body),
-                self.settings.orders.max_lines,
-                self.settings.orders.max_quantity,
-            )
-            order, created = await run_in_threadpool(
+            order, created = await self._run(
                 orders.place_order,
-                self.merchant_id,
+                merchant_id,
                 lines,
                 self.settings.kafka.order_created_topic,
                 key,
             )
-        except InvalidOrder as exc:
-            raise invalid(exc) from None
         except orders.KeyReused:
             detail = f"Idempotency-Key {key!r} was already used for a different order"
             raise Problem(422, "Idempotency-Key reused", detail) from None
@@ -118,21 +185,112 @@ class Api:
         return JSONResponse(views.order(order, lines), status_code=201, headers=headers)
 
     async def get_order(self, request: Request) -> Response:
-        raw = request.path_params["id"]
-        order_id = path_id(raw)
-        view = None
-        if order_id is not None:
-            view = await run_in_threadpool(views.order_by_id, order_id, self.merchant_id)
+        merchant_id = await self.merchant_of(request)
+        order_id = self._id(request, "order")
+        view = await self._run(views.order_by_id, order_id, merchant_id)
         if view is None:
-            raise Problem(404, "Order not found", f"there is no order {raw}")
+            raise NotFound("order", order_id)
         return JSONResponse(view)
 
     async def seed(self, request: Request) -> Response:
-        created, view = await run_in_threadpool(catalogue.seed, self.merchant_id)
+        merchant_id = await self.merchant_of(request)
+        if self.settings.app.production:
+            raise Problem(403, "Forbidden", "the reference kitchen is for development only")
+        created, view = await self._run(catalogue.seed, merchant_id)
         return JSONResponse(view, status_code=201 if created else 200)
 
+    # -- the merchant --------------------------------------------------------------------
+
+    async def get_merchant(self, request: Request) -> Response:
+        merchant_id = await self.merchant_of(request)
+        default = self.rules.default_threshold
+        return JSONResponse(await self._run(merchants.get, merchant_id, default))
+
+    async def patch_merchant(self, request: Request) -> Response:
+        merchant_id = await self.merchant_of(request)
+        data = await self._json(request)
+        return JSONResponse(await self._run(merchants.update, merchant_id, data, self.rules))
+
+    # -- ingredients and their stock -----------------------------------------------------
+
     async def ingredients(self, request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(views.ingredients, self.merchant_id))
+        merchant_id = await self.merchant_of(request)
+        default = self.rules.default_threshold
+        return JSONResponse(await self._run(inventory.all_of, merchant_id, default))
+
+    async def create_ingredient(self, request: Request) -> Response:
+        merchant_id = await self.merchant_of(request)
+        data = await self._json(request)
+        view = await self._run(inventory.create, merchant_id, data, self.rules)
+        return JSONResponse(view, 201, {"Location": f"/ingredients/{view['id']}"})
+
+    async def get_ingredient(self, request: Request) -> Response:
+        merchant_id = await self.merchant_of(request)
+        ingredient_id = self._id(request, "ingredient")
+        default = self.rules.default_threshold
+        return JSONResponse(await self._run(inventory.one, merchant_id, ingredient_id, default))
+
+    async def patch_ingredient(self, request: Request) -> Response:
+        merchant_id = await self.merchant_of(request)
+        ingredient_id = self._id(request, "ingredient")
+        data = await self._json(request)
+        view = await self._run(inventory.update, merchant_id, ingredient_id, data, self.rules)
+        self.on_commit()  # it may have raised an alert
+        return JSONResponse(view)
+
+    def stock_move(self, kind: str) -> Callable[[Request], Awaitable[Response]]:
+        """POST /ingredients/{id}/restock, /count, /waste."""
+
+        async def endpoint(request: Request) -> Response:
+            merchant_id = await self.merchant_of(request)
+            ingredient_id = self._id(request, "ingredient")
+            data = await self._json(request)
+            view = await self._run(
+                inventory.move, merchant_id, ingredient_id, kind, data, self.rules
+            )
+            self.on_commit()  # a count or waste may have raised an alert
+            return JSONResponse(view)
+
+        return endpoint
+
+    async def ledger(self, request: Request) -> Response:
+        merchant_id = await self.merchant_of(request)
+        ingredient_id = self._id(request, "ingredient")
+        limit = query_int(request, "limit", 50, 1, 500)
+        before = query_int(request, "before", None, 1, 2**63 - 1)
+        rows = await self._run(inventory.ledger, merchant_id, ingredient_id, limit, before)
+        return JSONResponse(rows)
+
+    # -- products ------------------------------------------------------------------------
+
+    async def products(self, request: Request) -> Response:
+        merchant_id = await self.merchant_of(request)
+        return JSONResponse(await self._run(menu.all_of, merchant_id))
+
+    async def create_product(self, request: Request) -> Response:
+        merchant_id = await self.merchant_of(request)
+        data = await self._json(request)
+        view = await self._run(menu.create, merchant_id, data)
+        return JSONResponse(view, 201, {"Location": f"/products/{view['id']}"})
+
+    async def get_product(self, request: Request) -> Response:
+        merchant_id = await self.merchant_of(request)
+        product_id = self._id(request, "product")
+        return JSONResponse(await self._run(menu.one, merchant_id, product_id))
+
+    async def patch_product(self, request: Request) -> Response:
+        merchant_id = await self.merchant_of(request)
+        product_id = self._id(request, "product")
+        data = await self._json(request)
+        return JSONResponse(await self._run(menu.update, merchant_id, product_id, data))
+
+    async def delete_product(self, request: Request) -> Response:
+        merchant_id = await self.merchant_of(request)
+        product_id = self._id(request, "product")
+        await self._run(menu.delete, merchant_id, product_id)
+        return Response(status_code=204)
+
+    # -- operations ----------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
         """Liveness: the process answers."""
@@ -149,7 +307,10 @@ class Api:
         try:
             parts = await run_in_threadpool(check)
         except pw.DatabaseError as exc:
-            raise Problem(503, "Not ready", f"database: {exc}") from None
+            # The driver's message names the host, port and user: for the log, not for
+            # whoever can reach /ready.
+            log.warning("not ready: database unavailable: %s", exc)
+            raise Problem(503, "Not ready", "database unavailable") from None
         dead = [name for name, ok in parts.items() if not ok]
         status = 503 if dead else 200
         return JSONResponse({"status": "ok" if not dead else "degraded", "roles": parts}, status)
@@ -164,12 +325,36 @@ def path_id(raw: str) -> int | None:
     return value if is_id(value) else None
 
 
+def query_int(request: Request, name: str, default: int | None, low: int, high: int) -> Any:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not re.fullmatch("[0-9]{1,19}", raw) or not low <= int(raw) <= high:
+        field = FieldError(name, f"must be a whole number from {low} to {high}")
+        raise Invalid([field])
+    return int(raw)
+
+
 def build_app(api: Api) -> Starlette:
     routes = [
         Route("/order", api.create_order, methods=["POST"]),
         Route("/order/seed", api.seed, methods=["POST"]),
         Route("/order/{id}", api.get_order, methods=["GET"]),
+        Route("/merchant", api.get_merchant, methods=["GET"]),
+        Route("/merchant", api.patch_merchant, methods=["PATCH"]),
         Route("/ingredients", api.ingredients, methods=["GET"]),
+        Route("/ingredients", api.create_ingredient, methods=["POST"]),
+        Route("/ingredients/{id}", api.get_ingredient, methods=["GET"]),
+        Route("/ingredients/{id}", api.patch_ingredient, methods=["PATCH"]),
+        Route("/ingredients/{id}/restock", api.stock_move(LedgerEntry.RESTOCK), methods=["POST"]),
+        Route("/ingredients/{id}/count", api.stock_move(LedgerEntry.COUNT), methods=["POST"]),
+        Route("/ingredients/{id}/waste", api.stock_move(LedgerEntry.WASTE), methods=["POST"]),
+        Route("/ingredients/{id}/ledger", api.ledger, methods=["GET"]),
+        Route("/products", api.products, methods=["GET"]),
+        Route("/products", api.create_product, methods=["POST"]),
+        Route("/products/{id}", api.get_product, methods=["GET"]),
+        Route("/products/{id}", api.patch_product, methods=["PATCH"]),
+        Route("/products/{id}", api.delete_product, methods=["DELETE"]),
         Route("/health", api.health, methods=["GET"]),
         Route("/ready", api.ready, methods=["GET"]),
     ]
@@ -177,6 +362,17 @@ def build_app(api: Api) -> Starlette:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
         return problem_response(exc)
+
+    async def on_invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Invalid)
+        return problem_response(Problem(exc.status, exc.title, str(exc), exc.errors))
+
+    async def on_not_found(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NotFound)
+        return problem_response(Problem(404, f"{exc.what.capitalize()} not found", str(exc)))
+
+    async def on_conflict(request: Request, exc: Exception) -> Response:
+        return problem_response(Problem(409, "Conflict", str(exc)))
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -193,6 +389,9 @@ def build_app(api: Api) -> Starlette:
         routes=routes,
         exception_handlers={
             Problem: on_problem,
+            Invalid: on_invalid,
+            NotFound: on_not_found,
+            Conflict: on_conflict,
             HTTPException: on_http,
             pw.OperationalError: on_database,
             pw.InterfaceError: on_database,

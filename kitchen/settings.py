@@ -18,6 +18,17 @@ ROLES = ("api", "processing", "notification", "relay")
 
 
 @dataclasses.dataclass(frozen=True)
+class App:
+    # development: a request without a key acts as the default merchant, and POST
+    # /order/seed works. production: every endpoint but health needs a merchant's key.
+    env: str = "development"
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+
+@dataclasses.dataclass(frozen=True)
 class Roles:
     api: bool = True
     processing: bool = True
@@ -103,6 +114,7 @@ class Scheduler:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
+    app: App = App()
     roles: Roles = Roles()
     http: Http = Http()
     database: Database = Database()

@@ -49,9 +49,3 @@ def ingredient(i: Ingredient) -> dict[str, Any]:
         "full_stock": i.full_stock,
         "alert_armed": i.alert_armed,
     }
-
-
-def ingredients(merchant_id: int) -> list[dict[str, Any]]:
-    with session():
-        rows = Ingredient.select().where(Ingredient.merchant == merchant_id).order_by(Ingredient.id)
-        return [ingredient(i) for i in rows]
