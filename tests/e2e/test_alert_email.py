@@ -62,3 +62,27 @@ def test_onion_below_half_sends_one_notify_and_one_email(
     assert len(smtp.messages) == 1
     with session():
         assert Notification.select().count() == 1
+
+
+def test_a_restock_rearms_exactly_one_further_email(
+    kitchen: Kitchen, api: TestClient, smtp: SmtpServer
+) -> None:
+    burgers(api, 26)  # onion 480 g: the first alert
+    eventually(lambda: len(smtp.messages) == 1)
+    path = f"/ingredients/{onion().id}"
+    assert api.post(f"{path}/restock", json={"grams": 10}).json()["alert_armed"] is False  # 490
+    burgers(api, 1)  # 470 g: still the same crossing, no mail
+    assert api.post(f"{path}/restock", json={"grams": 530}).json()["alert_armed"] is True  # 1000
+    assert len(smtp.messages) == 1  # a restock itself mails nothing
+    burgers(api, 25)  # 500 g: at the line
+    burgers(api, 1)  # 480 g: the second crossing, the second mail
+    eventually(lambda: len(smtp.messages) == 2)
+    burgers(api, 3)  # 420 g: nothing more
+    with session():
+        eventually(lambda: Outbox.select().where(Outbox.sent_at.is_null()).count() == 0)
+        eventually(lambda: Notification.select().where(Notification.sent_at.is_null()).count() == 0)
+    assert len(smtp.messages) == 2
+    assert smtp.messages[0]["Message-ID"] != smtp.messages[1]["Message-ID"]
+    assert [m["Subject"] for m in smtp.messages] == [
+        "Low stock: onion is below 50% (480 g left)"
+    ] * 2

@@ -1,0 +1,216 @@
+"""Merchants with their own keys, menu and stock: what each can see and do over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from app import Kitchen
+from kitchen import merchants
+from kitchen.db import Alert, LedgerEntry, session
+from tests.helpers import eventually
+
+
+def client(kitchen: Kitchen, key: str | None = None) -> TestClient:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return TestClient(kitchen.web_app(), headers=headers)
+
+
+@pytest.fixture
+def two(make_kitchen: Callable[..., Kitchen]) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two merchants, each with an onion and a product, through one Kitchen in production."""
+    kitchen = make_kitchen(app={"env": "production"})
+    _, key_a = merchants.create("Ada's", "ada@example.com")
+    _, key_b = merchants.create("Bo's", "bo@example.com")
+    with client(kitchen, key_a) as a, client(kitchen, key_b) as b:
+        for c in (a, b):
+            onion = c.post("/ingredients", json={"name": "onion", "stock": 1000}).json()
+            soup = {"name": "Soup", "recipe": [{"ingredient_id": onion["id"], "grams": 100}]}
+            assert c.post("/products", json=soup).status_code == 201
+        yield a, b
+
+
+def test_a_merchant_never_sees_or_touches_another_merchants_data(
+    two: tuple[TestClient, TestClient],
+) -> None:
+    a, b = two
+    [onion_b] = b.get("/ingredients").json()
+    [soup_b] = b.get("/products").json()
+    order_b = b.post("/order", json={"products": [{"product_id": soup_b["id"], "quantity": 1}]})
+    assert order_b.status_code == 201
+
+    for path in (
+        f"/ingredients/{onion_b['id']}",
+        f"/ingredients/{onion_b['id']}/ledger",
+        f"/products/{soup_b['id']}",
+        f"/order/{order_b.json()['id']}",
+    ):
+        assert a.get(path).status_code == 404, path
+    for path, body in (
+        (f"/ingredients/{onion_b['id']}/restock", {"grams": 5}),
+        (f"/ingredients/{onion_b['id']}/waste", {"grams": 5}),
+        (f"/ingredients/{onion_b['id']}/count", {"grams": 5}),
+    ):
+        assert a.post(path, json=body).status_code == 404, path
+    assert a.patch(f"/ingredients/{onion_b['id']}", json={"name": "x"}).status_code == 404
+    assert a.patch(f"/products/{soup_b['id']}", json={"name": "x"}).status_code == 404
+    assert a.delete(f"/products/{soup_b['id']}").status_code == 404
+    # An order naming another merchant's product is refused, field by field.
+    r = a.post("/order", json={"products": [{"product_id": soup_b["id"], "quantity": 1}]})
+    assert r.status_code == 422
+    assert r.json()["errors"] == [
+        {"field": "products[0].product_id", "message": f"unknown product {soup_b['id']}"}
+    ]
+    # A recipe naming another merchant's ingredient too.
+    soup = {"name": "Stolen", "recipe": [{"ingredient_id": onion_b["id"], "grams": 1}]}
+    assert a.post("/products", json=soup).status_code == 422
+    # Nothing of b's moved.
+    assert b.get(f"/ingredients/{onion_b['id']}").json()["stock"] == 1000
+    assert [e["reason"] for e in b.get(f"/ingredients/{onion_b['id']}/ledger").json()] == [
+        "initial"
+    ]
+    assert a.get("/merchant").json()["name"] == "Ada's"
+    assert b.get("/merchant").json()["name"] == "Bo's"
+
+
+def test_production_needs_a_valid_key_and_refuses_the_seed(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    kitchen = make_kitchen(app={"env": "production"})
+    _, key = merchants.create("Ada's", "ada@example.com")
+    with client(kitchen) as anonymous, client(kitchen, "kitchen_wrong") as wrong:
+        for c in (anonymous, wrong):
+            r = c.get("/ingredients")
+            assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+            assert r.headers["content-type"] == "application/problem+json"
+            assert c.post("/order", json={"products": []}).status_code == 401
+        assert anonymous.get("/health").status_code == 200
+    with client(kitchen, key) as ada:
+        assert ada.post("/order/seed").status_code == 403
+        assert ada.get("/ingredients").json() == []
+    rotated = merchants.rotate_key(merchants.by_key(key).id)  # type: ignore[union-attr]
+    with client(kitchen, key) as old, client(kitchen, rotated) as new:
+        assert old.get("/merchant").status_code == 401
+        assert new.get("/merchant").json()["name"] == "Ada's"
+
+
+def test_development_acts_as_the_default_merchant_without_a_key_but_not_with_a_wrong_one(
+    kitchen: Kitchen, api: TestClient
+) -> None:
+    assert api.get("/merchant").json()["id"] == kitchen.merchant_id
+    with client(kitchen, "kitchen_wrong") as wrong:
+        assert wrong.get("/ingredients").status_code == 401
+    _, key = merchants.create("Ada's", "ada@example.com")
+    with client(kitchen, key) as ada:
+        assert ada.get("/ingredients").json() == []  # her own, empty kitchen
+        assert ada.post("/order/seed").status_code == 201  # the reference kitchen, hers
+
+
+def test_patch_merchant(api: TestClient) -> None:
+    r = api.patch("/merchant", json={"alert_email": "chef@example.com", "threshold": 0.25})
+    assert r.status_code == 200
+    assert r.json() | {"id": 0} == {
+        "id": 0,
+        "name": "default",
+        "alert_email": "chef@example.com",
+        "threshold": 0.25,
+    }
+    bad = api.patch("/merchant", json={"alert_email": "nobody", "threshold": 1.5, "x": 1})
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["errors"]} == {"alert_email", "threshold", "x"}
+    assert api.get("/merchant").json()["alert_email"] == "chef@example.com"
+
+
+def test_ingredients_and_products_can_make(api: TestClient) -> None:
+    r = api.post("/ingredients", json={"name": "bun", "stock": 900, "full_stock": 2000})
+    assert r.status_code == 201 and r.headers["Location"] == f"/ingredients/{r.json()['id']}"
+    bun = r.json()
+    assert (bun["stock"], bun["full_stock"], bun["threshold"], bun["low"]) == (900, 2000, 0.5, True)
+    assert api.post("/ingredients", json={"name": "bun", "stock": 1}).status_code == 409
+    bad = api.post("/ingredients", json={"name": "", "stock": -1, "threshold": 0})
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["errors"]} == {"name", "stock", "threshold"}
+
+    beef = next(i for i in api.get("/ingredients").json() if i["name"] == "beef")
+    recipe = [
+        {"ingredient_id": beef["id"], "grams": 150},
+        {"ingredient_id": bun["id"], "grams": 100},
+    ]
+    r = api.post("/products", json={"name": "Bun burger", "recipe": recipe})
+    assert r.status_code == 201
+    assert r.json()["can_make"] == 9  # bun: 900 // 100; beef 20000 // 150 = 133
+    menu = {p["name"]: p["can_make"] for p in api.get("/products").json()}
+    assert menu == {"Burger": 50, "Bun burger": 9}  # Burger: onion 1000 // 20
+    product_id = r.json()["id"]
+    r = api.patch(f"/products/{product_id}", json={"recipe": recipe[:1]})
+    assert r.json()["can_make"] == 133 and r.json()["name"] == "Bun burger"
+    dup = api.post("/products", json={"name": "x", "recipe": recipe + recipe[:1]})
+    assert dup.status_code == 422
+
+
+def test_a_deleted_product_keeps_its_orders_but_takes_no_new_ones(api: TestClient) -> None:
+    first = api.post("/order", json={"products": [{"product_id": 1, "quantity": 1}]}).json()
+    assert api.delete("/products/1").status_code == 204
+    assert api.get("/products/1").status_code == 404
+    assert api.get("/products").json() == []
+    r = api.post("/order", json={"products": [{"product_id": 1, "quantity": 1}]})
+    assert r.status_code == 422
+    eventually(lambda: api.get(f"/order/{first['id']}").json()["status"] == "applied")
+    assert api.get(f"/order/{first['id']}").json()["lines"] == [{"product_id": 1, "quantity": 1}]
+    # Its name is free again.
+    onion = next(i for i in api.get("/ingredients").json() if i["name"] == "onion")
+    burger = {"name": "Burger", "recipe": [{"ingredient_id": onion["id"], "grams": 1}]}
+    assert api.post("/products", json=burger).status_code == 201
+
+
+def ledger(api: TestClient, ingredient_id: int, **query: Any) -> list[dict[str, Any]]:
+    r = api.get(f"/ingredients/{ingredient_id}/ledger", params=query)
+    assert r.status_code == 200, r.text
+    return list(r.json())
+
+
+def test_restock_count_waste_and_the_ledger(api: TestClient) -> None:
+    onion = next(i for i in api.get("/ingredients").json() if i["name"] == "onion")
+    path = f"/ingredients/{onion['id']}"
+    assert api.post(f"{path}/waste", json={"grams": 100, "note": "dropped"}).json()["stock"] == 900
+    assert api.post(f"{path}/count", json={"grams": 850}).json()["stock"] == 850
+    r = api.post(f"{path}/restock", json={"grams": 400, "note": "delivery"}).json()
+    assert (r["stock"], r["full_stock"]) == (1250, 1250)  # above full: the full level rises
+    too_much = api.post(f"{path}/waste", json={"grams": 5000})
+    assert too_much.status_code == 422
+    assert too_much.json()["errors"][0]["message"] == "only 1250 g of onion are in stock"
+    assert api.post(f"{path}/restock", json={"grams": 0}).status_code == 422
+    assert api.post(f"{path}/count", json={"grams": 1.5}).status_code == 422
+
+    rows = ledger(api, onion["id"])
+    assert [(e["reason"], e["grams"], e["stock_after"], e["note"]) for e in rows] == [
+        ("restock", 400, 1250, "delivery"),
+        ("count", -50, 850, None),
+        ("waste", -100, 900, "dropped"),
+        ("initial", 1000, 1000, None),
+    ]
+    page = ledger(api, onion["id"], limit=2)
+    assert [e["id"] for e in page] == [rows[0]["id"], rows[1]["id"]]
+    rest = ledger(api, onion["id"], limit=2, before=page[-1]["id"])
+    assert [e["id"] for e in rest] == [rows[2]["id"], rows[3]["id"]]
+    assert api.get(f"{path}/ledger", params={"limit": 0}).status_code == 422
+    with session():
+        total = sum(
+            e.grams for e in LedgerEntry.select().where(LedgerEntry.ingredient == onion["id"])
+        )
+    assert total == api.get(path).json()["stock"] == 1250
+
+
+def test_a_new_threshold_alerts_once_and_rearms(api: TestClient) -> None:
+    cheese = next(i for i in api.get("/ingredients").json() if i["name"] == "cheese")
+    path = f"/ingredients/{cheese['id']}"
+    assert api.post(f"{path}/waste", json={"grams": 2000}).json()["low"] is False  # 3000 g
+    r = api.patch(path, json={"threshold": 0.7}).json()  # 3000 < 3500: low, one alert
+    assert (r["low"], r["alert_armed"], r["threshold"]) == (True, False, 0.7)
+    r = api.patch(path, json={"full_stock": 4000}).json()  # 3000 >= 2800: armed again
+    assert (r["low"], r["alert_armed"]) == (False, True)
+    with session():
+        assert Alert.select().where(Alert.ingredient == cheese["id"]).count() == 1
