@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from starlette.applications import Starlette
 
 from kitchen import alerts, notifications, orders, outbox, scheduler, stock
@@ -49,8 +49,17 @@ class Kitchen:
         self.jobs: BackgroundScheduler | None = None
         self.bootstrap_servers = settings.kafka.bootstrap_servers
         self.merchant_id = 0
+        # Set once the relay and consumers run (at once, or when Kafka first answers).
+        self.kafka_roles_started = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
 
     def start(self) -> Kitchen:
+        """Open the database, then start the roles that are on.
+
+        Roles that use Kafka start once the broker answers and their topics exist; until
+        then a background thread keeps trying, and the API takes orders into the outbox.
+        """
         s = self.settings
         bind(s.database.url)
         create_tables()
@@ -67,14 +76,11 @@ class Kitchen:
                 "when this process stops. Set KITCHEN_KAFKA_BOOTSTRAP_SERVERS for a real broker.",
                 self.bootstrap_servers,
             )
-        else:
-            ensure_topics(self.bootstrap_servers, topics, k.partitions)
 
         threshold = s.alerts.threshold_fraction
         jobs: list[tuple[Any, float]] = []
         if s.roles.relay:
             self.relay = Relay(Producer(producer_config(self.bootstrap_servers)), k.batch_size)
-            self.relay.start()
             redrive = datetime.timedelta(seconds=s.scheduler.redrive_after_seconds)
             every = max(1.0, s.scheduler.redrive_after_seconds / 3)
             jobs += [
@@ -109,12 +115,68 @@ class Kitchen:
                     s.scheduler.mail_retry_seconds,
                 )
             )
-        for worker in self.workers:
-            worker.start()
+        if k.embedded or not self._kafka_roles():
+            self._start_kafka_roles()
+        else:
+            threading.Thread(
+                target=self._start_kafka_roles_when_topics_exist,
+                args=(topics,),
+                name="kafka-start",
+                daemon=True,
+            ).start()
+        # The jobs need only the database (and SMTP): they run while Kafka is away.
         if jobs:
             self.jobs = scheduler.start(jobs)
         log.info("roles on: %s", ", ".join(s.roles.enabled()) or "none")
         return self
+
+    def _kafka_roles(self) -> list[Relay | ConsumerWorker[Any]]:
+        return [*self.workers, *([self.relay] if self.relay is not None else [])]
+
+    def _start_kafka_roles_when_topics_exist(self, topics: list[str]) -> None:
+        """Create the topics on the broker, trying again until it answers, then start the
+        roles. Waiting for the topics first keeps a consumer or producer from having them
+        auto-created with the broker's default partition count."""
+        k = self.settings.kafka
+        delay = 1.0
+        while not self._stopping.is_set():
+            try:
+                ensure_topics(self.bootstrap_servers, topics, k.partitions)
+                break
+            except KafkaException as exc:
+                reason = exc.args[0].str() if exc.args else str(exc)
+            except Exception as exc:  # a bug must not leave the roles unstarted for good
+                log.exception("creating Kafka topics failed")
+                reason = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "Kafka broker unreachable at %s (%s); %s start when it answers "
+                "(orders wait in the outbox); next try in %.0f s",
+                self.bootstrap_servers,
+                reason,
+                ", ".join(self._kafka_role_names()),
+                delay,
+            )
+            self._stopping.wait(delay)
+            delay = min(delay * 2, 15.0)
+        else:
+            return
+        log.info(
+            "Kafka answered at %s; starting %s",
+            self.bootstrap_servers,
+            ", ".join(self._kafka_role_names()),
+        )
+        self._start_kafka_roles()
+
+    def _kafka_role_names(self) -> list[str]:
+        return [w.name for w in self.workers] + (["relay"] if self.relay is not None else [])
+
+    def _start_kafka_roles(self) -> None:
+        with self._lock:  # against a stop() at the same moment
+            if self._stopping.is_set():
+                return
+            for role in self._kafka_roles():
+                role.start()
+            self.kafka_roles_started.set()
 
     def _worker(
         self,
@@ -145,6 +207,8 @@ class Kitchen:
             self.relay.wake()
 
     def readiness(self) -> dict[str, bool]:
+        """Each role: running and not failing again and again (not yet running while
+        Kafka has not answered since the start)."""
         parts = {w.name: w.ready for w in self.workers}
         if self.relay is not None:
             parts["relay"] = self.relay.alive
@@ -156,11 +220,14 @@ class Kitchen:
 
     def stop(self) -> None:
         """Stop taking work, finish the batch in hand, close clients."""
+        with self._lock:
+            self._stopping.set()
+            started = self.kafka_roles_started.is_set()
         if self.jobs is not None:
             self.jobs.shutdown(wait=True)
-        for worker in self.workers:
+        for worker in self.workers if started else []:
             worker.stop()
-        if self.relay is not None:
+        if self.relay is not None and started:
             self.relay.stop()
         if self.embedded is not None:
             self.embedded.close()
