@@ -17,7 +17,9 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
+import peewee as pw
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 from confluent_kafka import KafkaException, Producer
@@ -55,15 +57,13 @@ class Kitchen:
         self._lock = threading.Lock()
 
     def start(self) -> Kitchen:
-        """Open the database, then start the roles that are on.
+        """Open the database (or raise StartupError), then start the roles that are on.
 
         Roles that use Kafka start once the broker answers and their topics exist; until
         then a background thread keeps trying, and the API takes orders into the outbox.
         """
         s = self.settings
-        bind(s.database.url)
-        create_tables()
-        self.merchant_id = ensure_default_merchant(s.alerts.email).id
+        self.merchant_id = self._open_database()
         k = s.kafka
         topics = [k.order_created_topic, k.notify_topic]
         topics += [f"{t}.dlq" for t in topics]
@@ -129,6 +129,28 @@ class Kitchen:
             self.jobs = scheduler.start(jobs)
         log.info("roles on: %s", ", ".join(s.roles.enabled()) or "none")
         return self
+
+    def _open_database(self) -> int:
+        """Bind the database, create missing tables, return the default merchant's id.
+
+        An unreachable or unusable database is a StartupError naming the setting, with
+        the password masked, so main() can say it in one line.
+        """
+        s = self.settings
+        try:
+            bind(s.database.url)
+            create_tables()
+            merchant = ensure_default_merchant(s.alerts.email)
+        except pw.DatabaseError as exc:
+            # The driver's first line says what failed (refused, no such file, bad
+            # password); the rest is hints. Never the password itself.
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            password = urlsplit(s.database.url).password
+            if password:
+                reason = reason.replace(password, "***")
+            url = config.mask_url(s.database.url)
+            raise StartupError(f"database.url: cannot use {url}: {reason}") from None
+        return merchant.id
 
     def _kafka_roles(self) -> list[Relay | ConsumerWorker[Any]]:
         return [*self.workers, *([self.relay] if self.relay is not None else [])]
@@ -233,6 +255,10 @@ class Kitchen:
             self.embedded.close()
 
 
+class StartupError(Exception):
+    """Kitchen cannot start with these settings (the message names the setting)."""
+
+
 class Server(uvicorn.Server):
     """uvicorn re-raises SIGTERM after shutting down, which would kill the process before
     Kitchen stops its consumers; here a signal only ends `run`, and main() cleans up."""
@@ -261,11 +287,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = config.load(args.settings)
         if args.roles is not None:
             settings = config.with_roles(settings, args.roles)
-    except config.SettingsError as exc:
-        print(f"settings: {exc}", file=sys.stderr)
+        kitchen = Kitchen(settings).start()
+    except (config.SettingsError, StartupError) as exc:
+        # One line an operator can act on, exit code 2: a traceback would bury it.
+        print(f"kitchen: cannot start: {exc}", file=sys.stderr)
         return 2
 
-    kitchen = Kitchen(settings).start()
     try:
         if settings.roles.api:
             host, port = settings.http.host, settings.http.port

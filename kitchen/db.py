@@ -20,6 +20,8 @@ from urllib.parse import unquote, urlparse
 import peewee as pw
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
+from kitchen.settings import mask_url
+
 database = pw.DatabaseProxy()
 
 
@@ -211,7 +213,9 @@ def open_database(url: str) -> pw.Database:
             port=parsed.port or 5432,
             connect_timeout=5,
         )
-    raise ValueError(f"unsupported database url {url!r}: use sqlite:/// or postgresql://")
+    # settings.check refuses such a URL first; this guards other callers (and hides the
+    # password, as every message about a URL must).
+    raise ValueError(f"unsupported database url {mask_url(url)}: use sqlite:/// or postgresql://")
 
 
 _bound_url: str | None = None
