@@ -150,6 +150,13 @@ class Kitchen:
                 reason = reason.replace(password, "***")
             url = config.mask_url(s.database.url)
             raise StartupError(f"database.url: cannot use {url}: {reason}") from None
+        if merchant.alert_email != s.alerts.email:
+            log.warning(
+                "alerts.email %s is not used: the default merchant's alert address is "
+                "already %s (the setting only seeds a new merchant)",
+                s.alerts.email,
+                merchant.alert_email,
+            )
         return merchant.id
 
     def _kafka_roles(self) -> list[Relay | ConsumerWorker[Any]]:

@@ -247,13 +247,14 @@ def ping() -> None:
 
 
 def ensure_default_merchant(alert_email: str) -> Merchant:
-    """The one merchant of today; its alert email follows the settings."""
-    merchant, created = Merchant.get_or_create(
+    """The one merchant of today, created with `alert_email` if missing.
+
+    The setting only seeds the address: in a split deployment every process has its own
+    copy of it, and the last one to start must not decide where alerts go.
+    """
+    merchant, _created = Merchant.get_or_create(
         name="default", defaults={"api_key": "default", "alert_email": alert_email}
     )
-    if not created and merchant.alert_email != alert_email:
-        merchant.alert_email = alert_email
-        merchant.save()
     return merchant
 
 
