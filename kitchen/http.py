@@ -149,7 +149,10 @@ class Api:
         try:
             parts = await run_in_threadpool(check)
         except pw.DatabaseError as exc:
-            raise Problem(503, "Not ready", f"database: {exc}") from None
+            # The driver's message names the host, port and user: for the log, not for
+            # whoever can reach /ready.
+            log.warning("not ready: database unavailable: %s", exc)
+            raise Problem(503, "Not ready", "database unavailable") from None
         dead = [name for name, ok in parts.items() if not ok]
         status = 503 if dead else 200
         return JSONResponse({"status": "ok" if not dead else "degraded", "roles": parts}, status)
