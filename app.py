@@ -240,7 +240,7 @@ class Kitchen:
         Kafka has not answered since the start)."""
         parts = {w.name: w.ready for w in self.workers}
         if self.relay is not None:
-            parts["relay"] = self.relay.alive
+            parts["relay"] = self.relay.ready
         return parts
 
     def web_app(self) -> Starlette:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pytest
 from starlette.testclient import TestClient
 
+from app import Kitchen
 from kitchen import db
 from kitchen import settings as config
 from kitchen.http import Api, build_app
-from tests.helpers import free_port
+from tests.helpers import eventually, free_port
 
 
 def test_database_down_is_named_without_its_address(
@@ -31,3 +33,20 @@ def test_database_down_is_named_without_its_address(
         assert detail not in ready.text
     assert port in caplog.text  # the operator finds the details in the log
 
+
+def test_relay_failing_every_pass_makes_ready_503_until_it_recovers(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    kitchen = make_kitchen("api,relay")
+    with TestClient(kitchen.web_app()) as api:
+        assert api.get("/ready").status_code == 200
+        with db.session():
+            db.database.drop_tables([db.Outbox])  # every relay pass now fails
+
+        eventually(lambda: api.get("/ready").status_code == 503, timeout=15)
+        assert api.get("/ready").json() == {"status": "degraded", "roles": {"relay": False}}
+        assert kitchen.relay is not None and kitchen.relay.alive  # alive, yet not working
+
+        db.create_tables()
+        eventually(lambda: api.get("/ready").status_code == 200, timeout=15)
+        assert api.get("/ready").json()["roles"] == {"relay": True}
