@@ -305,7 +305,13 @@ def main(argv: list[str] | None = None) -> int:
             host, port = settings.http.host, settings.http.port
             print(f"Kitchen listening on http://{host}:{port}", flush=True)
             server_config = uvicorn.Config(
-                kitchen.web_app(), host=host, port=port, log_level="warning"
+                kitchen.web_app(),
+                host=host,
+                port=port,
+                log_level="warning",
+                # After this, requests still open are cancelled and their connections
+                # dropped: a client that never finishes its body cannot stall SIGTERM.
+                timeout_graceful_shutdown=settings.http.shutdown_seconds,
             )
             Server(server_config).run()
         else:

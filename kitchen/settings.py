@@ -36,6 +36,9 @@ class Http:
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 65536
+    # SIGTERM waits this long for open requests, then drops the connections left (one
+    # client that never finishes its body must not hold the process forever).
+    shutdown_seconds: int = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +184,7 @@ def load(
 # thing, as sqlite://kitchen.db did: an in-memory database that forgets every order).
 POSITIVE = (
     "http.max_body_bytes",
+    "http.shutdown_seconds",
     "kafka.partitions",
     "kafka.batch_size",
     "kafka.session_timeout_ms",

@@ -61,6 +61,7 @@ def test_roles_flag_turns_on_only_the_named_roles() -> None:
         ("KITCHEN_MAIL_SMTP_PORT", "-25", "mail.smtp_port: must be a port from 1 to 65535"),
         ("KITCHEN_HTTP_MAX_BODY_BYTES", "0", "http.max_body_bytes: must be greater than 0"),
         ("KITCHEN_HTTP_MAX_BODY_BYTES", "-1", "http.max_body_bytes: must be greater than 0"),
+        ("KITCHEN_HTTP_SHUTDOWN_SECONDS", "0", "http.shutdown_seconds: must be greater than 0"),
         ("KITCHEN_KAFKA_BATCH_SIZE", "0", "kafka.batch_size: must be greater than 0"),
         ("KITCHEN_KAFKA_PARTITIONS", "0", "kafka.partitions: must be greater than 0"),
         ("KITCHEN_ORDERS_MAX_LINES", "0", "orders.max_lines: must be greater than 0"),
