@@ -18,10 +18,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
+import peewee as pw
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from starlette.applications import Starlette
 
 from kitchen import admin, alerts, migrations, notifications, orders, outbox, scheduler, stock
@@ -50,12 +52,19 @@ class Kitchen:
         self.jobs: BackgroundScheduler | None = None
         self.bootstrap_servers = settings.kafka.bootstrap_servers
         self.merchant_id = 0
+        # Set once the relay and consumers run (at once, or when Kafka first answers).
+        self.kafka_roles_started = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
 
     def start(self) -> Kitchen:
+        """Open the database (or raise StartupError), then start the roles that are on.
+
+        Roles that use Kafka start once the broker answers and their topics exist; until
+        then a background thread keeps trying, and the API takes orders into the outbox.
+        """
         s = self.settings
-        bind(s.database.url)
-        migrations.upgrade()
-        self.merchant_id = ensure_default_merchant(s.alerts.email).id
+        self.merchant_id = open_database(s)
         k = s.kafka
         topics = [k.order_created_topic, k.notify_topic]
         topics += [f"{t}.dlq" for t in topics]
@@ -68,8 +77,6 @@ class Kitchen:
                 "when this process stops. Set KITCHEN_KAFKA_BOOTSTRAP_SERVERS for a real broker.",
                 self.bootstrap_servers,
             )
-        else:
-            ensure_topics(self.bootstrap_servers, topics, k.partitions)
 
         threshold = s.alerts.threshold_fraction
         jobs: list[tuple[Any, float]] = []
@@ -77,7 +84,6 @@ class Kitchen:
             if self.embedded is not None:
                 self._requeue_lost()
             self.relay = Relay(Producer(producer_config(self.bootstrap_servers)), k.batch_size)
-            self.relay.start()
             redrive = datetime.timedelta(seconds=s.scheduler.redrive_after_seconds)
             every = max(1.0, s.scheduler.redrive_after_seconds / 3)
             jobs += [
@@ -112,12 +118,68 @@ class Kitchen:
                     s.scheduler.mail_retry_seconds,
                 )
             )
-        for worker in self.workers:
-            worker.start()
+        if k.embedded or not self._kafka_roles():
+            self._start_kafka_roles()
+        else:
+            threading.Thread(
+                target=self._start_kafka_roles_when_topics_exist,
+                args=(topics,),
+                name="kafka-start",
+                daemon=True,
+            ).start()
+        # The jobs need only the database (and SMTP): they run while Kafka is away.
         if jobs:
             self.jobs = scheduler.start(jobs)
         log.info("roles on: %s", ", ".join(s.roles.enabled()) or "none")
         return self
+
+    def _kafka_roles(self) -> list[Relay | ConsumerWorker[Any]]:
+        return [*self.workers, *([self.relay] if self.relay is not None else [])]
+
+    def _start_kafka_roles_when_topics_exist(self, topics: list[str]) -> None:
+        """Create the topics on the broker, trying again until it answers, then start the
+        roles. Waiting for the topics first keeps a consumer or producer from having them
+        auto-created with the broker's default partition count."""
+        k = self.settings.kafka
+        delay = 1.0
+        while not self._stopping.is_set():
+            try:
+                ensure_topics(self.bootstrap_servers, topics, k.partitions)
+                break
+            except KafkaException as exc:
+                reason = exc.args[0].str() if exc.args else str(exc)
+            except Exception as exc:  # a bug must not leave the roles unstarted for good
+                log.exception("creating Kafka topics failed")
+                reason = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "Kafka broker unreachable at %s (%s); %s start when it answers "
+                "(orders wait in the outbox); next try in %.0f s",
+                self.bootstrap_servers,
+                reason,
+                ", ".join(self._kafka_role_names()),
+                delay,
+            )
+            self._stopping.wait(delay)
+            delay = min(delay * 2, 15.0)
+        else:
+            return
+        log.info(
+            "Kafka answered at %s; starting %s",
+            self.bootstrap_servers,
+            ", ".join(self._kafka_role_names()),
+        )
+        self._start_kafka_roles()
+
+    def _kafka_role_names(self) -> list[str]:
+        return [w.name for w in self.workers] + (["relay"] if self.relay is not None else [])
+
+    def _start_kafka_roles(self) -> None:
+        with self._lock:  # against a stop() at the same moment
+            if self._stopping.is_set():
+                return
+            for role in self._kafka_roles():
+                role.start()
+            self.kafka_roles_started.set()
 
     def _worker(
         self,
@@ -165,9 +227,11 @@ class Kitchen:
             self.relay.wake()
 
     def readiness(self) -> dict[str, bool]:
+        """Each role: running and not failing again and again (not yet running while
+        Kafka has not answered since the start)."""
         parts = {w.name: w.ready for w in self.workers}
         if self.relay is not None:
-            parts["relay"] = self.relay.alive
+            parts["relay"] = self.relay.ready
         return parts
 
     def web_app(self) -> Starlette:
@@ -176,14 +240,51 @@ class Kitchen:
 
     def stop(self) -> None:
         """Stop taking work, finish the batch in hand, close clients."""
+        with self._lock:
+            self._stopping.set()
+            started = self.kafka_roles_started.is_set()
         if self.jobs is not None:
             self.jobs.shutdown(wait=True)
-        for worker in self.workers:
+        for worker in self.workers if started else []:
             worker.stop()
-        if self.relay is not None:
+        if self.relay is not None and started:
             self.relay.stop()
         if self.embedded is not None:
             self.embedded.close()
+
+
+class StartupError(Exception):
+    """Kitchen cannot start with these settings (the message names the setting)."""
+
+
+def open_database(s: config.Settings) -> int:
+    """Bind the database, bring its schema up to date (create missing tables, apply
+    migrations), return the default merchant's id.
+
+    An unreachable or unusable database is a StartupError naming the setting, with
+    the password masked, so main() can say it in one line.
+    """
+    try:
+        bind(s.database.url)
+        migrations.upgrade()
+        merchant = ensure_default_merchant(s.alerts.email)
+    except pw.DatabaseError as exc:
+        # The driver's first line says what failed (refused, no such file, bad
+        # password); the rest is hints. Never the password itself.
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        password = urlsplit(s.database.url).password
+        if password:
+            reason = reason.replace(password, "***")
+        url = config.mask_url(s.database.url)
+        raise StartupError(f"database.url: cannot use {url}: {reason}") from None
+    if merchant.alert_email != s.alerts.email:
+        log.warning(
+            "alerts.email %s is not used: the default merchant's alert address is "
+            "already %s (the setting only seeds a new merchant)",
+            s.alerts.email,
+            merchant.alert_email,
+        )
+    return merchant.id
 
 
 class Server(uvicorn.Server):
@@ -215,22 +316,27 @@ def main(argv: list[str] | None = None) -> int:
         settings = config.load(args.settings)
         if args.roles is not None:
             settings = config.with_roles(settings, args.roles)
-    except config.SettingsError as exc:
-        print(f"settings: {exc}", file=sys.stderr)
+        if args.command == "merchant":
+            open_database(settings)
+            return admin.run(args)
+        kitchen = Kitchen(settings).start()
+    except (config.SettingsError, StartupError) as exc:
+        # One line an operator can act on, exit code 2: a traceback would bury it.
+        print(f"kitchen: cannot start: {exc}", file=sys.stderr)
         return 2
 
-    if args.command == "merchant":
-        bind(settings.database.url)
-        migrations.upgrade()
-        return admin.run(args)
-
-    kitchen = Kitchen(settings).start()
     try:
         if settings.roles.api:
             host, port = settings.http.host, settings.http.port
             print(f"Kitchen listening on http://{host}:{port}", flush=True)
             server_config = uvicorn.Config(
-                kitchen.web_app(), host=host, port=port, log_level="warning"
+                kitchen.web_app(),
+                host=host,
+                port=port,
+                log_level="warning",
+                # After this, requests still open are cancelled and their connections
+                # dropped: a client that never finishes its body cannot stall SIGTERM.
+                timeout_graceful_shutdown=settings.http.shutdown_seconds,
             )
             Server(server_config).run()
         else:

@@ -22,6 +22,8 @@ import peewee as pw
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 from psycopg2.extras import execute_values
 
+from kitchen.settings import mask_url
+
 database = pw.DatabaseProxy()
 
 
@@ -272,7 +274,9 @@ def open_database(url: str) -> pw.Database:
             port=parsed.port or 5432,
             connect_timeout=5,
         )
-    raise ValueError(f"unsupported database url {url!r}: use sqlite:/// or postgresql://")
+    # settings.check refuses such a URL first; this guards other callers (and hides the
+    # password, as every message about a URL must).
+    raise ValueError(f"unsupported database url {mask_url(url)}: use sqlite:/// or postgresql://")
 
 
 _bound_url: str | None = None
@@ -298,13 +302,15 @@ def ping() -> None:
 
 
 def ensure_default_merchant(alert_email: str) -> Merchant:
-    """The one merchant of today; its alert email follows the settings."""
-    merchant, created = Merchant.get_or_create(
+    """The default merchant (a keyless request acts as it in development), created with
+    `alert_email` if missing.
+
+    The setting only seeds the address: in a split deployment every process has its own
+    copy of it, and the last one to start must not decide where alerts go.
+    """
+    merchant, _created = Merchant.get_or_create(
         name="default", defaults={"alert_email": alert_email}
     )
-    if not created and merchant.alert_email != alert_email:
-        merchant.alert_email = alert_email
-        merchant.save()
     return merchant
 
 

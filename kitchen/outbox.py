@@ -19,6 +19,7 @@ import peewee as pw
 from confluent_kafka import KafkaError, Message, Producer
 
 from kitchen.db import Outbox, database, session, transaction, utcnow
+from kitchen.kafka import FAILURES_BEFORE_UNREADY
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,12 @@ class Relay:
         self.name = f"relay-{uuid.uuid4().hex[:12]}"  # whose claim a row carries
         self.published = 0
         self.last_error: str | None = None
+        # Passes in a row that failed (an error, or Kafka refusing every row): /ready
+        # reports a relay that keeps failing, not only a dead thread.
+        self.failing = 0
         self._inflight: set[int] = set()
         self._delivered: list[int] = []
+        self._undelivered = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="relay", daemon=True)
@@ -82,6 +87,11 @@ class Relay:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    @property
+    def ready(self) -> bool:
+        """Alive, and not failing pass after pass."""
+        return self.alive and self.failing < FAILURES_BEFORE_UNREADY
 
     def wake(self) -> None:
         """Called after a commit that added rows: publish now rather than at the next tick."""
@@ -102,6 +112,7 @@ class Relay:
                     self._wake.wait(0.2)
                     self._wake.clear()
             except Exception as exc:
+                self.failing += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("relay failed; retrying")
                 self._stop.wait(1.0)
@@ -122,12 +133,17 @@ class Relay:
             self._inflight.add(row.id)
         self.producer.flush(30)
         delivered, self._delivered = self._delivered, []
+        undelivered, self._undelivered = self._undelivered, 0
         if delivered:
             with session():
                 Outbox.update(sent_at=utcnow(), claimed_until=None).where(
                     Outbox.id.in_(delivered)
                 ).execute()
             self.published += len(delivered)
+        if delivered or not (rows or self._inflight):
+            self.failing = 0  # progress, or nothing to do
+        elif undelivered:
+            self.failing += 1  # Kafka refused or timed out every row it answered for
         return len(rows)
 
     def _claim(self) -> list[Outbox]:
@@ -166,6 +182,7 @@ class Relay:
             if error is None:
                 self._delivered.append(row_id)
             else:
+                self._undelivered += 1
                 self.last_error = str(error)
                 log.warning("outbox row %d not delivered (%s); will retry", row_id, error)
 

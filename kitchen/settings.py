@@ -7,12 +7,15 @@ missing key in the file is never an error and a typo'd key is one.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROLES = ("api", "processing", "notification", "relay")
 
@@ -44,6 +47,9 @@ class Http:
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 65536
+    # SIGTERM waits this long for open requests, then drops the connections left (one
+    # client that never finishes its body must not hold the process forever).
+    shutdown_seconds: int = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +184,106 @@ def load(
         sections[section.name] = cls(**typed)
     if layers:
         raise SettingsError(f"unknown sections {sorted(layers)}")
-    return Settings(**sections)
+    settings = Settings(**sections)
+    problems = check(settings)
+    if problems:
+        raise SettingsError("; ".join(problems))
+    return settings
+
+
+# Values that parse but make no sense are refused at start, here, in one place: a service
+# that starts with them fails later, further from the cause (or silently does the wrong
+# thing, as sqlite://kitchen.db did: an in-memory database that forgets every order).
+POSITIVE = (
+    "http.max_body_bytes",
+    "http.shutdown_seconds",
+    "kafka.partitions",
+    "kafka.batch_size",
+    "kafka.session_timeout_ms",
+    "mail.timeout_seconds",
+    "orders.max_lines",
+    "orders.max_quantity",
+    "scheduler.redrive_after_seconds",
+    "scheduler.mail_retry_seconds",
+)
+PORTS = ("http.port", "mail.smtp_port")
+ADDRESSES = ("alerts.email", "mail.sender")
+TOPICS = ("kafka.order_created_topic", "kafka.notify_topic")
+# One mailbox, no display name: what SMTP's RCPT TO and MAIL FROM take.
+ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+")
+# Kafka's legal topic characters; Kitchen appends ".dlq" to each topic's name.
+TOPIC = re.compile(r"[A-Za-z0-9._-]{1,245}")
+
+
+def check(s: Settings) -> list[str]:
+    """What is wrong with these settings, one message per problem naming the setting."""
+
+    def value(name: str) -> Any:
+        section, key = name.split(".")
+        return getattr(getattr(s, section), key)
+
+    problems = [f"{n}: must be greater than 0, got {value(n)}" for n in POSITIVE if value(n) <= 0]
+    problems += [
+        f"{n}: must be a port from 1 to 65535, got {value(n)}"
+        for n in PORTS
+        if not 1 <= value(n) <= 65535
+    ]
+    problems += [
+        f"{n}: must be an email address like name@example.com, got {value(n)!r}"
+        for n in ADDRESSES
+        if not ADDRESS.fullmatch(value(n))
+    ]
+    problems += [
+        f"{n}: must be 1 to 245 letters, digits, '.', '_' or '-', got {value(n)!r}"
+        for n in TOPICS
+        if not TOPIC.fullmatch(value(n))
+    ]
+    threshold = s.alerts.threshold
+    if math.isnan(threshold) or not 0 < threshold < 1:
+        problems.append(f"alerts.threshold: must be between 0 and 1 (exclusive), got {threshold}")
+    if s.app.env not in ("development", "production"):
+        problems.append(f"app.env: must be development or production, got {s.app.env!r}")
+    if s.mail.starttls and s.mail.ssl:
+        problems.append("mail.starttls, mail.ssl: choose one (STARTTLS on a plain port, or SSL)")
+    if not s.kafka.bootstrap_servers.strip():
+        problems.append("kafka.bootstrap_servers: empty; use host:9092,... or embedded")
+    problem = database_url_problem(s.database.url)
+    if problem:
+        problems.append(f"database.url: {problem}")
+    return problems
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why `url` names no database Kitchen can open, or None. Never shows the password."""
+    shown = mask_url(url)
+    usage = "use sqlite:///relative.db, sqlite:////absolute.db or postgresql://user:pass@host/db"
+    try:
+        parsed = urlsplit(url)
+        parsed.port  # noqa: B018 (parses the port, raising ValueError on a bad one)
+    except ValueError:
+        # Not the parser's message: it can quote part of the password.
+        return f"{shown} is not a valid URL (a bad port, or an unencoded character); {usage}"
+    if parsed.scheme == "sqlite":
+        if parsed.netloc:
+            # sqlite://kitchen.db parses as host "kitchen.db" and no path: an in-memory
+            # database that would forget everything at every restart.
+            return f"{shown} names a host, not a file (two slashes); {usage}"
+        if parsed.path in ("", "/"):
+            return f"{shown} names no file; {usage}"
+        return None
+    if parsed.scheme in ("postgres", "postgresql"):
+        if not parsed.path.strip("/"):
+            return f"{shown} names no database; {usage}"
+        return None
+    return f"unsupported scheme {parsed.scheme!r} in {shown}; {usage}"
+
+
+def mask_url(url: str) -> str:
+    """`url` with its password replaced by ***, fit for a log line or an error message.
+
+    Masks up to the last '@', so a password with an unencoded '@' or '/' is still hidden.
+    """
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:@/]*):.*@", r"\1:***@", url, count=1)
 
 
 def with_roles(settings: Settings, roles: str) -> Settings:

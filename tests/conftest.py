@@ -92,6 +92,9 @@ def make_kitchen(test_settings: config.Settings) -> Iterator[Callable[..., Kitch
             )
         kitchen = Kitchen(s).start()
         started.append(kitchen)
+        # On a real broker the roles start in the background, once the topics exist;
+        # tests begin with them running.
+        assert kitchen.kafka_roles_started.wait(60), "Kafka roles did not start"
         return kitchen
 
     yield make

@@ -10,14 +10,18 @@ import email
 import json
 import os
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email.message import Message as EmailMessage
 from typing import Any
 
+import uvicorn
 from aiosmtpd.controller import Controller
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from starlette.applications import Starlette
 
 from kitchen.catalogue import BURGER, REFERENCE_STOCK
 
@@ -45,6 +49,22 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float 
         value = check()
     assert value, f"condition not met within {timeout} s (last value {value!r})"
     return value
+
+
+@contextmanager
+def serve(app: Starlette) -> Iterator[str]:
+    """Serve `app` with a real uvicorn server in a thread (TestClient never opens a
+    socket, so it cannot show what a client sees on the wire); yields the base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: server.started, timeout=10)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 class Inbox:

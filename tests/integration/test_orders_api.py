@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +13,7 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen.db import Ingredient, Order, OrderLine, Outbox, Product, RecipeLine, session
-from tests.helpers import eventually, read_topic
+from tests.helpers import eventually, read_topic, serve
 
 
 @pytest.fixture
@@ -175,3 +178,31 @@ def test_ingredients_are_listed_in_grams(api: TestClient) -> None:
         ("cheese", 5000, 5000),
         ("onion", 1000, 1000),
     ]
+
+
+def test_a_client_sending_megabytes_reads_the_413(intake: Kitchen) -> None:
+    """Over a real socket, from a client that sends `Connection: close` (as nginx does
+    towards its upstreams) and sends its body at network pace: it reads a 413 problem
+    document, not a connection reset while it is still sending."""
+    before = counts()
+    size = 4 * 1024 * 1024
+    with serve(intake.web_app()) as base:
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(
+                b"POST /order HTTP/1.1\r\nHost: kitchen\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {size}\r\nConnection: close\r\n\r\n".encode()
+            )
+            for _ in range(size // 65536):
+                s.sendall(b" " * 65536)
+                time.sleep(0.005)
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 "), head
+    assert b"content-type: application/problem+json" in head.lower()
+    problem = json.loads(body)
+    assert problem["status"] == 413 and problem["title"] == "Payload too large"
+    assert "at most 65536 bytes" in problem["detail"]
+    assert counts() == before

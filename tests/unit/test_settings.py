@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,93 @@ def test_roles_flag_turns_on_only_the_named_roles() -> None:
     assert s.roles.enabled() == ["api", "processing"]
     with pytest.raises(config.SettingsError, match="unknown roles"):
         config.with_roles(s, "api,kitchen-sink")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("KITCHEN_ALERTS_THRESHOLD", "0", "alerts.threshold: must be between 0 and 1"),
+        ("KITCHEN_ALERTS_THRESHOLD", "1", "alerts.threshold: must be between 0 and 1"),
+        ("KITCHEN_ALERTS_THRESHOLD", "-0.5", "alerts.threshold: must be between 0 and 1"),
+        ("KITCHEN_ALERTS_THRESHOLD", "nan", "alerts.threshold: must be between 0 and 1"),
+        ("KITCHEN_ALERTS_THRESHOLD", "inf", "alerts.threshold: must be between 0 and 1"),
+        ("KITCHEN_HTTP_PORT", "0", "http.port: must be a port from 1 to 65535"),
+        ("KITCHEN_HTTP_PORT", "65536", "http.port: must be a port from 1 to 65535"),
+        ("KITCHEN_MAIL_SMTP_PORT", "-25", "mail.smtp_port: must be a port from 1 to 65535"),
+        ("KITCHEN_HTTP_MAX_BODY_BYTES", "0", "http.max_body_bytes: must be greater than 0"),
+        ("KITCHEN_HTTP_MAX_BODY_BYTES", "-1", "http.max_body_bytes: must be greater than 0"),
+        ("KITCHEN_HTTP_SHUTDOWN_SECONDS", "0", "http.shutdown_seconds: must be greater than 0"),
+        ("KITCHEN_KAFKA_BATCH_SIZE", "0", "kafka.batch_size: must be greater than 0"),
+        ("KITCHEN_KAFKA_PARTITIONS", "0", "kafka.partitions: must be greater than 0"),
+        ("KITCHEN_ORDERS_MAX_LINES", "0", "orders.max_lines: must be greater than 0"),
+        ("KITCHEN_ORDERS_MAX_QUANTITY", "-3", "orders.max_quantity: must be greater than 0"),
+        ("KITCHEN_SCHEDULER_MAIL_RETRY_SECONDS", "0", "scheduler.mail_retry_seconds: must be"),
+        ("KITCHEN_ALERTS_EMAIL", "merchant", "alerts.email: must be an email address"),
+        ("KITCHEN_ALERTS_EMAIL", "a@b, c@d", "alerts.email: must be an email address"),
+        ("KITCHEN_ALERTS_EMAIL", "", "alerts.email: must be an email address"),
+        ("KITCHEN_MAIL_SENDER", "Kitchen", "mail.sender: must be an email address"),
+        ("KITCHEN_KAFKA_NOTIFY_TOPIC", "", "kafka.notify_topic: must be 1 to 245"),
+        ("KITCHEN_KAFKA_ORDER_CREATED_TOPIC", "orders/new", "kafka.order_created_topic"),
+        ("KITCHEN_KAFKA_BOOTSTRAP_SERVERS", " ", "kafka.bootstrap_servers: empty"),
+        ("KITCHEN_DATABASE_URL", "sqlite://kitchen.db", "names a host, not a file"),
+        ("KITCHEN_DATABASE_URL", "sqlite://", "names no file"),
+        ("KITCHEN_DATABASE_URL", "mysql://root@db/kitchen", "unsupported scheme 'mysql'"),
+        ("KITCHEN_DATABASE_URL", "kitchen.db", "unsupported scheme ''"),
+        ("KITCHEN_DATABASE_URL", "postgresql://kitchen@db:5432/", "names no database"),
+    ],
+)
+def test_values_that_make_no_sense_are_refused(variable: str, value: str, message: str) -> None:
+    with pytest.raises(config.SettingsError, match=re.escape(message)):
+        config.load(ROOT / "settings.toml", env={variable: value})
+
+
+def test_starttls_and_ssl_together_are_refused() -> None:
+    env = {"KITCHEN_MAIL_STARTTLS": "true", "KITCHEN_MAIL_SSL": "true"}
+    with pytest.raises(config.SettingsError, match=r"mail\.starttls, mail\.ssl: choose one"):
+        config.load(None, env=env)
+    assert config.load(None, env={"KITCHEN_MAIL_SSL": "true"}).mail.ssl
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgress://kitchen:S3cretPW@db/kitchen",  # unsupported scheme
+        "postgresql://kitchen:S3cretPW@db:54x2/kitchen",  # bad port
+        "postgresql://kitchen:S3cr/etPW@db/kitchen",  # unencoded '/' in the password
+        "postgresql://kitchen:S3cretPW@db",  # no database
+    ],
+)
+def test_a_refused_database_url_is_shown_without_its_password(url: str) -> None:
+    with pytest.raises(config.SettingsError, match=r"^database\.url: ") as refused:
+        config.load(None, env={"KITCHEN_DATABASE_URL": url})
+    assert "kitchen:***@" in str(refused.value)
+    assert "S3cr" not in str(refused.value)
+
+
+def test_several_problems_are_named_in_one_message() -> None:
+    env = {"KITCHEN_HTTP_PORT": "0", "KITCHEN_ALERTS_THRESHOLD": "2"}
+    with pytest.raises(config.SettingsError) as refused:
+        config.load(None, env=env)
+    assert "http.port" in str(refused.value) and "alerts.threshold" in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_sensible_edge_values_are_accepted() -> None:
+    env = {
+        "KITCHEN_ALERTS_THRESHOLD": "0.99",
+        "KITCHEN_HTTP_PORT": "65535",
+        "KITCHEN_HTTP_MAX_BODY_BYTES": "1",
+        "KITCHEN_DATABASE_URL": "postgres://db/kitchen",
+        "KITCHEN_ALERTS_EMAIL": "alerts+kitchen@example.co.uk",
+    }
+    s = config.load(None, env=env)
+    assert s.alerts.threshold == 0.99 and s.http.port == 65535
+    assert config.load(None, env={"KITCHEN_DATABASE_URL": "sqlite:////tmp/k.db"}).database.url
+
+
+def test_mask_url_hides_only_the_password() -> None:
+    assert config.mask_url("postgresql://kitchen:S3cretPW@db/kitchen") == (
+        "postgresql://kitchen:***@db/kitchen"
+    )
+    assert config.mask_url("postgresql://db:5432/kitchen") == "postgresql://db:5432/kitchen"
+    assert config.mask_url("sqlite:///kitchen.db") == "sqlite:///kitchen.db"
