@@ -68,6 +68,8 @@ class Mail:
     smtp_password: str = ""
     starttls: bool = False
     ssl: bool = False
+    # A PEM file of CAs to trust besides the system's (e.g. a company's internal CA).
+    ca_file: str = ""
     sender: str = "kitchen@localhost"
     folder: str = "mail"
     timeout_seconds: int = 10
