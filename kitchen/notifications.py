@@ -71,50 +71,58 @@ def backoff(attempts: int) -> datetime.timedelta:
     return datetime.timedelta(seconds=min(300, 2**attempts))
 
 
+def _claim(row_id: int, claim_seconds: int) -> Notification | None:
+    """Take one due mail for `claim_seconds` from now, unless another sender has it."""
+    now = utcnow()  # now, not when the batch began: a claim must start with its send
+    claimed = (
+        Notification.update(
+            claimed_until=now + datetime.timedelta(seconds=claim_seconds),
+            attempts=Notification.attempts + 1,
+        )
+        .where(
+            Notification.id == row_id,
+            Notification.sent_at.is_null(),
+            Notification.next_attempt_at <= now,
+            Notification.claimed_until.is_null() | (Notification.claimed_until < now),
+        )
+        .execute()
+    )
+    return Notification.get_by_id(row_id) if claimed else None
+
+
 def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
     """Mail the due notifications; returns how many were sent.
 
-    Each row is claimed for `claim_seconds`, longer than one send can take: a sender that
-    died mid-send (SIGKILL) holds its rows that long, then another sender takes them.
+    Each row is claimed just before its send, for `claim_seconds`: longer than one send
+    can take (the mailer cuts a send at its deadline), however long the sends before it
+    took. A sender that died mid-send (SIGKILL) holds its row that long, then another
+    sender takes it.
     """
-    now = utcnow()
     with session():
-        due = list(
-            Notification.select()
+        due = [
+            n.id
+            for n in Notification.select(Notification.id)
             .where(
                 Notification.sent_at.is_null(),
-                Notification.next_attempt_at <= now,
-                Notification.claimed_until.is_null() | (Notification.claimed_until < now),
+                Notification.next_attempt_at <= utcnow(),
+                Notification.claimed_until.is_null() | (Notification.claimed_until < utcnow()),
             )
             .order_by(Notification.id)
             .limit(limit)
-        )
+        ]
         sent = 0
-        for n in due:
-            claimed = (
-                Notification.update(
-                    claimed_until=now + datetime.timedelta(seconds=claim_seconds),
-                    attempts=Notification.attempts + 1,
-                )
-                .where(
-                    Notification.id == n.id,
-                    Notification.sent_at.is_null(),
-                    Notification.claimed_until.is_null() | (Notification.claimed_until < now),
-                )
-                .execute()
-            )
-            if not claimed:
-                continue  # another sender has it
+        for row_id in due:
+            n = _claim(row_id, claim_seconds)
+            if n is None:
+                continue  # another sender has it, or has sent it
             try:
                 mailer.send(n.email, n.subject, n.body, n.message_id)
             except Exception as exc:
-                log.warning(
-                    "alert mail %s failed (attempt %d): %s", n.dedup_key, n.attempts + 1, exc
-                )
+                log.warning("alert mail %s failed (attempt %d): %s", n.dedup_key, n.attempts, exc)
                 Notification.update(
                     claimed_until=None,
                     last_error=f"{type(exc).__name__}: {exc}",
-                    next_attempt_at=utcnow() + backoff(n.attempts + 1),
+                    next_attempt_at=utcnow() + backoff(n.attempts),
                 ).where(Notification.id == n.id).execute()
                 continue
             Notification.update(sent_at=utcnow(), claimed_until=None, last_error=None).where(

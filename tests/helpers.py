@@ -59,6 +59,7 @@ class Inbox:
         self.data_attempts = 0  # DATA commands, accepted or not
         self.rcpt_reply = ""  # e.g. "550 5.1.1 no such user": refuse every recipient
         self.data_delay = 0.0  # seconds to think before answering DATA (a slow server)
+        self.drop_on_data = False  # hang up on DATA without an answer
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
@@ -70,6 +71,9 @@ class Inbox:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.data_attempts += 1
+        if self.drop_on_data:
+            server.transport.close()
+            return "421 4.3.0 gone"  # never reaches the client: the line is down
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
         self.messages.append(email.message_from_bytes(envelope.content))
