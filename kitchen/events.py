@@ -78,7 +78,8 @@ class Notify:
     The public contract is `{"id": <ingredient id>, "email": ...}`. Kitchen adds the
     alert's id (what makes one email per alert) and the figures for the mail. A producer
     that speaks only the bare contract is still served; extras of the wrong type are
-    dropped, since the database holds the truth.
+    dropped, since the database holds the truth. `email` is informative only: the mail
+    goes to the alert's address, or for a bare event to the ingredient's merchant.
     """
 
     NAME = "NOTIFY"

@@ -13,7 +13,7 @@ import datetime
 import logging
 from fractions import Fraction
 
-from kitchen.db import Alert, Ingredient, Notification, session, transaction, utcnow
+from kitchen.db import Alert, Ingredient, Merchant, Notification, session, transaction, utcnow
 from kitchen.events import Handler, Notify, Received
 from kitchen.mail import Mailer
 
@@ -46,20 +46,36 @@ def record(
             if ingredient is None:
                 rejected.append((r, f"unknown ingredient {notify.ingredient_id}"))
                 continue
-            if notify.alert_id is not None and not Alert.get_or_none(Alert.id == notify.alert_id):
-                rejected.append((r, f"unknown alert {notify.alert_id}"))
-                continue
-            # Without an alert id (a producer that speaks only the bare contract), the
-            # event's position in Kafka is what makes a redelivery recognisable.
-            key = f"alert-{notify.alert_id}" if notify.alert_id else r.source
-            stock = ingredient.stock if notify.stock is None else notify.stock
-            full = ingredient.full_stock if notify.full_stock is None else notify.full_stock
-            subject, body = compose(ingredient.name, stock, full, threshold)
+            # The address comes from the database, never from the event: whoever can
+            # write to the topic must not choose where Kitchen sends mail.
+            if notify.alert_id is None:
+                # A producer that speaks only the bare contract: the merchant owning the
+                # ingredient is told, and the event's position in Kafka is what makes a
+                # redelivery recognisable.
+                key = r.source
+                to = Merchant.get_by_id(ingredient.merchant_id).alert_email
+                stock = ingredient.stock if notify.stock is None else notify.stock
+                full = ingredient.full_stock if notify.full_stock is None else notify.full_stock
+                subject, body = compose(ingredient.name, stock, full, threshold)
+            else:
+                alert = Alert.get_or_none(Alert.id == notify.alert_id)
+                if alert is None:
+                    rejected.append((r, f"unknown alert {notify.alert_id}"))
+                    continue
+                if alert.ingredient_id != ingredient.id:
+                    rejected.append(
+                        (r, f"alert {alert.id} is not about ingredient {ingredient.id}")
+                    )
+                    continue
+                key, to = f"alert-{alert.id}", alert.email
+                subject, body = compose(
+                    ingredient.name, alert.stock, alert.full_stock, Fraction(alert.threshold)
+                )
             Notification.insert(
                 dedup_key=key,
                 alert=notify.alert_id,
                 ingredient_id=notify.ingredient_id,
-                email=notify.email,
+                email=to,
                 subject=subject,
                 body=body,
                 message_id=f"<kitchen-{key}@kitchen.local>",

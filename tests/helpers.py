@@ -55,6 +55,7 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.recipients: list[list[str]] = []  # each message's envelope (RCPT TO)
         self.logins: list[str] = []  # AUTH attempts that reached the server
         self.data_attempts = 0  # DATA commands, accepted or not
         self.rcpt_reply = ""  # e.g. "550 5.1.1 no such user": refuse every recipient
@@ -76,6 +77,7 @@ class Inbox:
             return "421 4.3.0 gone"  # never reaches the client: the line is down
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
+        self.recipients.append(list(envelope.rcpt_tos))
         self.messages.append(email.message_from_bytes(envelope.content))
         return "250 OK"
 
