@@ -8,7 +8,9 @@ reached the notification role (`redrive`).
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
+import operator
 from fractions import Fraction
 
 from kitchen import outbox
@@ -48,24 +50,45 @@ def notify_event(alert: Alert, ingredient_name: str) -> Notify:
     )
 
 
+# Each re-drive of one alert waits twice as long as the one before (30 s, 1 min, 2 min...
+# with the default setting), and after this many Kitchen stops: a NOTIFY that is never
+# recorded (dead-lettered each time: see `<topic>.dlq`) would otherwise be queued for ever.
+MAX_REDRIVES = 6
+
+
 def redrive(topic: str, older_than: datetime.timedelta, limit: int = 1000) -> int:
     """Queue NOTIFY again for alerts that never reached the notification role (no
     Notification row long after the event): the embedded Kafka or a crash lost it."""
-    cutoff = utcnow() - older_than
+    now = utcnow()
+    waited = functools.reduce(
+        operator.or_,
+        (
+            (Alert.redrives == k) & (Alert.emitted_at < now - older_than * 2**k)
+            for k in range(MAX_REDRIVES)
+        ),
+    )
     with transaction():
         recorded = Notification.select(Notification.alert).where(Notification.alert.is_null(False))
         lost = list(
-            Alert.select()
-            .where(Alert.emitted_at < cutoff, Alert.id.not_in(recorded))
-            .order_by(Alert.id)
-            .limit(limit)
+            Alert.select().where(waited, Alert.id.not_in(recorded)).order_by(Alert.id).limit(limit)
         )
         ids = {a.ingredient_id for a in lost}
         names = {i.id: i.name for i in Ingredient.select().where(Ingredient.id.in_(list(ids)))}
         for alert in lost:
             outbox.add(topic, notify_event(alert, names[alert.ingredient_id]), alert.merchant_id)
         if lost:
-            Alert.update(emitted_at=utcnow()).where(Alert.id.in_([a.id for a in lost])).execute()
+            Alert.update(emitted_at=now, redrives=Alert.redrives + 1).where(
+                Alert.id.in_([a.id for a in lost])
+            ).execute()
     if lost:
         log.warning("re-drove %d alerts", len(lost))
+    for alert in lost:
+        if alert.redrives + 1 == MAX_REDRIVES:
+            log.error(
+                "alert %d: NOTIFY queued %d times and never recorded; not queued again "
+                "(look for it on %s.dlq)",
+                alert.id,
+                MAX_REDRIVES,
+                topic,
+            )
     return len(lost)

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import peewee as pw
+from playhouse.migrate import SchemaMigrator, migrate
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 database = pw.DatabaseProxy()
@@ -143,6 +144,7 @@ class Alert(Base):
     threshold = pw.CharField()  # exact fraction, e.g. "1/2"
     created_at = pw.DateTimeField(default=utcnow)
     emitted_at = pw.DateTimeField(default=utcnow)  # when NOTIFY was last queued
+    redrives = pw.IntegerField(default=0)  # times NOTIFY was queued again (bounded)
 
 
 class Notification(Base):
@@ -161,6 +163,9 @@ class Notification(Base):
     next_attempt_at = pw.DateTimeField(default=utcnow)
     # A sender owns the row until then, so two senders never mail the same alert.
     claimed_until = pw.DateTimeField(null=True)
+    # A mail that can never be sent (refused address, permanent 5xx): never tried again;
+    # the reason is in last_error.
+    failed_at = pw.DateTimeField(null=True)
     last_error = pw.TextField(null=True)
 
 
@@ -231,9 +236,18 @@ def bind(url: str) -> pw.Database:
 
 
 def create_tables() -> None:
-    """Create the tables that are missing (never alters one that exists)."""
+    """Create the tables that are missing, and add the columns that are missing from
+    tables made by an older Kitchen (each has a default or may be null); nothing else
+    is ever altered."""
     with session():
         database.create_tables(TABLES, safe=True)
+        migrator = SchemaMigrator.from_database(database.obj)
+        for model in TABLES:
+            table = model._meta.table_name
+            have = {c.name for c in database.get_columns(table)}
+            missing = [f for f in model._meta.sorted_fields if f.column_name not in have]
+            if missing:
+                migrate(*(migrator.add_column(table, f.column_name, f) for f in missing))
 
 
 def ping() -> None:

@@ -21,7 +21,33 @@ log = logging.getLogger(__name__)
 
 
 class MailError(RuntimeError):
-    pass
+    """A send failed; another attempt may succeed (server down, timeout, a 4xx answer)."""
+
+
+class PermanentMailError(MailError):
+    """A mail that can never be sent: an invalid address, a header Kitchen refuses to
+    write, or a permanent (5xx) refusal of the recipient or the message."""
+
+
+# One plain address, as RFC 5322 allows it unquoted and as smtplib can send it without
+# SMTPUTF8: nothing that could add a recipient or a header.
+_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,253}")
+
+
+def check_message(to: str, subject: str) -> None:
+    """Refuse, before any connection, what no server could be right to accept."""
+    if not _ADDRESS.fullmatch(to):
+        raise PermanentMailError(f"invalid address {to[:100]!r}")
+    if "\r" in subject or "\n" in subject:
+        raise PermanentMailError("line break in the subject: header injection refused")
+
+
+def _permanent(exc: smtplib.SMTPException) -> bool:
+    """The server refused this mail for good (5xx to RCPT or DATA). A 5xx to the login
+    or the sender is Kitchen's configuration, not the mail's: those are retried."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    return isinstance(exc, smtplib.SMTPDataError) and exc.smtp_code >= 500
 
 
 def lines(body: str) -> list[str]:
@@ -32,7 +58,8 @@ def lines(body: str) -> list[str]:
 
 class Mailer(Protocol):
     def send(self, to: str, subject: str, body: str, message_id: str) -> None:
-        """Deliver one message or raise; `message_id` is stable across retries."""
+        """Deliver one message or raise (PermanentMailError: never try it again);
+        `message_id` is stable across retries."""
 
 
 def tls_context(ca_file: str = "") -> ssl.SSLContext:
@@ -126,6 +153,7 @@ class SmtpMailer:
         )
 
     def send(self, to: str, subject: str, body: str, message_id: str) -> None:
+        check_message(to, subject)
         s = self.settings
         deadline = Deadline(s.send_deadline_seconds)
         client = self._client(deadline)
@@ -149,6 +177,8 @@ class SmtpMailer:
             except Exception as exc:
                 if deadline.expired:
                     raise MailError(f"SMTP exchange cut after {deadline.seconds:g} s") from exc
+                if isinstance(exc, smtplib.SMTPException) and _permanent(exc):
+                    raise PermanentMailError(f"SMTP server refused the mail: {exc}") from exc
                 raise
             finally:
                 _close(client)
@@ -172,6 +202,7 @@ class FolderMailer:
         self.folder = Path(settings.folder)
 
     def send(self, to: str, subject: str, body: str, message_id: str) -> None:
+        check_message(to, subject)
         client = yagmail.SMTP(
             user=self.settings.sender, smtp_skip_login=True, soft_email_validation=False
         )

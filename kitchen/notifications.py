@@ -2,9 +2,10 @@
 
 A NOTIFY is first recorded as a `Notification` row (unique per alert), then the batch's
 offsets are committed, then due rows are mailed. A redelivered NOTIFY finds its row and
-adds nothing; a mail that fails stays due and is retried with back-off. Each mail has a
-Message-ID derived from the alert, so the one resend a crash can cause (mail accepted,
-row not yet marked) is the same message to the recipient.
+adds nothing; a mail that fails stays due and is retried with back-off, unless it can
+never be sent (an invalid address, a permanent 5xx answer): then it is marked failed,
+for good. Each mail has a Message-ID derived from the alert, so the one resend a crash
+can cause (mail accepted, row not yet marked) is the same message to the recipient.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fractions import Fraction
 
 from kitchen.db import Alert, Ingredient, Merchant, Notification, session, transaction, utcnow
 from kitchen.events import Handler, Notify, Received
-from kitchen.mail import Mailer
+from kitchen.mail import Mailer, PermanentMailError
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def _claim(row_id: int, claim_seconds: int) -> Notification | None:
         .where(
             Notification.id == row_id,
             Notification.sent_at.is_null(),
+            Notification.failed_at.is_null(),
             Notification.next_attempt_at <= now,
             Notification.claimed_until.is_null() | (Notification.claimed_until < now),
         )
@@ -120,6 +122,7 @@ def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
             for n in Notification.select(Notification.id)
             .where(
                 Notification.sent_at.is_null(),
+                Notification.failed_at.is_null(),
                 Notification.next_attempt_at <= utcnow(),
                 Notification.claimed_until.is_null() | (Notification.claimed_until < utcnow()),
             )
@@ -133,6 +136,12 @@ def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
                 continue  # another sender has it, or has sent it
             try:
                 mailer.send(n.email, n.subject, n.body, n.message_id)
+            except PermanentMailError as exc:
+                log.error("alert mail %s to %r failed for good: %s", n.dedup_key, n.email, exc)
+                Notification.update(
+                    claimed_until=None, failed_at=utcnow(), last_error=str(exc)
+                ).where(Notification.id == n.id).execute()
+                continue
             except Exception as exc:
                 log.warning("alert mail %s failed (attempt %d): %s", n.dedup_key, n.attempts, exc)
                 Notification.update(

@@ -57,14 +57,24 @@ class Inbox:
         self.messages: list[EmailMessage] = []
         self.recipients: list[list[str]] = []  # each message's envelope (RCPT TO)
         self.logins: list[str] = []  # AUTH attempts that reached the server
+        self.ehlos = 0  # EHLO commands: sessions a client opened (twice with STARTTLS)
+        self.rcpt_attempts = 0  # RCPT commands, accepted or not
         self.data_attempts = 0  # DATA commands, accepted or not
         self.rcpt_reply = ""  # e.g. "550 5.1.1 no such user": refuse every recipient
         self.data_delay = 0.0  # seconds to think before answering DATA (a slow server)
         self.drop_on_data = False  # hang up on DATA without an answer
 
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.ehlos += 1
+        session.host_name = hostname
+        return responses
+
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
+        self.rcpt_attempts += 1
         if self.rcpt_reply:
             return self.rcpt_reply
         envelope.rcpt_tos.append(address)
