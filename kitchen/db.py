@@ -12,6 +12,7 @@ given what it needs by its constructor. Tests call `bind` themselves (see confte
 from __future__ import annotations
 
 import datetime
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -150,7 +151,7 @@ class Alert(Base):
 class Notification(Base):
     """An alert email to send: one row per alert, so a redelivered NOTIFY sends nothing."""
 
-    dedup_key = pw.CharField(unique=True)  # "alert-<id>", or the Kafka position
+    dedup_key = pw.CharField(unique=True)  # "alert-<id>", or where it was read (kafka.source)
     alert = pw.ForeignKeyField(Alert, null=True)
     ingredient_id = pw.IntegerField()
     email = pw.CharField()
@@ -169,7 +170,16 @@ class Notification(Base):
     last_error = pw.TextField(null=True)
 
 
+class DatabaseId(Base):
+    """One row: a random id made when the tables are, so that names Kitchen gives out
+    (Message-IDs, mail files) never repeat those of an earlier database (a reset, another
+    deployment), where ids start at 1 again."""
+
+    value = pw.CharField()
+
+
 TABLES: list[type[Base]] = [
+    DatabaseId,
     Merchant,
     Ingredient,
     Product,
@@ -248,6 +258,13 @@ def create_tables() -> None:
             missing = [f for f in model._meta.sorted_fields if f.column_name not in have]
             if missing:
                 migrate(*(migrator.add_column(table, f.column_name, f) for f in missing))
+        # Several processes may start at once: the first insert wins, the others keep it.
+        DatabaseId.insert(id=1, value=secrets.token_hex(8)).on_conflict_ignore().execute()
+
+
+def database_id() -> str:
+    """This database's random id (see DatabaseId)."""
+    return str(DatabaseId.get_by_id(1).value)
 
 
 def ping() -> None:

@@ -147,7 +147,7 @@ E = TypeVar("E")
 @dataclass(frozen=True)
 class Received(Generic[E]):
     """An event as a handler receives it: the value, and where it was read from
-    (`topic-partition-offset`), which names one delivery of one record."""
+    (`cluster/topic-partition-offset`, made by `kafka.source`), which names one record."""
 
     event: E
     source: str

@@ -14,7 +14,16 @@ import datetime
 import logging
 from fractions import Fraction
 
-from kitchen.db import Alert, Ingredient, Merchant, Notification, session, transaction, utcnow
+from kitchen.db import (
+    Alert,
+    Ingredient,
+    Merchant,
+    Notification,
+    database_id,
+    session,
+    transaction,
+    utcnow,
+)
 from kitchen.events import Handler, Notify, Received
 from kitchen.mail import Mailer, PermanentMailError
 
@@ -41,6 +50,9 @@ def record(
     """Store one Notification per alert in the batch; return the events that are unusable."""
     rejected: list[tuple[Received[Notify], str]] = []
     with transaction():
+        # In every Message-ID: alert ids start at 1 again in a new database, and a mail
+        # client may hide a new alert whose Message-ID it has seen as a duplicate.
+        db_id = database_id()
         for r in batch:
             notify = r.event
             ingredient = Ingredient.get_or_none(Ingredient.id == notify.ingredient_id)
@@ -79,7 +91,7 @@ def record(
                 email=to,
                 subject=subject,
                 body=body,
-                message_id=f"<kitchen-{key}@kitchen.local>",
+                message_id=f"<kitchen-{db_id}-{key}@kitchen.local>",
             ).on_conflict_ignore().execute()
     return rejected
 
