@@ -8,7 +8,9 @@ reached the notification role (`redrive`).
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
+import operator
 from fractions import Fraction
 
 from kitchen import outbox
@@ -54,21 +56,30 @@ def notify_event(alert: Alert, ingredient_name: str) -> Notify:
     )
 
 
+# Each re-drive of one alert waits twice as long as the one before (30 s, 1 min, 2 min...
+# with the default setting), and after this many Kitchen stops: a NOTIFY that is never
+# recorded (dead-lettered each time: see `<topic>.dlq`) would otherwise be queued for ever.
+MAX_REDRIVES = 6
+
+
 def redrive(topic: str, older_than: datetime.timedelta, limit: int | None = 1000) -> int:
     """Queue NOTIFY again for alerts that never reached the notification role (no
     Notification row long after the event): the embedded Kafka or a crash lost it. An alert
     whose NOTIFY still waits in the outbox is left alone."""
-    cutoff = utcnow() - older_than
+    now = utcnow()
+    waited = functools.reduce(
+        operator.or_,
+        (
+            (Alert.redrives == k) & (Alert.emitted_at < now - older_than * 2**k)
+            for k in range(MAX_REDRIVES)
+        ),
+    )
     with transaction():
         recorded = Notification.select(Notification.alert).where(Notification.alert.is_null(False))
         lost = list(
             locked(
                 Alert.select()
-                .where(
-                    Alert.emitted_at < cutoff,
-                    Alert.id.not_in(recorded),
-                    Alert.id.not_in(outbox.unsent(topic)),
-                )
+                .where(waited, Alert.id.not_in(recorded), Alert.id.not_in(outbox.unsent(topic)))
                 .order_by(Alert.id)
                 .limit(limit)
             )
@@ -79,7 +90,18 @@ def redrive(topic: str, older_than: datetime.timedelta, limit: int | None = 1000
             event = notify_event(alert, names[alert.ingredient_id])
             outbox.add(topic, event, alert.merchant_id, alert.id)
         if lost:
-            Alert.update(emitted_at=utcnow()).where(Alert.id.in_([a.id for a in lost])).execute()
+            Alert.update(emitted_at=now, redrives=Alert.redrives + 1).where(
+                Alert.id.in_([a.id for a in lost])
+            ).execute()
     if lost:
         log.warning("re-drove %d alerts", len(lost))
+    for alert in lost:
+        if alert.redrives + 1 == MAX_REDRIVES:
+            log.error(
+                "alert %d: NOTIFY queued %d times and never recorded; not queued again "
+                "(look for it on %s.dlq)",
+                alert.id,
+                MAX_REDRIVES,
+                topic,
+            )
     return len(lost)

@@ -171,12 +171,13 @@ class Alert(Base):
     threshold = pw.CharField()  # exact fraction, e.g. "1/2"
     created_at = pw.DateTimeField(default=utcnow)
     emitted_at = pw.DateTimeField(default=utcnow)  # when NOTIFY was last queued
+    redrives = pw.IntegerField(default=0)  # times NOTIFY was queued again (bounded)
 
 
 class Notification(Base):
     """An alert email to send: one row per alert, so a redelivered NOTIFY sends nothing."""
 
-    dedup_key = pw.CharField(unique=True)  # "alert-<id>", or the Kafka position
+    dedup_key = pw.CharField(unique=True)  # "alert-<id>", or where it was read (kafka.source)
     alert = pw.ForeignKeyField(Alert, null=True)
     ingredient_id = pw.IntegerField()
     email = pw.CharField()
@@ -189,6 +190,9 @@ class Notification(Base):
     next_attempt_at = pw.DateTimeField(default=utcnow)
     # A sender owns the row until then, so two senders never mail the same alert.
     claimed_until = pw.DateTimeField(null=True)
+    # A mail that can never be sent (refused address, permanent 5xx): never tried again;
+    # the reason is in last_error.
+    failed_at = pw.DateTimeField(null=True)
     last_error = pw.TextField(null=True)
 
 
@@ -225,8 +229,17 @@ class SchemaMigration(Base):
         table_name = "schema_migrations"
 
 
+class DatabaseId(Base):
+    """One row: a random id made when the tables are, so that names Kitchen gives out
+    (Message-IDs, mail files) never repeat those of an earlier database (a reset, another
+    deployment), where ids start at 1 again."""
+
+    value = pw.CharField()
+
+
 TABLES: list[type[Base]] = [
     SchemaMigration,
+    DatabaseId,
     Merchant,
     Ingredient,
     Product,
@@ -293,6 +306,11 @@ def bind(url: str) -> pw.Database:
         database.initialize(open_database(url))
         _bound_url = url
     return database.obj
+
+
+def database_id() -> str:
+    """This database's random id (see DatabaseId; made by migrations.upgrade)."""
+    return str(DatabaseId.get_by_id(1).value)
 
 
 def ping() -> None:

@@ -78,7 +78,8 @@ class Notify:
     The public contract is `{"id": <ingredient id>, "email": ...}`. Kitchen adds the
     alert's id (what makes one email per alert) and the figures for the mail. A producer
     that speaks only the bare contract is still served; extras of the wrong type are
-    dropped, since the database holds the truth.
+    dropped, since the database holds the truth. `email` is informative only: the mail
+    goes to the alert's address, or for a bare event to the ingredient's merchant.
     """
 
     NAME = "NOTIFY"
@@ -108,10 +109,19 @@ class Notify:
     @classmethod
     def decode(cls, raw: bytes | None) -> Notify:
         payload = _object(raw, cls.NAME)
-        ingredient_id, email = payload.get("id"), payload.get("email")
-        if not is_id(ingredient_id) or not isinstance(email, str) or "@" not in email:
+        ingredient_id, email, alert_id = (
+            payload.get("id"),
+            payload.get("email"),
+            payload.get("alert_id"),
+        )
+        # With an alert id the address that counts is the alert's, checked when mailing: a
+        # bad one ends as a failed mail, not as an event re-driven for ever.
+        if (
+            not is_id(ingredient_id)
+            or not isinstance(email, str)
+            or (alert_id is None and "@" not in email)
+        ):
             raise UnusableEvent(f"bad {cls.NAME}: needs an integer id and an email address")
-        alert_id = payload.get("alert_id")
         if alert_id is not None and not is_id(alert_id):
             raise UnusableEvent(f"bad {cls.NAME}: alert_id must be a positive integer")
 
@@ -137,7 +147,7 @@ E = TypeVar("E")
 @dataclass(frozen=True)
 class Received(Generic[E]):
     """An event as a handler receives it: the value, and where it was read from
-    (`topic-partition-offset`), which names one delivery of one record."""
+    (`cluster/topic-partition-offset`, made by `kafka.source`), which names one record."""
 
     event: E
     source: str

@@ -148,9 +148,11 @@ def close_with_timeout(consumer: Consumer, seconds: float = 10.0) -> None:
         log.warning("consumer close did not finish within %.0f s", seconds)
 
 
-def source(m: Message) -> str:
-    """Where a record was read from: `topic-partition-offset`."""
-    return f"{m.topic()}-{m.partition()}-{m.offset()}"
+def source(m: Message, cluster_id: str) -> str:
+    """Where a record was read from: `cluster/topic-partition-offset`. The cluster's id is
+    part of it because a new cluster numbers its offsets from 0 again (the embedded one
+    is new, with a new id, at each start): a position alone would name two records."""
+    return f"{cluster_id}/{m.topic()}-{m.partition()}-{m.offset()}"
 
 
 class ConsumerWorker(Generic[E]):
@@ -200,6 +202,7 @@ class ConsumerWorker(Generic[E]):
         self.last_error: str | None = None
         self.processed = 0
         self.assigned: list[tuple[str, int]] = []  # partitions this consumer owns now
+        self.cluster_id = ""  # of the cluster the consumer reads, for `source`
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._supervise, name=name, daemon=True)
         self._dlq: Producer | None = None
@@ -243,13 +246,15 @@ class ConsumerWorker(Generic[E]):
                 self.bootstrap_servers, self.group_id, self.instance_id, self.session_timeout_ms
             )
         )
-        consumer.subscribe(
-            self.topics,
-            on_assign=lambda _c, parts: self._track(parts, add=True),
-            on_revoke=lambda _c, parts: self._track(parts, add=False),
-            on_lost=lambda _c, parts: self._track(parts, add=False),
-        )
         try:
+            # Broker unreachable: raises, and the supervisor tries again after a back-off.
+            self.cluster_id = consumer.list_topics(timeout=10).cluster_id or ""
+            consumer.subscribe(
+                self.topics,
+                on_assign=lambda _c, parts: self._track(parts, add=True),
+                on_revoke=lambda _c, parts: self._track(parts, add=False),
+                on_lost=lambda _c, parts: self._track(parts, add=False),
+            )
             while not self._stop.is_set():
                 batch = consumer.consume(self.batch_size, timeout=0.5)
                 messages = []
@@ -293,8 +298,9 @@ class ConsumerWorker(Generic[E]):
             except UnusableEvent as exc:
                 rejected.append((m, str(exc)))
                 continue
-            by_source[source(m)] = m
-            received.append(Received(event, source(m)))
+            where = source(m, self.cluster_id)
+            by_source[where] = m
+            received.append(Received(event, where))
         if received:
             rejected += [(by_source[r.source], why) for r, why in self._handle(received)]
         return rejected
@@ -321,7 +327,7 @@ class ConsumerWorker(Generic[E]):
         if self._dlq is None:
             self._dlq = Producer(producer_config(self.bootstrap_servers))
         for m, reason in rejected:
-            log.warning("%s: dead-lettering %s: %s", self.name, source(m), reason)
+            log.warning("%s: dead-lettering %s: %s", self.name, source(m, self.cluster_id), reason)
             self._dlq.produce(
                 f"{m.topic()}.dlq",
                 key=m.key(),

@@ -10,6 +10,7 @@ once. A migration is append-only history: never edit or reorder one that has shi
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -18,9 +19,11 @@ from playhouse.migrate import SchemaMigrator, migrate
 
 from kitchen.db import (
     TABLES,
+    DatabaseId,
     Ingredient,
     LedgerEntry,
     Merchant,
+    Notification,
     Outbox,
     Product,
     SchemaMigration,
@@ -93,10 +96,19 @@ def _merchants_menu_and_ledger(m: SchemaMigrator) -> None:
     ).execute()
 
 
+def _failed_mails_and_bounded_redrives(m: SchemaMigrator) -> None:
+    """Issue 8: a mail that can never be sent ends as failed; alert re-drives are bounded."""
+    migrate(m.add_column("notification", "failed_at", Notification.failed_at))
+    # NOT NULL with a default in one statement, which both databases take as it is (peewee
+    # would rebuild the table on SQLite, and the tables naming alerts forbid dropping it).
+    database.execute_sql('ALTER TABLE "alert" ADD COLUMN "redrives" INTEGER NOT NULL DEFAULT 0')
+
+
 # (name, migration), oldest first. The schema of the first release (issue 4) is the base.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_outbox_refs_and_claims", _outbox_refs_and_claims),
     ("0002_merchants_menu_and_ledger", _merchants_menu_and_ledger),
+    ("0003_failed_mails_and_bounded_redrives", _failed_mails_and_bounded_redrives),
 ]
 
 
@@ -121,6 +133,8 @@ def upgrade() -> list[str]:
             # Created at the newest schema: every migration is already in it.
             for name, _ in MIGRATIONS:
                 SchemaMigration.create(name=name)
+        # This database's random id, made once (see db.DatabaseId).
+        DatabaseId.insert(id=1, value=secrets.token_hex(8)).on_conflict_ignore().execute()
     with session():
         done = {row.name for row in SchemaMigration.select()}
     for name, operations in MIGRATIONS:

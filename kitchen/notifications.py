@@ -2,9 +2,10 @@
 
 A NOTIFY is first recorded as a `Notification` row (unique per alert), then the batch's
 offsets are committed, then due rows are mailed. A redelivered NOTIFY finds its row and
-adds nothing; a mail that fails stays due and is retried with back-off. Each mail has a
-Message-ID derived from the alert, so the one resend a crash can cause (mail accepted,
-row not yet marked) is the same message to the recipient.
+adds nothing; a mail that fails stays due and is retried with back-off, unless it can
+never be sent (an invalid address, a permanent 5xx answer): then it is marked failed,
+for good. Each mail has a Message-ID derived from the alert, so the one resend a crash
+can cause (mail accepted, row not yet marked) is the same message to the recipient.
 """
 
 from __future__ import annotations
@@ -13,9 +14,19 @@ import datetime
 import logging
 from fractions import Fraction
 
-from kitchen.db import Alert, Ingredient, Notification, session, transaction, utcnow
+from kitchen.db import (
+    Alert,
+    Ingredient,
+    Merchant,
+    Notification,
+    database_id,
+    session,
+    transaction,
+    utcnow,
+)
 from kitchen.events import Handler, Notify, Received
-from kitchen.mail import Mailer
+from kitchen.inventory import threshold_of
+from kitchen.mail import Mailer, PermanentMailError
 
 log = logging.getLogger(__name__)
 
@@ -40,29 +51,50 @@ def record(
     """Store one Notification per alert in the batch; return the events that are unusable."""
     rejected: list[tuple[Received[Notify], str]] = []
     with transaction():
+        # In every Message-ID: alert ids start at 1 again in a new database, and a mail
+        # client may hide a new alert whose Message-ID it has seen as a duplicate.
+        db_id = database_id()
         for r in batch:
             notify = r.event
             ingredient = Ingredient.get_or_none(Ingredient.id == notify.ingredient_id)
             if ingredient is None:
                 rejected.append((r, f"unknown ingredient {notify.ingredient_id}"))
                 continue
-            if notify.alert_id is not None and not Alert.get_or_none(Alert.id == notify.alert_id):
-                rejected.append((r, f"unknown alert {notify.alert_id}"))
-                continue
-            # Without an alert id (a producer that speaks only the bare contract), the
-            # event's position in Kafka is what makes a redelivery recognisable.
-            key = f"alert-{notify.alert_id}" if notify.alert_id else r.source
-            stock = ingredient.stock if notify.stock is None else notify.stock
-            full = ingredient.full_stock if notify.full_stock is None else notify.full_stock
-            subject, body = compose(ingredient.name, stock, full, threshold)
+            # The address comes from the database, never from the event: whoever can
+            # write to the topic must not choose where Kitchen sends mail.
+            if notify.alert_id is None:
+                # A producer that speaks only the bare contract: the merchant owning the
+                # ingredient is told, and the event's position in Kafka is what makes a
+                # redelivery recognisable.
+                key = r.source
+                merchant = Merchant.get_by_id(ingredient.merchant_id)
+                to = merchant.alert_email
+                stock = ingredient.stock if notify.stock is None else notify.stock
+                full = ingredient.full_stock if notify.full_stock is None else notify.full_stock
+                line = threshold_of(ingredient, merchant, threshold)
+                subject, body = compose(ingredient.name, stock, full, line)
+            else:
+                alert = Alert.get_or_none(Alert.id == notify.alert_id)
+                if alert is None:
+                    rejected.append((r, f"unknown alert {notify.alert_id}"))
+                    continue
+                if alert.ingredient_id != ingredient.id:
+                    rejected.append(
+                        (r, f"alert {alert.id} is not about ingredient {ingredient.id}")
+                    )
+                    continue
+                key, to = f"alert-{alert.id}", alert.email
+                subject, body = compose(
+                    ingredient.name, alert.stock, alert.full_stock, Fraction(alert.threshold)
+                )
             Notification.insert(
                 dedup_key=key,
                 alert=notify.alert_id,
                 ingredient_id=notify.ingredient_id,
-                email=notify.email,
+                email=to,
                 subject=subject,
                 body=body,
-                message_id=f"<kitchen-{key}@kitchen.local>",
+                message_id=f"<kitchen-{db_id}-{key}@kitchen.local>",
             ).on_conflict_ignore().execute()
     return rejected
 
@@ -71,50 +103,66 @@ def backoff(attempts: int) -> datetime.timedelta:
     return datetime.timedelta(seconds=min(300, 2**attempts))
 
 
+def _claim(row_id: int, claim_seconds: int) -> Notification | None:
+    """Take one due mail for `claim_seconds` from now, unless another sender has it."""
+    now = utcnow()  # now, not when the batch began: a claim must start with its send
+    claimed = (
+        Notification.update(
+            claimed_until=now + datetime.timedelta(seconds=claim_seconds),
+            attempts=Notification.attempts + 1,
+        )
+        .where(
+            Notification.id == row_id,
+            Notification.sent_at.is_null(),
+            Notification.failed_at.is_null(),
+            Notification.next_attempt_at <= now,
+            Notification.claimed_until.is_null() | (Notification.claimed_until < now),
+        )
+        .execute()
+    )
+    return Notification.get_by_id(row_id) if claimed else None
+
+
 def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
     """Mail the due notifications; returns how many were sent.
 
-    Each row is claimed for `claim_seconds`, longer than one send can take: a sender that
-    died mid-send (SIGKILL) holds its rows that long, then another sender takes them.
+    Each row is claimed just before its send, for `claim_seconds`: longer than one send
+    can take (the mailer cuts a send at its deadline), however long the sends before it
+    took. A sender that died mid-send (SIGKILL) holds its row that long, then another
+    sender takes it.
     """
-    now = utcnow()
     with session():
-        due = list(
-            Notification.select()
+        due = [
+            n.id
+            for n in Notification.select(Notification.id)
             .where(
                 Notification.sent_at.is_null(),
-                Notification.next_attempt_at <= now,
-                Notification.claimed_until.is_null() | (Notification.claimed_until < now),
+                Notification.failed_at.is_null(),
+                Notification.next_attempt_at <= utcnow(),
+                Notification.claimed_until.is_null() | (Notification.claimed_until < utcnow()),
             )
             .order_by(Notification.id)
             .limit(limit)
-        )
+        ]
         sent = 0
-        for n in due:
-            claimed = (
-                Notification.update(
-                    claimed_until=now + datetime.timedelta(seconds=claim_seconds),
-                    attempts=Notification.attempts + 1,
-                )
-                .where(
-                    Notification.id == n.id,
-                    Notification.sent_at.is_null(),
-                    Notification.claimed_until.is_null() | (Notification.claimed_until < now),
-                )
-                .execute()
-            )
-            if not claimed:
-                continue  # another sender has it
+        for row_id in due:
+            n = _claim(row_id, claim_seconds)
+            if n is None:
+                continue  # another sender has it, or has sent it
             try:
                 mailer.send(n.email, n.subject, n.body, n.message_id)
+            except PermanentMailError as exc:
+                log.error("alert mail %s to %r failed for good: %s", n.dedup_key, n.email, exc)
+                Notification.update(
+                    claimed_until=None, failed_at=utcnow(), last_error=str(exc)
+                ).where(Notification.id == n.id).execute()
+                continue
             except Exception as exc:
-                log.warning(
-                    "alert mail %s failed (attempt %d): %s", n.dedup_key, n.attempts + 1, exc
-                )
+                log.warning("alert mail %s failed (attempt %d): %s", n.dedup_key, n.attempts, exc)
                 Notification.update(
                     claimed_until=None,
                     last_error=f"{type(exc).__name__}: {exc}",
-                    next_attempt_at=utcnow() + backoff(n.attempts + 1),
+                    next_attempt_at=utcnow() + backoff(n.attempts),
                 ).where(Notification.id == n.id).execute()
                 continue
             Notification.update(sent_at=utcnow(), claimed_until=None, last_error=None).where(

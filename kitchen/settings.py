@@ -85,14 +85,22 @@ class Mail:
     smtp_password: str = ""
     starttls: bool = False
     ssl: bool = False
+    # A PEM file of CAs to trust besides the system's (e.g. a company's internal CA).
+    ca_file: str = ""
     sender: str = "kitchen@localhost"
     folder: str = "mail"
     timeout_seconds: int = 10
 
     @property
+    def send_deadline_seconds(self) -> int:
+        """The longest one send may take (one attempt): Kitchen cuts the connection then."""
+        return 3 * self.timeout_seconds
+
+    @property
     def claim_seconds(self) -> int:
-        """Longest one send can take: yagmail tries 3 times, sleeping 3 s then 6 s."""
-        return 3 * self.timeout_seconds + 9 + 5
+        """How long a sender owns a mail it is sending: one send, cut at its deadline,
+        plus room to record the outcome. Only then may another sender take it."""
+        return self.send_deadline_seconds + 15
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,11 +5,13 @@ Fixtures live in `conftest.py`; this is a plain module that tests import.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import email
 import json
 import os
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -20,6 +22,7 @@ from typing import Any
 
 import uvicorn
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from starlette.applications import Starlette
 
@@ -68,28 +71,85 @@ def serve(app: Starlette) -> Iterator[str]:
 
 
 class Inbox:
-    """What the SMTP server received, parsed."""
+    """What the SMTP server received, parsed, and how it answers."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.recipients: list[list[str]] = []  # each message's envelope (RCPT TO)
+        self.logins: list[str] = []  # AUTH attempts that reached the server
+        self.ehlos = 0  # EHLO commands: sessions a client opened (twice with STARTTLS)
+        self.rcpt_attempts = 0  # RCPT commands, accepted or not
+        self.data_attempts = 0  # DATA commands, accepted or not
+        self.rcpt_reply = ""  # e.g. "550 5.1.1 no such user": refuse every recipient
+        self.data_delay = 0.0  # seconds to think before answering DATA (a slow server)
+        self.drop_on_data = False  # hang up on DATA without an answer
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.ehlos += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        self.rcpt_attempts += 1
+        if self.rcpt_reply:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_attempts += 1
+        if self.drop_on_data:
+            server.transport.close()
+            return "421 4.3.0 gone"  # never reaches the client: the line is down
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
+        self.recipients.append(list(envelope.rcpt_tos))
         self.messages.append(email.message_from_bytes(envelope.content))
         return "250 OK"
 
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        self.logins.append(mechanism)
+        return AuthResult(success=True)
+
 
 class SmtpServer:
-    def __init__(self, port: int) -> None:
+    """A real SMTP server (aiosmtpd) on `port`. With `tls`, it speaks STARTTLS (and
+    refuses mail without it), or TLS from the first byte with `implicit_tls`; with
+    `auth`, it wants a login before any mail."""
+
+    def __init__(
+        self,
+        port: int,
+        tls: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        auth: bool = False,
+    ) -> None:
         self.port = port
         self.inbox = Inbox()
         self.controller: Controller | None = None
+        self.options: dict[str, Any] = {}
+        if tls is not None and implicit_tls:
+            # The whole session is TLS: aiosmtpd's "AUTH needs STARTTLS" would forbid AUTH.
+            self.options.update(ssl_context=tls, auth_require_tls=False)
+        elif tls is not None:
+            self.options.update(tls_context=tls, require_starttls=True)
+        if auth:
+            self.options.update(auth_required=True, authenticator=self.inbox.authenticate)
 
     @property
     def messages(self) -> list[EmailMessage]:
         return self.inbox.messages
 
     def start(self) -> None:
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(
+            self.inbox, hostname="127.0.0.1", port=self.port, **self.options
+        )
         self.controller.start()
 
     def stop(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.db import Ingredient, Notification, Outbox, session
+from kitchen.db import Ingredient, Notification, Outbox, database_id, session
 from tests.helpers import SmtpServer, eventually, read_topic
 
 
@@ -46,7 +46,9 @@ def test_onion_below_half_sends_one_notify_and_one_email(
     mail = smtp.messages[0]
     assert mail["To"] == "merchant@example.com"
     assert mail["Subject"] == "Low stock: onion is below 50% (480 g left)"
-    assert mail["Message-ID"] == f"<kitchen-alert-{payload['alert_id']}@kitchen.local>"
+    with session():
+        db_id = database_id()  # this database's random id: no other database's mail has it
+    assert mail["Message-ID"] == f"<kitchen-{db_id}-alert-{payload['alert_id']}@kitchen.local>"
     text = body_text(mail)
     assert text.startswith("onion is down to 480 g of its full 1000 g, below the alert ")
     assert "threshold of 50% (500 g).\n\nRestock onion to re-arm this alert" in text

@@ -13,6 +13,7 @@ from kitchen.db import (
     Ingredient,
     LedgerEntry,
     Merchant,
+    Notification,
     Order,
     OrderLine,
     Outbox,
@@ -78,8 +79,43 @@ class PreviousOutbox(Previous):
         table_name = "outbox"
 
 
+class PreviousAlert(Previous):
+    merchant = pw.ForeignKeyField(PreviousMerchant)
+    ingredient = pw.ForeignKeyField(PreviousIngredient)
+    order = pw.ForeignKeyField(Order, null=True)
+    email = pw.CharField()
+    stock = pw.BigIntegerField()
+    full_stock = pw.BigIntegerField()
+    threshold = pw.CharField()
+    created_at = pw.DateTimeField(default=utcnow)
+    emitted_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "alert"
+
+
+class PreviousNotification(Previous):
+    dedup_key = pw.CharField(unique=True)
+    alert = pw.ForeignKeyField(PreviousAlert, null=True)
+    ingredient_id = pw.IntegerField()
+    email = pw.CharField()
+    subject = pw.CharField()
+    body = pw.TextField()
+    message_id = pw.CharField()
+    created_at = pw.DateTimeField(default=utcnow)
+    sent_at = pw.DateTimeField(null=True, index=True)
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.DateTimeField(default=utcnow)
+    claimed_until = pw.DateTimeField(null=True)
+    last_error = pw.TextField(null=True)
+
+    class Meta:
+        table_name = "notification"
+
+
 PREVIOUS = [PreviousMerchant, PreviousIngredient, PreviousProduct, PreviousOutbox]
-UNCHANGED = [RecipeLine, Order, OrderLine, Alert]
+UNCHANGED = [RecipeLine, Order, OrderLine]
+PREVIOUS_AFTER = [PreviousAlert, PreviousNotification]  # they name orders
 
 
 def previous_release_database() -> dict[str, object]:
@@ -88,6 +124,7 @@ def previous_release_database() -> dict[str, object]:
         database.drop_tables(list(reversed(db.TABLES)))
         database.create_tables(PREVIOUS)
         database.create_tables(UNCHANGED)
+        database.create_tables(PREVIOUS_AFTER)
     with transaction():
         default = PreviousMerchant.create(name="default", api_key="default", alert_email="a@x.io")
         other = PreviousMerchant.create(name="m2", api_key="key-m2", alert_email="b@x.io")
@@ -108,6 +145,25 @@ def previous_release_database() -> dict[str, object]:
                     key=str(merchant.id),
                     payload=json.dumps({"id": order.id}),
                 )
+            alert = PreviousAlert.create(
+                merchant=merchant,
+                ingredient=i,
+                order=order.id,
+                email="a@x.io",
+                stock=480,
+                full_stock=960,
+                threshold="1/2",
+            )
+            PreviousNotification.create(
+                dedup_key=f"alert-{alert.id}",
+                alert=alert,
+                ingredient_id=i.id,
+                email="a@x.io",
+                subject="Low stock",
+                body="...",
+                message_id=f"<kitchen-alert-{alert.id}@x>",
+                sent_at=utcnow(),
+            )
     return {"stock": stock, "merchants": {default.id: "default", other.id: "key-m2"}}
 
 
@@ -137,6 +193,11 @@ def test_a_previous_release_database_is_upgraded_in_place(clean_database: str) -
         for merchant_id, key in before["merchants"].items():  # type: ignore[attr-defined]
             assert Merchant.get_by_id(merchant_id).key_hash == hash_key(key)
         assert "api_key" not in {c.name for c in database.get_columns("merchant")}
+        assert [(a.redrives, a.stock) for a in Alert.select()] == [(0, 480), (0, 480)]
+        assert [(n.failed_at, n.sent_at is not None) for n in Notification.select()] == [
+            (None, True),
+            (None, True),
+        ]
 
     # The new rules hold on the upgraded tables: a deleted product frees its name.
     with transaction():

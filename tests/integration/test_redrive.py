@@ -104,3 +104,66 @@ def test_redrive_adds_no_copy_while_the_event_still_waits_in_the_outbox(
         assert orders.redrive(order_topic, AFTER) == 0
         assert alerts.redrive(notify_topic, AFTER) == 0
     assert unsent_rows(order_topic) == 3 and unsent_rows(notify_topic) == 1
+
+
+def test_an_alert_whose_notify_is_never_recorded_is_re_driven_a_bounded_number_of_times(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    kitchen = make_kitchen("api")  # no notification role: no NOTIFY is ever recorded
+    topic = kitchen.settings.kafka.notify_topic
+    with TestClient(kitchen.web_app()) as api:
+        api.post("/order/seed")
+    with session():
+        onion = Ingredient.get(Ingredient.name == "onion")
+        alert = Alert.create(
+            merchant=kitchen.merchant_id,
+            ingredient=onion.id,
+            email="chef@example.com",
+            stock=480,
+            full_stock=1000,
+            threshold="1/2",
+            emitted_at=LONG_AGO,
+        )
+
+    queued = []
+    for _ in range(20):
+        queued.append(alerts.redrive(topic, AFTER))
+        with session():  # a day passes between two runs: every back-off has run out,
+            Alert.update(emitted_at=utcnow() - datetime.timedelta(days=1)).execute()
+            Outbox.update(sent_at=utcnow()).execute()  # and the relay sent the last copy
+    assert queued == [1] * alerts.MAX_REDRIVES + [0] * (20 - alerts.MAX_REDRIVES)
+    assert [p["alert_id"] for p in outbox(topic)] == [alert.id] * alerts.MAX_REDRIVES
+
+
+def test_each_re_drive_of_an_alert_waits_twice_as_long(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    kitchen = make_kitchen("api")
+    topic = kitchen.settings.kafka.notify_topic
+    with TestClient(kitchen.web_app()) as api:
+        api.post("/order/seed")
+    with session():
+        onion = Ingredient.get(Ingredient.name == "onion")
+        alert = Alert.create(
+            merchant=kitchen.merchant_id,
+            ingredient=onion.id,
+            email="chef@example.com",
+            stock=480,
+            full_stock=1000,
+            threshold="1/2",
+            emitted_at=LONG_AGO,
+        )
+
+    def queued_after(seconds: int) -> int:
+        with session():
+            Outbox.update(sent_at=utcnow()).execute()  # the relay sent the last copy
+            Alert.update(emitted_at=utcnow() - datetime.timedelta(seconds=seconds)).where(
+                Alert.id == alert.id
+            ).execute()
+        return alerts.redrive(topic, AFTER)
+
+    assert queued_after(31) == 1  # first re-drive: after 30 s
+    assert queued_after(31) == 0  # the second waits 60 s
+    assert queued_after(61) == 1
+    assert queued_after(119) == 0  # the third 120 s
+    assert queued_after(121) == 1

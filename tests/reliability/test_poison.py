@@ -31,8 +31,9 @@ def test_poison_notify_events_are_dead_lettered(
         b'{"id": 3, "email": "a@b.c", "alert_id": "x"}': "bad NOTIFY: alert_id must be",
         b'{"id": 3, "email": "a@b.c", "alert_id": 5555}': "unknown alert 5555",
     }
-    # A NOTIFY in the bare public contract, from another producer: still mailed, once.
-    # (Extras of the wrong type are ignored: they are informative only.)
+    # A NOTIFY in the bare public contract, from another producer: still mailed, once, to
+    # the merchant's alert address (the event's is informative only, like its extras,
+    # which are ignored when of the wrong type).
     valid = json.dumps({"id": onion.id, "email": "chef@example.com", "stock": "lots"}).encode()
     producer = Producer(producer_config(kitchen.bootstrap_servers))
     for value in [*poison, valid]:
@@ -47,5 +48,6 @@ def test_poison_notify_events_are_dead_lettered(
         assert d.key == "1"
 
     eventually(lambda: len(smtp.messages) == 1)
-    assert smtp.messages[0]["To"] == "chef@example.com"
+    assert smtp.messages[0]["To"] == "merchant@example.com"
+    assert smtp.inbox.recipients == [["merchant@example.com"]]
     assert smtp.messages[0]["Subject"] == "Low stock: onion is below 50% (1000 g left)"

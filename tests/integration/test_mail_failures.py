@@ -1,0 +1,90 @@
+"""A mail that can never be sent ends as failed and is left alone; a temporary failure
+is retried until the server accepts."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Callable
+
+import pytest
+from starlette.testclient import TestClient
+
+from app import Kitchen
+from kitchen import alerts
+from kitchen.db import Notification, session
+from kitchen.notifications import backoff
+from tests.helpers import SmtpServer, eventually
+
+
+def raise_onion_alert(kitchen: Kitchen) -> None:
+    with TestClient(kitchen.web_app()) as api:
+        assert api.post("/order/seed").status_code == 201
+        r = api.post("/order", json={"products": [{"product_id": 1, "quantity": 26}]})
+        assert r.status_code == 201
+
+
+def mail_row() -> Notification:
+    with session():
+        return eventually(lambda: Notification.get_or_none())
+
+
+def row_where(check: Callable[[Notification], object]) -> Notification:
+    def fetch() -> Notification | None:
+        with session():
+            n = Notification.get_or_none()
+        return n if n is not None and check(n) else None
+
+    return eventually(fetch)
+
+
+def test_a_recipient_refused_for_good_is_one_attempt_then_a_failed_mail(
+    kitchen: Kitchen, smtp: SmtpServer
+) -> None:
+    smtp.inbox.rcpt_reply = "550 5.1.1 <merchant@example.com>: no such user"
+    raise_onion_alert(kitchen)
+
+    row = row_where(lambda n: n.failed_at is not None or n.attempts >= 2)
+    assert row.failed_at is not None and row.sent_at is None
+    assert "550" in str(row.last_error) and "no such user" in str(row.last_error)
+    # Room for the retries a transient failure would get: its back-off, then two more
+    # runs of the retry job (every second here).
+    time.sleep(backoff(1).total_seconds() + 2 * kitchen.settings.scheduler.mail_retry_seconds)
+    assert smtp.inbox.rcpt_attempts == 1
+    assert mail_row().attempts == 1
+    assert smtp.messages == []
+
+
+def test_a_temporary_refusal_is_retried_until_the_server_accepts(
+    kitchen: Kitchen, smtp: SmtpServer
+) -> None:
+    smtp.inbox.rcpt_reply = "451 4.3.0 try again later"
+    raise_onion_alert(kitchen)
+
+    row = row_where(lambda n: n.attempts >= 2 and n.claimed_until is None)
+    assert row.failed_at is None and row.sent_at is None and "451" in str(row.last_error)
+    smtp.inbox.rcpt_reply = ""
+    eventually(lambda: len(smtp.messages) == 1)
+    row = row_where(lambda n: n.sent_at is not None)
+    assert row.failed_at is None and row.last_error is None
+    assert smtp.inbox.recipients == [["merchant@example.com"]]
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["nobody", "chef@example.com\r\nBcc: spy@evil.example", "chef@example.com, spy@evil.example"],
+    ids=["no-at", "header-injection", "two-addresses"],
+)
+def test_an_invalid_address_fails_without_smtp_and_is_not_redriven(
+    make_kitchen: Callable[..., Kitchen], smtp: SmtpServer, address: str
+) -> None:
+    kitchen = make_kitchen(alerts={"email": address})
+    raise_onion_alert(kitchen)
+
+    row = row_where(lambda n: n.failed_at is not None or n.sent_at is not None)
+    assert row.sent_at is None and row.failed_at is not None
+    assert row.email == address and "invalid address" in str(row.last_error)
+    assert smtp.inbox.ehlos == 0  # Kitchen never even connected
+    assert smtp.messages == []
+    # Its NOTIFY was recorded, as a failed mail: there is nothing to re-drive.
+    assert alerts.redrive(kitchen.settings.kafka.notify_topic, datetime.timedelta(0)) == 0
