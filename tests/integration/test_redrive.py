@@ -23,6 +23,22 @@ def outbox(topic: str) -> list[dict[str, object]]:
         return [json.loads(r.payload) for r in rows]
 
 
+def lost_alert(kitchen: Kitchen) -> Alert:
+    """An onion alert raised long ago whose NOTIFY never reached the notification role."""
+    with session():
+        onion = Ingredient.get(Ingredient.name == "onion")
+        alert: Alert = Alert.create(
+            merchant=kitchen.merchant_id,
+            ingredient=onion.id,
+            email="chef@example.com",
+            stock=480,
+            full_stock=1000,
+            threshold="1/2",
+            emitted_at=LONG_AGO,
+        )
+    return alert
+
+
 def test_orders_still_pending_are_published_again(make_kitchen: Callable[..., Kitchen]) -> None:
     kitchen = make_kitchen("api")  # no relay, no processing: orders stay pending
     topic = kitchen.settings.kafka.order_created_topic
@@ -47,24 +63,18 @@ def test_alerts_that_never_reached_the_notification_role_are_published_again(
     topic = kitchen.settings.kafka.notify_topic
     with TestClient(kitchen.web_app()) as api:
         api.post("/order/seed")
-    with session():
-        onion = Ingredient.get(Ingredient.name == "onion")
-        alert = Alert.create(
-            merchant=kitchen.merchant_id,
-            ingredient=onion.id,
-            email="chef@example.com",
-            stock=480,
-            full_stock=1000,
-            threshold="1/2",
-            emitted_at=LONG_AGO,
-        )
+    alert = lost_alert(kitchen)
 
     assert alerts.redrive(topic, AFTER) == 1
     [payload] = outbox(topic)
-    assert payload["id"] == onion.id and payload["email"] == "chef@example.com"
+    assert payload["id"] == alert.ingredient_id and payload["email"] == "chef@example.com"
     assert payload["alert_id"] == alert.id and payload["ingredient"] == "onion"
     notify = Notify.decode(json.dumps(payload).encode())  # what the notification role reads
-    assert (notify.ingredient_id, notify.alert_id, notify.stock) == (onion.id, alert.id, 480)
+    assert (notify.ingredient_id, notify.alert_id, notify.stock) == (
+        alert.ingredient_id,
+        alert.id,
+        480,
+    )
     assert alerts.redrive(topic, AFTER) == 0
 
 
@@ -85,17 +95,7 @@ def test_redrive_adds_no_copy_while_the_event_still_waits_in_the_outbox(
         api.post("/order/seed")
         for _ in range(3):
             api.post("/order", json={"products": [{"product_id": 1, "quantity": 1}]})
-    with session():
-        onion = Ingredient.get(Ingredient.name == "onion")
-        Alert.create(
-            merchant=kitchen.merchant_id,
-            ingredient=onion.id,
-            email="chef@example.com",
-            stock=480,
-            full_stock=1000,
-            threshold="1/2",
-            emitted_at=LONG_AGO,
-        )
+    lost_alert(kitchen)
     assert alerts.redrive(notify_topic, AFTER) == 1  # its first NOTIFY: now it waits
     for _ in range(4):
         with session():
@@ -113,17 +113,7 @@ def test_an_alert_whose_notify_is_never_recorded_is_re_driven_a_bounded_number_o
     topic = kitchen.settings.kafka.notify_topic
     with TestClient(kitchen.web_app()) as api:
         api.post("/order/seed")
-    with session():
-        onion = Ingredient.get(Ingredient.name == "onion")
-        alert = Alert.create(
-            merchant=kitchen.merchant_id,
-            ingredient=onion.id,
-            email="chef@example.com",
-            stock=480,
-            full_stock=1000,
-            threshold="1/2",
-            emitted_at=LONG_AGO,
-        )
+    alert = lost_alert(kitchen)
 
     queued = []
     for _ in range(20):
@@ -142,17 +132,7 @@ def test_each_re_drive_of_an_alert_waits_twice_as_long(
     topic = kitchen.settings.kafka.notify_topic
     with TestClient(kitchen.web_app()) as api:
         api.post("/order/seed")
-    with session():
-        onion = Ingredient.get(Ingredient.name == "onion")
-        alert = Alert.create(
-            merchant=kitchen.merchant_id,
-            ingredient=onion.id,
-            email="chef@example.com",
-            stock=480,
-            full_stock=1000,
-            threshold="1/2",
-            emitted_at=LONG_AGO,
-        )
+    alert = lost_alert(kitchen)
 
     def queued_after(seconds: int) -> int:
         with session():
