@@ -208,6 +208,7 @@
       $("who").textContent = "";
     }
     $("login-cancel").hidden = production;
+    status(hideBoard ? "Not signed in" : "Paused while you sign in");
     $("sign-in").hidden = true;
     $("sign-out").hidden = true;
     $("key").value = "";
