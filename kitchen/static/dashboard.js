@@ -290,6 +290,8 @@
     const sent = key();
     try {
       const response = await fetchDashboard(sent);
+      // The form opened while this fetch was out: it decides what comes next.
+      if (!$("login").hidden) return;
       if (response.status === 401) {
         if (sent) sessionStorage.removeItem(STORE);
         showLogin(sent
