@@ -21,10 +21,11 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
-from kitchen import catalogue, db, inventory, menu, merchants, orders, views
+from kitchen import catalogue, dashboard, db, inventory, menu, merchants, orders, views
 from kitchen.db import LedgerEntry
 from kitchen.domain import is_id
 from kitchen.settings import Settings
@@ -192,6 +193,12 @@ class Api:
             raise NotFound("order", order_id)
         return JSONResponse(view)
 
+    async def recent_orders(self, request: Request) -> Response:
+        merchant_id = await self.merchant_of(request)
+        limit = query_int(request, "limit", 20, 1, 500)
+        before = query_int(request, "before", None, 1, 2**63 - 1)
+        return JSONResponse(await self._run(views.recent_orders, merchant_id, limit, before))
+
     async def seed(self, request: Request) -> Response:
         merchant_id = await self.merchant_of(request)
         if self.settings.app.production:
@@ -260,6 +267,25 @@ class Api:
         before = query_int(request, "before", None, 1, 2**63 - 1)
         rows = await self._run(inventory.ledger, merchant_id, ingredient_id, limit, before)
         return JSONResponse(rows)
+
+    # -- alerts and the dashboard ---------------------------------------------------------
+
+    async def alerts(self, request: Request) -> Response:
+        merchant_id = await self.merchant_of(request)
+        limit = query_int(request, "limit", 20, 1, 500)
+        before = query_int(request, "before", None, 1, 2**63 - 1)
+        return JSONResponse(await self._run(views.recent_alerts, merchant_id, limit, before))
+
+    async def page(self, request: Request) -> Response:
+        """The dashboard page: no data in it, so no key needed (see kitchen.dashboard)."""
+        html = dashboard.page(self.settings.app.production)
+        return HTMLResponse(html, headers=dashboard.HEADERS)
+
+    async def dashboard(self, request: Request) -> Response:
+        merchant_id = await self.merchant_of(request)
+        default = self.rules.default_threshold
+        view = await self._run(dashboard.data, merchant_id, default)
+        return JSONResponse(view, headers={"Cache-Control": "no-store"})
 
     # -- products ------------------------------------------------------------------------
 
@@ -337,9 +363,14 @@ def query_int(request: Request, name: str, default: int | None, low: int, high: 
 
 def build_app(api: Api) -> Starlette:
     routes = [
+        Route("/", api.page, methods=["GET"]),
+        Route("/dashboard", api.dashboard, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=dashboard.STATIC), name="static"),
         Route("/order", api.create_order, methods=["POST"]),
         Route("/order/seed", api.seed, methods=["POST"]),
         Route("/order/{id}", api.get_order, methods=["GET"]),
+        Route("/orders", api.recent_orders, methods=["GET"]),
+        Route("/alerts", api.alerts, methods=["GET"]),
         Route("/merchant", api.get_merchant, methods=["GET"]),
         Route("/merchant", api.patch_merchant, methods=["PATCH"]),
         Route("/ingredients", api.ingredients, methods=["GET"]),

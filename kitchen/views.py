@@ -1,12 +1,29 @@
-"""Read views: the JSON shapes of orders, products and ingredients, one place each."""
+"""Read views: the JSON shapes of orders, products, ingredients and alerts, one place each."""
 
 from __future__ import annotations
 
+import datetime
+from collections import defaultdict
 from collections.abc import Iterable
+from fractions import Fraction
 from typing import Any
 
-from kitchen.db import Ingredient, Order, OrderLine, Product, RecipeLine, session
+from kitchen.db import (
+    Alert,
+    Ingredient,
+    Notification,
+    Order,
+    OrderLine,
+    Product,
+    RecipeLine,
+    session,
+)
 from kitchen.domain import Line
+
+
+def iso(at: datetime.datetime | None) -> str | None:
+    """A stored (naive UTC) time as the API shows it."""
+    return at.isoformat() + "Z" if at is not None else None
 
 
 def order(o: Order, lines: Iterable[Line]) -> dict[str, Any]:
@@ -15,8 +32,8 @@ def order(o: Order, lines: Iterable[Line]) -> dict[str, Any]:
         "id": o.id,
         "status": o.status,
         "lines": [{"product_id": ln.product_id, "quantity": ln.quantity} for ln in lines],
-        "created_at": o.created_at.isoformat() + "Z",
-        "processed_at": o.processed_at.isoformat() + "Z" if o.processed_at else None,
+        "created_at": iso(o.created_at),
+        "processed_at": iso(o.processed_at),
     }
     if o.reason:
         view["reason"] = o.reason
@@ -30,6 +47,62 @@ def order_by_id(order_id: int, merchant_id: int) -> dict[str, Any] | None:
             return None
         rows = OrderLine.select().where(OrderLine.order == order_id).order_by(OrderLine.id)
         return order(found, [Line(r.product_id, r.quantity) for r in rows])
+
+
+def recent_orders(merchant_id: int, limit: int, before: int | None) -> list[dict[str, Any]]:
+    """GET /orders: the merchant's orders, newest first; `before` an order id to page on."""
+    with session():
+        query = Order.select().where(Order.merchant == merchant_id)
+        if before is not None:
+            query = query.where(Order.id < before)
+        rows = list(query.order_by(Order.id.desc()).limit(limit))
+        lines: dict[int, list[Line]] = defaultdict(list)
+        if rows:
+            found = OrderLine.select().where(OrderLine.order.in_([o.id for o in rows]))
+            for r in found.order_by(OrderLine.id):
+                lines[r.order_id].append(Line(r.product_id, r.quantity))
+        return [order(o, lines[o.id]) for o in rows]
+
+
+def alert(a: Alert, ingredient_name: str, mail: Notification | None) -> dict[str, Any]:
+    """An alert and what became of its email: `mail` is `sent` (at `mail_sent_at`),
+    `failed` (never to be sent: a refused address) or `waiting` (not sent yet)."""
+    status = "waiting"
+    if mail is not None and mail.sent_at is not None:
+        status = "sent"
+    elif mail is not None and mail.failed_at is not None:
+        status = "failed"
+    return {
+        "id": a.id,
+        "ingredient_id": a.ingredient_id,
+        "ingredient": ingredient_name,
+        "order_id": a.order_id,
+        "stock": a.stock,
+        "full_stock": a.full_stock,
+        "threshold": float(Fraction(a.threshold)),
+        "email": a.email,
+        "created_at": iso(a.created_at),
+        "mail": status,
+        "mail_sent_at": iso(mail.sent_at) if mail is not None else None,
+    }
+
+
+def recent_alerts(merchant_id: int, limit: int, before: int | None) -> list[dict[str, Any]]:
+    """GET /alerts: the merchant's alerts, newest first; `before` an alert id to page on."""
+    with session():
+        query = (
+            Alert.select(Alert, Ingredient.id, Ingredient.name)
+            .join(Ingredient)
+            .where(Alert.merchant == merchant_id)
+        )
+        if before is not None:
+            query = query.where(Alert.id < before)
+        rows = list(query.order_by(Alert.id.desc()).limit(limit))
+        mails: dict[int | None, Notification] = {}
+        if rows:
+            found = Notification.select().where(Notification.alert.in_([a.id for a in rows]))
+            mails = {n.alert_id: n for n in found}
+        return [alert(a, a.ingredient.name, mails.get(a.id)) for a in rows]
 
 
 def product(p: Product) -> dict[str, Any]:

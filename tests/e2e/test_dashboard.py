@@ -1,0 +1,275 @@
+"""The stock dashboard in a real browser: Debian's chromium, driven by Selenium.
+
+Kitchen runs behind a real uvicorn server; orders go in through its HTTP API while the
+page is open, and the tests read what a person would see: the text on the page, the
+width of a bar, the word "low". Skipped, saying why, where chromium or chromedriver is
+missing (`apt-get install chromium chromium-driver`; `.ci/run` installs them).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+
+from app import Kitchen
+from kitchen import merchants
+from tests.helpers import serve
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+DESKTOP = (1280, 900)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    """One headless chromium for the module (each test's page has an origin of its own,
+    so nothing, sessionStorage included, carries over between tests)."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(path)]
+    if missing:
+        pytest.skip(
+            f"browser tests need Debian's chromium and chromium-driver ({', '.join(missing)} "
+            "missing): apt-get install chromium chromium-driver"
+        )
+    profile = tempfile.TemporaryDirectory(prefix="kitchen-chromium-")
+    options = Options()
+    # Both paths given: otherwise Selenium Manager tries to download a browser and driver.
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile.name}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_window_size(*DESKTOP)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        profile.cleanup()
+
+
+def until(check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+    """Poll what the page shows until `check` is truthy; fail saying what was awaited.
+    Elements redrawn between two looks (stale) or not drawn yet count as not yet."""
+    deadline = time.monotonic() + timeout
+    value: Any = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except (NoSuchElementException, StaleElementReferenceException):
+            value = None
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"the page did not show {what or 'it'} within {timeout} s: {value!r}")
+
+
+def ingredient(driver: WebDriver, name: str) -> WebElement:
+    return driver.find_element(By.CSS_SELECTOR, f'li.ingredient[data-ingredient="{name}"]')
+
+
+def text(element: WebElement, selector: str) -> str:
+    return element.find_element(By.CSS_SELECTOR, selector).text
+
+
+def classes(element: WebElement) -> list[str]:
+    return (element.get_attribute("class") or "").split()
+
+
+def row_text(driver: WebDriver, selector: str, part: str = "") -> str:
+    """The text of a table row (or of `part` of it), read in one go: rows are redrawn."""
+    row = driver.find_element(By.CSS_SELECTOR, selector)
+    return text(row, part) if part else row.text
+
+
+def level(row: WebElement) -> float:
+    """How full the bar looks: the drawn width of its fill against its track's."""
+    fill = row.find_element(By.CSS_SELECTOR, ".fill").size["width"]
+    track = row.find_element(By.CSS_SELECTOR, ".track").size["width"]
+    return float(fill) / float(track)
+
+
+def test_the_dashboard_follows_orders_live_onion_turns_low_and_alerts(
+    make_kitchen: Callable[..., Kitchen], browser: WebDriver, tmp_path: Path
+) -> None:
+    kitchen = make_kitchen()
+    with serve(kitchen.web_app()) as url, httpx.Client(base_url=url) as http:
+        seeded = http.post("/order/seed")
+        assert seeded.status_code == 201
+        [burger_id] = [p["id"] for p in seeded.json()["products"] if p["name"] == "Burger"]
+        browser.get(url + "/")
+
+        # The reference kitchen, full: every bar at 100 %, nothing low, no key asked.
+        onion = until(lambda: ingredient(browser, "onion"), what="the onion bar")
+        assert text(onion, ".amount") == "1 kg of 1 kg"
+        assert text(onion, ".flag") == "ok"
+        assert "low" not in classes(onion)
+        assert level(onion) > 0.97
+        assert text(ingredient(browser, "beef"), ".amount") == "20 kg of 20 kg"
+        assert row_text(browser, 'tr[data-product="Burger"]', ".can-make") == "50"
+        assert browser.find_element(By.ID, "alerts-empty").text == "No alerts yet."
+        assert browser.find_element(By.ID, "login").is_displayed() is False
+        assert "development" in browser.find_element(By.ID, "who").text
+
+        # A marker on this page: if anything reloaded the page, it would be gone.
+        browser.execute_script("window.kitchenMarker = 'no reload'")
+        burger_line = {"product_id": burger_id, "quantity": 2}
+        assert http.post("/order", json={"products": [burger_line]}).status_code == 201
+        until(
+            lambda: text(ingredient(browser, "onion"), ".amount") == "960 g of 1 kg", what="960 g"
+        )
+        assert text(ingredient(browser, "onion"), ".flag") == "ok"
+        assert text(ingredient(browser, "beef"), ".amount") == "19.7 kg of 20 kg"
+
+        # 24 more take onion to 480 g, below its 50 % threshold; then 100, which the stock
+        # cannot make.
+        for quantity in (24, 100):
+            burger_line["quantity"] = quantity
+            assert http.post("/order", json={"products": [burger_line]}).status_code == 201
+        until(lambda: "low" in classes(ingredient(browser, "onion")), what="onion low")
+        onion = ingredient(browser, "onion")
+        assert text(onion, ".amount") == "480 g of 1 kg"
+        assert text(onion, ".flag") == "low"
+        assert "low below 500 g (50 %)" in text(onion, ".detail")
+        # The bar shrank to about half (its width glides there in 0.4 s).
+        until(lambda: 0.46 < level(ingredient(browser, "onion")) < 0.50, what="a 48 % bar")
+        # The threshold mark sits at 50 % of the track, to the right of the fill's end.
+        mark = onion.find_element(By.CSS_SELECTOR, ".mark").location["x"]
+        track = onion.find_element(By.CSS_SELECTOR, ".track")
+        assert 0.48 < (mark - track.location["x"]) / track.size["width"] < 0.52
+        beef = ingredient(browser, "beef")
+        assert (text(beef, ".amount"), text(beef, ".flag")) == ("16.1 kg of 20 kg", "ok")
+        assert row_text(browser, 'tr[data-product="Burger"]', ".can-make") == "24"
+
+        # The alert, then its email sent (to the test's SMTP server).
+        alert = until(lambda: row_text(browser, "#alerts li.alert"), what="an alert")
+        assert "onion fell to 480 g of 1 kg (below 50 %)" in alert
+        until(
+            lambda: "email sent" in browser.find_element(By.CSS_SELECTOR, "#alerts li").text,
+            what="the alert's email sent",
+        )
+
+        # The order the stock could not make: rejected, with the reason.
+        rejected = until(
+            lambda: row_text(browser, 'tr[data-order="3"].status-rejected'),
+            what="order 3 rejected",
+        )
+        assert "100 \u00d7 Burger" in rejected  # 100 x Burger
+        assert "insufficient stock" in rejected
+        assert "onion" in row_text(browser, 'tr[data-order="3"]', ".reason")
+        listed = until(
+            lambda: [
+                (r.get_attribute("data-order"), text(r, ".badge"))
+                for r in browser.find_elements(By.CSS_SELECTOR, "#orders tbody tr")
+            ],
+            what="the orders",
+        )
+        assert listed == [("3", "rejected"), ("2", "applied"), ("1", "applied")]
+
+        assert browser.execute_script("return window.kitchenMarker") == "no reload"
+
+        # The picture in the README: the whole page at desktop width.
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(DESKTOP[0], max(DESKTOP[1], int(height) + 120))
+        browser.save_screenshot(str(SCREENSHOT))
+
+        # A phone's width: everything wraps inside the screen, nothing scrolls sideways.
+        browser.set_window_size(390, 844)
+        try:
+            until(
+                lambda: browser.execute_script("return window.innerWidth") <= 400,
+                what="a 390 px wide window",
+            )
+            wide = browser.execute_script(
+                "return document.documentElement.scrollWidth - window.innerWidth"
+            )
+            assert wide <= 0, f"the page is {wide} px wider than a phone's screen"
+            onion = ingredient(browser, "onion")
+            assert onion.find_element(By.CSS_SELECTOR, ".track").size["width"] < 390
+            assert text(onion, ".flag") == "low"
+            height = browser.execute_script("return document.documentElement.scrollHeight")
+            browser.set_window_size(390, int(height) + 120)
+            browser.save_screenshot(str(tmp_path / "dashboard-390.png"))  # to look at
+        finally:
+            browser.set_window_size(*DESKTOP)
+
+
+def test_production_asks_for_the_key_once_and_shows_only_that_merchants_kitchen(
+    make_kitchen: Callable[..., Kitchen], browser: WebDriver, tmp_path: Path
+) -> None:
+    kitchen = make_kitchen(app={"env": "production"})
+    ada, key_a = merchants.create("Chez Ada", "ada@example.com")
+    _, key_b = merchants.create("Bo's", "bo@example.com")
+    with serve(kitchen.web_app()) as url:
+        for key, name, grams in ((key_a, "saffron", 40), (key_b, "truffle", 300)):
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as c:
+                body = {"name": name, "stock": grams}
+                assert c.post("/ingredients", json=body).status_code == 201
+
+        browser.get(url + "/")
+        form = until(lambda: browser.find_element(By.ID, "login-form"), what="the login form")
+        until(form.is_displayed, what="the login form")
+        message = browser.find_element(By.ID, "login-message")
+        assert "needs a merchant API key" in message.text
+        assert browser.find_element(By.ID, "status").text == "Not signed in"
+        assert not browser.find_element(By.ID, "board").is_displayed()
+        # The key field has the focus and a label: typing and Enter are enough.
+        field = browser.switch_to.active_element
+        assert field.get_attribute("id") == "key"
+        assert browser.find_element(By.CSS_SELECTOR, "label[for=key]").text == "Merchant API key"
+
+        field.send_keys("kitchen_not-a-key", Keys.ENTER)
+        until(lambda: "not accepted" in message.text, what="the refused key's message")
+        assert "401" in message.text
+        assert not browser.find_element(By.ID, "board").is_displayed()
+        assert browser.execute_script("return sessionStorage.length") == 0
+        browser.save_screenshot(str(tmp_path / "login-refused.png"))  # to look at
+
+        browser.switch_to.active_element.send_keys(key_a, Keys.ENTER)
+        until(lambda: browser.find_element(By.ID, "who").text == "Chez Ada", what="Chez Ada")
+        saffron = until(lambda: ingredient(browser, "saffron"), what="Ada's saffron")
+        assert text(saffron, ".amount") == "40 g of 40 g"
+        assert (
+            browser.find_elements(By.CSS_SELECTOR, 'li.ingredient[data-ingredient="truffle"]') == []
+        )
+        assert not form.is_displayed()
+        # The key is in this tab's sessionStorage, never in the address.
+        assert browser.current_url == url + "/"
+        assert key_a not in browser.current_url
+        assert browser.execute_script("return sessionStorage.getItem('kitchen.key')") == key_a
+
+        # Once per tab: a reload signs in again by itself.
+        browser.refresh()
+        until(lambda: browser.find_element(By.ID, "who").text == "Chez Ada", what="Chez Ada again")
+        assert not browser.find_element(By.ID, "login").is_displayed()
+
+        # A rotated key: the next refresh shows the form, saying why.
+        merchants.rotate_key(ada.id)
+        until(
+            lambda: "no longer accepted" in browser.find_element(By.ID, "login-message").text,
+            what="the rotated key's message",
+        )
+        assert not browser.find_element(By.ID, "board").is_displayed()
+        assert browser.execute_script("return sessionStorage.length") == 0
