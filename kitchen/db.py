@@ -177,6 +177,7 @@ class Alert(Base):
 class Notification(Base):
     """An alert email to send: one row per alert, so a redelivered NOTIFY sends nothing."""
 
+    alert_id: int | None
     dedup_key = pw.CharField(unique=True)  # "alert-<id>", or where it was read (kafka.source)
     alert = pw.ForeignKeyField(Alert, null=True)
     ingredient_id = pw.IntegerField()
