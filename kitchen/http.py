@@ -266,10 +266,12 @@ class Api:
         ---
         summary: Seed the reference kitchen (development only)
         responses:
-          "200": &seeded
-            description: Already there; nothing changed.
+          "200":
+            description: It was there already; nothing changed.
             content: {application/json: {schema: {$ref: "#/components/schemas/Seeded"}}}
-          "201": *seeded
+          "201":
+            description: Created.
+            content: {application/json: {schema: {$ref: "#/components/schemas/Seeded"}}}
           "401": {$ref: "#/components/responses/Unauthorized"}
           "403": {$ref: "#/components/responses/Forbidden"}
           "503": {$ref: "#/components/responses/Unavailable"}

@@ -328,7 +328,8 @@ class ConsumerWorker(Generic[E]):
         if unknown:
             try:
                 for tp in consumer.committed(unknown, timeout=2):
-                    self._committed[(tp.topic, tp.partition)] = max(tp.offset, NOT_COMMITTED)
+                    if tp.error is None:
+                        self._committed[(tp.topic, tp.partition)] = max(tp.offset, NOT_COMMITTED)
             except KafkaException:
                 pass  # asked again at the next report
         for topic, partition in self.assigned:
