@@ -13,11 +13,12 @@ import argparse
 import contextlib
 import datetime
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 import peewee as pw
@@ -26,7 +27,17 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from confluent_kafka import KafkaException, Producer
 from starlette.applications import Starlette
 
-from kitchen import admin, alerts, migrations, notifications, orders, outbox, scheduler, stock
+from kitchen import (
+    admin,
+    alerts,
+    logs,
+    migrations,
+    notifications,
+    orders,
+    outbox,
+    scheduler,
+    stock,
+)
 from kitchen import settings as config
 from kitchen.db import bind, ensure_default_merchant, is_data_error
 from kitchen.events import Handler, Notify, OrderCreated
@@ -87,9 +98,12 @@ class Kitchen:
             redrive = datetime.timedelta(seconds=s.scheduler.redrive_after_seconds)
             every = max(1.0, s.scheduler.redrive_after_seconds / 3)
             jobs += [
-                (lambda: orders.redrive(k.order_created_topic, redrive), every),
-                (lambda: alerts.redrive(k.notify_topic, redrive), every),
-                (outbox.purge, 3600),
+                (
+                    logs.in_role("relay", lambda: orders.redrive(k.order_created_topic, redrive)),
+                    every,
+                ),
+                (logs.in_role("relay", lambda: alerts.redrive(k.notify_topic, redrive)), every),
+                (logs.in_role("relay", outbox.purge), 3600),
             ]
         if s.roles.processing:
             self.workers.append(
@@ -114,7 +128,9 @@ class Kitchen:
             )
             jobs.append(
                 (
-                    lambda: notifications.send_due(self.mailer, claim),
+                    logs.in_role(
+                        "notification", lambda: notifications.send_due(self.mailer, claim)
+                    ),
                     s.scheduler.mail_retry_seconds,
                 )
             )
@@ -308,32 +324,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--roles", help="comma-separated: api,processing,notification,relay")
     admin.add_commands(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Until the settings are read: the environment's format, if it names one.
+    fmt = os.environ.get("KITCHEN_LOG_FORMAT", "text")
+    fmt = fmt if fmt in logs.FORMATS else "text"
+    logs.configure(fmt)
     try:
         settings = config.load(args.settings)
         if args.roles is not None:
             settings = config.with_roles(settings, args.roles)
+        fmt = settings.log.format
+        logs.configure(fmt, config.secrets(settings))
         if args.command == "merchant":
             open_database(settings)
             return admin.run(args)
         kitchen = Kitchen(settings).start()
     except (config.SettingsError, StartupError) as exc:
         # One line an operator can act on, exit code 2: a traceback would bury it.
-        print(f"kitchen: cannot start: {exc}", file=sys.stderr)
+        say(f"kitchen: cannot start: {exc}", fmt, logging.ERROR, sys.stderr)
         return 2
 
     try:
         if settings.roles.api:
             host, port = settings.http.host, settings.http.port
-            print(f"Kitchen listening on http://{host}:{port}", flush=True)
+            say(f"Kitchen listening on http://{host}:{port}", fmt)
             server_config = uvicorn.Config(
                 kitchen.web_app(),
                 host=host,
                 port=port,
                 log_level="warning",
+                # uvicorn's lines go through Kitchen's handler (and format), not its own.
+                log_config=None,
                 # After this, requests still open are cancelled and their connections
                 # dropped: a client that never finishes its body cannot stall SIGTERM.
                 timeout_graceful_shutdown=settings.http.shutdown_seconds,
@@ -343,12 +363,21 @@ def main(argv: list[str] | None = None) -> int:
             stopped = threading.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: stopped.set())
-            print("Kitchen running without HTTP; Ctrl-C stops it", flush=True)
+            say("Kitchen running without HTTP; Ctrl-C stops it", fmt)
             stopped.wait()
     finally:
         kitchen.stop()
         log.info("stopped")
     return 0
+
+
+def say(line: str, fmt: str, level: int = logging.INFO, stream: TextIO | None = None) -> None:
+    """A line for whoever started Kitchen: printed as it is for a terminal, a log line
+    (so one JSON object) when the log format is json."""
+    if fmt == "json":
+        log.log(level, line)
+    else:
+        print(line, file=stream or sys.stdout, flush=True)
 
 
 if __name__ == "__main__":

@@ -103,5 +103,6 @@ def redrive(topic: str, older_than: datetime.timedelta, limit: int | None = 1000
                 alert.id,
                 MAX_REDRIVES,
                 topic,
+                extra={"alert_id": alert.id, "merchant_id": alert.merchant_id},
             )
     return len(lost)

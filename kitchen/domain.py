@@ -42,10 +42,15 @@ class IngredientState:
     threshold: Fraction  # from the settings: there is no second default here
 
 
+# Why an order was rejected, as a bounded class (the reason's text names grams and ids).
+UNKNOWN_PRODUCT, INSUFFICIENT_STOCK = "unknown_product", "insufficient_stock"
+
+
 @dataclass
 class Outcome:
     applied: bool
     reason: str | None = None
+    reason_class: str | None = None  # UNKNOWN_PRODUCT or INSUFFICIENT_STOCK when rejected
     # ingredients whose stock this order took below their threshold while armed
     crossed: list[int] = field(default_factory=list)
     # grams taken from each ingredient (for the ledger)
@@ -90,7 +95,7 @@ def apply_order(
     lines = list(lines)
     unknown = sorted({line.product_id for line in lines if line.product_id not in recipes})
     if unknown:
-        return Outcome(False, f"unknown product {', '.join(map(str, unknown))}")
+        return Outcome(False, f"unknown product {', '.join(map(str, unknown))}", UNKNOWN_PRODUCT)
     needed = grams_needed(lines, recipes)
     short = [
         f"{ingredients[i].name} needs {grams} g, {ingredients[i].stock} g left"
@@ -98,7 +103,7 @@ def apply_order(
         if ingredients[i].stock < grams
     ]
     if short:
-        return Outcome(False, "insufficient stock: " + "; ".join(short))
+        return Outcome(False, "insufficient stock: " + "; ".join(short), INSUFFICIENT_STOCK)
     outcome = Outcome(True)
     for ingredient_id, grams in sorted(needed.items()):
         ingredient = ingredients[ingredient_id]

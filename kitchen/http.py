@@ -7,12 +7,33 @@ through the one documented handle in `kitchen.db`. Database work runs in Starlet
 thread pool (`run_in_threadpool`): peewee and psycopg2 block, and inside the event loop
 they would serialise every request. Errors are RFC 9457 problem details
 (`application/problem+json`).
+
+Every endpoint documents itself for `GET /openapi.json` (see `kitchen/openapi.py`): its
+docstring is one line of prose for the reader, then a line `---`, then the YAML of its
+OpenAPI operation. Refer to the shared parts with `$ref` (problem responses, request
+bodies and shapes are in `openapi.BASE`); path parameters such as `{id}` are added from
+the path. For example:
+
+    async def get_order(self, request: Request) -> Response:
+        \"""One order of the calling merchant.
+        ---
+        summary: An order and its status
+        responses:
+          "200": {$ref: "#/components/responses/Order"}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "404": {$ref: "#/components/responses/NotFound"}
+        \"""
+
+An endpoint open without a key says `security: []`. A test checks that every route (each
+of its methods) is in the document and that the document is valid OpenAPI 3.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -20,12 +41,25 @@ import peewee as pw
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kitchen import catalogue, dashboard, db, inventory, menu, merchants, orders, views
+from kitchen import (
+    catalogue,
+    dashboard,
+    db,
+    inventory,
+    menu,
+    merchants,
+    metrics,
+    openapi,
+    orders,
+    views,
+)
 from kitchen.db import LedgerEntry
 from kitchen.domain import is_id
 from kitchen.settings import Settings
@@ -48,6 +82,24 @@ DRAIN_BYTES = 8 * 1024 * 1024
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+# What restock, count and waste do, for their OpenAPI description.
+STOCK_MOVES = {
+    LedgerEntry.RESTOCK: (
+        "Restock",
+        "Add stock; above the full level the full level rises to it; at or above the "
+        "threshold the alert re-arms.",
+    ),
+    LedgerEntry.COUNT: (
+        "Count",
+        "A physical count: the stock becomes the counted grams (may alert or re-arm).",
+    ),
+    LedgerEntry.WASTE: (
+        "Waste",
+        "Remove spoiled stock (may alert); more than is in stock is a 422.",
+    ),
+}
 
 
 class Problem(Exception):
@@ -156,6 +208,24 @@ class Api:
     # -- orders --------------------------------------------------------------------------
 
     async def create_order(self, request: Request) -> Response:
+        """Place an order: saved with its ORDER_CREATED event in one transaction.
+        ---
+        summary: Place an order
+        description: The stock changes a moment later, when the processing role applies it.
+        parameters:
+          - name: Idempotency-Key
+            in: header
+            description: A retry with the same key returns the first order and places nothing.
+            schema: {type: string, minLength: 1, maxLength: 255}
+        requestBody: {$ref: "#/components/requestBodies/NewOrder"}
+        responses:
+          "201": {$ref: "#/components/responses/Order"}
+          "400": {$ref: "#/components/responses/BadRequest"}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "413": {$ref: "#/components/responses/TooLarge"}
+          "422": {$ref: "#/components/responses/Invalid"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         key = request.headers.get("idempotency-key")
         if key is not None and not 1 <= len(key) <= 255:
@@ -179,6 +249,7 @@ class Api:
             raise Problem(422, "Idempotency-Key reused", detail) from None
         headers = {"Location": f"/order/{order.id}"}
         if created:
+            metrics.order_accepted()
             self.on_commit()
         else:
             headers["Idempotent-Replayed"] = "true"
@@ -186,6 +257,15 @@ class Api:
         return JSONResponse(views.order(order, lines), status_code=201, headers=headers)
 
     async def get_order(self, request: Request) -> Response:
+        """One order of the calling merchant.
+        ---
+        summary: An order and its status
+        responses:
+          "200": {$ref: "#/components/responses/Order"}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "404": {$ref: "#/components/responses/NotFound"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         order_id = self._id(request, "order")
         view = await self._run(views.order_by_id, order_id, merchant_id)
@@ -194,12 +274,45 @@ class Api:
         return JSONResponse(view)
 
     async def recent_orders(self, request: Request) -> Response:
+        """The calling merchant's latest orders, newest first (the dashboard lists them).
+        ---
+        summary: Latest orders
+        parameters:
+          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 20}}
+          - name: before
+            in: query
+            description: an order id; only older ones are listed (paging)
+            schema: {type: integer, minimum: 1}
+        responses:
+          "200":
+            description: Orders as GET /order/{id} shows them, newest first.
+            content:
+              application/json:
+                schema: {type: array, items: {type: object, additionalProperties: true}}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "422": {$ref: "#/components/responses/Invalid"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         limit = query_int(request, "limit", 20, 1, 500)
         before = query_int(request, "before", None, 1, 2**63 - 1)
         return JSONResponse(await self._run(views.recent_orders, merchant_id, limit, before))
 
     async def seed(self, request: Request) -> Response:
+        """The reference kitchen (a burger of beef, cheese and onion) for the caller.
+        ---
+        summary: Seed the reference kitchen (development only)
+        responses:
+          "200":
+            description: It was there already; nothing changed.
+            content: {application/json: {schema: {$ref: "#/components/schemas/Seeded"}}}
+          "201":
+            description: Created.
+            content: {application/json: {schema: {$ref: "#/components/schemas/Seeded"}}}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "403": {$ref: "#/components/responses/Forbidden"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         if self.settings.app.production:
             raise Problem(403, "Forbidden", "the reference kitchen is for development only")
@@ -209,11 +322,32 @@ class Api:
     # -- the merchant --------------------------------------------------------------------
 
     async def get_merchant(self, request: Request) -> Response:
+        """The calling merchant.
+        ---
+        summary: The calling merchant
+        responses:
+          "200": {$ref: "#/components/responses/Merchant"}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         default = self.rules.default_threshold
         return JSONResponse(await self._run(merchants.get, merchant_id, default))
 
     async def patch_merchant(self, request: Request) -> Response:
+        """Change the calling merchant's name, alert address or default threshold.
+        ---
+        summary: Change the calling merchant
+        requestBody: {$ref: "#/components/requestBodies/MerchantChange"}
+        responses:
+          "200": {$ref: "#/components/responses/Merchant"}
+          "400": {$ref: "#/components/responses/BadRequest"}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "413": {$ref: "#/components/responses/TooLarge"}
+          "422": {$ref: "#/components/responses/Invalid"}
+          "409": {$ref: "#/components/responses/Conflict"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         data = await self._json(request)
         return JSONResponse(await self._run(merchants.update, merchant_id, data, self.rules))
@@ -221,23 +355,67 @@ class Api:
     # -- ingredients and their stock -----------------------------------------------------
 
     async def ingredients(self, request: Request) -> Response:
+        """The calling merchant's ingredients.
+        ---
+        summary: List ingredients
+        responses:
+          "200": {$ref: "#/components/responses/Ingredients"}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         default = self.rules.default_threshold
         return JSONResponse(await self._run(inventory.all_of, merchant_id, default))
 
     async def create_ingredient(self, request: Request) -> Response:
+        """Add an ingredient; its full level defaults to its stock.
+        ---
+        summary: Add an ingredient
+        requestBody: {$ref: "#/components/requestBodies/NewIngredient"}
+        responses:
+          "201": {$ref: "#/components/responses/Ingredient"}
+          "400": {$ref: "#/components/responses/BadRequest"}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "413": {$ref: "#/components/responses/TooLarge"}
+          "422": {$ref: "#/components/responses/Invalid"}
+          "409": {$ref: "#/components/responses/Conflict"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         data = await self._json(request)
         view = await self._run(inventory.create, merchant_id, data, self.rules)
         return JSONResponse(view, 201, {"Location": f"/ingredients/{view['id']}"})
 
     async def get_ingredient(self, request: Request) -> Response:
+        """One ingredient of the calling merchant.
+        ---
+        summary: An ingredient
+        responses:
+          "200": {$ref: "#/components/responses/Ingredient"}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "404": {$ref: "#/components/responses/NotFound"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         ingredient_id = self._id(request, "ingredient")
         default = self.rules.default_threshold
         return JSONResponse(await self._run(inventory.one, merchant_id, ingredient_id, default))
 
     async def patch_ingredient(self, request: Request) -> Response:
+        """Rename an ingredient, or change its full level or threshold (may alert or re-arm).
+        ---
+        summary: Change an ingredient
+        requestBody: {$ref: "#/components/requestBodies/IngredientChange"}
+        responses:
+          "200": {$ref: "#/components/responses/Ingredient"}
+          "400": {$ref: "#/components/responses/BadRequest"}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "404": {$ref: "#/components/responses/NotFound"}
+          "409": {$ref: "#/components/responses/Conflict"}
+          "413": {$ref: "#/components/responses/TooLarge"}
+          "422": {$ref: "#/components/responses/Invalid"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         ingredient_id = self._id(request, "ingredient")
         data = await self._json(request)
@@ -246,7 +424,7 @@ class Api:
         return JSONResponse(view)
 
     def stock_move(self, kind: str) -> Callable[[Request], Awaitable[Response]]:
-        """POST /ingredients/{id}/restock, /count, /waste."""
+        """POST /ingredients/{id}/restock, /count, /waste (documented per kind below)."""
 
         async def endpoint(request: Request) -> Response:
             merchant_id = await self.merchant_of(request)
@@ -258,9 +436,40 @@ class Api:
             self.on_commit()  # a count or waste may have raised an alert
             return JSONResponse(view)
 
+        title, description = STOCK_MOVES[kind]
+        endpoint.__doc__ = f"""{description}
+        ---
+        summary: {title} an ingredient
+        description: {json.dumps(description)}
+        requestBody: {{$ref: "#/components/requestBodies/StockMove"}}
+        responses:
+          "200": {{$ref: "#/components/responses/Ingredient"}}
+          "400": {{$ref: "#/components/responses/BadRequest"}}
+          "401": {{$ref: "#/components/responses/Unauthorized"}}
+          "404": {{$ref: "#/components/responses/NotFound"}}
+          "413": {{$ref: "#/components/responses/TooLarge"}}
+          "422": {{$ref: "#/components/responses/Invalid"}}
+          "503": {{$ref: "#/components/responses/Unavailable"}}
+        """
         return endpoint
 
     async def ledger(self, request: Request) -> Response:
+        """Every change of an ingredient's stock, newest first.
+        ---
+        summary: The ledger of an ingredient
+        parameters:
+          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 50}}
+          - name: before
+            in: query
+            description: an entry id; only older entries are listed (paging)
+            schema: {type: integer, minimum: 1}
+        responses:
+          "200": {$ref: "#/components/responses/Ledger"}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "404": {$ref: "#/components/responses/NotFound"}
+          "422": {$ref: "#/components/responses/Invalid"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         ingredient_id = self._id(request, "ingredient")
         limit = query_int(request, "limit", 50, 1, 500)
@@ -271,17 +480,54 @@ class Api:
     # -- alerts and the dashboard ---------------------------------------------------------
 
     async def alerts(self, request: Request) -> Response:
+        """The calling merchant's alerts, newest first, with the state of their email.
+        ---
+        summary: Latest alerts
+        parameters:
+          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 20}}
+          - name: before
+            in: query
+            description: an alert id; only older ones are listed (paging)
+            schema: {type: integer, minimum: 1}
+        responses:
+          "200":
+            description: Alerts with their ingredient, stock, threshold and mail state.
+            content:
+              application/json:
+                schema: {type: array, items: {type: object, additionalProperties: true}}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "422": {$ref: "#/components/responses/Invalid"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         limit = query_int(request, "limit", 20, 1, 500)
         before = query_int(request, "before", None, 1, 2**63 - 1)
         return JSONResponse(await self._run(views.recent_alerts, merchant_id, limit, before))
 
     async def page(self, request: Request) -> Response:
-        """The dashboard page: no data in it, so no key needed (see kitchen.dashboard)."""
+        """The dashboard page; it holds no data, so it needs no key (see kitchen.dashboard).
+        ---
+        summary: The live stock dashboard (HTML)
+        security: []
+        responses:
+          "200":
+            description: The page; its script polls GET /dashboard with the key it is given.
+            content: {text/html: {schema: {type: string}}}
+        """
         html = dashboard.page(self.settings.app.production)
         return HTMLResponse(html, headers=dashboard.HEADERS)
 
     async def dashboard(self, request: Request) -> Response:
+        """What the dashboard page polls: the merchant, ingredients, products, orders, alerts.
+        ---
+        summary: Dashboard data
+        responses:
+          "200":
+            description: The merchant and its four lists, in one answer.
+            content: {application/json: {schema: {type: object, additionalProperties: true}}}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         default = self.rules.default_threshold
         view = await self._run(dashboard.data, merchant_id, default)
@@ -290,27 +536,80 @@ class Api:
     # -- products ------------------------------------------------------------------------
 
     async def products(self, request: Request) -> Response:
+        """The calling merchant's products, each with how many more the stock can make.
+        ---
+        summary: List products
+        responses:
+          "200": {$ref: "#/components/responses/Products"}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         return JSONResponse(await self._run(menu.all_of, merchant_id))
 
     async def create_product(self, request: Request) -> Response:
+        """Add a product and its recipe.
+        ---
+        summary: Add a product
+        requestBody: {$ref: "#/components/requestBodies/NewProduct"}
+        responses:
+          "201": {$ref: "#/components/responses/Product"}
+          "400": {$ref: "#/components/responses/BadRequest"}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "413": {$ref: "#/components/responses/TooLarge"}
+          "422": {$ref: "#/components/responses/Invalid"}
+          "409": {$ref: "#/components/responses/Conflict"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         data = await self._json(request)
         view = await self._run(menu.create, merchant_id, data)
         return JSONResponse(view, 201, {"Location": f"/products/{view['id']}"})
 
     async def get_product(self, request: Request) -> Response:
+        """One product of the calling merchant.
+        ---
+        summary: A product
+        responses:
+          "200": {$ref: "#/components/responses/Product"}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "404": {$ref: "#/components/responses/NotFound"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         product_id = self._id(request, "product")
         return JSONResponse(await self._run(menu.one, merchant_id, product_id))
 
     async def patch_product(self, request: Request) -> Response:
+        """Rename a product or replace its whole recipe.
+        ---
+        summary: Change a product
+        requestBody: {$ref: "#/components/requestBodies/ProductChange"}
+        responses:
+          "200": {$ref: "#/components/responses/Product"}
+          "400": {$ref: "#/components/responses/BadRequest"}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "404": {$ref: "#/components/responses/NotFound"}
+          "409": {$ref: "#/components/responses/Conflict"}
+          "413": {$ref: "#/components/responses/TooLarge"}
+          "422": {$ref: "#/components/responses/Invalid"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         product_id = self._id(request, "product")
         data = await self._json(request)
         return JSONResponse(await self._run(menu.update, merchant_id, product_id, data))
 
     async def delete_product(self, request: Request) -> Response:
+        """Delete a product: past orders keep it, new orders naming it get 422.
+        ---
+        summary: Delete a product
+        responses:
+          "204": {description: Deleted.}
+          "401": {$ref: "#/components/responses/Unauthorized"}
+          "404": {$ref: "#/components/responses/NotFound"}
+          "503": {$ref: "#/components/responses/Unavailable"}
+        """
         merchant_id = await self.merchant_of(request)
         product_id = self._id(request, "product")
         await self._run(menu.delete, merchant_id, product_id)
@@ -319,12 +618,35 @@ class Api:
     # -- operations ----------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
-        """Liveness: the process answers."""
+        """Liveness: the process answers.
+        ---
+        summary: Liveness (no key needed)
+        security: []
+        responses:
+          "200":
+            description: The process answers.
+            content: {application/json: {schema: {$ref: "#/components/schemas/Health"}}}
+        """
         return JSONResponse({"status": "ok"})
 
     async def ready(self, request: Request) -> Response:
         """Readiness: the database answers and every role is working (its thread alive,
-        and not failing the same work again and again)."""
+        and not failing the same work again and again).
+        ---
+        summary: Readiness (no key needed)
+        security: []
+        responses:
+          "200":
+            description: The database answers and every role of this process works.
+            content: {application/json: {schema: {$ref: "#/components/schemas/Readiness"}}}
+          "503":
+            description: >-
+              A role is not working (`roles` says which; then the body is JSON), or the
+              database does not answer (a problem document).
+            content:
+              application/json: {schema: {$ref: "#/components/schemas/Readiness"}}
+              application/problem+json: {schema: {$ref: "#/components/schemas/Problem"}}
+        """
 
         def check() -> dict[str, Any]:
             db.ping()
@@ -340,6 +662,33 @@ class Api:
         dead = [name for name, ok in parts.items() if not ok]
         status = 503 if dead else 200
         return JSONResponse({"status": "ok" if not dead else "degraded", "roles": parts}, status)
+
+    async def metrics(self, request: Request) -> Response:
+        """Prometheus metrics of this process (the README lists them). No key needed, and
+        nothing secret in it: no key, email address or password.
+        ---
+        summary: Prometheus metrics (no key needed)
+        security: []
+        responses:
+          "200":
+            description: The Prometheus text format.
+            content: {text/plain: {schema: {type: string}}}
+        """
+        # Scrape-time collectors query the database: off the event loop.
+        body = await run_in_threadpool(metrics.exposition)
+        return Response(body, media_type=metrics.CONTENT_TYPE)
+
+    async def openapi(self, request: Request) -> Response:
+        """This API's OpenAPI 3.1 document, made from the routes.
+        ---
+        summary: The OpenAPI document (no key needed)
+        security: []
+        responses:
+          "200":
+            description: OpenAPI 3.1, as JSON.
+            content: {application/json: {schema: {type: object}}}
+        """
+        return JSONResponse(openapi.document(request.app.routes))
 
 
 def path_id(raw: str) -> int | None:
@@ -388,6 +737,8 @@ def build_app(api: Api) -> Starlette:
         Route("/products/{id}", api.delete_product, methods=["DELETE"]),
         Route("/health", api.health, methods=["GET"]),
         Route("/ready", api.ready, methods=["GET"]),
+        Route("/metrics", api.metrics, methods=["GET"]),
+        Route("/openapi.json", api.openapi, methods=["GET"]),
     ]
 
     async def on_problem(request: Request, exc: Exception) -> Response:
@@ -418,6 +769,7 @@ def build_app(api: Api) -> Starlette:
 
     return Starlette(
         routes=routes,
+        middleware=[Middleware(HttpMetrics)],
         exception_handlers={
             Problem: on_problem,
             Invalid: on_invalid,
@@ -428,3 +780,32 @@ def build_app(api: Api) -> Starlette:
             pw.InterfaceError: on_database,
         },
     )
+
+
+class HttpMetrics:
+    """ASGI middleware: count each request by method, route template and status, and
+    time it until its last byte. The template (`/order/{id}`) comes from the route that
+    matched, so raw paths (ids, probes of random URLs) never become label values."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless a response starts: an error the app did not answer
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            # The router records the route it matched in the scope (also for a 405).
+            route = getattr(scope.get("route"), "path", None) or metrics.UNMATCHED
+            metrics.http_request(scope["method"], route, status, time.perf_counter() - started)

@@ -9,17 +9,27 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from kitchen import metrics
 from kitchen.events import Handler, Received, UnusableEvent
 
 log = logging.getLogger(__name__)
+# librdkafka's own messages (the mock cluster's banner, a broker gone), through Python
+# logging like every other line (and so in JSON when [log] format = "json"). The client
+# hands them over when it is polled.
+client_log = logging.getLogger("kitchen.kafka.client")
 
 E = TypeVar("E")
+
+# Stands for "no offset committed yet" in ConsumerWorker._committed (librdkafka's
+# OFFSET_INVALID is -1001): lag then counts from the low watermark.
+NOT_COMMITTED = -1
 
 # A role is reported not ready after this many failed attempts in a row (about 3.5 s of
 # back-off): one failed batch is a hiccup, a streak is a role that is not working.
@@ -35,8 +45,11 @@ class EmbeddedKafka:
     """
 
     def __init__(self, brokers: int = 1) -> None:
-        self._owner = Producer({"test.mock.num.brokers": brokers, "client.id": "embedded"})
+        self._owner = Producer(
+            {"test.mock.num.brokers": brokers, "client.id": "embedded", "logger": client_log}
+        )
         metadata = self._owner.list_topics(timeout=10)
+        self._owner.poll(0)  # hands its banner to the logger
         self.bootstrap_servers = ",".join(f"{b.host}:{b.port}" for b in metadata.brokers.values())
 
     def create_topics(self, topics: Sequence[str]) -> None:
@@ -53,6 +66,7 @@ def producer_config(bootstrap_servers: str) -> dict[str, Any]:
     return {
         "bootstrap.servers": bootstrap_servers,
         "log.connection.close": False,
+        "logger": client_log,
         # Idempotence: a retried send is written once and order per partition is kept.
         "enable.idempotence": True,
         "acks": "all",
@@ -69,6 +83,7 @@ def consumer_config(
     config = {
         "bootstrap.servers": bootstrap_servers,
         "log.connection.close": False,
+        "logger": client_log,
         "group.id": group_id,
         "auto.offset.reset": "earliest",
         # Offsets are committed by hand, after the database commit of the batch.
@@ -96,7 +111,12 @@ def ensure_topics(
     """
     # Quiet: while the broker is down librdkafka would log every reconnect (20 a second);
     # the caller logs one line per attempt instead.
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 2})
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers,
+        "log_level": 2,
+        "logger": client_log,
+    }
+    admin = AdminClient(config)
     existing = admin.list_topics(timeout=timeout).topics
     missing = [NewTopic(t, num_partitions=partitions) for t in topics if t not in existing]
     if not missing:
@@ -203,6 +223,8 @@ class ConsumerWorker(Generic[E]):
         self.processed = 0
         self.assigned: list[tuple[str, int]] = []  # partitions this consumer owns now
         self.cluster_id = ""  # of the cluster the consumer reads, for `source`
+        self._committed: dict[tuple[str, int], int] = {}  # offsets this consumer committed
+        self._lag_reported = 0.0  # time.monotonic() of the last lag report
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._supervise, name=name, daemon=True)
         self._dlq: Producer | None = None
@@ -267,9 +289,13 @@ class ConsumerWorker(Generic[E]):
                     else:
                         # Partition EOF, a topic not created yet: nothing to process.
                         log.debug("%s: %s", self.name, error)
+                if time.monotonic() - self._lag_reported > 1.0:
+                    # Idle, or failing the same batch: the lag still shows how much waits.
+                    self._report_lag(consumer)
                 if not messages:
                     # Committing an empty batch raises _NO_OFFSET: commit only work done.
                     continue
+                started = time.perf_counter()
                 try:
                     rejected = self._process(messages)
                 except Exception as exc:
@@ -279,13 +305,48 @@ class ConsumerWorker(Generic[E]):
                     continue
                 if rejected:
                     self._dead_letter(rejected)
-                consumer.commit(offsets=next_offsets(messages), asynchronous=False)
+                offsets = next_offsets(messages)
+                consumer.commit(offsets=offsets, asynchronous=False)
+                metrics.batch_done(self.name, len(messages), time.perf_counter() - started)
+                self._committed.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
+                self._report_lag(consumer)
                 self.processed += len(messages)
                 self.failing = 0
                 self._backoff = 0.5
         finally:
-            self.assigned = []
+            self._track([TopicPartition(t, p) for t, p in self.assigned], add=False)
             close_with_timeout(consumer)
+
+    def _report_lag(self, consumer: Consumer) -> None:
+        """Lag of each partition this consumer owns: the high watermark (as librdkafka last
+        heard it from a fetch: no request to the broker) minus the offset committed. That
+        offset is the one this consumer last committed; for a partition it has not
+        committed yet, it is asked of the broker once (a partition never committed counts
+        from its low watermark, as `auto.offset.reset` = earliest reads it)."""
+        self._lag_reported = time.monotonic()
+        unknown = [TopicPartition(t, p) for t, p in self.assigned if (t, p) not in self._committed]
+        if unknown:
+            try:
+                for tp in consumer.committed(unknown, timeout=2):
+                    if tp.error is None:
+                        self._committed[(tp.topic, tp.partition)] = max(tp.offset, NOT_COMMITTED)
+            except KafkaException:
+                pass  # asked again at the next report
+        for topic, partition in self.assigned:
+            committed = self._committed.get((topic, partition))
+            try:
+                watermarks = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if committed is None or watermarks is None or watermarks[1] < 0:
+                continue
+            low, high = watermarks
+            start = committed if committed >= 0 else low
+            if start < 0:
+                continue
+            metrics.consumer_lag(self.group_id, topic, partition, max(0, high - start))
 
     def _process(self, messages: list[Message]) -> list[tuple[Message, str]]:
         """Decode and handle a batch; return the messages to dead-letter, with the reason."""
@@ -321,6 +382,11 @@ class ConsumerWorker(Generic[E]):
         changed = {(p.topic, p.partition) for p in partitions}
         kept = [tp for tp in self.assigned if tp not in changed]
         self.assigned = sorted(kept + list(changed)) if add else kept
+        if not add:
+            # Another consumer (maybe in another process) owns them now and reports them.
+            for tp in changed:
+                self._committed.pop(tp, None)
+            metrics.partitions_gone(self.group_id, changed)
 
     def _dead_letter(self, rejected: list[tuple[Message, str]]) -> None:
         """Park unusable messages on `<topic>.dlq`, reason in a header; go on with the rest."""
@@ -340,3 +406,5 @@ class ConsumerWorker(Generic[E]):
             )
         if self._dlq.flush(30) > 0:
             raise RuntimeError("dead-letter topic unreachable; batch not committed")
+        for m, _ in rejected:
+            metrics.dead_lettered(m.topic() or "")

@@ -14,6 +14,7 @@ import datetime
 import logging
 from fractions import Fraction
 
+from kitchen import metrics
 from kitchen.db import (
     Alert,
     Ingredient,
@@ -149,16 +150,27 @@ def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
             n = _claim(row_id, claim_seconds)
             if n is None:
                 continue  # another sender has it, or has sent it
+            ids = {"alert_id": n.alert_id} if n.alert_id is not None else {}
             try:
                 mailer.send(n.email, n.subject, n.body, n.message_id)
             except PermanentMailError as exc:
-                log.error("alert mail %s to %r failed for good: %s", n.dedup_key, n.email, exc)
+                metrics.email("failed")
+                log.error(
+                    "alert mail %s to %r failed for good: %s", n.dedup_key, n.email, exc, extra=ids
+                )
                 Notification.update(
                     claimed_until=None, failed_at=utcnow(), last_error=str(exc)
                 ).where(Notification.id == n.id).execute()
                 continue
             except Exception as exc:
-                log.warning("alert mail %s failed (attempt %d): %s", n.dedup_key, n.attempts, exc)
+                metrics.email("retried")
+                log.warning(
+                    "alert mail %s failed (attempt %d): %s",
+                    n.dedup_key,
+                    n.attempts,
+                    exc,
+                    extra=ids,
+                )
                 Notification.update(
                     claimed_until=None,
                     last_error=f"{type(exc).__name__}: {exc}",
@@ -169,7 +181,8 @@ def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
                 Notification.id == n.id
             ).execute()
             sent += 1
-            log.info("alert mail %s sent to %s", n.dedup_key, n.email)
+            metrics.email("sent")
+            log.info("alert mail %s sent to %s", n.dedup_key, n.email, extra=ids)
     return sent
 
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import peewee as pw
 from confluent_kafka import KafkaError, Message, Producer
 
+from kitchen import metrics
 from kitchen.db import Outbox, database, session, transaction, utcnow
 from kitchen.kafka import FAILURES_BEFORE_UNREADY
 
@@ -140,6 +141,7 @@ class Relay:
                     Outbox.id.in_(delivered)
                 ).execute()
             self.published += len(delivered)
+            metrics.outbox_published(len(delivered))
         if delivered or not (rows or self._inflight):
             self.failing = 0  # progress, or nothing to do
         elif undelivered:

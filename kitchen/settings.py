@@ -6,6 +6,7 @@ missing key in the file is never an error and a typo'd key is one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 ROLES = ("api", "processing", "notification", "relay")
 
@@ -127,6 +128,12 @@ class Scheduler:
 
 
 @dataclasses.dataclass(frozen=True)
+class Log:
+    # "text" for a terminal; "json": one JSON object per line, for a log collector.
+    format: str = "text"
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     app: App = App()
     roles: Roles = Roles()
@@ -137,6 +144,7 @@ class Settings:
     alerts: Alerts = Alerts()
     orders: Orders = Orders()
     scheduler: Scheduler = Scheduler()
+    log: Log = Log()
 
 
 class SettingsError(ValueError):
@@ -249,6 +257,8 @@ def check(s: Settings) -> list[str]:
     threshold = s.alerts.threshold
     if math.isnan(threshold) or not 0 < threshold < 1:
         problems.append(f"alerts.threshold: must be between 0 and 1 (exclusive), got {threshold}")
+    if s.log.format not in ("text", "json"):
+        problems.append(f"log.format: must be text or json, got {s.log.format!r}")
     if s.app.env not in ("development", "production"):
         problems.append(f"app.env: must be development or production, got {s.app.env!r}")
     if s.mail.starttls and s.mail.ssl:
@@ -292,6 +302,17 @@ def mask_url(url: str) -> str:
     Masks up to the last '@', so a password with an unencoded '@' or '/' is still hidden.
     """
     return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:@/]*):.*@", r"\1:***@", url, count=1)
+
+
+def secrets(s: Settings) -> list[str]:
+    """The passwords among the settings, for the log formatter to mask should one ever
+    reach a line (the code never logs them)."""
+    found = [s.mail.smtp_password]
+    with contextlib.suppress(ValueError):
+        password = urlsplit(s.database.url).password
+        if password:
+            found += [password, unquote(password)]
+    return [p for p in found if p]
 
 
 def with_roles(settings: Settings, roles: str) -> Settings:

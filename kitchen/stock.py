@@ -8,15 +8,16 @@ never deadlock and never lose an update.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
 import peewee as pw
 
-from kitchen import alerts, domain
+from kitchen import alerts, domain, metrics
 from kitchen.db import (
     Ingredient,
     LedgerEntry,
@@ -53,6 +54,8 @@ class BatchResult:
     skipped: list[int]  # already processed: a redelivery
     unknown: list[int]  # no such order
     alerts: list[int]
+    # rejected orders per reason class (domain.INSUFFICIENT_STOCK, ...), for the metrics
+    rejected_by: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -> BatchResult:
@@ -81,6 +84,8 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
         applied: list[int] = []
         rejected: list[int] = []
         raised: list[int] = []
+        rejected_by: Counter[str] = Counter()
+        notes: list[tuple[str, tuple[object, ...], dict[str, int]]] = []  # logged once committed
         ledger: list[tuple[object, ...]] = []
         now = utcnow()
         for order in pending:
@@ -89,6 +94,15 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
             order.reason = outcome.reason
             order.processed_at = now
             (applied if outcome.applied else rejected).append(order.id)
+            if not outcome.applied:
+                rejected_by[outcome.reason_class or "other"] += 1
+                notes.append(
+                    (
+                        "order %d rejected: %s",
+                        (order.id, outcome.reason),
+                        {"order_id": order.id, "merchant_id": order.merchant_id},
+                    )
+                )
             ledger += [
                 (order.merchant_id, i, -grams, LedgerEntry.ORDER, order.id, state[i].stock, now)
                 for i, grams in outcome.used.items()
@@ -99,6 +113,17 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
                     order.merchant_id, state[ingredient_id], email, notify_topic, order.id
                 )
                 raised.append(alert.id)
+                notes.append(
+                    (
+                        "alert %d: %s fell to %d g, below its threshold",
+                        (alert.id, state[ingredient_id].name, state[ingredient_id].stock),
+                        {
+                            "alert_id": alert.id,
+                            "order_id": order.id,
+                            "merchant_id": order.merchant_id,
+                        },
+                    )
+                )
 
         Order.bulk_update(pending, fields=[Order.status, Order.reason, Order.processed_at])
         bulk_insert(LEDGER_FIELDS, ledger)  # the batch's ledger rows in one statement
@@ -109,7 +134,9 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
                 Ingredient.update(stock=Ingredient.stock - used, alert_armed=s.armed).where(
                     Ingredient.id == ingredient_id
                 ).execute()
-    return BatchResult(applied, rejected, skipped, unknown, raised)
+    for message, args, about in notes:
+        log.info(message, *args, extra=about)
+    return BatchResult(applied, rejected, skipped, unknown, raised, dict(rejected_by))
 
 
 def _lines_of(orders: list[Order]) -> dict[int, list[domain.Line]]:
@@ -147,6 +174,7 @@ def order_created_handler(
         for r in batch:
             by_id[r.event.id].append(r)
         result = apply_orders(list(by_id), notify_topic, threshold)
+        metrics.orders_processed(len(result.applied), result.rejected_by, len(result.alerts))
         if result.alerts and on_alert is not None:
             on_alert()
         log.info(

@@ -15,6 +15,10 @@ def test_shipped_file_gives_the_embedded_defaults() -> None:
     assert s.kafka.order_created_topic == "order_created" and s.kafka.notify_topic == "notify"
     assert s.roles.enabled() == ["api", "processing", "notification", "relay"]
     assert s.mail.smtp_host == "" and s.alerts.threshold == 0.5
+    assert s.log.format == "text"
+    assert config.load(ROOT / "settings.toml", env={"KITCHEN_LOG_FORMAT": "json"}).log.format == (
+        "json"
+    )
 
 
 def test_environment_overrides_the_file_with_types() -> None:
@@ -79,6 +83,8 @@ def test_roles_flag_turns_on_only_the_named_roles() -> None:
         ("KITCHEN_DATABASE_URL", "mysql://root@db/kitchen", "unsupported scheme 'mysql'"),
         ("KITCHEN_DATABASE_URL", "kitchen.db", "unsupported scheme ''"),
         ("KITCHEN_DATABASE_URL", "postgresql://kitchen@db:5432/", "names no database"),
+        ("KITCHEN_LOG_FORMAT", "JSON", "log.format: must be text or json, got 'JSON'"),
+        ("KITCHEN_LOG_FORMAT", "", "log.format: must be text or json"),
     ],
 )
 def test_values_that_make_no_sense_are_refused(variable: str, value: str, message: str) -> None:

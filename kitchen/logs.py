@@ -1,0 +1,149 @@
+"""Log lines: text for a terminal, or one JSON object per line for a log collector.
+
+    [log] format = "json"    (KITCHEN_LOG_FORMAT=json)
+
+    {"time": "2026-01-02T03:04:05.678Z", "level": "info", "role": "processing",
+     "logger": "kitchen.stock", "message": "alert 3: onion fell to 480 g, below ...",
+     "alert_id": 3, "order_id": 26, "merchant_id": 1}
+
+`role` is the role whose work wrote the line: `processing`, `notification` and `relay`
+(their threads, and the periodic jobs each owns), `api` (requests), else `main` (start,
+stop, the CLI). A line about one order, alert or merchant carries its id: the call site
+passes it, `log.info(..., extra={"order_id": order.id})`.
+
+No secret is logged: the code never formats an API key or a password into a line, and
+as a second line of defence both formats replace the configured passwords (those of 8
+characters or more) and anything shaped like an API key with `***`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import datetime
+import json
+import logging
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+FORMATS = ("text", "json")
+ROLES = ("api", "processing", "notification", "relay")
+IDS = ("order_id", "alert_id", "merchant_id")  # `extra` keys a JSON line carries
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# merchants.new_key(): "kitchen_" + 43 URL-safe characters.
+API_KEY = re.compile(r"kitchen_[A-Za-z0-9_-]{40,}")
+MIN_SECRET = 8  # shorter "passwords" (e.g. "kitchen") would mask ordinary words
+
+_role: contextvars.ContextVar[str | None] = contextvars.ContextVar("kitchen_role", default=None)
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def role(name: str) -> Iterator[None]:
+    """Lines logged inside are `name`'s (for work that runs on a shared thread)."""
+    token = _role.set(name)
+    try:
+        yield
+    finally:
+        _role.reset(token)
+
+
+def in_role(name: str, job: Callable[[], T]) -> Callable[[], T]:
+    """`job`, logging as `name` (a periodic job runs on the scheduler's threads)."""
+
+    def run() -> T:
+        with role(name):
+            return job()
+
+    return run
+
+
+def role_of(record: logging.LogRecord) -> str:
+    """Which role wrote `record`: set explicitly, else known from the thread or logger."""
+    explicit = _role.get()
+    if explicit is not None:
+        return explicit
+    thread = record.threadName or ""
+    if thread in ROLES:  # the consumer and relay threads are named after their role
+        return thread
+    if thread.startswith("AnyIO worker") or record.name.startswith(("uvicorn", "kitchen.http")):
+        return "api"  # request work: the event loop's own lines and its thread pool
+    return "main"
+
+
+class Redactor:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return API_KEY.sub("kitchen_***", text)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__(TEXT_FORMAT)
+        self.redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redact(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC), level, role, logger, message, the ids the
+    line is about, and the traceback as `exception` when there is one."""
+
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self.redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        at = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+        entry: dict[str, Any] = {
+            "time": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "role": role_of(record),
+            "logger": record.name,
+            "message": self.redact(record.getMessage()),
+        }
+        for key in IDS:
+            value = getattr(record, key, None)
+            if value is not None:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.redact(self.formatException(record.exc_info))
+        if record.stack_info:
+            entry["stack"] = self.redact(self.formatStack(record.stack_info))
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure(fmt: str = "text", secrets: Iterable[str] = ()) -> None:
+    """Send every log line (Kitchen's, uvicorn's, librdkafka's) to stderr in `fmt`,
+    replacing what a previous call set up."""
+    redact = Redactor(secrets)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(redact) if fmt == "json" else TextFormatter(redact))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Exceptions escaping a thread: a JSON line too, not a bare traceback on stderr.
+    threading.excepthook = _log_thread_exception
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("kitchen").error(
+        "uncaught exception in thread %s",
+        name,
+        exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+    )

@@ -1,0 +1,286 @@
+"""Prometheus metrics: every metric Kitchen exports is defined here, and the places that
+count call the small functions below (they never touch prometheus_client themselves).
+
+One registry per process (`REGISTRY`). Counters add up what this process did, whichever
+Kitchen in it did it (tests start several in one process: they compare before and after).
+What describes the database (stock, the outbox backlog, mails waiting) is read at scrape
+time by `DatabaseCollector`, registered once, here; those values are the same in every
+process that shares the database (aggregate them with max, not sum).
+
+Label values are bounded: route templates, never raw paths; a rejection's reason class,
+never its text; no API key, email address or password is ever a label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import peewee as pw
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from kitchen import db
+from kitchen.db import Ingredient, Merchant, Notification, Outbox, session, utcnow
+
+log = logging.getLogger(__name__)
+
+# The `<name>_created` series of every counter and histogram double the output and no
+# dashboard of ours uses them.
+disable_created_metrics()
+
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)  # CPU, memory, open files of this process
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# -- orders ------------------------------------------------------------------------------
+
+ORDERS_ACCEPTED = Counter(
+    "kitchen_orders_accepted",
+    "Orders saved by POST /order (an idempotent replay is not counted again).",
+    registry=REGISTRY,
+)
+ORDERS_APPLIED = Counter(
+    "kitchen_orders_applied",
+    "Orders the processing role applied to the stock.",
+    registry=REGISTRY,
+)
+ORDERS_REJECTED = Counter(
+    "kitchen_orders_rejected",
+    "Orders the processing role rejected, by reason class.",
+    ["reason"],
+    registry=REGISTRY,
+)
+REJECTION_REASONS = ("insufficient_stock", "unknown_product", "other")
+ALERTS_RAISED = Counter(
+    "kitchen_alerts_raised",
+    "Low-stock alerts raised by orders (threshold crossings).",
+    registry=REGISTRY,
+)
+
+# -- consumers ---------------------------------------------------------------------------
+
+BATCH_SIZE = Histogram(
+    "kitchen_batch_size",
+    "Events per consumer batch (one database transaction each), by role.",
+    ["role"],
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
+    registry=REGISTRY,
+)
+BATCH_SECONDS = Histogram(
+    "kitchen_batch_duration_seconds",
+    "Time to handle and commit one consumer batch, by role.",
+    ["role"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "kitchen_consumer_lag",
+    "Events not yet processed: high watermark minus committed offset, per partition this "
+    "process consumes (updated after each batch, and every second when idle).",
+    ["group", "topic", "partition"],
+    registry=REGISTRY,
+)
+DEAD_LETTERED = Counter(
+    "kitchen_events_dead_lettered",
+    "Unusable events parked on <topic>.dlq, by the topic they were read from.",
+    ["topic"],
+    registry=REGISTRY,
+)
+
+# -- outbox and mail ---------------------------------------------------------------------
+
+OUTBOX_PUBLISHED = Counter(
+    "kitchen_outbox_published",
+    "Outbox rows the relay published and Kafka acknowledged.",
+    registry=REGISTRY,
+)
+EMAILS = Counter(
+    "kitchen_emails",
+    "Alert email attempts by outcome: sent; failed (for good: never retried); retried "
+    "(this attempt failed and the mail waits for another).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+EMAIL_OUTCOMES = ("sent", "failed", "retried")
+
+# -- HTTP --------------------------------------------------------------------------------
+
+HTTP_REQUESTS = Counter(
+    "kitchen_http_requests",
+    "HTTP requests by method, route template (e.g. /order/{id}) and status.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+HTTP_SECONDS = Histogram(
+    "kitchen_http_request_duration_seconds",
+    "HTTP request latency by method and route template, until the last byte is sent.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"  # the route label of a path no route matches (a 404)
+
+
+def order_accepted() -> None:
+    ORDERS_ACCEPTED.inc()
+
+
+def orders_processed(applied: int, rejected: Mapping[str, int], alerts: int) -> None:
+    """After a processing batch committed: counts it already has, no query."""
+    if applied:
+        ORDERS_APPLIED.inc(applied)
+    for reason, n in rejected.items():
+        ORDERS_REJECTED.labels(reason if reason in REJECTION_REASONS else "other").inc(n)
+    if alerts:
+        ALERTS_RAISED.inc(alerts)
+
+
+def batch_done(role: str, size: int, seconds: float) -> None:
+    BATCH_SIZE.labels(role).observe(size)
+    BATCH_SECONDS.labels(role).observe(seconds)
+
+
+def consumer_lag(group: str, topic: str, partition: int, lag: int) -> None:
+    CONSUMER_LAG.labels(group, topic, str(partition)).set(lag)
+
+
+def partitions_gone(group: str, partitions: Iterable[tuple[str, int]]) -> None:
+    """This process no longer consumes these partitions: drop their lag (another process
+    reports it now)."""
+    for topic, partition in partitions:
+        with contextlib.suppress(KeyError):
+            CONSUMER_LAG.remove(group, topic, str(partition))
+
+
+def dead_lettered(topic: str, n: int = 1) -> None:
+    DEAD_LETTERED.labels(topic).inc(n)
+
+
+def outbox_published(n: int) -> None:
+    OUTBOX_PUBLISHED.inc(n)
+
+
+def email(outcome: str) -> None:
+    assert outcome in EMAIL_OUTCOMES, outcome
+    EMAILS.labels(outcome).inc()
+
+
+def http_request(method: str, route: str, status: int, seconds: float) -> None:
+    method = method if method in HTTP_METHODS else "other"
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_SECONDS.labels(method, route).observe(seconds)
+
+
+def exposition() -> bytes:
+    """The text every scrape gets. Queries the database (DatabaseCollector): call it off
+    the event loop."""
+    return generate_latest(REGISTRY)
+
+
+class DatabaseCollector(Collector):
+    """Gauges read from the database at scrape time: a few indexed queries per scrape,
+    nothing per order. An unreachable database gives `kitchen_database_up 0` and none of
+    the others, rather than a failed scrape."""
+
+    STOCK_LABELS = ("merchant_id", "merchant", "ingredient_id", "ingredient")
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def _families(self) -> list[GaugeMetricFamily]:
+        return [
+            GaugeMetricFamily(
+                "kitchen_database_up", "1 when the database answered this scrape, else 0."
+            ),
+            GaugeMetricFamily(
+                "kitchen_outbox_backlog", "Outbox rows not yet published to Kafka (all topics)."
+            ),
+            GaugeMetricFamily(
+                "kitchen_outbox_oldest_unsent_age_seconds",
+                "Age of the oldest outbox row not yet published; 0 when none waits.",
+            ),
+            GaugeMetricFamily(
+                "kitchen_emails_pending",
+                "Alert emails recorded but neither sent nor failed for good.",
+            ),
+            GaugeMetricFamily(
+                "kitchen_ingredient_stock_grams",
+                "Stock of each ingredient, in grams.",
+                labels=self.STOCK_LABELS,
+            ),
+            GaugeMetricFamily(
+                "kitchen_ingredient_full_stock_grams",
+                "Full level of each ingredient (100 % for its alert threshold), in grams.",
+                labels=self.STOCK_LABELS,
+            ),
+        ]
+
+    def collect(self) -> Iterator[Metric]:
+        up, backlog, oldest, pending, stock, full = self._families()
+        if db.database.obj is None:
+            return  # nothing bound yet (a process that never opened its database)
+        try:
+            with session():
+                unsent = Outbox.select().where(Outbox.sent_at.is_null())
+                count = unsent.count()
+                first = (
+                    unsent.select(Outbox.created_at).order_by(Outbox.id).first() if count else None
+                )
+                waiting = (
+                    Notification.select()
+                    .where(Notification.sent_at.is_null(), Notification.failed_at.is_null())
+                    .count()
+                )
+                stock_query: Any = (
+                    Ingredient.select(
+                        Ingredient.id,
+                        Ingredient.name,
+                        Ingredient.stock,
+                        Ingredient.full_stock,
+                        Merchant.id,
+                        Merchant.name,
+                    )
+                    .join(Merchant)
+                    .order_by(Ingredient.id)
+                    .tuples()
+                )
+                rows: list[tuple[Any, ...]] = list(stock_query)
+        except pw.DatabaseError as exc:
+            log.warning("metrics: database unavailable: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        backlog.add_metric([], count)
+        age = 0.0
+        if first is not None:
+            age = max(0.0, (utcnow() - first.created_at).total_seconds())
+        oldest.add_metric([], age)
+        pending.add_metric([], waiting)
+        for ingredient_id, name, grams, full_grams, merchant_id, merchant in rows:
+            labels = [str(merchant_id), merchant, str(ingredient_id), name]
+            stock.add_metric(labels, grams)
+            full.add_metric(labels, full_grams)
+        yield from (up, backlog, oldest, pending, stock, full)
+
+
+REGISTRY.register(DatabaseCollector())

@@ -1,0 +1,211 @@
+"""GET /metrics: the numbers move with what Kitchen does, and nothing secret is in them.
+
+Counters are per process and tests share one process, so each test compares a scrape
+before with scrapes after.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+
+from app import Kitchen
+from kitchen import merchants, metrics
+from kitchen.db import Ingredient, session
+from kitchen.events import Received
+from kitchen.kafka import ConsumerWorker, EmbeddedKafka, ensure_topics, producer_config
+from tests.helpers import REAL_KAFKA, SmtpServer, eventually
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(client: TestClient) -> Samples:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """One sample's value (0 when the series does not exist yet)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of every series of `name` whose labels include `labels`."""
+    wanted = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
+
+
+def test_orders_stock_outbox_and_mail_move_the_numbers(
+    kitchen: Kitchen, api: TestClient, smtp: SmtpServer
+) -> None:
+    before = scrape(api)
+    placed = [
+        api.post("/order", json={"products": [{"product_id": 1, "quantity": q}]}).json()["id"]
+        # 2 + 24 burgers take onion from 1000 g to 480 g (below 50 %: one alert email);
+        # 1000 burgers need more beef than there is: rejected.
+        for q in (2, 24, 1000)
+    ]
+
+    def statuses() -> list[str]:
+        return [api.get(f"/order/{o}").json()["status"] for o in placed]
+
+    eventually(lambda: "pending" not in statuses())
+    assert statuses() == ["applied", "applied", "rejected"]
+    eventually(lambda: len(smtp.messages) == 1)
+
+    def settled() -> Samples | None:
+        """A scrape once the mail is counted and the outbox is empty again."""
+        s = scrape(api)
+        sent = total(s, "kitchen_emails_total", outcome="sent")
+        done = sent > total(before, "kitchen_emails_total", outcome="sent")
+        return s if done and value(s, "kitchen_outbox_backlog") == 0 else None
+
+    after: Samples = eventually(settled)
+
+    def grew(name: str, **labels: str) -> float:
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    assert grew("kitchen_orders_accepted_total") == 3
+    assert grew("kitchen_orders_applied_total") == 2
+    assert grew("kitchen_orders_rejected_total", reason="insufficient_stock") == 1
+    assert grew("kitchen_orders_rejected_total") == 1
+    assert grew("kitchen_alerts_raised_total") == 1
+    assert grew("kitchen_emails_total", outcome="sent") == 1
+    assert grew("kitchen_emails_total", outcome="failed") == 0
+    assert grew("kitchen_outbox_published_total") >= 4  # 3 ORDER_CREATED, 1 NOTIFY
+    assert grew("kitchen_batch_size_sum", role="processing") >= 3
+    assert grew("kitchen_batch_duration_seconds_count", role="processing") >= 1
+
+    with session():
+        onion = Ingredient.get(
+            Ingredient.merchant == kitchen.merchant_id, Ingredient.name == "onion"
+        )
+    labels = {
+        "merchant_id": str(kitchen.merchant_id),
+        "merchant": "default",
+        "ingredient_id": str(onion.id),
+        "ingredient": "onion",
+    }
+    assert value(after, "kitchen_ingredient_stock_grams", **labels) == onion.stock == 480
+    assert value(after, "kitchen_ingredient_full_stock_grams", **labels) == 1000
+    assert value(after, "kitchen_outbox_oldest_unsent_age_seconds") == 0
+    assert value(after, "kitchen_emails_pending") == 0
+    assert value(after, "kitchen_database_up") == 1
+
+    # Requests by route template, never by raw path; a path nothing matches is bounded.
+    assert api.get("/no/such/path").status_code == 404
+    samples = scrape(api)
+    assert total(samples, "kitchen_http_requests_total", route="/order", status="201") >= 3
+    assert total(samples, "kitchen_http_requests_total", route="/order/{id}", status="200") >= 3
+    assert total(samples, "kitchen_http_requests_total", route="unmatched", status="404") >= 1
+    assert total(samples, "kitchen_http_request_duration_seconds_count", route="/order") >= 3
+    routes = {dict(ls).get("route") for n, ls in samples if n == "kitchen_http_requests_total"}
+    assert not {r for r in routes if r and r[-1].isdigit()}, routes
+
+    # Consumer lag per partition of this test's groups: everything is processed.
+    k = kitchen.settings.kafka
+
+    def lags() -> dict[str, float]:
+        s = scrape(api)
+        return {
+            group: total(s, "kitchen_consumer_lag", group=group)
+            for group in (k.processing_group, k.notification_group)
+            if any(n == "kitchen_consumer_lag" and ("group", group) in ls for n, ls in s)
+        }
+
+    eventually(lambda: lags() == {k.processing_group: 0, k.notification_group: 0})
+    series = [
+        dict(ls)
+        for n, ls in scrape(api)
+        if n == "kitchen_consumer_lag" and ("group", k.processing_group) in ls
+    ]
+    assert all(s["topic"] == k.order_created_topic and s["partition"].isdigit() for s in series)
+
+
+def test_lag_counts_the_events_a_failing_consumer_has_not_done(bootstrap: str) -> None:
+    """A consumer that keeps failing its batch commits nothing: the lag says how many
+    events wait, and drops to 0 once they are done. A consumer that stops drops its
+    partitions' lag (another consumer reports them)."""
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    group = f"g-{topic}"
+    if REAL_KAFKA:
+        ensure_topics(bootstrap, [topic], 6)
+    outage = threading.Event()
+    outage.set()
+
+    def handler(batch: list[Received[bytes]]) -> list[tuple[Received[bytes], str]]:
+        if outage.is_set():
+            raise ConnectionError("database down")
+        return []
+
+    producer = Producer(producer_config(bootstrap))
+    for n in range(5):
+        producer.produce(topic, b"x%d" % n, key=b"one partition")
+    assert producer.flush(10) == 0
+    worker = ConsumerWorker("test", bootstrap, group, [topic], lambda v: v or b"", handler)
+    worker.start()
+    try:
+        eventually(lambda: lag_of(group) == 5)
+        outage.clear()
+        eventually(lambda: worker.processed == 5)
+        eventually(lambda: lag_of(group) == 0)
+        assert series_of(group), "the lag of each partition owned, 0 when nothing waits"
+    finally:
+        worker.stop()
+    assert not series_of(group)
+
+
+def lag_of(group: str) -> float:
+    return sum(v for labels, v in series_of(group).items())
+
+
+def series_of(group: str) -> dict[tuple[str, str], float]:
+    samples = text_string_to_metric_families(metrics.exposition().decode())
+    return {
+        (s.labels["topic"], s.labels["partition"]): s.value
+        for family in samples
+        for s in family.samples
+        if s.name == "kitchen_consumer_lag" and s.labels["group"] == group
+    }
+
+
+@pytest.fixture
+def bootstrap() -> Iterator[str]:
+    if REAL_KAFKA:
+        yield REAL_KAFKA
+        return
+    cluster = EmbeddedKafka()
+    yield cluster.bootstrap_servers
+    cluster.close()
+
+
+def test_metrics_need_no_key_and_show_no_secret(make_kitchen: Callable[..., Kitchen]) -> None:
+    kitchen = make_kitchen("api", app={"env": "production"})
+    merchant, key = merchants.create("Chez Ada", "ada@example.com")
+    with TestClient(kitchen.web_app()) as client:
+        bearer = {"Authorization": f"Bearer {key}"}
+        created = client.post("/ingredients", json={"name": "onion", "stock": 1000}, headers=bearer)
+        assert created.status_code == 201
+        assert (
+            client.get("/ingredients", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        )
+        response = client.get("/metrics")  # no key, in production
+        assert response.status_code == 200
+        text: Any = response.text
+    assert key not in text and "Bearer" not in text
+    assert "@" not in text  # no email address (alert addresses, the sender)
+    assert f'merchant="Chez Ada",merchant_id="{merchant.id}"' in text
+    assert 'kitchen_http_requests_total{method="GET",route="/ingredients",status="401"}' in text

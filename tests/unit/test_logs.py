@@ -1,0 +1,85 @@
+"""Log lines: the JSON fields, the role of a line, masking of what must never be logged."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+
+from kitchen import logs
+from kitchen import settings as config
+
+KEY = "kitchen_" + "A" * 43
+
+
+def record(
+    message: str, *args: object, thread: str = "MainThread", **extra: object
+) -> logging.LogRecord:
+    r = logging.LogRecord("kitchen.stock", logging.INFO, __file__, 1, message, args, None)
+    r.threadName = thread
+    r.__dict__.update(extra)
+    return r
+
+
+def test_a_json_line_has_the_fields_and_the_ids_it_is_about() -> None:
+    r = record("order %d rejected", 7, thread="processing", order_id=7, merchant_id=2)
+    line = logs.JsonFormatter(logs.Redactor()).format(r)
+    entry = json.loads(line)
+    assert entry == {
+        "time": entry["time"],
+        "level": "info",
+        "role": "processing",
+        "logger": "kitchen.stock",
+        "message": "order 7 rejected",
+        "order_id": 7,
+        "merchant_id": 2,
+    }
+    assert entry["time"].endswith("Z") and "T" in entry["time"]
+    assert "\n" not in line
+
+
+def test_a_traceback_stays_in_its_one_line() -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        r = record("failed")
+        r.exc_info = sys.exc_info()
+    line = logs.JsonFormatter(logs.Redactor()).format(r)
+    assert "\n" not in line
+    assert "RuntimeError: boom" in json.loads(line)["exception"]
+
+
+def test_the_role_comes_from_the_thread_the_job_or_the_logger() -> None:
+    assert logs.role_of(record("x", thread="relay")) == "relay"
+    assert logs.role_of(record("x", thread="notification")) == "notification"
+    assert logs.role_of(record("x", thread="AnyIO worker thread")) == "api"
+    assert logs.role_of(record("x", thread="MainThread")) == "main"
+    uvicorn = record("x")
+    uvicorn.name = "uvicorn.error"
+    assert logs.role_of(uvicorn) == "api"
+    seen: list[str] = []
+    job = logs.in_role("relay", lambda: seen.append(logs.role_of(record("x"))))
+    thread = threading.Thread(target=job, name="ThreadPoolExecutor-0_0")
+    thread.start()
+    thread.join()
+    assert seen == ["relay"]
+    assert logs.role_of(record("x")) == "main"  # the role ends with the job
+
+
+def test_passwords_and_keys_are_masked_in_both_formats() -> None:
+    s = config.load(
+        None,
+        env={
+            "KITCHEN_MAIL_SMTP_PASSWORD": "smtp-secret-1",
+            "KITCHEN_DATABASE_URL": "postgresql://kitchen:db%2Fsecret-2@db/kitchen",
+        },
+    )
+    redact = logs.Redactor(config.secrets(s))
+    r = record("%s %s %s %s", "smtp-secret-1", "db%2Fsecret-2", "db/secret-2", KEY)
+    for formatter in (logs.TextFormatter(redact), logs.JsonFormatter(redact)):
+        line = formatter.format(r)
+        assert "secret" not in line and KEY not in line, line
+        assert "kitchen_***" in line
+    # Too short to mask without mangling ordinary words (compose's password is "kitchen").
+    assert logs.Redactor(["kitchen"])("kitchen.stock") == "kitchen.stock"
