@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 from app import Kitchen
 from kitchen import db, migrations
 from kitchen import settings as config
+from kitchen.kafka import EmbeddedKafka
 from tests.helpers import REAL_DATABASE, REAL_KAFKA, SmtpServer, free_port
 
 
@@ -113,3 +114,14 @@ def api(kitchen: Kitchen) -> Iterator[TestClient]:
     with TestClient(kitchen.web_app()) as c:
         assert c.post("/order/seed").status_code == 201
         yield c
+
+
+@pytest.fixture
+def bootstrap() -> Iterator[str]:
+    """A Kafka to talk to directly: the real broker, or an embedded cluster of its own."""
+    if REAL_KAFKA:
+        yield REAL_KAFKA
+        return
+    cluster = EmbeddedKafka()
+    yield cluster.bootstrap_servers
+    cluster.close()

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
-import pytest
 from confluent_kafka import Producer
 
 from kitchen.db import is_data_error
 from kitchen.events import Received
-from kitchen.kafka import ConsumerWorker, EmbeddedKafka, ensure_topics, producer_config
+from kitchen.kafka import ConsumerWorker, ensure_topics, producer_config
 from tests.helpers import REAL_KAFKA, eventually, read_topic
-
-
-@pytest.fixture
-def bootstrap() -> Iterator[str]:
-    if REAL_KAFKA:
-        yield REAL_KAFKA
-        return
-    cluster = EmbeddedKafka()
-    yield cluster.bootstrap_servers
-    cluster.close()
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:

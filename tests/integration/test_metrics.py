@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
@@ -20,7 +19,7 @@ from app import Kitchen
 from kitchen import merchants, metrics
 from kitchen.db import Ingredient, session
 from kitchen.events import Received
-from kitchen.kafka import ConsumerWorker, EmbeddedKafka, ensure_topics, producer_config
+from kitchen.kafka import ConsumerWorker, ensure_topics, producer_config
 from tests.helpers import REAL_KAFKA, SmtpServer, eventually
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -180,16 +179,6 @@ def series_of(group: str) -> dict[tuple[str, str], float]:
         for s in family.samples
         if s.name == "kitchen_consumer_lag" and s.labels["group"] == group
     }
-
-
-@pytest.fixture
-def bootstrap() -> Iterator[str]:
-    if REAL_KAFKA:
-        yield REAL_KAFKA
-        return
-    cluster = EmbeddedKafka()
-    yield cluster.bootstrap_servers
-    cluster.close()
 
 
 def test_metrics_need_no_key_and_show_no_secret(make_kitchen: Callable[..., Kitchen]) -> None:
