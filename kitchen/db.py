@@ -361,19 +361,28 @@ def locked(query: Any) -> Any:
     return query
 
 
+# Fields whose Python values (int, str, datetime, None) both drivers store as they are,
+# so `bulk_insert` passes them without peewee's per-value db_value.
+AS_IS = (pw.IntegerField, pw.CharField, pw.TextField, pw.DateTimeField, pw.ForeignKeyField)
+
+
 def bulk_insert(fields: list[pw.Field], rows: list[tuple[Any, ...]]) -> None:
     """Insert many rows of one table in one round trip, inside the caller's transaction.
 
     peewee's insert_many builds its SQL value by value in Python, which cost more than the
     rest of a processing batch (54 ms for 1,500 ledger rows against 11 ms here, measured).
     This sends one parameterised statement for all rows: executemany on SQLite, and
-    psycopg2's execute_values (one multi-row INSERT) on PostgreSQL.
+    psycopg2's execute_values (one multi-row INSERT) on PostgreSQL. Rows hold plain
+    values in `fields`' order: ids as ints, never model instances.
     """
     if not rows:
         return
     table = fields[0].model._meta.table_name
     columns = ", ".join(f'"{f.column_name}"' for f in fields)
-    values = [tuple(f.db_value(v) for f, v in zip(fields, row, strict=True)) for row in rows]
+    if all(isinstance(f, AS_IS) for f in fields):
+        values = rows  # the drivers take these types as they are (a third of intake's time)
+    else:
+        values = [tuple(f.db_value(v) for f, v in zip(fields, row, strict=True)) for row in rows]
     cursor = database.cursor()
     if isinstance(database.obj, pw.PostgresqlDatabase):
         sql = f'INSERT INTO "{table}" ({columns}) VALUES %s'

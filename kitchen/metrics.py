@@ -184,10 +184,22 @@ def email(outcome: str) -> None:
     EMAILS.labels(outcome).inc()
 
 
+# (method, route, status) -> that request counter and latency histogram: `labels()` takes
+# a lock and builds a key on every call, a cost every request paid.
+_http_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def http_request(method: str, route: str, status: int, seconds: float) -> None:
-    method = method if method in HTTP_METHODS else "other"
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_SECONDS.labels(method, route).observe(seconds)
+    method = method if method in HTTP_METHODS else "other"  # bounded, as routes are
+    series = _http_series.get((method, route, status))
+    if series is None:
+        series = (
+            HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_SECONDS.labels(method, route),
+        )
+        _http_series[(method, route, status)] = series
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def exposition() -> bytes:
