@@ -89,6 +89,7 @@ def record(
                     ingredient.name, alert.stock, alert.full_stock, Fraction(alert.threshold)
                 )
             Notification.insert(
+                merchant=ingredient.merchant_id,
                 dedup_key=key,
                 alert=notify.alert_id,
                 ingredient_id=notify.ingredient_id,

@@ -110,8 +110,14 @@ ORDER_FIELDS: list[pw.Field] = [
     Order.idempotency_key,
     Order.request_hash,
 ]
-LINE_FIELDS: list[pw.Field] = [OrderLine.order, OrderLine.product, OrderLine.quantity]
+LINE_FIELDS: list[pw.Field] = [
+    OrderLine.merchant,
+    OrderLine.order,
+    OrderLine.product,
+    OrderLine.quantity,
+]
 OUTBOX_FIELDS: list[pw.Field] = [
+    Outbox.merchant_id,
     Outbox.topic,
     Outbox.key,
     Outbox.payload,
@@ -145,12 +151,23 @@ def place_orders(requests: list[NewOrder], topic: str) -> list[Placed | InvalidO
         }
         bulk_insert(
             LINE_FIELDS,
-            [(saved[i].id, ln.product_id, ln.quantity) for i, r in valid for ln in r.lines],
+            [
+                (r.merchant_id, saved[i].id, ln.product_id, ln.quantity)
+                for i, r in valid
+                for ln in r.lines
+            ],
         )
         bulk_insert(
             OUTBOX_FIELDS,
             [
-                (topic, str(r.merchant_id), OrderCreated(saved[i].id).encode(), saved[i].id, now)
+                (
+                    r.merchant_id,
+                    topic,
+                    str(r.merchant_id),
+                    OrderCreated(saved[i].id, r.merchant_id).encode(),
+                    saved[i].id,
+                    now,
+                )
                 for i, r in valid
             ],
         )
@@ -218,7 +235,9 @@ def redrive(topic: str, older_than: datetime.timedelta, limit: int | None = 1000
             )
         )
         for order in stuck:
-            outbox.add(topic, OrderCreated(order.id), order.merchant_id, order.id)
+            outbox.add(
+                topic, OrderCreated(order.id, order.merchant_id), order.merchant_id, order.id
+            )
         if stuck:
             Order.update(emitted_at=utcnow()).where(Order.id.in_([o.id for o in stuck])).execute()
     if stuck:

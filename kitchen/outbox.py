@@ -34,7 +34,13 @@ def add(topic: str, event: Event, merchant_id: int, ref_id: int) -> None:
 
     Keyed by merchant: one merchant's events stay in order on one partition.
     """
-    Outbox.create(topic=topic, key=str(merchant_id), payload=event.encode(), ref_id=ref_id)
+    Outbox.create(
+        merchant_id=merchant_id,
+        topic=topic,
+        key=str(merchant_id),
+        payload=event.encode(),
+        ref_id=ref_id,
+    )
 
 
 def unsent(topic: str) -> Any:

@@ -79,6 +79,16 @@ class PreviousOutbox(Previous):
         table_name = "outbox"
 
 
+class PreviousOrderLine(Previous):
+    order_id: int
+    order = pw.ForeignKeyField(Order, on_delete="CASCADE")
+    product = pw.ForeignKeyField(PreviousProduct)
+    quantity = pw.IntegerField()
+
+    class Meta:
+        table_name = "order_lines"
+
+
 class PreviousAlert(Previous):
     merchant = pw.ForeignKeyField(PreviousMerchant)
     ingredient = pw.ForeignKeyField(PreviousIngredient)
@@ -114,8 +124,8 @@ class PreviousNotification(Previous):
 
 
 PREVIOUS = [PreviousMerchant, PreviousIngredient, PreviousProduct, PreviousOutbox]
-UNCHANGED = [RecipeLine, Order, OrderLine]
-PREVIOUS_AFTER = [PreviousAlert, PreviousNotification]  # they name orders
+UNCHANGED = [RecipeLine, Order]
+PREVIOUS_AFTER = [PreviousOrderLine, PreviousAlert, PreviousNotification]  # they name orders
 
 
 def previous_release_database() -> dict[str, object]:
@@ -139,7 +149,7 @@ def previous_release_database() -> dict[str, object]:
                 RecipeLine.create(product=burger.id, ingredient=i.id, grams=10)
             for status in (Order.APPLIED, Order.PENDING):
                 order = Order.create(merchant=merchant.id, status=status)
-                OrderLine.create(order=order, product=burger.id, quantity=2)
+                PreviousOrderLine.create(order=order, product=burger.id, quantity=2)
                 PreviousOutbox.create(
                     topic="order_created",
                     key=str(merchant.id),
@@ -171,10 +181,10 @@ def test_a_previous_release_database_is_upgraded_in_place(clean_database: str) -
     before = previous_release_database()
     with session():
         orders_before = [(o.id, o.merchant_id, o.status) for o in Order.select().order_by(Order.id)]
-        lines_before = [(ln.order_id, ln.quantity) for ln in OrderLine.select()]
+        lines_before = [(ln.order_id, ln.quantity) for ln in PreviousOrderLine.select()]
         outbox_before = [r.payload for r in PreviousOutbox.select().order_by(PreviousOutbox.id)]
 
-    names = [name for name, _ in migrations.MIGRATIONS]
+    names = migrations.NAMES
     assert migrations.upgrade() == names
     assert migrations.upgrade() == []  # each applied once, and recorded
 
@@ -212,5 +222,5 @@ def test_a_new_database_is_created_at_the_newest_schema(clean_database: str) -> 
     # clean_database ran upgrade() on an empty database: every migration is recorded.
     with session():
         names = [m.name for m in SchemaMigration.select().order_by(SchemaMigration.id)]
-    assert names == [name for name, _ in migrations.MIGRATIONS]
+    assert names == migrations.NAMES
     assert migrations.upgrade() == []
