@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -372,6 +372,12 @@ def locked(query: Any) -> Any:
     if isinstance(database.obj, pw.PostgresqlDatabase):
         return query.for_update()
     return query
+
+
+def keyed(model: type[Base], keys: Iterable[tuple[int, int]]) -> pw.Expression:
+    """The rows of `model` with these (merchant_id, id) keys: on PostgreSQL, the primary
+    key of a table partitioned by merchant, which `id` alone cannot use."""
+    return pw.Tuple(model.merchant_id, model.id).in_(sorted(keys))  # type: ignore[attr-defined]
 
 
 # Fields whose Python values (int, str, datetime, None) both drivers store as they are,
