@@ -158,6 +158,15 @@ class Received(Generic[E]):
 
     event: E
     source: str
+    key: bytes | None = None  # the record's key: Kitchen's events are keyed by merchant id
+
+    @property
+    def merchant_key(self) -> int | None:
+        """The merchant id the key names, if it names one."""
+        text = (self.key or b"").decode("ascii", "replace")
+        if not (text.isdigit() and len(text) <= 19):
+            return None
+        return int(text) if is_id(int(text)) else None
 
 
 # A handler takes a batch of received events and returns those it could not use, with the
