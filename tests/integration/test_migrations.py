@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import peewee as pw
 import pytest
 
-from kitchen import db, migrations
+from kitchen import db, migrations, orders, partitioning
 from kitchen.db import (
     Alert,
     Ingredient,
@@ -26,6 +27,8 @@ from kitchen.db import (
     transaction,
     utcnow,
 )
+from kitchen.domain import Line
+from tests.helpers import REAL_DATABASE
 
 # The tables whose shape changed since the release that landed before issue 7, as that
 # release made them. The others (recipe lines, orders, alerts, ...) are unchanged.
@@ -224,3 +227,45 @@ def test_a_new_database_is_created_at_the_newest_schema(clean_database: str) -> 
         names = [m.name for m in SchemaMigration.select().order_by(SchemaMigration.id)]
     assert names == migrations.NAMES
     assert migrations.upgrade() == []
+
+
+@pytest.mark.skipif(not REAL_DATABASE, reason="partitions are PostgreSQL's")
+def test_an_older_postgresql_database_is_partitioned_in_place(
+    clean_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    previous_release_database()
+    with session():
+        before = {
+            table: sorted(database.execute_sql(f'SELECT * FROM "{table}"').fetchall())
+            for table in ("orders", "alert")
+        }
+        last_order = Order.select(pw.fn.MAX(Order.id)).scalar()
+        assert partitioning.count(Order) == 0
+
+    assert migrations.upgrade(partitions=4) == migrations.NAMES
+
+    with session():
+        for model in partitioning.PARTITIONED:
+            assert partitioning.count(model) == 4, model
+        # Every row is where it was (its columns of then), and each names its merchant.
+        for table, rows in before.items():
+            after = database.execute_sql(f'SELECT * FROM "{table}"').fetchall()
+            assert sorted(row[: len(rows[0])] for row in after) == rows, table
+        for line in OrderLine.select():
+            assert line.merchant_id == Order.get_by_id(line.order_id).merchant_id
+        for row in Outbox.select():
+            assert str(row.merchant_id) == row.key
+        for n in Notification.select():
+            assert n.merchant_id == Alert.get_by_id(n.alert_id).merchant_id
+    # Ids go on from the old sequence: a new order never takes an old order's id.
+    merchant_id = Order.get_by_id(last_order).merchant_id
+    burger = Product.get(Product.merchant == merchant_id).id
+    [placed] = orders.place_orders([orders.NewOrder(merchant_id, [Line(burger, 1)])], "t")
+    assert isinstance(placed, orders.Placed) and placed.id > last_order
+
+    # The setting counts only when the tables are made: another count later is a warning.
+    caplog.set_level(logging.WARNING, "kitchen.partitioning")
+    assert migrations.upgrade(partitions=8) == []
+    assert "database.partitions is 8 but the tables have 4 partitions" in caplog.text
+    with session():
+        assert partitioning.count(Order) == 4
