@@ -2,8 +2,8 @@
 
 Deltas are summed per ingredient and written once per batch. An order that is no longer
 `pending` is skipped, so a redelivered or duplicated ORDER_CREATED changes nothing.
-Rows are locked in id order (orders, then ingredients) so that several consumers
-never deadlock and never lose an update.
+Rows are locked in order (orders by merchant then id, then ingredients by id) so that
+several consumers never deadlock and never lose an update.
 """
 
 from __future__ import annotations
@@ -159,7 +159,9 @@ def _lock_orders(ids: list[int], merchant_of: Mapping[int, int]) -> list[Order]:
     every locker uses (a re-drive locks one merchant's orders in id order), so that
     consumers never deadlock. An order whose event did not name its merchant (a bare
     `{"id"}` from another producer, with a key that is not its merchant) is looked up by
-    id across every partition, which is slow: Kitchen's own events name it.
+    id across every partition, which is slow, and locked after the others, out of that
+    order (PostgreSQL would end a deadlock by failing the batch, which is retried):
+    Kitchen's own events always name the merchant.
     """
     orders = _lock_by_merchant(ids, merchant_of)
     found = {o.id for o in orders}
