@@ -64,7 +64,7 @@ class Kitchen:
         self.intake = Intake(
             settings.kafka.order_created_topic,
             on_commit=self.wake_relay,
-            writers=int(os.environ.get("KITCHEN_WRITERS", "1")),
+            writers=int(os.environ.get("KITCHEN_WRITERS", "1")),  # TODO settle after measuring
         )
         self.workers: list[ConsumerWorker[Any]] = []
         self.jobs: BackgroundScheduler | None = None
