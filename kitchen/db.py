@@ -361,6 +361,17 @@ def locked(query: Any) -> Any:
     return query
 
 
+def among(field: pw.Field, ids: list[int]) -> pw.Expression:
+    """`field IN ids`, for the hundreds of ids of a processing batch.
+
+    peewee renders an IN list one parameter at a time in Python (a third of a batch's
+    statement-building time); on PostgreSQL the ids go as one array parameter instead,
+    `field = ANY(%s)`, which psycopg2 adapts in C."""
+    if isinstance(database.obj, pw.PostgresqlDatabase):
+        return field == pw.fn.ANY(pw.Value(list(ids), unpack=False))
+    return field.in_(ids)
+
+
 def tuples(query: Any) -> list[tuple[Any, ...]]:
     """The rows of a SELECT as plain tuples: building a model instance per row cost more
     than reading it, on a processing batch's 500 orders and their lines."""
@@ -371,8 +382,12 @@ def tuples(query: Any) -> list[tuple[Any, ...]]:
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_text(value: Any) -> str:
-    """One value as COPY's text format spells it; None is NULL."""
+def _copy_text(field: pw.Field, value: Any) -> str:
+    """One value as COPY's text format spells it; None is NULL. Integers (most of a
+    ledger row) are written as they are: the field's conversion only changes other types."""
+    if type(value) is int:
+        return str(value)
+    value = field.db_value(value)
     if value is None:
         return "\\N"
     return str(value).translate(_COPY_ESCAPES)
@@ -391,11 +406,11 @@ def bulk_insert(fields: list[pw.Field], rows: list[tuple[Any, ...]]) -> None:
         return
     table = fields[0].model._meta.table_name
     columns = ", ".join(f'"{f.column_name}"' for f in fields)
-    values = [tuple(f.db_value(v) for f, v in zip(fields, row, strict=True)) for row in rows]
     cursor = database.cursor()
     if isinstance(database.obj, pw.PostgresqlDatabase):
-        text = "".join("\t".join(map(_copy_text, row)) + "\n" for row in values)
+        text = "".join("\t".join(map(_copy_text, fields, row)) + "\n" for row in rows)
         cursor.copy_expert(f'COPY "{table}" ({columns}) FROM STDIN', io.StringIO(text))
     else:
+        values = [tuple(f.db_value(v) for f, v in zip(fields, row, strict=True)) for row in rows]
         marks = ", ".join("?" for _ in fields)
         cursor.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})', values)

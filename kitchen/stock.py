@@ -25,6 +25,7 @@ from kitchen.db import (
     Order,
     OrderLine,
     RecipeLine,
+    among,
     bulk_insert,
     locked,
     transaction,
@@ -66,7 +67,7 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
         orders = tuples(
             locked(
                 Order.select(Order.id, Order.merchant, Order.status)
-                .where(Order.id.in_(ids))
+                .where(among(Order.id, ids))
                 .order_by(Order.id)
             )
         )
@@ -133,7 +134,7 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
         # when every order is applied).
         for (status, reason), group in outcomes.items():
             Order.update(status=status, reason=reason, processed_at=now).where(
-                Order.id.in_(group)
+                among(Order.id, group)
             ).execute()
         bulk_insert(LEDGER_FIELDS, ledger)  # the batch's ledger rows in one statement
         for ingredient_id, s in state.items():
@@ -151,7 +152,7 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
 def _lines_of(order_ids: list[int]) -> dict[int, list[domain.Line]]:
     lines: dict[int, list[domain.Line]] = defaultdict(list)
     query = OrderLine.select(OrderLine.order, OrderLine.product, OrderLine.quantity)
-    for order_id, product_id, quantity in tuples(query.where(OrderLine.order.in_(order_ids))):
+    for order_id, product_id, quantity in tuples(query.where(among(OrderLine.order, order_ids))):
         lines[order_id].append(domain.Line(product_id, quantity))
     return lines
 
