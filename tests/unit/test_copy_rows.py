@@ -2,9 +2,16 @@
 
 import datetime
 
+import peewee as pw
+
 from kitchen.db import LedgerEntry, _copy_rows
 
-FIELDS = [LedgerEntry.grams, LedgerEntry.reason, LedgerEntry.note, LedgerEntry.created_at]
+FIELDS: list[pw.Field] = [
+    LedgerEntry.grams,
+    LedgerEntry.reason,
+    LedgerEntry.note,
+    LedgerEntry.created_at,
+]
 
 
 def test_integers_text_and_times_are_written_as_postgresql_reads_them() -> None:
