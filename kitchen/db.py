@@ -442,10 +442,15 @@ def bulk_insert(fields: list[pw.Field], rows: list[tuple[Any, ...]]) -> None:
     table = fields[0].model._meta.table_name
     columns = ", ".join(f'"{f.column_name}"' for f in fields)
     cursor = database.cursor()
-    if isinstance(database.obj, pw.PostgresqlDatabase):
-        text = _copy_rows(fields, rows)
-        cursor.copy_expert(f'COPY "{table}" ({columns}) FROM STDIN', io.StringIO(text))
-    else:
-        values = [tuple(f.db_value(v) for f, v in zip(fields, row, strict=True)) for row in rows]
-        marks = ", ".join("?" for _ in fields)
-        cursor.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})', values)
+    # peewee's wrapper turns the driver's errors into peewee's, as for every other
+    # statement: a refused row is a pw.IntegrityError, which is_data_error recognises.
+    with pw.__exception_wrapper__:  # type: ignore[attr-defined]
+        if isinstance(database.obj, pw.PostgresqlDatabase):
+            text = _copy_rows(fields, rows)
+            cursor.copy_expert(f'COPY "{table}" ({columns}) FROM STDIN', io.StringIO(text))
+        else:
+            values = [
+                tuple(f.db_value(v) for f, v in zip(fields, row, strict=True)) for row in rows
+            ]
+            marks = ", ".join("?" for _ in fields)
+            cursor.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})', values)
