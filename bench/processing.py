@@ -522,7 +522,9 @@ def main() -> None:
                 result = stage_processing(args, kitchen, backend)
         finally:
             if args.kafka:
-                AdminClient({"bootstrap.servers": args.kafka}).delete_topics([topic])
+                admin = AdminClient({"bootstrap.servers": args.kafka})
+                for future in admin.delete_topics([topic]).values():
+                    future.result(30)  # the request is only sent while we wait
             if embedded is not None:
                 embedded.close()
     result = {
