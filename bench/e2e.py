@@ -322,6 +322,7 @@ def one_run(args: argparse.Namespace, vegeta: str, tmp: str) -> dict[str, Any]:
         sent_per_s=float(report["rate"]),
         created_201=codes.get("201", 0),
         not_201={k: v for k, v in codes.items() if k != "201"},
+        errors=report.get("errors") or [],  # vegeta's distinct error messages
         designed_crossings=2 * args.merchants,
     )
     return result
