@@ -323,6 +323,7 @@ def one_run(args: argparse.Namespace, vegeta: str, tmp: str) -> dict[str, Any]:
         created_201=codes.get("201", 0),
         not_201={k: v for k, v in codes.items() if k != "201"},
         errors=report.get("errors") or [],  # vegeta's distinct error messages
+        http_p99_ms=report["latencies"]["99th"] / 1e6,  # POST /order's answer, seen by vegeta
         designed_crossings=2 * args.merchants,
     )
     return result
@@ -364,6 +365,7 @@ def stage(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any
                 "accepted (201)",
                 [r["created_201"] / args.seconds for r in runs],
                 not_201=median("sent") - median("created_201"),
+                http_p99_ms=median("http_p99_ms"),
             ),
             row(
                 "applied",
