@@ -344,6 +344,8 @@ def stage(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any
     p99 = median("p99_ms")
     emails = sum(r["distinct_emails"] for r in runs)
     crossings = sum(r["crossings"] for r in runs)
+    # Designed: had every order been applied. Fewer are made when Kitchen falls behind.
+    designed = sum(r["designed_crossings"] for r in runs)
     exact_mail = all(
         r["emails"] == r["distinct_emails"] == r["alerts"] == r["crossings"] for r in runs
     )
@@ -363,7 +365,10 @@ def stage(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any
             f"median of {len(runs)} runs"
         ),
         "rows": [
-            row("offered (vegeta)", [r["sent_per_s"] for r in runs]),
+            # The rate asked for, then what vegeta managed: on a saturated machine the
+            # generator itself falls short, and that must show.
+            row("offered", [float(args.rate) for _ in runs]),
+            row("sent (vegeta)", [r["sent_per_s"] for r in runs]),
             row(
                 "accepted (201)",
                 [r["created_201"] / args.seconds for r in runs],
@@ -389,7 +394,7 @@ def stage(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any
             {
                 "what": "alert emails (distinct Message-IDs) vs crossings",
                 "value": emails,
-                "target": f"== {crossings}, no duplicate",
+                "target": f"== {crossings} crossings made ({designed} designed), no duplicate",
                 "met": exact_mail,
             },
             {
