@@ -160,7 +160,13 @@ class Kitchen:
         delay = 1.0
         while not self._stopping.is_set():
             try:
-                ensure_topics(self.bootstrap_servers, topics, k.partitions)
+                ensure_topics(
+                    self.bootstrap_servers,
+                    topics,
+                    k.partitions,
+                    k.replication_factor,
+                    k.min_insync_replicas,
+                )
                 break
             except KafkaException as exc:
                 reason = exc.args[0].str() if exc.args else str(exc)
