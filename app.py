@@ -42,6 +42,7 @@ from kitchen import settings as config
 from kitchen.db import bind, ensure_default_merchant, is_data_error
 from kitchen.events import Handler, Notify, OrderCreated
 from kitchen.http import Api, build_app
+from kitchen.intake import Intake
 from kitchen.kafka import ConsumerWorker, EmbeddedKafka, ensure_topics, producer_config
 from kitchen.mail import Mailer, make_mailer
 from kitchen.outbox import Relay
@@ -59,6 +60,12 @@ class Kitchen:
         self.mailer = mailer or make_mailer(settings.mail)
         self.embedded: EmbeddedKafka | None = None
         self.relay: Relay | None = None
+        # POST /order's group commit (one writer thread, started by the first order).
+        self.intake = Intake(
+            settings.kafka.order_created_topic,
+            on_commit=self.wake_relay,
+            writers=int(os.environ.get("KITCHEN_WRITERS", "1")),  # TODO settle after measuring
+        )
         self.workers: list[ConsumerWorker[Any]] = []
         self.jobs: BackgroundScheduler | None = None
         self.bootstrap_servers = settings.kafka.bootstrap_servers
@@ -257,7 +264,7 @@ class Kitchen:
         return parts
 
     def web_app(self) -> Starlette:
-        api = Api(self.settings, self.merchant_id, self.wake_relay, self.readiness)
+        api = Api(self.settings, self.merchant_id, self.wake_relay, self.readiness, self.intake)
         return build_app(api)
 
     def stop(self) -> None:
@@ -265,6 +272,7 @@ class Kitchen:
         with self._lock:
             self._stopping.set()
             started = self.kafka_roles_started.is_set()
+        self.intake.stop()  # HTTP has stopped: save the orders still queued, answered or not
         if self.jobs is not None:
             self.jobs.shutdown(wait=True)
         for worker in self.workers if started else []:

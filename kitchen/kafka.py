@@ -101,6 +101,16 @@ def consumer_config(
     return config
 
 
+def take_batch(consumer: Consumer, size: int, wait: float = 0.5) -> list[Message]:
+    """Up to `size` messages: wait at most `wait` s for the first, then take only what has
+    already arrived. `consume(size, timeout)` would wait the whole timeout unless `size`
+    messages came: 500 ms of latency on every batch at low and medium load (measured)."""
+    first = consumer.poll(wait)
+    if first is None:
+        return []
+    return [first, *consumer.consume(size - 1, timeout=0)] if size > 1 else [first]
+
+
 def ensure_topics(
     bootstrap_servers: str,
     topics: Sequence[str],
@@ -346,7 +356,7 @@ class ConsumerWorker(Generic[E]):
                 on_lost=lambda _c, parts: self._track(parts, add=False),
             )
             while not self._stop.is_set():
-                batch = consumer.consume(self.batch_size, timeout=0.5)
+                batch = take_batch(consumer, self.batch_size)
                 messages = []
                 for m in batch:
                     error = m.error()

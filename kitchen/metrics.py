@@ -79,14 +79,14 @@ ALERTS_RAISED = Counter(
 
 BATCH_SIZE = Histogram(
     "kitchen_batch_size",
-    "Events per consumer batch (one database transaction each), by role.",
+    "Events per consumer batch or orders per intake group (one transaction each), by role.",
     ["role"],
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
     registry=REGISTRY,
 )
 BATCH_SECONDS = Histogram(
     "kitchen_batch_duration_seconds",
-    "Time to handle and commit one consumer batch, by role.",
+    "Time to handle and commit one consumer batch or intake group, by role.",
     ["role"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     registry=REGISTRY,
@@ -184,10 +184,22 @@ def email(outcome: str) -> None:
     EMAILS.labels(outcome).inc()
 
 
+# (method, route, status) -> that request counter and latency histogram: `labels()` takes
+# a lock and builds a key on every call, a cost every request paid.
+_http_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def http_request(method: str, route: str, status: int, seconds: float) -> None:
-    method = method if method in HTTP_METHODS else "other"
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_SECONDS.labels(method, route).observe(seconds)
+    method = method if method in HTTP_METHODS else "other"  # bounded, as routes are
+    series = _http_series.get((method, route, status))
+    if series is None:
+        series = (
+            HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_SECONDS.labels(method, route),
+        )
+        _http_series[(method, route, status)] = series
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def exposition() -> bytes:

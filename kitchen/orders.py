@@ -1,8 +1,10 @@
-"""Orders: save a valid order with its ORDER_CREATED event, and re-drive stuck ones.
+"""Orders: save valid orders with their ORDER_CREATED events, and re-drive stuck ones.
 
-The order, its lines and the outbox row are one transaction: an accepted order always
-has its event, and a rejected request leaves no row behind. This module is the one
-writer of ORDER_CREATED, first (`place_order`) and again (`redrive`).
+An order, its lines and its outbox row are in one transaction: an accepted order always
+has its event, and a rejected request leaves no row behind. `place_orders` saves many
+requests' orders in one transaction (the group commit of `kitchen.intake`);
+`place_order` saves one, for requests with an Idempotency-Key. This module is the one
+writer of ORDER_CREATED, first (`place_orders`, `place_order`) and again (`redrive`).
 """
 
 from __future__ import annotations
@@ -11,11 +13,23 @@ import datetime
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 
 import peewee as pw
 
 from kitchen import outbox
-from kitchen.db import Order, OrderLine, Product, locked, session, transaction, utcnow
+from kitchen.db import (
+    Order,
+    OrderLine,
+    Outbox,
+    Product,
+    bulk_insert,
+    database,
+    locked,
+    session,
+    transaction,
+    utcnow,
+)
 from kitchen.domain import Line
 from kitchen.events import OrderCreated
 from kitchen.validation import FieldError, InvalidOrder
@@ -32,68 +46,152 @@ def request_hash(lines: list[Line]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class NewOrder:
+    """A valid request's order, not saved yet (`idempotency_key` and `request_hash` come
+    with a request that sent an Idempotency-Key)."""
+
+    merchant_id: int
+    lines: list[Line]
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
 def place_order(
     merchant_id: int, lines: list[Line], topic: str, idempotency_key: str | None = None
-) -> tuple[Order, bool]:
-    """Save an order and its ORDER_CREATED event; returns (order, created).
+) -> tuple[Order | Placed, bool]:
+    """Save one order and its ORDER_CREATED event; returns (order, created).
 
     With an idempotency key already used for the same lines, returns that first order
     (created False); used for other lines, raises KeyReused. Unknown products raise
-    InvalidOrder.
+    InvalidOrder. (Requests without a key go through `kitchen.intake`, in groups.)
     """
-    if idempotency_key is None:
-        return _create(merchant_id, lines, topic), True
-    fingerprint = request_hash(lines)
+    fingerprint = request_hash(lines) if idempotency_key is not None else None
+    request = NewOrder(merchant_id, lines, idempotency_key, fingerprint)
     for _ in range(2):
-        with session():
-            first = Order.get_or_none(
-                Order.merchant == merchant_id, Order.idempotency_key == idempotency_key
-            )
-        if first is not None:
-            if first.request_hash != fingerprint:
-                raise KeyReused(idempotency_key)
-            return first, False
+        if idempotency_key is not None:
+            with session():
+                first = Order.get_or_none(
+                    Order.merchant == merchant_id, Order.idempotency_key == idempotency_key
+                )
+            if first is not None:
+                if first.request_hash != fingerprint:
+                    raise KeyReused(idempotency_key)
+                return first, False
         try:
-            return _create(merchant_id, lines, topic, idempotency_key, fingerprint), True
+            [result] = place_orders([request], topic)
         except pw.IntegrityError:
             continue  # a concurrent request with the same key won: read its order
+        if isinstance(result, InvalidOrder):
+            raise result
+        return result, True
     raise KeyReused(idempotency_key)
 
 
-def _create(
-    merchant_id: int,
-    lines: list[Line],
-    topic: str,
-    key: str | None = None,
-    fingerprint: str | None = None,
-) -> Order:
+@dataclass(frozen=True)
+class Placed:
+    """A just-saved order as its 201 shows it (what `views.order` reads of an Order).
+    Building peewee Order instances cost a sixth of intake's time per order, measured."""
+
+    id: int
+    merchant_id: int
+    created_at: datetime.datetime
+    status: str = Order.PENDING
+    processed_at: datetime.datetime | None = None
+    reason: str | None = None
+
+
+ORDER_FIELDS: list[pw.Field] = [
+    Order.id,
+    Order.merchant,
+    Order.status,
+    Order.created_at,
+    Order.emitted_at,
+    Order.idempotency_key,
+    Order.request_hash,
+]
+LINE_FIELDS: list[pw.Field] = [OrderLine.order, OrderLine.product, OrderLine.quantity]
+OUTBOX_FIELDS: list[pw.Field] = [
+    Outbox.topic,
+    Outbox.key,
+    Outbox.payload,
+    Outbox.ref_id,
+    Outbox.created_at,
+]
+
+
+def place_orders(requests: list[NewOrder], topic: str) -> list[Placed | InvalidOrder]:
+    """Save the orders of `requests` that name only live products of their merchant, with
+    their ORDER_CREATED events, all in one transaction. Returns, for each request in turn,
+    its saved order or why it is invalid (nothing of an invalid one is saved).
+
+    One statement per table for the whole group, whatever its size: one commit (one
+    fsync) for many orders is what lets intake run near the speed of HTTP itself.
+    """
     with transaction():
-        wanted = {line.product_id for line in lines}
-        known = {
-            p.id
-            for p in Product.select(Product.id).where(
-                Product.id.in_(list(wanted)),
-                Product.merchant == merchant_id,
-                Product.deleted_at.is_null(),
-            )
-        }
-        unknown = [
-            FieldError(f"products[{i}].product_id", f"unknown product {line.product_id}")
-            for i, line in enumerate(lines)
-            if line.product_id not in known
+        live = _live_products({ln.product_id for r in requests for ln in r.lines})
+        invalid = {i: InvalidOrder(e) for i, r in enumerate(requests) if (e := _unknown(r, live))}
+        valid = [(i, r) for i, r in enumerate(requests) if i not in invalid]
+        ids = _new_order_ids(len(valid))
+        now = utcnow()
+        rows = [
+            (order_id, r.merchant_id, Order.PENDING, now, now, r.idempotency_key, r.request_hash)
+            for order_id, (_, r) in zip(ids, valid, strict=True)
         ]
-        if unknown:
-            raise InvalidOrder(unknown)
-        order = Order.create(
-            merchant=merchant_id,
-            idempotency_key=key,
-            request_hash=fingerprint,
+        bulk_insert(ORDER_FIELDS, rows)
+        saved = {
+            i: Placed(order_id, r.merchant_id, now)
+            for order_id, (i, r) in zip(ids, valid, strict=True)
+        }
+        bulk_insert(
+            LINE_FIELDS,
+            [(saved[i].id, ln.product_id, ln.quantity) for i, r in valid for ln in r.lines],
         )
-        OrderLine.insert_many(
-            [{"order": order.id, "product": ln.product_id, "quantity": ln.quantity} for ln in lines]
-        ).execute()
-        outbox.add(topic, OrderCreated(order.id), merchant_id, order.id)
-    return order
+        bulk_insert(
+            OUTBOX_FIELDS,
+            [
+                (topic, str(r.merchant_id), OrderCreated(saved[i].id).encode(), saved[i].id, now)
+                for i, r in valid
+            ],
+        )
+    return [invalid[i] if i in invalid else saved[i] for i in range(len(requests))]
+
+
+def _live_products(ids: set[int]) -> set[tuple[int, int]]:
+    """(merchant, product) of the products among `ids` that exist and are not deleted."""
+    query = Product.select(Product.merchant, Product.id).where(
+        Product.id.in_(list(ids)), Product.deleted_at.is_null()
+    )
+    return {(p.merchant_id, p.id) for p in query}
+
+
+def _unknown(request: NewOrder, live: set[tuple[int, int]]) -> list[FieldError]:
+    """A product of another merchant is as unknown as one that does not exist."""
+    return [
+        FieldError(f"products[{i}].product_id", f"unknown product {line.product_id}")
+        for i, line in enumerate(request.lines)
+        if (request.merchant_id, line.product_id) not in live
+    ]
+
+
+def _new_order_ids(count: int) -> list[int]:
+    """Ids for `count` new orders, taken before the insert so that each order's lines and
+    event can name it in the same multi-row statements.
+
+    PostgreSQL hands them out from the table's sequence. SQLite has no sequence, but this
+    transaction holds its write lock from BEGIN IMMEDIATE: nobody else inserts until the
+    commit, so the ids after the largest one are free (the ids SQLite itself would give).
+    """
+    if count == 0:
+        return []
+    if isinstance(database.obj, pw.PostgresqlDatabase):
+        cursor = database.execute_sql(
+            "SELECT nextval(pg_get_serial_sequence('orders', 'id')) FROM generate_series(1, %s)",
+            (count,),
+        )
+        return [int(row[0]) for row in cursor.fetchall()]
+    last = Order.select(pw.fn.MAX(Order.id)).scalar() or 0
+    return list(range(last + 1, last + 1 + count))
 
 
 def redrive(topic: str, older_than: datetime.timedelta, limit: int | None = 1000) -> int:

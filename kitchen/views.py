@@ -6,7 +6,7 @@ import datetime
 from collections import defaultdict
 from collections.abc import Iterable
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
 from kitchen.db import (
     Alert,
@@ -26,7 +26,22 @@ def iso(at: datetime.datetime | None) -> str | None:
     return at.isoformat() + "Z" if at is not None else None
 
 
-def order(o: Order, lines: Iterable[Line]) -> dict[str, Any]:
+class OrderRow(Protocol):
+    """What an order view reads: an Order row, or an order just saved (orders.Placed)."""
+
+    @property
+    def id(self) -> Any: ...
+    @property
+    def status(self) -> Any: ...
+    @property
+    def created_at(self) -> Any: ...
+    @property
+    def processed_at(self) -> Any: ...
+    @property
+    def reason(self) -> Any: ...
+
+
+def order(o: OrderRow, lines: Iterable[Line]) -> dict[str, Any]:
     """An order as the API shows it, in the 201 of POST /order and in GET /order/{id}."""
     view: dict[str, Any] = {
         "id": o.id,

@@ -7,7 +7,7 @@ import json
 import peewee as pw
 import pytest
 
-from kitchen import db, migrations
+from kitchen import catalogue, db, migrations
 from kitchen.db import (
     Alert,
     Ingredient,
@@ -214,3 +214,31 @@ def test_a_new_database_is_created_at_the_newest_schema(clean_database: str) -> 
         names = [m.name for m in SchemaMigration.select().order_by(SchemaMigration.id)]
     assert names == [name for name, _ in migrations.MIGRATIONS]
     assert migrations.upgrade() == []
+
+
+def test_the_ledger_loses_its_foreign_keys_on_postgresql(clean_database: str) -> None:
+    """Migration 0004 on a ledger made by an earlier release (with foreign keys): they
+    are dropped and every row kept; a new database has none to begin with."""
+    if not isinstance(database.obj, pw.PostgresqlDatabase):
+        pytest.skip("SQLite keeps an earlier ledger's foreign keys (see migration 0004)")
+    with session():
+        assert database.get_foreign_keys("ledger") == []
+        merchant = Merchant.create(name="m", alert_email="m@x.io")
+    catalogue.seed(merchant.id)
+    with transaction():
+        # The ledger as release 0003 left it.
+        for column, table in (("merchant", "merchant"), ("ingredient", "ingredient")):
+            database.execute_sql(
+                f'ALTER TABLE "ledger" ADD FOREIGN KEY ("{column}_id") REFERENCES "{table}" (id)'
+            )
+        database.execute_sql(
+            'ALTER TABLE "ledger" ADD FOREIGN KEY ("order_id") REFERENCES "orders" (id)'
+        )
+        SchemaMigration.delete().where(SchemaMigration.name.startswith("0004")).execute()
+        assert len(database.get_foreign_keys("ledger")) == 3
+        rows = LedgerEntry.select().count()
+
+    assert migrations.upgrade() == ["0004_ledger_without_foreign_keys"]
+    with session():
+        assert database.get_foreign_keys("ledger") == []
+        assert LedgerEntry.select().count() == rows == 3

@@ -152,6 +152,7 @@ class Tally:
     retries: int = 0
     statuses: dict[int, int] = field(default_factory=dict)  # every HTTP status seen
     server_errors: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)  # the body of every 4xx, to say why
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def saw(self, status: int) -> None:
@@ -211,6 +212,9 @@ def place_orders(
                             break
                         if status >= 500 and status != 503:
                             tally.server_errors.append(r.text)
+                        elif 400 <= status < 500:
+                            with tally.lock:
+                                tally.refusals.append(r.text)
                     with tally.lock:
                         tally.retries += 1
                     time.sleep(0.2 if status in (0, 503) else 0.05)
