@@ -64,7 +64,7 @@ class Kitchen:
         self.intake = Intake(
             settings.kafka.order_created_topic,
             on_commit=self.wake_relay,
-            writers=int(os.environ.get("KITCHEN_WRITERS", "1")),
+            writers=int(os.environ.get("KITCHEN_WRITERS", "1")),  # TODO settle after measuring
         )
         self.workers: list[ConsumerWorker[Any]] = []
         self.jobs: BackgroundScheduler | None = None
@@ -167,7 +167,13 @@ class Kitchen:
         delay = 1.0
         while not self._stopping.is_set():
             try:
-                ensure_topics(self.bootstrap_servers, topics, k.partitions)
+                ensure_topics(
+                    self.bootstrap_servers,
+                    topics,
+                    k.partitions,
+                    k.replication_factor,
+                    k.min_insync_replicas,
+                )
                 break
             except KafkaException as exc:
                 reason = exc.args[0].str() if exc.args else str(exc)

@@ -1,17 +1,21 @@
 """Intake speed: Kitchen's POST /order beside a bare Starlette endpoint, in the same run.
 
     python bench/intake.py [--runs 3] [--seconds 6] [--connections 32] [--database URL]
+                           [--kafka BOOTSTRAP] [--all-roles] [--json PATH]
 
-Alternates the two servers (bare, Kitchen, bare, Kitchen, ...) so that both meet the same
+Alternates the servers (bare, Kitchen, bare, Kitchen, ...) so that all meet the same
 machine, and reports the median requests/s and p99 latency of each with wrk (installed
 from Debian's packages when missing), and Kitchen's ratio to the ceiling. Kitchen runs
-all roles in one process on the embedded Kafka, with SQLite unless --database names a
-PostgreSQL database (whose tables it drops first).
+the api role, as an intake pod does (a 201 means the order and its event are committed;
+relaying and applying them are other roles' work); `--all-roles` adds a second Kitchen
+row with every role in the same process, which also applies the orders it takes. SQLite
+unless --database names a PostgreSQL database (whose tables it drops first).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -92,15 +96,20 @@ def start_bare(port: int) -> subprocess.Popen[bytes]:
     )
 
 
-def start_kitchen(port: int, database: str, workdir: str) -> subprocess.Popen[bytes]:
+def start_kitchen(
+    port: int, database: str, workdir: str, roles: str, kafka: str
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KITCHEN_")}
     env.update(
         KITCHEN_HTTP_PORT=str(port),
         KITCHEN_DATABASE_URL=database,
         KITCHEN_MAIL_FOLDER=f"{workdir}/mail",
+        KITCHEN_KAFKA_BOOTSTRAP_SERVERS=kafka,
+        KITCHEN_LOG_FORMAT="json",
     )
+    settings = str(ROOT / "settings.toml")
     return subprocess.Popen(
-        [PYTHON, str(ROOT / "app.py"), "--settings", str(ROOT / "settings.toml")],
+        [PYTHON, str(ROOT / "app.py"), "--settings", settings, "--roles", roles],
         cwd=workdir,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -116,54 +125,121 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+def kafka_name(bootstrap: str) -> str:
+    if bootstrap == "embedded":
+        return "embedded"
+    version = subprocess.run(
+        [str(ROOT / "tools" / "kafka" / "run"), "version"], capture_output=True, text=True
+    ).stdout.strip()
+    return f"apache-kafka {version}".strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--database", default="")
+    parser.add_argument("--kafka", default="embedded", help="bootstrap servers (all roles)")
+    parser.add_argument("--all-roles", action="store_true", help="also Kitchen with every role")
+    parser.add_argument("--json", help="write the result here (bench/report.py reads it)")
     args = parser.parse_args()
-    results: dict[str, list[tuple[float, float]]] = {"bare": [], "kitchen": []}
+    servers = {"bare endpoint": "", "Kitchen POST /order (api role)": "api"}
+    if args.all_roles:
+        servers["Kitchen POST /order (all roles)"] = "api,processing,notification,relay"
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
     with tempfile.TemporaryDirectory() as tmp:
         database = args.database or f"sqlite:///{tmp}/bench.db"
-        if args.database:
-            sys.path.insert(0, str(ROOT))
-            from kitchen import db
-
-            handle = db.bind(database)
-            with db.session():
-                handle.drop_tables(list(reversed(db.TABLES)), safe=True, cascade=True)
-        bare_port, kitchen_port = free_port(), free_port()
-        bare = start_bare(bare_port)
-        kitchen = start_kitchen(kitchen_port, database, tmp)
-        try:
-            wait_up(f"http://127.0.0.1:{bare_port}/order")
-            wait_up(f"http://127.0.0.1:{kitchen_port}/health")
-            seed = urllib.request.Request(
-                f"http://127.0.0.1:{kitchen_port}/order/seed", method="POST"
-            )
-            urllib.request.urlopen(seed, timeout=30)
-            for _ in range(args.runs):
-                for name, port in (("bare", bare_port), ("kitchen", kitchen_port)):
+        for _ in range(args.runs):
+            for name, roles in servers.items():
+                # A fresh server (and database) per run: each run starts from the same
+                # state, not from the last run's thousands of orders.
+                port = free_port()
+                if roles:
+                    reset(database)
+                    proc = start_kitchen(port, database, tmp, roles, args.kafka)
+                else:
+                    proc = start_bare(port)
+                try:
+                    wait_up(f"http://127.0.0.1:{port}/{'health' if roles else 'order'}")
+                    if roles:
+                        seed = urllib.request.Request(
+                            f"http://127.0.0.1:{port}/order/seed", method="POST"
+                        )
+                        urllib.request.urlopen(seed, timeout=30)
                     url = f"http://127.0.0.1:{port}/order"
                     results[name].append(wrk(url, args.seconds, args.connections))
-        finally:
-            stop(bare)
-            stop(kitchen)
-    rows = {
-        n: (statistics.median(r for r, _ in v), statistics.median(p for _, p in v))
-        for n, v in results.items()
-    }
-    print(
-        f"intake, wrk -c{args.connections} -d{args.seconds}s, median of {args.runs} "
-        f"alternating runs ({database.split(':')[0]}):"
+                finally:
+                    stop(proc)
+    backend = "sqlite" if database.startswith("sqlite:") else "postgresql"
+    rows = [
+        {
+            "name": name,
+            "median": statistics.median(r for r, _ in runs),
+            "runs": [r for r, _ in runs],
+            "extra": {"p99_ms": statistics.median(p for _, p in runs)},
+        }
+        for name, runs in results.items()
+    ]
+    bare = rows[0]["median"]
+    ratio = rows[1]["median"] / bare
+    targets = [
+        {
+            "what": f"{rows[1]['name']} / bare",
+            "value": round(ratio, 3),
+            "target": ">= 0.50",
+            "met": ratio >= 0.5,
+        }
+    ]
+    if args.all_roles:
+        targets.append(
+            {
+                "what": f"{rows[2]['name']} / bare",
+                "value": round(rows[2]["median"] / bare, 3),
+                "target": "(reported)",
+                "met": None,
+            }
+        )
+    method = (
+        f"wrk -t2 -c{args.connections} -d{args.seconds}s, median of {args.runs} alternating runs"
     )
+    result = {
+        "stage": "intake",
+        "backend": backend,
+        "kafka": kafka_name(args.kafka),
+        "unit": "requests/s",
+        "method": method,
+        "rows": rows,
+        "targets": targets,
+    }
+    print(f"intake, {method} ({backend}):")
     print("| server | requests/s | p99 ms | runs (req/s) |")
     print("| --- | ---: | ---: | --- |")
-    for name, (rate, p99) in rows.items():
-        runs = ", ".join(f"{r:,.0f}" for r, _ in results[name])
-        print(f"| {name} | {rate:,.0f} | {p99:.1f} | {runs} |")
-    print(f"ratio kitchen / bare: {rows['kitchen'][0] / rows['bare'][0]:.2f}")
+    for row in rows:
+        runs_text = ", ".join(f"{r:,.0f}" for r in row["runs"])
+        print(
+            f"| {row['name']} | {row['median']:,.0f} | {row['extra']['p99_ms']:.1f} | {runs_text} |"
+        )
+    for t in targets:
+        print(f"{t['what']}: {t['value']:.2f} (target {t['target']})")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+def reset(database: str) -> None:
+    """Drop Kitchen's tables: each Kitchen run starts on an empty database."""
+    if database.startswith("sqlite:"):
+        path = Path(database.split(":///", 1)[1])
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    sys.path.insert(0, str(ROOT))
+    from kitchen import db
+
+    handle = db.bind(database)
+    with db.session():
+        handle.drop_tables(list(reversed(db.TABLES)), safe=True, cascade=True)
+    handle.close_all()  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

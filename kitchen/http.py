@@ -42,7 +42,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -769,6 +769,16 @@ def build_app(api: Api) -> Starlette:
         assert isinstance(exc, HTTPException)
         return problem_response(Problem(exc.status_code, str(exc.detail), str(exc.detail)))
 
+    async def on_disconnect(request: Request, exc: Exception) -> Response:
+        # The client went away mid-body (a timeout, a closed tab): nothing was saved and
+        # nobody reads an answer. Not an error of Kitchen's: no traceback, no 500.
+        log.info(
+            "%s %s: the client disconnected before sending its body",
+            request.method,
+            request.url.path,
+        )
+        return Response(status_code=400)
+
     async def on_database(request: Request, exc: Exception) -> Response:
         log.warning("database unavailable: %s", exc)
         detail = "the database is unavailable; nothing was saved, retry later"
@@ -785,6 +795,7 @@ def build_app(api: Api) -> Starlette:
             NotFound: on_not_found,
             Conflict: on_conflict,
             HTTPException: on_http,
+            ClientDisconnect: on_disconnect,
             pw.OperationalError: on_database,
             pw.InterfaceError: on_database,
         },

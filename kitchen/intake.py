@@ -16,12 +16,13 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import peewee as pw
 
-from kitchen import orders
+from kitchen import metrics, orders
 from kitchen.db import is_data_error
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,11 @@ class Intake:
             # cancelled a moment later is saved all the same, and `_settle` skips it).
             waiting = [w for w in group if w is not None and not w.answer.cancelled()]
             if waiting:
-                self._answer(waiting, self._save(waiting))
+                started = time.perf_counter()
+                results = self._save(waiting)
+                # Group sizes show whether commits are shared (role "intake").
+                metrics.batch_done("intake", len(waiting), time.perf_counter() - started)
+                self._answer(waiting, results)
             stops = group.count(None)
             if stops:
                 for _ in range(stops - 1):

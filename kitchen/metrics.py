@@ -79,14 +79,14 @@ ALERTS_RAISED = Counter(
 
 BATCH_SIZE = Histogram(
     "kitchen_batch_size",
-    "Events per consumer batch (one database transaction each), by role.",
+    "Events per consumer batch or orders per intake group (one transaction each), by role.",
     ["role"],
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
     registry=REGISTRY,
 )
 BATCH_SECONDS = Histogram(
     "kitchen_batch_duration_seconds",
-    "Time to handle and commit one consumer batch, by role.",
+    "Time to handle and commit one consumer batch or intake group, by role.",
     ["role"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     registry=REGISTRY,

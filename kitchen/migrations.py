@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import peewee as pw
-from playhouse.migrate import SchemaMigrator, migrate
+from playhouse.migrate import SchemaMigrator, SqliteMigrator, migrate
 
 from kitchen import partitioning
 from kitchen.db import (
@@ -107,6 +107,21 @@ def _failed_mails_and_bounded_redrives(m: SchemaMigrator) -> None:
     database.execute_sql('ALTER TABLE "alert" ADD COLUMN "redrives" INTEGER NOT NULL DEFAULT 0')
 
 
+def _ledger_without_foreign_keys(m: SchemaMigrator) -> None:
+    """Issue 11: the ledger's foreign keys cost PostgreSQL's processing nearly half its
+    speed (see db.LedgerEntry). SQLite keeps those of a database made before: dropping one
+    there means rebuilding the table, for a development database whose checks are cheap
+    in-process lookups."""
+    if isinstance(m, SqliteMigrator):
+        return
+    migrate(
+        *(
+            m.drop_foreign_key_constraint("ledger", fk.column)
+            for fk in database.get_foreign_keys("ledger")
+        )
+    )
+
+
 # Each table that lacked merchant_id, and the merchant of each of its rows: an order's
 # line is its order's; an outbox row's is its Kafka key (every writer keyed it so); a
 # notification's is its alert's or, for a bare NOTIFY, its ingredient's.
@@ -146,7 +161,8 @@ def history(partitions: int) -> list[tuple[str, Migration]]:
         ("0001_outbox_refs_and_claims", _outbox_refs_and_claims),
         ("0002_merchants_menu_and_ledger", _merchants_menu_and_ledger),
         ("0003_failed_mails_and_bounded_redrives", _failed_mails_and_bounded_redrives),
-        ("0004_partitioned_by_merchant", lambda m: _partitioned_by_merchant(m, partitions)),
+        ("0004_ledger_without_foreign_keys", _ledger_without_foreign_keys),
+        ("0005_partitioned_by_merchant", lambda m: _partitioned_by_merchant(m, partitions)),
     ]
 
 

@@ -64,7 +64,7 @@ def _create_table(model: type[Base], partitions: int, sequence: str) -> None:
         *(_column(f) for f in model._meta.sorted_fields if not f.primary_key),
         # Named as PostgreSQL would: the name an unpartitioned table's key had.
         f'CONSTRAINT "{table}_pkey" PRIMARY KEY ("merchant_id", "id")',
-        *(_foreign_key(f) for f in model._meta.sorted_fields if isinstance(f, pw.ForeignKeyField)),
+        *(_foreign_key(f) for f in model._meta.sorted_fields if _constrained(f)),
     ]
     database.execute_sql(
         f'CREATE TABLE "{table}" ({", ".join(columns)}) PARTITION BY HASH ("merchant_id")'
@@ -94,6 +94,11 @@ def _column(field: pw.Field) -> str:
     sql, params = database.get_sql_context().sql(field.ddl(database.get_sql_context())).query()
     assert not params, sql
     return str(sql)
+
+
+def _constrained(field: pw.Field) -> bool:
+    """A foreign key with its constraint (not one of db.unconstrained's)."""
+    return isinstance(field, pw.ForeignKeyField) and not field.deferred
 
 
 def _foreign_key(field: pw.ForeignKeyField) -> str:

@@ -69,6 +69,10 @@ class Kafka:
     processing_group: str = "kitchen-processing"
     notification_group: str = "kitchen-notification"
     partitions: int = 6
+    # Copies of each partition of the topics Kitchen creates (at most one per broker),
+    # and how many must have a write before it is acknowledged: a broker may be lost.
+    replication_factor: int = 3
+    min_insync_replicas: int = 2
     batch_size: int = 500
     # Static group membership: a restarted process with the same id takes its partitions
     # back at once instead of waiting for the group to expire the old member. Give each
@@ -217,6 +221,8 @@ POSITIVE = (
     "http.max_body_bytes",
     "http.shutdown_seconds",
     "kafka.partitions",
+    "kafka.replication_factor",
+    "kafka.min_insync_replicas",
     "kafka.batch_size",
     "kafka.session_timeout_ms",
     "mail.timeout_seconds",
@@ -273,6 +279,12 @@ def check(s: Settings) -> list[str]:
         problems.append(f"app.env: must be development or production, got {s.app.env!r}")
     if s.mail.starttls and s.mail.ssl:
         problems.append("mail.starttls, mail.ssl: choose one (STARTTLS on a plain port, or SSL)")
+    if s.kafka.min_insync_replicas > s.kafka.replication_factor:
+        problems.append(
+            f"kafka.min_insync_replicas: must be at most kafka.replication_factor "
+            f"({s.kafka.replication_factor}), got {s.kafka.min_insync_replicas}; "
+            "otherwise no write could ever be acknowledged"
+        )
     if not s.kafka.bootstrap_servers.strip():
         problems.append("kafka.bootstrap_servers: empty; use host:9092,... or embedded")
     problem = database_url_problem(s.database.url)

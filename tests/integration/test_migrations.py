@@ -8,7 +8,7 @@ import logging
 import peewee as pw
 import pytest
 
-from kitchen import db, migrations, orders, partitioning
+from kitchen import catalogue, db, migrations, orders, partitioning
 from kitchen.db import (
     Alert,
     Ingredient,
@@ -269,3 +269,30 @@ def test_an_older_postgresql_database_is_partitioned_in_place(
     assert "database.partitions is 8 but the tables have 4 partitions" in caplog.text
     with session():
         assert partitioning.count(Order) == 4
+
+
+def test_the_ledger_loses_its_foreign_keys_on_postgresql(clean_database: str) -> None:
+    """Migration 0004 on a ledger made by an earlier release (with foreign keys): they
+    are dropped and every row kept; a new database has none to begin with."""
+    if not isinstance(database.obj, pw.PostgresqlDatabase):
+        pytest.skip("SQLite keeps an earlier ledger's foreign keys (see migration 0004)")
+    with session():
+        assert database.get_foreign_keys("ledger") == []
+        merchant = Merchant.create(name="m", alert_email="m@x.io")
+    catalogue.seed(merchant.id)
+    with transaction():
+        # The ledger as release 0003 left it.
+        # (Not its key to orders: this new database's orders are partitioned by merchant,
+        # where id alone is no key; release 0003's were not.)
+        for column, table in (("merchant", "merchant"), ("ingredient", "ingredient")):
+            database.execute_sql(
+                f'ALTER TABLE "ledger" ADD FOREIGN KEY ("{column}_id") REFERENCES "{table}" (id)'
+            )
+        SchemaMigration.delete().where(SchemaMigration.name.startswith("0004")).execute()
+        assert len(database.get_foreign_keys("ledger")) == 2
+        rows = LedgerEntry.select().count()
+
+    assert migrations.upgrade() == ["0004_ledger_without_foreign_keys"]
+    with session():
+        assert database.get_foreign_keys("ledger") == []
+        assert LedgerEntry.select().count() == rows == 3

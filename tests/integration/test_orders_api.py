@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable
@@ -207,4 +208,22 @@ def test_a_client_sending_megabytes_reads_the_413(intake: Kitchen) -> None:
     problem = json.loads(body)
     assert problem["status"] == 413 and problem["title"] == "Payload too large"
     assert "at most 65536 bytes" in problem["detail"]
+    assert counts() == before
+
+
+def test_a_client_gone_mid_body_saves_nothing_and_is_no_error(
+    intake: Kitchen, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that gives up mid-body (its timeout, a closed tab) is routine under load:
+    nothing is saved, and the log gets one info line, not an error with a traceback."""
+    before = counts()
+    with caplog.at_level(logging.INFO), serve(intake.web_app()) as base:
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(
+                b"POST /order HTTP/1.1\r\nHost: kitchen\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"products": [{"product_id": 1,'
+            )
+        eventually(lambda: "disconnected before sending its body" in caplog.text, timeout=10)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert counts() == before

@@ -152,6 +152,7 @@ class Tally:
     retries: int = 0
     statuses: dict[int, int] = field(default_factory=dict)  # every HTTP status seen
     server_errors: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)  # the body of every 4xx, to say why
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def saw(self, status: int) -> None:
@@ -167,16 +168,19 @@ def place_orders(
     tally: Tally,
     give_up_after: float = 120,
     pace: Callable[[], None] | None = None,
+    api_key: str = "",
 ) -> None:
     """`count` orders from `clients` threads. Each client retries an order with the same
     Idempotency-Key until it gets a 201, as a till would: a lost answer never doubles an
-    order, and an order is only counted once Kitchen acknowledged it."""
+    order, and an order is only counted once Kitchen acknowledged it. With `api_key`,
+    for that merchant; without, for the default merchant."""
     keys = [f"till-{uuid.uuid4().hex}" for _ in range(count)]
     rng = random.Random(11)
     quantities = {k: rng.randint(1, 2) for k in keys}
     tally.quantities.update(quantities)
     todo = iter(keys)
     todo_lock = threading.Lock()
+    auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def client() -> None:
         with httpx.Client(base_url=base, timeout=10) as http:
@@ -195,7 +199,7 @@ def place_orders(
                     if pace is not None:
                         pace()
                     try:
-                        r = http.post("/order", json=body, headers={"Idempotency-Key": key})
+                        r = http.post("/order", json=body, headers={"Idempotency-Key": key, **auth})
                     except httpx.TransportError:
                         status = 0
                     else:
@@ -208,6 +212,9 @@ def place_orders(
                             break
                         if status >= 500 and status != 503:
                             tally.server_errors.append(r.text)
+                        elif 400 <= status < 500:
+                            with tally.lock:
+                                tally.refusals.append(r.text)
                     with tally.lock:
                         tally.retries += 1
                     time.sleep(0.2 if status in (0, 503) else 0.05)

@@ -131,7 +131,7 @@ def test_kafka_down_30_s_orders_still_accepted_then_drained(
         )
         chaos.join()
         during = [t for t in tally.acknowledged_at if outage["down"] <= t <= outage["restarting"]]
-        assert tally.statuses == {201: tally.sent} and tally.retries == 0
+        assert tally.statuses == {201: tally.sent} and tally.retries == 0, tally.refusals
         assert len(during) > 100, "the load did not span the outage"
 
         statuses = settle(set(tally.acknowledged.values()), timeout=180)

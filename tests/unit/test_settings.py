@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from kitchen import settings as config
+from kitchen.kafka import copies
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,6 +72,9 @@ def test_roles_flag_turns_on_only_the_named_roles() -> None:
         ("KITCHEN_KAFKA_PARTITIONS", "0", "kafka.partitions: must be greater than 0"),
         ("KITCHEN_DATABASE_PARTITIONS", "0", "database.partitions: must be from 1 to 256"),
         ("KITCHEN_DATABASE_PARTITIONS", "257", "database.partitions: must be from 1 to 256"),
+        ("KITCHEN_KAFKA_REPLICATION_FACTOR", "0", "kafka.replication_factor: must be greater"),
+        ("KITCHEN_KAFKA_MIN_INSYNC_REPLICAS", "0", "kafka.min_insync_replicas: must be greater"),
+        ("KITCHEN_KAFKA_MIN_INSYNC_REPLICAS", "4", "kafka.min_insync_replicas: must be at most"),
         ("KITCHEN_ORDERS_MAX_LINES", "0", "orders.max_lines: must be greater than 0"),
         ("KITCHEN_ORDERS_MAX_QUANTITY", "-3", "orders.max_quantity: must be greater than 0"),
         ("KITCHEN_SCHEDULER_MAIL_RETRY_SECONDS", "0", "scheduler.mail_retry_seconds: must be"),
@@ -145,3 +149,13 @@ def test_mask_url_hides_only_the_password() -> None:
     )
     assert config.mask_url("postgresql://db:5432/kitchen") == "postgresql://db:5432/kitchen"
     assert config.mask_url("sqlite:///kitchen.db") == "sqlite:///kitchen.db"
+
+
+def test_topics_get_three_copies_two_in_sync_and_fewer_on_a_smaller_cluster() -> None:
+    s = config.load(ROOT / "settings.toml", env={})
+    assert (s.kafka.replication_factor, s.kafka.min_insync_replicas) == (3, 2)
+    # (replication factor, min.insync.replicas) by the number of brokers: a broker may
+    # always be lost without refusing writes.
+    assert [copies(3, 2, brokers) for brokers in (1, 2, 3, 5)] == [(1, 1), (2, 1), (3, 2), (3, 2)]
+    # What is configured holds when the cluster is big enough, even min.insync = copies.
+    assert copies(3, 3, 5) == (3, 3) and copies(5, 3, 5) == (5, 3) and copies(5, 3, 4) == (4, 3)
