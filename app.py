@@ -296,7 +296,7 @@ def open_database(s: config.Settings) -> int:
     """
     try:
         bind(s.database.url)
-        migrations.upgrade()
+        migrations.upgrade(s.database.partitions)
         merchant = ensure_default_merchant(s.alerts.email)
     except pw.DatabaseError as exc:
         # The driver's first line says what failed (refused, no such file, bad

@@ -12,9 +12,10 @@ import functools
 import logging
 import operator
 from fractions import Fraction
+from typing import Any
 
 from kitchen import outbox
-from kitchen.db import Alert, Ingredient, Notification, locked, transaction, utcnow
+from kitchen.db import Alert, Ingredient, Notification, locked, session, transaction, utcnow
 from kitchen.domain import IngredientState
 from kitchen.events import Notify
 
@@ -62,6 +63,39 @@ def notify_event(alert: Alert, ingredient_name: str) -> Notify:
 MAX_REDRIVES = 6
 
 
+def _redrive_merchant(
+    merchant_id: int, waited: Any, topic: str, now: datetime.datetime, limit: int | None
+) -> list[Alert]:
+    """Re-drive one merchant's lost alerts (`waited` long enough), its partitions only."""
+    with transaction():
+        recorded = Notification.select(Notification.alert).where(
+            Notification.merchant == merchant_id, Notification.alert.is_null(False)
+        )
+        lost = list(
+            locked(
+                Alert.select()
+                .where(
+                    Alert.merchant == merchant_id,
+                    waited,
+                    Alert.id.not_in(recorded),
+                    Alert.id.not_in(outbox.unsent(topic, merchant_id)),
+                )
+                .order_by(Alert.id)
+                .limit(limit)
+            )
+        )
+        ids = {a.ingredient_id for a in lost}
+        names = {i.id: i.name for i in Ingredient.select().where(Ingredient.id.in_(list(ids)))}
+        for alert in lost:
+            event = notify_event(alert, names[alert.ingredient_id])
+            outbox.add(topic, event, alert.merchant_id, alert.id)
+        if lost:
+            Alert.update(emitted_at=now, redrives=Alert.redrives + 1).where(
+                Alert.merchant == merchant_id, Alert.id.in_([a.id for a in lost])
+            ).execute()
+    return lost
+
+
 def redrive(topic: str, older_than: datetime.timedelta, limit: int | None = 1000) -> int:
     """Queue NOTIFY again for alerts that never reached the notification role (no
     Notification row long after the event): the embedded Kafka or a crash lost it. An alert
@@ -74,25 +108,23 @@ def redrive(topic: str, older_than: datetime.timedelta, limit: int | None = 1000
             for k in range(MAX_REDRIVES)
         ),
     )
-    with transaction():
+    with session():
+        # The one read across merchants (alerts are few: one per crossing): which
+        # merchants have unrecorded alerts due again. The work is done merchant by merchant.
         recorded = Notification.select(Notification.alert).where(Notification.alert.is_null(False))
-        lost = list(
-            locked(
-                Alert.select()
-                .where(waited, Alert.id.not_in(recorded), Alert.id.not_in(outbox.unsent(topic)))
-                .order_by(Alert.id)
-                .limit(limit)
-            )
-        )
-        ids = {a.ingredient_id for a in lost}
-        names = {i.id: i.name for i in Ingredient.select().where(Ingredient.id.in_(list(ids)))}
-        for alert in lost:
-            event = notify_event(alert, names[alert.ingredient_id])
-            outbox.add(topic, event, alert.merchant_id, alert.id)
-        if lost:
-            Alert.update(emitted_at=now, redrives=Alert.redrives + 1).where(
-                Alert.id.in_([a.id for a in lost])
-            ).execute()
+        merchants = [
+            a.merchant_id
+            for a in Alert.select(Alert.merchant)
+            .where(waited, Alert.id.not_in(recorded))
+            .distinct()
+            .order_by(Alert.merchant)
+        ]
+    lost: list[Alert] = []
+    for merchant_id in merchants:
+        if limit is not None and len(lost) >= limit:
+            break
+        left = None if limit is None else limit - len(lost)
+        lost += _redrive_merchant(merchant_id, waited, topic, now, left)
     if lost:
         log.warning("re-drove %d alerts", len(lost))
     for alert in lost:

@@ -1,7 +1,8 @@
 """Tables (peewee) and the database binding: the same code on SQLite and PostgreSQL.
 
-Every row belongs to a merchant. Today there is one default merchant; the column is
-here from the start so that multi-merchant is a feature, not a migration.
+Every row belongs to a merchant, and every table that grows with orders has a
+`merchant_id` column: on PostgreSQL those tables are partitioned by it (see
+partitioning.py, the one place for their DDL); on SQLite they are plain tables.
 
 The binding is one module-level handle, said plainly: `database` is a peewee proxy that
 every model is declared against (peewee binds models to a database at class creation),
@@ -14,7 +15,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
@@ -129,8 +130,11 @@ class Order(Base):
 
 
 class OrderLine(Base):
+    merchant_id: int
     order_id: int
     product_id: int
+    # The order's merchant, copied: on PostgreSQL the table is partitioned by it.
+    merchant = pw.ForeignKeyField(Merchant, index=False)
     order = pw.ForeignKeyField(Order, backref="lines", on_delete="CASCADE")
     product = pw.ForeignKeyField(Product)
     quantity = pw.IntegerField()
@@ -142,6 +146,9 @@ class OrderLine(Base):
 class Outbox(Base):
     """Events written in the same transaction as the change they announce."""
 
+    # Whose event (also its key). Not a foreign key: the outbox is a queue of events whose
+    # rows were checked where they were made, and a key is one more lookup per order.
+    merchant_id = pw.IntegerField()
     topic = pw.CharField()
     key = pw.CharField(null=True)
     payload = pw.TextField()  # JSON
@@ -177,8 +184,11 @@ class Alert(Base):
 class Notification(Base):
     """An alert email to send: one row per alert, so a redelivered NOTIFY sends nothing."""
 
+    merchant_id: int
     alert_id: int | None
-    dedup_key = pw.CharField(unique=True)  # "alert-<id>", or where it was read (kafka.source)
+    merchant = pw.ForeignKeyField(Merchant, index=False)  # whose ingredient
+    # "alert-<id>", or where it was read (kafka.source); unique per merchant (partitions).
+    dedup_key = pw.CharField()
     alert = pw.ForeignKeyField(Alert, null=True)
     ingredient_id = pw.IntegerField()
     email = pw.CharField()
@@ -195,6 +205,9 @@ class Notification(Base):
     # the reason is in last_error.
     failed_at = pw.DateTimeField(null=True)
     last_error = pw.TextField(null=True)
+
+    class Meta:
+        indexes = ((("merchant", "dedup_key"), True),)
 
 
 F = TypeVar("F", bound=pw.ForeignKeyField)
@@ -376,6 +389,12 @@ def locked(query: Any) -> Any:
     if isinstance(database.obj, pw.PostgresqlDatabase):
         return query.for_update()
     return query
+
+
+def keyed(model: type[Base], keys: Iterable[tuple[int, int]]) -> pw.Expression:
+    """The rows of `model` with these (merchant_id, id) keys: on PostgreSQL, the primary
+    key of a table partitioned by merchant, which `id` alone cannot use."""
+    return pw.Tuple(model.merchant_id, model.id).in_(sorted(keys))  # type: ignore[attr-defined]
 
 
 def among(field: pw.Field, ids: list[int]) -> pw.Expression:

@@ -55,20 +55,27 @@ def _encode(payload: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class OrderCreated:
-    """ORDER_CREATED: an order was saved and waits to be applied to the stock."""
+    """ORDER_CREATED: an order was saved and waits to be applied to the stock.
+
+    The public contract is `{"id": <order id>}`. Kitchen adds the order's `merchant_id`,
+    so that processing reads the order from its merchant's partition alone; an event
+    without it (or with one of the wrong type) is still served: the order is looked up.
+    """
 
     NAME = "ORDER_CREATED"
     id: int  # the order's id
+    merchant_id: int | None = None
 
     def encode(self) -> str:
-        return _encode({"id": self.id})
+        return _encode({"id": self.id, "merchant_id": self.merchant_id})
 
     @classmethod
     def decode(cls, raw: bytes | None) -> OrderCreated:
         payload = _object(raw, cls.NAME)
         if not is_id(payload.get("id")):
             raise UnusableEvent(f"bad {cls.NAME}: id must be a positive integer")
-        return cls(payload["id"])
+        merchant_id = payload.get("merchant_id")
+        return cls(payload["id"], merchant_id if is_id(merchant_id) else None)
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,15 @@ class Received(Generic[E]):
 
     event: E
     source: str
+    key: bytes | None = None  # the record's key: Kitchen's events are keyed by merchant id
+
+    @property
+    def merchant_key(self) -> int | None:
+        """The merchant id the key names, if it names one."""
+        text = (self.key or b"").decode("ascii", "replace")
+        if not (text.isdigit() and len(text) <= 19):
+            return None
+        return int(text) if is_id(int(text)) else None
 
 
 # A handler takes a batch of received events and returns those it could not use, with the

@@ -229,7 +229,9 @@ def ledger(
     """GET /ingredients/{id}/ledger: newest first, `before` an entry id to page on from."""
     with session():
         _get(merchant_id, ingredient_id)
-        query = LedgerEntry.select().where(LedgerEntry.ingredient == ingredient_id)
+        query = LedgerEntry.select().where(
+            LedgerEntry.merchant == merchant_id, LedgerEntry.ingredient == ingredient_id
+        )
         if before is not None:
             query = query.where(LedgerEntry.id < before)
         rows = query.order_by(LedgerEntry.id.desc()).limit(limit)

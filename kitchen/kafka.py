@@ -439,7 +439,7 @@ class ConsumerWorker(Generic[E]):
                 continue
             where = source(m, self.cluster_id)
             by_source[where] = m
-            received.append(Received(event, where))
+            received.append(Received(event, where, m.key()))
         if received:
             rejected += [(by_source[r.source], why) for r, why in self._handle(received)]
         return rejected

@@ -1,8 +1,9 @@
 """Schema migrations: a database made by an earlier release is upgraded in place at start.
 
 `upgrade()` creates the tables that are missing (a new database gets the newest schema at
-once), then applies, in order, each migration of `MIGRATIONS` that the database has not
-recorded, and records it, each in its own transaction. Two processes starting at once
+once; on PostgreSQL the growing tables partitioned by merchant), then applies, in order,
+each migration of `history()` that the database has not recorded, and records it, each
+in its own transaction. Two processes starting at once
 take turns (an advisory lock on PostgreSQL; SQLite's write lock), so each migration runs
 once. A migration is append-only history: never edit or reorder one that has shipped.
 """
@@ -17,6 +18,7 @@ from typing import Any
 import peewee as pw
 from playhouse.migrate import SchemaMigrator, SqliteMigrator, migrate
 
+from kitchen import partitioning
 from kitchen.db import (
     TABLES,
     DatabaseId,
@@ -24,6 +26,7 @@ from kitchen.db import (
     LedgerEntry,
     Merchant,
     Notification,
+    Order,
     Outbox,
     Product,
     SchemaMigration,
@@ -119,13 +122,51 @@ def _ledger_without_foreign_keys(m: SchemaMigrator) -> None:
     )
 
 
-# (name, migration), oldest first. The schema of the first release (issue 4) is the base.
-MIGRATIONS: list[tuple[str, Migration]] = [
-    ("0001_outbox_refs_and_claims", _outbox_refs_and_claims),
-    ("0002_merchants_menu_and_ledger", _merchants_menu_and_ledger),
-    ("0003_failed_mails_and_bounded_redrives", _failed_mails_and_bounded_redrives),
-    ("0004_ledger_without_foreign_keys", _ledger_without_foreign_keys),
-]
+# Each table that lacked merchant_id, and the merchant of each of its rows: an order's
+# line is its order's; an outbox row's is its Kafka key (every writer keyed it so); a
+# notification's is its alert's or, for a bare NOTIFY, its ingredient's.
+MERCHANT_OF = {
+    "order_lines": "SELECT merchant_id FROM orders WHERE orders.id = order_lines.order_id",
+    "outbox": "SELECT CAST(outbox.key AS INTEGER)",
+    "notification": (
+        "SELECT COALESCE("
+        "(SELECT merchant_id FROM alert WHERE alert.id = notification.alert_id), "
+        "(SELECT merchant_id FROM ingredient WHERE ingredient.id = notification.ingredient_id))"
+    ),
+}
+
+
+def _partitioned_by_merchant(m: SchemaMigrator, partitions: int) -> None:
+    """Issue 12: every growing table names its merchant; on PostgreSQL they are
+    partitioned by it, and a notification's key is unique per merchant."""
+    for table, merchant_of in MERCHANT_OF.items():
+        database.execute_sql(
+            f'ALTER TABLE "{table}" ADD COLUMN "merchant_id" INTEGER REFERENCES "merchant" ("id")'
+        )
+        database.execute_sql(f'UPDATE "{table}" SET "merchant_id" = ({merchant_of})')
+    if partitioning.enabled():
+        partitioning.convert(partitions)  # new tables: NOT NULL, new keys and indexes
+        return
+    # SQLite keeps these plain tables. NOT NULL makes peewee rebuild each one, which is
+    # safe here: no other table names these three.
+    migrate(*(m.add_not_null(table, "merchant_id") for table in MERCHANT_OF))
+    migrate(*_drop_indexes(m, "notification", ["dedup_key"]))
+    Notification._schema.create_indexes(safe=True)  # type: ignore[attr-defined]
+
+
+def history(partitions: int) -> list[tuple[str, Migration]]:
+    """(name, migration), oldest first. The schema of the first release (issue 4) is the
+    base. `partitions` is the setting, for the migration that partitions the tables."""
+    return [
+        ("0001_outbox_refs_and_claims", _outbox_refs_and_claims),
+        ("0002_merchants_menu_and_ledger", _merchants_menu_and_ledger),
+        ("0003_failed_mails_and_bounded_redrives", _failed_mails_and_bounded_redrives),
+        ("0004_ledger_without_foreign_keys", _ledger_without_foreign_keys),
+        ("0005_partitioned_by_merchant", lambda m: _partitioned_by_merchant(m, partitions)),
+    ]
+
+
+NAMES = [name for name, _ in history(partitioning.DEFAULT)]
 
 
 def _lock() -> None:
@@ -134,9 +175,11 @@ def _lock() -> None:
         database.execute_sql("SELECT pg_advisory_xact_lock(hashtext('kitchen-migrations'))")
 
 
-def upgrade() -> list[str]:
-    """Bring the database to the newest schema; returns the migrations applied now."""
+def upgrade(partitions: int = partitioning.DEFAULT) -> list[str]:
+    """Bring the database to the newest schema; returns the migrations applied now.
+    `partitions`: the `[database] partitions` setting (PostgreSQL only)."""
     applied_now: list[str] = []
+    migrations = history(partitions)
     with transaction():
         _lock()
         fresh = not database.table_exists("orders")
@@ -144,16 +187,25 @@ def upgrade() -> list[str]:
         # name columns that only a migration adds (and SQLite would even take such a
         # name for a string and index a constant).
         missing = [t for t in TABLES if not database.table_exists(t._meta.table_name)]
-        database.create_tables(missing)
+        # Partitioned from the start on a new database. An older one's missing tables are
+        # made plain, as its others are, and the migration that partitions them converts
+        # them all at once.
+        if partitioning.enabled() and (fresh or partitioning.count(Order)):
+            database.create_tables([t for t in missing if t not in partitioning.PARTITIONED])
+            for table in partitioning.PARTITIONED:
+                if table in missing:
+                    partitioning.create(table, partitions)
+        else:
+            database.create_tables(missing)
         if fresh:
             # Created at the newest schema: every migration is already in it.
-            for name, _ in MIGRATIONS:
+            for name, _ in migrations:
                 SchemaMigration.create(name=name)
         # This database's random id, made once (see db.DatabaseId).
         DatabaseId.insert(id=1, value=secrets.token_hex(8)).on_conflict_ignore().execute()
     with session():
         done = {row.name for row in SchemaMigration.select()}
-    for name, operations in MIGRATIONS:
+    for name, operations in migrations:
         if name in done:
             continue
         with transaction():
@@ -164,4 +216,7 @@ def upgrade() -> list[str]:
             SchemaMigration.create(name=name)
         log.info("database upgraded: %s", name)
         applied_now.append(name)
+    if partitioning.enabled():
+        with session():
+            partitioning.check(partitions)
     return applied_now

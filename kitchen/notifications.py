@@ -75,7 +75,11 @@ def record(
                 line = threshold_of(ingredient, merchant, threshold)
                 subject, body = compose(ingredient.name, stock, full, line)
             else:
-                alert = Alert.get_or_none(Alert.id == notify.alert_id)
+                # Looked up in the ingredient's merchant's partition: an alert of another
+                # merchant is as unknown as one that does not exist.
+                alert = Alert.get_or_none(
+                    Alert.merchant == ingredient.merchant_id, Alert.id == notify.alert_id
+                )
                 if alert is None:
                     rejected.append((r, f"unknown alert {notify.alert_id}"))
                     continue
@@ -89,6 +93,7 @@ def record(
                     ingredient.name, alert.stock, alert.full_stock, Fraction(alert.threshold)
                 )
             Notification.insert(
+                merchant=ingredient.merchant_id,
                 dedup_key=key,
                 alert=notify.alert_id,
                 ingredient_id=notify.ingredient_id,
@@ -104,7 +109,7 @@ def backoff(attempts: int) -> datetime.timedelta:
     return datetime.timedelta(seconds=min(300, 2**attempts))
 
 
-def _claim(row_id: int, claim_seconds: int) -> Notification | None:
+def _claim(merchant_id: int, row_id: int, claim_seconds: int) -> Notification | None:
     """Take one due mail for `claim_seconds` from now, unless another sender has it."""
     now = utcnow()  # now, not when the batch began: a claim must start with its send
     claimed = (
@@ -113,6 +118,7 @@ def _claim(row_id: int, claim_seconds: int) -> Notification | None:
             attempts=Notification.attempts + 1,
         )
         .where(
+            Notification.merchant == merchant_id,
             Notification.id == row_id,
             Notification.sent_at.is_null(),
             Notification.failed_at.is_null(),
@@ -121,7 +127,9 @@ def _claim(row_id: int, claim_seconds: int) -> Notification | None:
         )
         .execute()
     )
-    return Notification.get_by_id(row_id) if claimed else None
+    if not claimed:
+        return None
+    return Notification.get(Notification.merchant == merchant_id, Notification.id == row_id)
 
 
 def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
@@ -130,12 +138,13 @@ def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
     Each row is claimed just before its send, for `claim_seconds`: longer than one send
     can take (the mailer cuts a send at its deadline), however long the sends before it
     took. A sender that died mid-send (SIGKILL) holds its row that long, then another
-    sender takes it.
+    sender takes it. The due mails are one queue across merchants (few rows: the index
+    of unsent mails in each partition); each mail is then claimed in its own merchant's.
     """
     with session():
         due = [
-            n.id
-            for n in Notification.select(Notification.id)
+            (n.merchant_id, n.id)
+            for n in Notification.select(Notification.merchant, Notification.id)
             .where(
                 Notification.sent_at.is_null(),
                 Notification.failed_at.is_null(),
@@ -146,8 +155,8 @@ def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
             .limit(limit)
         ]
         sent = 0
-        for row_id in due:
-            n = _claim(row_id, claim_seconds)
+        for merchant_id, row_id in due:
+            n = _claim(merchant_id, row_id, claim_seconds)
             if n is None:
                 continue  # another sender has it, or has sent it
             ids = {"alert_id": n.alert_id} if n.alert_id is not None else {}
@@ -160,7 +169,7 @@ def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
                 )
                 Notification.update(
                     claimed_until=None, failed_at=utcnow(), last_error=str(exc)
-                ).where(Notification.id == n.id).execute()
+                ).where(Notification.merchant == n.merchant_id, Notification.id == n.id).execute()
                 continue
             except Exception as exc:
                 metrics.email("retried")
@@ -175,10 +184,10 @@ def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
                     claimed_until=None,
                     last_error=f"{type(exc).__name__}: {exc}",
                     next_attempt_at=utcnow() + backoff(n.attempts),
-                ).where(Notification.id == n.id).execute()
+                ).where(Notification.merchant == n.merchant_id, Notification.id == n.id).execute()
                 continue
             Notification.update(sent_at=utcnow(), claimed_until=None, last_error=None).where(
-                Notification.id == n.id
+                Notification.merchant == n.merchant_id, Notification.id == n.id
             ).execute()
             sent += 1
             metrics.email("sent")

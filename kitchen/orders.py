@@ -110,8 +110,14 @@ ORDER_FIELDS: list[pw.Field] = [
     Order.idempotency_key,
     Order.request_hash,
 ]
-LINE_FIELDS: list[pw.Field] = [OrderLine.order, OrderLine.product, OrderLine.quantity]
+LINE_FIELDS: list[pw.Field] = [
+    OrderLine.merchant,
+    OrderLine.order,
+    OrderLine.product,
+    OrderLine.quantity,
+]
 OUTBOX_FIELDS: list[pw.Field] = [
+    Outbox.merchant_id,
     Outbox.topic,
     Outbox.key,
     Outbox.payload,
@@ -145,12 +151,23 @@ def place_orders(requests: list[NewOrder], topic: str) -> list[Placed | InvalidO
         }
         bulk_insert(
             LINE_FIELDS,
-            [(saved[i].id, ln.product_id, ln.quantity) for i, r in valid for ln in r.lines],
+            [
+                (r.merchant_id, saved[i].id, ln.product_id, ln.quantity)
+                for i, r in valid
+                for ln in r.lines
+            ],
         )
         bulk_insert(
             OUTBOX_FIELDS,
             [
-                (topic, str(r.merchant_id), OrderCreated(saved[i].id).encode(), saved[i].id, now)
+                (
+                    r.merchant_id,
+                    topic,
+                    str(r.merchant_id),
+                    OrderCreated(saved[i].id, r.merchant_id).encode(),
+                    saved[i].id,
+                    now,
+                )
                 for i, r in valid
             ],
         )
@@ -201,26 +218,53 @@ def redrive(topic: str, older_than: datetime.timedelta, limit: int | None = 1000
     can lose an event in flight. Processing skips orders that are no longer pending, so a
     re-driven event that was not lost after all costs nothing. An order whose event still
     waits in the outbox (Kafka down) is left alone: another copy would only pile up.
-    The rows are locked in id order, as processing locks them, so the two never deadlock.
     """
     cutoff = utcnow() - older_than
+    with session():
+        # The one read across merchants (each partition's status index; usually nothing):
+        # which merchants have stuck orders. The work itself is done merchant by merchant.
+        merchants = [
+            o.merchant_id
+            for o in Order.select(Order.merchant)
+            .where(Order.status == Order.PENDING, Order.emitted_at < cutoff)
+            .distinct()
+            .order_by(Order.merchant)
+        ]
+    count = 0
+    for merchant_id in merchants:
+        if limit is not None and count >= limit:
+            break
+        count += _redrive_merchant(
+            merchant_id, topic, cutoff, None if limit is None else limit - count
+        )
+    if count:
+        log.warning("re-drove %d pending orders", count)
+    return count
+
+
+def _redrive_merchant(
+    merchant_id: int, topic: str, cutoff: datetime.datetime, limit: int | None
+) -> int:
+    """Re-drive one merchant's stuck orders (its partition only), locked in id order as
+    processing locks a merchant's orders, so the two never deadlock."""
     with transaction():
         stuck = list(
             locked(
                 Order.select(Order.id, Order.merchant)
                 .where(
+                    Order.merchant == merchant_id,
                     Order.status == Order.PENDING,
                     Order.emitted_at < cutoff,
-                    Order.id.not_in(outbox.unsent(topic)),
+                    Order.id.not_in(outbox.unsent(topic, merchant_id)),
                 )
                 .order_by(Order.id)
                 .limit(limit)
             )
         )
         for order in stuck:
-            outbox.add(topic, OrderCreated(order.id), order.merchant_id, order.id)
+            outbox.add(topic, OrderCreated(order.id, merchant_id), merchant_id, order.id)
         if stuck:
-            Order.update(emitted_at=utcnow()).where(Order.id.in_([o.id for o in stuck])).execute()
-    if stuck:
-        log.warning("re-drove %d pending orders", len(stuck))
+            Order.update(emitted_at=utcnow()).where(
+                Order.merchant == merchant_id, Order.id.in_([o.id for o in stuck])
+            ).execute()
     return len(stuck)

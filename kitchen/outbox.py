@@ -19,7 +19,7 @@ import peewee as pw
 from confluent_kafka import KafkaError, Message, Producer
 
 from kitchen import metrics
-from kitchen.db import Outbox, database, session, transaction, utcnow
+from kitchen.db import Outbox, database, keyed, session, transaction, utcnow
 from kitchen.kafka import FAILURES_BEFORE_UNREADY
 
 log = logging.getLogger(__name__)
@@ -34,14 +34,23 @@ def add(topic: str, event: Event, merchant_id: int, ref_id: int) -> None:
 
     Keyed by merchant: one merchant's events stay in order on one partition.
     """
-    Outbox.create(topic=topic, key=str(merchant_id), payload=event.encode(), ref_id=ref_id)
+    Outbox.create(
+        merchant_id=merchant_id,
+        topic=topic,
+        key=str(merchant_id),
+        payload=event.encode(),
+        ref_id=ref_id,
+    )
 
 
-def unsent(topic: str) -> Any:
-    """A subquery: the rows whose event on `topic` is still waiting in the outbox.
-    A re-drive skips them: queuing the event again would only add a copy."""
+def unsent(topic: str, merchant_id: int) -> Any:
+    """A subquery: the merchant's rows whose event on `topic` is still waiting in the
+    outbox. A re-drive skips them: queuing the event again would only add a copy."""
     return Outbox.select(Outbox.ref_id).where(
-        Outbox.topic == topic, Outbox.sent_at.is_null(), Outbox.ref_id.is_null(False)
+        Outbox.merchant_id == merchant_id,
+        Outbox.topic == topic,
+        Outbox.sent_at.is_null(),
+        Outbox.ref_id.is_null(False),
     )
 
 
@@ -78,8 +87,10 @@ class Relay:
         # Passes in a row that failed (an error, or Kafka refusing every row): /ready
         # reports a relay that keeps failing, not only a dead thread.
         self.failing = 0
-        self._inflight: set[int] = set()
-        self._delivered: list[int] = []
+        # Rows produced and not yet answered for (row id -> merchant id), and the keys
+        # (merchant id, row id) of those Kafka confirmed.
+        self._inflight: dict[int, int] = {}
+        self._delivered: list[tuple[int, int]] = []
         self._undelivered = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -128,17 +139,17 @@ class Relay:
                 row.topic,
                 key=row.key,
                 value=row.payload,
-                on_delivery=self._on_delivery(row.id),
+                on_delivery=self._on_delivery(row.id, row.merchant_id),
             )
             # Only once produce() took it: a row it refused (queue full) is claimed again.
-            self._inflight.add(row.id)
+            self._inflight[row.id] = row.merchant_id
         self.producer.flush(30)
         delivered, self._delivered = self._delivered, []
         undelivered, self._undelivered = self._undelivered, 0
         if delivered:
             with session():
                 Outbox.update(sent_at=utcnow(), claimed_until=None).where(
-                    Outbox.id.in_(delivered)
+                    keyed(Outbox, delivered)
                 ).execute()
             self.published += len(delivered)
             metrics.outbox_published(len(delivered))
@@ -151,7 +162,13 @@ class Relay:
     def _claim(self) -> list[Outbox]:
         """Take the lease on up to `batch_size` unsent rows nobody else holds, in id order,
         and renew it on the rows still queued in librdkafka (broker down): those are not
-        produced twice, and no other relay takes them meanwhile."""
+        produced twice, and no other relay takes them meanwhile.
+
+        One queue across merchants, on purpose: events go out in the order they were
+        made, and one query (an index scan of each partition's unsent rows, merged by
+        id) serves every merchant; a round of per-merchant claims would cost a query per
+        merchant for a few rows each (docs/scaling.md).
+        """
         now = utcnow()
         with transaction():
             query = (
@@ -171,18 +188,19 @@ class Relay:
                 # Rows another relay is claiming right now are skipped, not waited for.
                 query = query.for_update(skip_locked=True)
             rows = list(query)
-            mine = [r.id for r in rows] + list(self._inflight)
+            mine = [(r.merchant_id, r.id) for r in rows]
+            mine += [(merchant_id, i) for i, merchant_id in self._inflight.items()]
             if mine:
                 Outbox.update(claimed_until=now + self.LEASE, claimed_by=self.name).where(
-                    Outbox.id.in_(mine), Outbox.sent_at.is_null()
+                    keyed(Outbox, mine), Outbox.sent_at.is_null()
                 ).execute()
         return rows
 
-    def _on_delivery(self, row_id: int) -> Any:
+    def _on_delivery(self, row_id: int, merchant_id: int) -> Any:
         def callback(error: KafkaError | None, _message: Message) -> None:
-            self._inflight.discard(row_id)
+            self._inflight.pop(row_id, None)
             if error is None:
-                self._delivered.append(row_id)
+                self._delivered.append((merchant_id, row_id))
             else:
                 self._undelivered += 1
                 self.last_error = str(error)

@@ -56,6 +56,9 @@ class Http:
 @dataclasses.dataclass(frozen=True)
 class Database:
     url: str = "sqlite:///kitchen.db"
+    # PostgreSQL only: hash partitions of each table that grows with orders, fixed when
+    # those tables are created (see kitchen/partitioning.py); later changes do nothing.
+    partitions: int = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,6 +232,9 @@ POSITIVE = (
     "scheduler.mail_retry_seconds",
 )
 PORTS = ("http.port", "mail.smtp_port")
+# Each partition is a table PostgreSQL plans and vacuums on its own: beyond a few hundred,
+# planning every statement costs more than partitioning saves.
+MAX_PARTITIONS = 256
 ADDRESSES = ("alerts.email", "mail.sender")
 TOPICS = ("kafka.order_created_topic", "kafka.notify_topic")
 # One mailbox, no display name: what SMTP's RCPT TO and MAIL FROM take.
@@ -260,6 +266,10 @@ def check(s: Settings) -> list[str]:
         for n in TOPICS
         if not TOPIC.fullmatch(value(n))
     ]
+    if not 1 <= s.database.partitions <= MAX_PARTITIONS:
+        problems.append(
+            f"database.partitions: must be from 1 to {MAX_PARTITIONS}, got {s.database.partitions}"
+        )
     threshold = s.alerts.threshold
     if math.isnan(threshold) or not 0 < threshold < 1:
         problems.append(f"alerts.threshold: must be between 0 and 1 (exclusive), got {threshold}")

@@ -2,8 +2,8 @@
 
 Deltas are summed per ingredient and written once per batch. An order that is no longer
 `pending` is skipped, so a redelivered or duplicated ORDER_CREATED changes nothing.
-Rows are locked in id order (orders, then ingredients) so that several consumers
-never deadlock and never lose an update.
+Rows are locked in order (orders by merchant then id, then ingredients by id) so that
+several consumers never deadlock and never lose an update.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -60,17 +60,17 @@ class BatchResult:
     rejected_by: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
-def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -> BatchResult:
-    """Apply the pending orders among `order_ids`, all in one transaction."""
+def apply_orders(
+    order_ids: list[int],
+    notify_topic: str,
+    threshold: Fraction,
+    merchant_of: Mapping[int, int] | None = None,
+) -> BatchResult:
+    """Apply the pending orders among `order_ids`, all in one transaction. `merchant_of`
+    names the merchant of the orders whose event said it (see `_lock_orders`)."""
     ids = sorted(set(order_ids))
     with transaction():
-        orders = tuples(
-            locked(
-                Order.select(Order.id, Order.merchant, Order.status)
-                .where(among(Order.id, ids))
-                .order_by(Order.id)
-            )
-        )
+        orders = _lock_orders(ids, merchant_of or {})
         found = {order_id for order_id, _, _ in orders}
         pending = [(o, m) for o, m, status in orders if status == Order.PENDING]
         skipped = [o for o, _, status in orders if status != Order.PENDING]
@@ -78,7 +78,7 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
         if not pending:
             return BatchResult([], [], skipped, unknown, [])
 
-        lines = _lines_of([o for o, _ in pending])
+        lines = _lines_of(pending)
         recipes = _recipes_of({line.product_id for ls in lines.values() for line in ls})
         merchants = {
             m.id: m for m in Merchant.select().where(Merchant.id.in_({m for _, m in pending}))
@@ -95,13 +95,13 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
         notes: list[tuple[str, tuple[object, ...], dict[str, int]]] = []  # logged once committed
         ledger: list[tuple[object, ...]] = []
         now = utcnow()
-        # (status, reason) -> the orders that end so: one UPDATE per group, not peewee's
-        # bulk_update, whose CASE of 500 branches cost more to build than to run.
-        outcomes: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+        # (merchant, status, reason) -> the orders that end so: one UPDATE per group, not
+        # peewee's bulk_update, whose CASE of 500 branches cost more to build than to run.
+        outcomes: dict[tuple[int, str, str | None], list[int]] = defaultdict(list)
         for order_id, merchant_id in pending:
             outcome = domain.apply_order(lines[order_id], recipes, state)
             status = Order.APPLIED if outcome.applied else Order.REJECTED
-            outcomes[(status, outcome.reason)].append(order_id)
+            outcomes[(merchant_id, status, outcome.reason)].append(order_id)
             (applied if outcome.applied else rejected).append(order_id)
             if not outcome.applied:
                 rejected_by[outcome.reason_class or "other"] += 1
@@ -130,11 +130,11 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
                     )
                 )
 
-        # Identical orders meet the same stock and end alike, so the groups are few (one,
-        # when every order is applied).
-        for (status, reason), group in outcomes.items():
+        # Identical orders meet the same stock and end alike, so the groups are few (one
+        # per merchant, when every order is applied).
+        for (merchant_id, status, reason), group in sorted(outcomes.items(), key=_merchant):
             Order.update(status=status, reason=reason, processed_at=now).where(
-                among(Order.id, group)
+                Order.merchant == merchant_id, among(Order.id, group)
             ).execute()
         bulk_insert(LEDGER_FIELDS, ledger)  # the batch's ledger rows in one statement
         for ingredient_id, s in state.items():
@@ -149,11 +149,64 @@ def apply_orders(order_ids: list[int], notify_topic: str, threshold: Fraction) -
     return BatchResult(applied, rejected, skipped, unknown, raised, dict(rejected_by))
 
 
-def _lines_of(order_ids: list[int]) -> dict[int, list[domain.Line]]:
+# A batch holds many merchants' orders. On PostgreSQL their tables are partitioned by
+# merchant (kitchen/partitioning.py), and a query that names no merchant reads every
+# partition, where no index serves an id alone: so each step runs merchant by merchant,
+# one partition per query.
+
+
+def _lock_orders(ids: list[int], merchant_of: Mapping[int, int]) -> list[tuple[int, int, str]]:
+    """(id, merchant, status) of the orders among `ids`, their rows locked until the
+    commit, in id order.
+
+    Rows are locked merchant by merchant, each in id order: (merchant, id) is the order
+    every locker uses (a re-drive locks one merchant's orders in id order), so that
+    consumers never deadlock. An order whose event did not name its merchant (a bare
+    `{"id"}` from another producer, with a key that is not its merchant) is looked up by
+    id across every partition, which is slow, and locked after the others, out of that
+    order (PostgreSQL would end a deadlock by failing the batch, which is retried):
+    Kitchen's own events always name the merchant.
+    """
+    orders = _lock_by_merchant(ids, merchant_of)
+    found = {order_id for order_id, _, _ in orders}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        query = Order.select(Order.id, Order.merchant).where(among(Order.id, missing))
+        orders += _lock_by_merchant(missing, dict(tuples(query)))
+    return sorted(orders)
+
+
+def _by_merchant(ids: Iterable[int], merchant_of: Mapping[int, int]) -> dict[int, list[int]]:
+    """The ids whose merchant is known, per merchant, in (merchant, id) order."""
+    grouped: dict[int, list[int]] = defaultdict(list)
+    for i in sorted(ids):
+        if i in merchant_of:
+            grouped[merchant_of[i]].append(i)
+    return dict(sorted(grouped.items()))
+
+
+def _lock_by_merchant(ids: list[int], merchant_of: Mapping[int, int]) -> list[tuple[int, int, str]]:
+    orders: list[tuple[int, int, str]] = []
+    for merchant_id, group in _by_merchant(ids, merchant_of).items():
+        query = Order.select(Order.id, Order.merchant, Order.status).where(
+            Order.merchant == merchant_id, among(Order.id, group)
+        )
+        orders += tuples(locked(query.order_by(Order.id)))
+    return orders
+
+
+def _merchant(group: tuple[tuple[int, str, str | None], list[int]]) -> int:
+    return group[0][0]
+
+
+def _lines_of(orders: list[tuple[int, int]]) -> dict[int, list[domain.Line]]:
+    """The lines of these (order, merchant) pairs."""
     lines: dict[int, list[domain.Line]] = defaultdict(list)
     query = OrderLine.select(OrderLine.order, OrderLine.product, OrderLine.quantity)
-    for order_id, product_id, quantity in tuples(query.where(among(OrderLine.order, order_ids))):
-        lines[order_id].append(domain.Line(product_id, quantity))
+    for merchant_id, ids in _by_merchant(dict(orders), dict(orders)).items():
+        rows = tuples(query.where(OrderLine.merchant == merchant_id, among(OrderLine.order, ids)))
+        for order_id, product_id, quantity in rows:
+            lines[order_id].append(domain.Line(product_id, quantity))
     return lines
 
 
@@ -187,7 +240,11 @@ def order_created_handler(
         by_id: dict[int, list[Received[OrderCreated]]] = defaultdict(list)
         for r in batch:
             by_id[r.event.id].append(r)
-        result = apply_orders(list(by_id), notify_topic, threshold)
+        # Kitchen's events name the merchant; a bare one's key usually does (see _lock_orders).
+        merchant_of = {
+            r.event.id: m for r in batch if (m := r.event.merchant_id or r.merchant_key) is not None
+        }
+        result = apply_orders(list(by_id), notify_topic, threshold, merchant_of)
         metrics.orders_processed(len(result.applied), result.rejected_by, len(result.alerts))
         if result.alerts and on_alert is not None:
             on_alert()

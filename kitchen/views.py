@@ -60,7 +60,10 @@ def order_by_id(order_id: int, merchant_id: int) -> dict[str, Any] | None:
         found = Order.get_or_none(Order.id == order_id, Order.merchant == merchant_id)
         if found is None:
             return None
-        rows = OrderLine.select().where(OrderLine.order == order_id).order_by(OrderLine.id)
+        rows = OrderLine.select().where(
+            OrderLine.merchant == merchant_id, OrderLine.order == order_id
+        )
+        rows = rows.order_by(OrderLine.id)
         return order(found, [Line(r.product_id, r.quantity) for r in rows])
 
 
@@ -73,7 +76,9 @@ def recent_orders(merchant_id: int, limit: int, before: int | None) -> list[dict
         rows = list(query.order_by(Order.id.desc()).limit(limit))
         lines: dict[int, list[Line]] = defaultdict(list)
         if rows:
-            found = OrderLine.select().where(OrderLine.order.in_([o.id for o in rows]))
+            found = OrderLine.select().where(
+                OrderLine.merchant == merchant_id, OrderLine.order.in_([o.id for o in rows])
+            )
             for r in found.order_by(OrderLine.id):
                 lines[r.order_id].append(Line(r.product_id, r.quantity))
         return [order(o, lines[o.id]) for o in rows]
@@ -115,7 +120,9 @@ def recent_alerts(merchant_id: int, limit: int, before: int | None) -> list[dict
         rows = list(query.order_by(Alert.id.desc()).limit(limit))
         mails: dict[int | None, Notification] = {}
         if rows:
-            found = Notification.select().where(Notification.alert.in_([a.id for a in rows]))
+            found = Notification.select().where(
+                Notification.merchant == merchant_id, Notification.alert.in_([a.id for a in rows])
+            )
             mails = {n.alert_id: n for n in found}
         return [alert(a, a.ingredient.name, mails.get(a.id)) for a in rows]
 

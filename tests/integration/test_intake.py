@@ -79,7 +79,8 @@ def test_concurrent_orders_each_saved_once_with_their_event(
     assert sum(lines.values()) == len(ids)
     topic = kitchen.settings.kafka.order_created_topic
     assert sorted(events, key=lambda e: e[3]) == [
-        (topic, str(kitchen.merchant_id), {"id": i}, i) for i in sorted(ids)
+        (topic, str(kitchen.merchant_id), {"id": i, "merchant_id": kitchen.merchant_id}, i)
+        for i in sorted(ids)
     ]
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from kitchen import settings as config
-from kitchen.db import Notification, session
+from kitchen.db import Notification, ensure_default_merchant, session
 from kitchen.mail import SmtpMailer
 from kitchen.notifications import send_due
 from tests.helpers import SmtpServer, eventually, free_port
@@ -20,8 +20,10 @@ def due_mails(count: int) -> list[str]:
     """`count` alert mails waiting to be sent; their Message-IDs."""
     ids = [f"<kitchen-test-{i}@kitchen.local>" for i in range(count)]
     with session():
+        merchant = ensure_default_merchant("chef@example.com")
         for i, message_id in enumerate(ids):
             Notification.create(
+                merchant=merchant.id,
                 dedup_key=f"test-{i}",
                 ingredient_id=1,
                 email="chef@example.com",

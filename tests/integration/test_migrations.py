@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import peewee as pw
 import pytest
 
-from kitchen import catalogue, db, migrations
+from kitchen import catalogue, db, migrations, orders, partitioning
 from kitchen.db import (
     Alert,
     Ingredient,
@@ -26,6 +27,8 @@ from kitchen.db import (
     transaction,
     utcnow,
 )
+from kitchen.domain import Line
+from tests.helpers import REAL_DATABASE
 
 # The tables whose shape changed since the release that landed before issue 7, as that
 # release made them. The others (recipe lines, orders, alerts, ...) are unchanged.
@@ -79,6 +82,16 @@ class PreviousOutbox(Previous):
         table_name = "outbox"
 
 
+class PreviousOrderLine(Previous):
+    order_id: int
+    order = pw.ForeignKeyField(Order, on_delete="CASCADE")
+    product = pw.ForeignKeyField(PreviousProduct)
+    quantity = pw.IntegerField()
+
+    class Meta:
+        table_name = "order_lines"
+
+
 class PreviousAlert(Previous):
     merchant = pw.ForeignKeyField(PreviousMerchant)
     ingredient = pw.ForeignKeyField(PreviousIngredient)
@@ -114,8 +127,8 @@ class PreviousNotification(Previous):
 
 
 PREVIOUS = [PreviousMerchant, PreviousIngredient, PreviousProduct, PreviousOutbox]
-UNCHANGED = [RecipeLine, Order, OrderLine]
-PREVIOUS_AFTER = [PreviousAlert, PreviousNotification]  # they name orders
+UNCHANGED = [RecipeLine, Order]
+PREVIOUS_AFTER = [PreviousOrderLine, PreviousAlert, PreviousNotification]  # they name orders
 
 
 def previous_release_database() -> dict[str, object]:
@@ -139,7 +152,7 @@ def previous_release_database() -> dict[str, object]:
                 RecipeLine.create(product=burger.id, ingredient=i.id, grams=10)
             for status in (Order.APPLIED, Order.PENDING):
                 order = Order.create(merchant=merchant.id, status=status)
-                OrderLine.create(order=order, product=burger.id, quantity=2)
+                PreviousOrderLine.create(order=order, product=burger.id, quantity=2)
                 PreviousOutbox.create(
                     topic="order_created",
                     key=str(merchant.id),
@@ -171,10 +184,10 @@ def test_a_previous_release_database_is_upgraded_in_place(clean_database: str) -
     before = previous_release_database()
     with session():
         orders_before = [(o.id, o.merchant_id, o.status) for o in Order.select().order_by(Order.id)]
-        lines_before = [(ln.order_id, ln.quantity) for ln in OrderLine.select()]
+        lines_before = [(ln.order_id, ln.quantity) for ln in PreviousOrderLine.select()]
         outbox_before = [r.payload for r in PreviousOutbox.select().order_by(PreviousOutbox.id)]
 
-    names = [name for name, _ in migrations.MIGRATIONS]
+    names = migrations.NAMES
     assert migrations.upgrade() == names
     assert migrations.upgrade() == []  # each applied once, and recorded
 
@@ -212,8 +225,50 @@ def test_a_new_database_is_created_at_the_newest_schema(clean_database: str) -> 
     # clean_database ran upgrade() on an empty database: every migration is recorded.
     with session():
         names = [m.name for m in SchemaMigration.select().order_by(SchemaMigration.id)]
-    assert names == [name for name, _ in migrations.MIGRATIONS]
+    assert names == migrations.NAMES
     assert migrations.upgrade() == []
+
+
+@pytest.mark.skipif(not REAL_DATABASE, reason="partitions are PostgreSQL's")
+def test_an_older_postgresql_database_is_partitioned_in_place(
+    clean_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    previous_release_database()
+    with session():
+        before = {
+            table: sorted(database.execute_sql(f'SELECT * FROM "{table}"').fetchall())
+            for table in ("orders", "alert")
+        }
+        last_order = Order.select(pw.fn.MAX(Order.id)).scalar()
+        assert partitioning.count(Order) == 0
+
+    assert migrations.upgrade(partitions=4) == migrations.NAMES
+
+    with session():
+        for model in partitioning.PARTITIONED:
+            assert partitioning.count(model) == 4, model
+        # Every row is where it was (its columns of then), and each names its merchant.
+        for table, rows in before.items():
+            after = database.execute_sql(f'SELECT * FROM "{table}"').fetchall()
+            assert sorted(row[: len(rows[0])] for row in after) == rows, table
+        for line in OrderLine.select():
+            assert line.merchant_id == Order.get_by_id(line.order_id).merchant_id
+        for row in Outbox.select():
+            assert str(row.merchant_id) == row.key
+        for n in Notification.select():
+            assert n.merchant_id == Alert.get_by_id(n.alert_id).merchant_id
+    # Ids go on from the old sequence: a new order never takes an old order's id.
+    merchant_id = Order.get_by_id(last_order).merchant_id
+    burger = Product.get(Product.merchant == merchant_id).id
+    [placed] = orders.place_orders([orders.NewOrder(merchant_id, [Line(burger, 1)])], "t")
+    assert isinstance(placed, orders.Placed) and placed.id > last_order
+
+    # The setting counts only when the tables are made: another count later is a warning.
+    caplog.set_level(logging.WARNING, "kitchen.partitioning")
+    assert migrations.upgrade(partitions=8) == []
+    assert "database.partitions is 8 but the tables have 4 partitions" in caplog.text
+    with session():
+        assert partitioning.count(Order) == 4
 
 
 def test_the_ledger_loses_its_foreign_keys_on_postgresql(clean_database: str) -> None:
@@ -227,15 +282,14 @@ def test_the_ledger_loses_its_foreign_keys_on_postgresql(clean_database: str) ->
     catalogue.seed(merchant.id)
     with transaction():
         # The ledger as release 0003 left it.
+        # (Not its key to orders: this new database's orders are partitioned by merchant,
+        # where id alone is no key; release 0003's were not.)
         for column, table in (("merchant", "merchant"), ("ingredient", "ingredient")):
             database.execute_sql(
                 f'ALTER TABLE "ledger" ADD FOREIGN KEY ("{column}_id") REFERENCES "{table}" (id)'
             )
-        database.execute_sql(
-            'ALTER TABLE "ledger" ADD FOREIGN KEY ("order_id") REFERENCES "orders" (id)'
-        )
         SchemaMigration.delete().where(SchemaMigration.name.startswith("0004")).execute()
-        assert len(database.get_foreign_keys("ledger")) == 3
+        assert len(database.get_foreign_keys("ledger")) == 2
         rows = LedgerEntry.select().count()
 
     assert migrations.upgrade() == ["0004_ledger_without_foreign_keys"]

@@ -50,7 +50,9 @@ def test_valid_order_is_saved_and_announced(intake: Kitchen, api: TestClient) ->
     events = read_topic(
         intake.bootstrap_servers, intake.settings.kafka.order_created_topic, expect=1
     )
-    assert [(e.key, e.json()) for e in events] == [(str(intake.merchant_id), {"id": body["id"]})]
+    assert [(e.key, e.json()) for e in events] == [
+        (str(intake.merchant_id), {"id": body["id"], "merchant_id": intake.merchant_id})
+    ]
     with session():
         eventually(lambda: Outbox.select().where(Outbox.sent_at.is_null()).count() == 0)
 

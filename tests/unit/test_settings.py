@@ -17,6 +17,7 @@ def test_shipped_file_gives_the_embedded_defaults() -> None:
     assert s.roles.enabled() == ["api", "processing", "notification", "relay"]
     assert s.mail.smtp_host == "" and s.alerts.threshold == 0.5
     assert s.log.format == "text"
+    assert s.database.partitions == 8
     assert config.load(ROOT / "settings.toml", env={"KITCHEN_LOG_FORMAT": "json"}).log.format == (
         "json"
     )
@@ -69,6 +70,8 @@ def test_roles_flag_turns_on_only_the_named_roles() -> None:
         ("KITCHEN_HTTP_SHUTDOWN_SECONDS", "0", "http.shutdown_seconds: must be greater than 0"),
         ("KITCHEN_KAFKA_BATCH_SIZE", "0", "kafka.batch_size: must be greater than 0"),
         ("KITCHEN_KAFKA_PARTITIONS", "0", "kafka.partitions: must be greater than 0"),
+        ("KITCHEN_DATABASE_PARTITIONS", "0", "database.partitions: must be from 1 to 256"),
+        ("KITCHEN_DATABASE_PARTITIONS", "257", "database.partitions: must be from 1 to 256"),
         ("KITCHEN_KAFKA_REPLICATION_FACTOR", "0", "kafka.replication_factor: must be greater"),
         ("KITCHEN_KAFKA_MIN_INSYNC_REPLICAS", "0", "kafka.min_insync_replicas: must be greater"),
         ("KITCHEN_KAFKA_MIN_INSYNC_REPLICAS", "4", "kafka.min_insync_replicas: must be at most"),
