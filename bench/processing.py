@@ -146,7 +146,7 @@ def fill(
         merchant_id = merchant_ids[(order_id - 1) % len(merchant_ids)]
         by_merchant[merchant_id].append(order_id)
         order_rows.append((order_id, merchant_id, Order.PENDING, now, now))
-        line_rows.append((order_id, burgers[merchant_id], 1))
+        line_rows.append((merchant_id, order_id, burgers[merchant_id], 1))
     with transaction():
         fields: list[pw.Field] = [
             Order.id,
@@ -156,7 +156,8 @@ def fill(
             Order.emitted_at,
         ]
         bulk_insert(fields, order_rows)
-        bulk_insert([OrderLine.order, OrderLine.product, OrderLine.quantity], line_rows)
+        line_fields = [OrderLine.merchant, OrderLine.order, OrderLine.product, OrderLine.quantity]
+        bulk_insert(line_fields, line_rows)
         if isinstance(database, pw.PostgresqlDatabase):
             database.execute_sql("SELECT setval('orders_id_seq', %s)", (orders,))
     return by_merchant, burgers
@@ -249,7 +250,7 @@ def produce(kitchen: Kitchen) -> dict[int, set[int]]:
         for order_id in ids:
             producer.produce(
                 kitchen.topic,
-                OrderCreated(order_id).encode(),
+                OrderCreated(order_id, merchant_id).encode(),
                 str(merchant_id),
                 on_delivery=delivered,
             )
