@@ -148,6 +148,7 @@ class Api:
         self.settings = settings
         self.intake = intake or Intake(settings.kafka.order_created_topic, on_commit=on_commit)
         self.default_merchant_id = merchant_id  # who a keyless request is, in development
+        self.known_keys = merchants.KnownKeys()
         self.on_commit = on_commit
         self.readiness = readiness
         self.rules = inventory.AlertRules(
@@ -168,11 +169,16 @@ class Api:
                 )
             return self.default_merchant_id
         scheme, _, key = header.partition(" ")
-        merchant = None
-        if scheme.lower() == "bearer" and key.strip():
-            merchant = await run_in_threadpool(merchants.by_key, key.strip())
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            raise Problem(401, "Unauthorized", "the API key is not valid", None, UNAUTHORIZED)
+        known = self.known_keys.get(key)
+        if known is not None:
+            return known
+        merchant = await run_in_threadpool(merchants.by_key, key)
         if merchant is None:
             raise Problem(401, "Unauthorized", "the API key is not valid", None, UNAUTHORIZED)
+        self.known_keys.remember(key, merchant.id)
         return int(merchant.id)
 
     async def _body(self, request: Request) -> bytes:
