@@ -61,11 +61,7 @@ class Kitchen:
         self.embedded: EmbeddedKafka | None = None
         self.relay: Relay | None = None
         # POST /order's group commit (one writer thread, started by the first order).
-        self.intake = Intake(
-            settings.kafka.order_created_topic,
-            on_commit=self.wake_relay,
-            writers=int(os.environ.get("KITCHEN_WRITERS", "1")),  # TODO settle after measuring
-        )
+        self.intake = Intake(settings.kafka.order_created_topic, on_commit=self.wake_relay)
         self.workers: list[ConsumerWorker[Any]] = []
         self.jobs: BackgroundScheduler | None = None
         self.bootstrap_servers = settings.kafka.bootstrap_servers

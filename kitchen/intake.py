@@ -42,15 +42,15 @@ class Intake:
         topic: str,
         max_group: int = 500,
         on_commit: Callable[[], None] = lambda: None,
-        writers: int = 1,
     ) -> None:
         self.topic = topic
         self.max_group = max_group
         self.on_commit = on_commit  # wakes the relay: the group's events are in the outbox
         self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self.writers = writers
-        self._threads: list[threading.Thread] = []
+        # One writer: two to four were measured and gained nothing (the process's one GIL,
+        # not the database, limits intake; see the README's benchmarks).
+        self._thread: threading.Thread | None = None
         self._stopped = False
 
     async def place(self, request: orders.NewOrder) -> orders.Placed:
@@ -63,13 +63,9 @@ class Intake:
         with self._lock:
             if self._stopped:
                 raise RuntimeError("intake stopped")
-            if not self._threads:
-                self._threads = [
-                    threading.Thread(target=self._run, name=f"intake-{n}", daemon=True)
-                    for n in range(self.writers)
-                ]
-                for thread in self._threads:
-                    thread.start()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
+                self._thread.start()
             self._queue.put(_Waiting(request, answer))
         return await answer
 
@@ -77,10 +73,9 @@ class Intake:
         """Save what is queued, then end the writer."""
         with self._lock:
             self._stopped = True
-            threads = self._threads
-            for _ in threads:
-                self._queue.put(None)  # one stop mark per writer
-        for thread in threads:
+            thread = self._thread
+            self._queue.put(None)  # the stop mark, behind every order already queued
+        if thread is not None:
             thread.join(timeout)
 
     def _run(self) -> None:
@@ -100,10 +95,7 @@ class Intake:
                 # Group sizes show whether commits are shared (role "intake").
                 metrics.batch_done("intake", len(waiting), time.perf_counter() - started)
                 self._answer(waiting, results)
-            stops = group.count(None)
-            if stops:
-                for _ in range(stops - 1):
-                    self._queue.put(None)  # another writer's stop mark
+            if None in group:
                 return
 
     def _save(self, group: list[_Waiting]) -> list[orders.Placed | Exception]:
