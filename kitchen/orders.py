@@ -140,15 +140,25 @@ def place_orders(requests: list[NewOrder], topic: str) -> list[Placed | InvalidO
         valid = [(i, r) for i, r in enumerate(requests) if i not in invalid]
         ids = _new_order_ids(len(valid))
         now = utcnow()
-        rows = [
-            (order_id, r.merchant_id, Order.PENDING, now, now, r.idempotency_key, r.request_hash)
-            for order_id, (_, r) in zip(ids, valid, strict=True)
-        ]
-        bulk_insert(ORDER_FIELDS, rows)
         saved = {
             i: Placed(order_id, r.merchant_id, now)
             for order_id, (i, r) in zip(ids, valid, strict=True)
         }
+        bulk_insert(
+            ORDER_FIELDS,
+            [
+                (
+                    saved[i].id,
+                    r.merchant_id,
+                    Order.PENDING,
+                    now,
+                    now,
+                    r.idempotency_key,
+                    r.request_hash,
+                )
+                for i, r in valid
+            ],
+        )
         bulk_insert(
             LINE_FIELDS,
             [
