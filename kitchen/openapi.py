@@ -263,6 +263,9 @@ BASE: dict[str, Any] = {
             "NotFound": _problem("No such row for this merchant."),
             "Conflict": _problem("The name is taken."),
             "TooLarge": _problem("The body is larger than http.max_body_bytes."),
+            "UnsupportedMediaType": _problem(
+                "The body is not sent as Content-Type: application/json; nothing was saved."
+            ),
             "Invalid": _problem("JSON of the wrong shape; `errors` names each field."),
             "Unavailable": _problem("The database is unavailable; nothing was saved, retry."),
             "Order": _json(_ref("Order"), "The order."),
