@@ -124,7 +124,7 @@ UNREADABLE = {
     "C1 next line": ("a\x85b", "U+0085 is a control character"),
     "line separator": ("a\u2028b", "U+2028 is a line or paragraph separator"),
 }
-NAMED = [
+NAMED: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/ingredients", {"stock": 100}),
     ("PATCH", f"/ingredients/{BEEF}", {}),
     ("POST", "/products", {"recipe": [{"ingredient_id": ONION, "grams": 5}]}),
