@@ -74,7 +74,7 @@ class Body:
         if not isinstance(data, dict):
             self.errors.append(FieldError("body", "must be a JSON object"))
         for name in sorted(set(self.data) - allowed):
-            self.errors.append(FieldError(name, "is not a known field"))
+            self.errors.append(_unknown_field(name))
 
     def has(self, name: str) -> bool:
         return name in self.data
@@ -175,6 +175,14 @@ def _unreadable(value: str, bad: re.Pattern[str], what: str) -> str | None:
     return f"must be {what}: U+{char:04X} is {kind}"
 
 
+def _unknown_field(name: str) -> FieldError:
+    """A field the body should not have, named as sent but for what a problem document
+    cannot carry or a reader should not get: a lone surrogate (not even encodable as
+    UTF-8) or a control character is shown as its \\u escape."""
+    shown = _NOT_ONE_LINE.sub(lambda found: f"\\u{ord(found.group()):04x}", name)
+    return FieldError(shown, "is not a known field")
+
+
 def name_problem(value: object, max_length: int = NAME_LENGTH) -> str | None:
     """Why `value` is not a name (of a merchant, an ingredient, a product), or None: one
     line of 1 to `max_length` characters that a person can read."""
@@ -248,7 +256,7 @@ def parse_order(data: Any, max_lines: int, max_quantity: int) -> list[Line]:
     # Unknown fields are refused, as everywhere else; the checks cost a len() per object
     # when there are none (this is the intake's hot path).
     if len(data) != 1 or "products" not in data:
-        errors += [_unknown(name) for name in sorted(data) if name != "products"]
+        errors += [_unknown_field(name) for name in sorted(data) if name != "products"]
     products = data.get("products")
     if products is None:
         raise InvalidOrder([*errors, FieldError("products", "is required")])
@@ -267,7 +275,9 @@ def parse_order(data: Any, max_lines: int, max_quantity: int) -> list[Line]:
             errors.append(FieldError(where, "must be an object with product_id and quantity"))
             continue
         if len(item) != 2 or "product_id" not in item or "quantity" not in item:
-            errors += [_unknown(f"{where}.{n}") for n in sorted(item) if n not in _LINE_FIELDS]
+            errors += [
+                _unknown_field(f"{where}.{n}") for n in sorted(item) if n not in _LINE_FIELDS
+            ]
         product_id = _positive_field(item, "product_id", where, errors)
         if product_id is not None and product_id > MAX_ID:
             errors.append(FieldError(f"{where}.product_id", f"unknown product {product_id}"))
@@ -282,10 +292,6 @@ def parse_order(data: Any, max_lines: int, max_quantity: int) -> list[Line]:
 
 
 _LINE_FIELDS = ("product_id", "quantity")
-
-
-def _unknown(field: str) -> FieldError:
-    return FieldError(field, "is not a known field")
 
 
 def _positive_field(

@@ -307,3 +307,18 @@ def test_a_query_parameter_given_twice_is_422(api: TestClient) -> None:
 def test_the_documented_query_parameters_still_work(api: TestClient) -> None:
     for url in ("/orders?limit=5&before=10", "/alerts?limit=5", f"/ingredients/{BEEF}/ledger"):
         assert api.get(url).status_code == 200, url
+
+
+def test_an_unknown_field_named_with_unreadable_text_is_named_escaped(api: TestClient) -> None:
+    # The name goes back in the problem document: a lone surrogate cannot be encoded.
+    before = state()
+    for method, url, data, field in [
+        ("POST", "/order", {"products": [], "\ud800": 1}, "\\ud800"),
+        ("POST", "/order", {"products": [{"\udfff": 0, "": 0}]}, "products[0].\\udfff"),
+        ("PATCH", "/merchant", {"x\x1b[2J": 1}, "x\\u001b[2J"),
+        ("POST", "/products", {"name": "S", "recipe": [{"\ud800": 1}]}, "recipe[0].\\ud800"),
+    ]:
+        response = send(api, method, url, data)
+        problem = assert_problem(response, 422)
+        assert {"field": field, "message": "is not a known field"} in problem["errors"], url
+    assert state() == before
