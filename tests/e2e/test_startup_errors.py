@@ -16,8 +16,12 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "S3cretPW"
 
 
-def run_app(
-    tmp_path: Path, settings_file: Path = ROOT / "settings.toml", **settings: str
+def run_app(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    return run_with(tmp_path, ROOT / "settings.toml", settings)
+
+
+def run_with(
+    tmp_path: Path, settings_file: Path, settings: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KITCHEN_")}
     env.update({"KITCHEN_HTTP_PORT": str(free_port()), **settings})
@@ -97,7 +101,7 @@ def test_bad_setting_exits_2_with_one_line(
 
 def test_a_settings_file_that_does_not_exist_stops_the_start(tmp_path: Path) -> None:
     """Not the defaults (development mode, no keys) in its place."""
-    done = run_app(tmp_path, tmp_path / "prod.toml", KITCHEN_DATABASE_URL="sqlite:///k.db")
+    done = run_with(tmp_path, tmp_path / "prod.toml", {"KITCHEN_DATABASE_URL": "sqlite:///k.db"})
 
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
