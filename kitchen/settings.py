@@ -268,6 +268,21 @@ def variables() -> list[str]:
     ]
 
 
+# Kubernetes gives each pod variables for every Service of its namespace: a Service named
+# "kitchen-api" gives KITCHEN_API_SERVICE_HOST, KITCHEN_API_PORT=tcp://10.0.0.7:8000,
+# KITCHEN_API_PORT_8000_TCP_ADDR... The platform's, not misspelt settings.
+SERVICE_LINK = re.compile(
+    r"KITCHEN(_\w+)?_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)"
+)
+SERVICE_LINK_URL = re.compile(r"(tcp|udp|sctp)://")
+
+
+def _service_link(name: str, value: str) -> bool:
+    if SERVICE_LINK.fullmatch(name):
+        return True
+    return name.endswith("_PORT") and SERVICE_LINK_URL.match(value) is not None
+
+
 def _unknown_variables(env: Mapping[str, str]) -> list[str]:
     """One message per `KITCHEN_` variable that no setting reads (a typo would otherwise
     be ignored in silence), naming the nearest known one."""
@@ -275,6 +290,8 @@ def _unknown_variables(env: Mapping[str, str]) -> list[str]:
     problems = []
     for name in sorted(env):
         if not name.startswith("KITCHEN_") or name.startswith(RESERVED_PREFIX) or name in known:
+            continue
+        if _service_link(name, env[name]):
             continue
         # Compared without the prefix every name shares, which would make all look alike.
         near = difflib.get_close_matches(name[8:], [k[8:] for k in known], n=1)

@@ -185,6 +185,26 @@ def test_a_kitchen_variable_like_no_setting_is_refused_without_a_guess() -> None
         config.load(None, env={"KITCHEN_FOO": "1", "OTHER_VARIABLE": "1"})
 
 
+def test_kubernetes_service_variables_are_not_taken_for_typos() -> None:
+    """A Service named kitchen or kitchen-api in the pod's namespace."""
+    env = {
+        "KITCHEN_SERVICE_HOST": "10.0.0.7",
+        "KITCHEN_SERVICE_PORT": "8000",
+        "KITCHEN_SERVICE_PORT_HTTP": "8000",
+        "KITCHEN_PORT": "tcp://10.0.0.7:8000",
+        "KITCHEN_PORT_8000_TCP": "tcp://10.0.0.7:8000",
+        "KITCHEN_PORT_8000_TCP_PROTO": "tcp",
+        "KITCHEN_PORT_8000_TCP_PORT": "8000",
+        "KITCHEN_PORT_8000_TCP_ADDR": "10.0.0.7",
+        "KITCHEN_API_SERVICE_HOST": "10.0.0.8",
+        "KITCHEN_API_PORT": "tcp://10.0.0.8:8000",
+    }
+    assert config.load(ROOT / "settings.toml", env=env).http.port == 8000
+    # A misspelt setting that merely ends in _PORT is still one.
+    with pytest.raises(config.SettingsError, match="unknown variable KITCHEN_SMTP_PORT"):
+        config.load(None, env={"KITCHEN_SMTP_PORT": "587"})
+
+
 def test_the_test_suites_variables_are_never_settings() -> None:
     """KITCHEN_TEST_* belong to the suite, the benchmark and CI: settings neither refuse
     nor read them, so no section may ever be named "test"."""
