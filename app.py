@@ -361,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Without --settings, ./settings.toml when there is one (the built-in defaults are
         # the shipped file's values); a file named but missing is an error.
-        path = args.settings or ("settings.toml" if os.path.exists("settings.toml") else None)
+        path = args.settings
+        if path is None and os.path.exists("settings.toml"):
+            path = "settings.toml"
         settings = config.load(path)
         if args.roles is not None:
             settings = config.with_roles(settings, args.roles)

@@ -329,8 +329,6 @@ ADDRESSES = ("alerts.email", "mail.sender")
 TOPICS = ("kafka.order_created_topic", "kafka.notify_topic")
 # One mailbox, no display name: what SMTP's RCPT TO and MAIL FROM take.
 ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+")
-MIN_TOKEN = 16
-METRICS_TOKEN = re.compile(rf"[!-~]{{{MIN_TOKEN},}}")
 # Kafka's legal topic characters; Kitchen appends ".dlq" to each topic's name.
 TOPIC = re.compile(r"[A-Za-z0-9._-]{1,245}")
 
@@ -391,6 +389,11 @@ def check(s: Settings) -> list[str]:
             "spaces (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
         )
     return problems
+
+
+# [metrics] token: visible ASCII, no spaces (it travels in a header), 16 or more.
+MIN_TOKEN = 16
+METRICS_TOKEN = re.compile(rf"[!-~]{{{MIN_TOKEN},}}")
 
 
 def is_loopback(host: str) -> bool:
