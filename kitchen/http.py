@@ -30,6 +30,7 @@ of its methods) is in the document and that the document is valid OpenAPI 3.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
@@ -721,19 +722,42 @@ class Api:
         return JSONResponse({"status": "ok" if not dead else "degraded", "roles": parts}, status)
 
     async def metrics(self, request: Request) -> Response:
-        """Prometheus metrics of this process (the README lists them). No key needed, and
-        nothing secret in it: no key, email address or password.
+        """Prometheus metrics of this process (the README lists them), for the scraper that
+        sends the `[metrics] token`. Without a token set, open in development and closed
+        (401) in production. No name, key, email address or password in it.
         ---
-        summary: Prometheus metrics (no key needed)
-        security: []
+        summary: Prometheus metrics (the metrics token, not a merchant's key)
+        security: [{metrics_token: []}]
         responses:
           "200":
             description: The Prometheus text format.
             content: {text/plain: {schema: {type: string}}}
+          "401": {$ref: "#/components/responses/Unauthorized"}
         """
+        self.check_metrics_token(request)
         # Scrape-time collectors query the database: off the event loop.
-        body = await run_in_threadpool(metrics.exposition)
+        body = await run_in_threadpool(metrics.exposition, self.settings.metrics.stock_gauges)
         return Response(body, media_type=metrics.CONTENT_TYPE)
+
+    def check_metrics_token(self, request: Request) -> None:
+        """Raise a 401 unless `Authorization: Bearer` holds the metrics token (compared in
+        constant time). With no token set, development lets everyone in, production no one."""
+        token = self.settings.metrics.token
+        if not token and not self.settings.app.production:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        # Starlette decodes headers as latin-1: bytes back, so any header compares.
+        given_bytes = given.strip().encode("latin-1")
+        if (
+            token
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(given_bytes, token.encode())
+        ):
+            return
+        detail = (
+            "send Authorization: Bearer <token> with the [metrics] token (KITCHEN_METRICS_TOKEN)"
+        )
+        raise Problem(401, "Unauthorized", detail, None, UNAUTHORIZED)
 
     async def openapi(self, request: Request) -> Response:
         """This API's OpenAPI 3.1 document, made from the routes.

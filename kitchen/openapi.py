@@ -259,7 +259,12 @@ BASE: dict[str, Any] = {
                 "type": "http",
                 "scheme": "bearer",
                 "description": "A merchant's API key (python app.py merchant create ...).",
-            }
+            },
+            "metrics_token": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The scrape token of GET /metrics ([metrics] token).",
+            },
         },
         "schemas": SCHEMAS,
         "parameters": {

@@ -72,7 +72,10 @@ def test_bodies_and_problem_responses(document: dict[str, Any]) -> None:
             assert schema == {"$ref": "#/components/schemas/Problem"}
     open_ones = {p for (p, _), op in operations(document).items() if op.get("security") == []}
     # The dashboard page holds no data: its script asks for the key.
-    assert open_ones == {"/health", "/ready", "/metrics", "/openapi.json", "/"}
+    assert open_ones == {"/health", "/ready", "/openapi.json", "/"}
+    # /metrics takes the scrape token, not a merchant's key.
+    assert operations(document)[("/metrics", "GET")]["security"] == [{"metrics_token": []}]
+    assert document["components"]["securitySchemes"]["metrics_token"]["scheme"] == "bearer"
 
 
 def test_list_endpoints_state_their_query_parameters(document: dict[str, Any]) -> None:
