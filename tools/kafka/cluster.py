@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import importlib.util
 import os
 import random
 import re
@@ -33,6 +34,7 @@ LIBS = Path(os.environ.get("KAFKA_CACHE_DIR") or HERE / ".cache", "libs")
 RUN_DIR = os.environ.get("KAFKA_RUN_DIR") or "/tmp/kitchen-kafka"
 JAVA = os.path.join(os.environ["JAVA_HOME"], "bin/java") if os.environ.get("JAVA_HOME") else "java"
 LISTENERS = re.compile(r"^listeners=PLAINTEXT://[^,]*:(\d+),CONTROLLER://[^,]*:(\d+)$", re.M)
+Opt = int | None
 NODE_FILES = ("kafka.log", "kafka.log.1", "format.log", "server.properties", "log4j2.properties")
 
 
@@ -146,7 +148,11 @@ def pick_ports(want: int | None, nodes: int) -> tuple[list[int], list[int]]:
     if not all(held):
         close(held)
         if want:
-            raise Failure(f"ports {want} to {want + nodes - 1} are not all free")
+            raise Failure(
+                f"ports {want} to {want + nodes - 1} are not all free"
+                if nodes > 1
+                else f"port {want} is already in use"
+            )
         held = []
     tries = 0
     while len(held) < 2 * nodes:
@@ -235,14 +241,8 @@ def launch(dir: Path, nodes: list[Path], reuse: bool) -> None:
     )
     # ExitOnOutOfMemoryError: a broker out of heap dies at once, not at the start timeout.
     jvm = java(f"{heap} {opts} -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true", "kafka.Kafka")
-    try:
-        import confluent_kafka  # noqa: F401
-    except ImportError:
-        if reuse:
-            raise Failure(
-                "a restart with kept data checks the partitions with confluent-kafka: create "
-                ".venv (pip install -r requirements.txt) or put a python3 that has it on PATH"
-            ) from None
+    if reuse and not importlib.util.find_spec("confluent_kafka"):
+        raise Failure("a restart with kept data needs confluent-kafka: create .venv (README.md)")
     started: dict[Path, Popen[bytes]] = {}
     ready: set[Path] = set()
     t0, timeout = time.monotonic(), float(os.environ.get("KAFKA_START_TIMEOUT") or 90)
@@ -304,11 +304,7 @@ def node_id(node: Path) -> int:
 
 
 def start(
-    dir: Path,
-    port: int | None = None,
-    brokers: int | None = None,
-    keep: bool = False,
-    node: int | None = None,
+    dir: Path, port: Opt = None, brokers: Opt = None, keep: bool = False, node: Opt = None
 ) -> str:
     """Fresh storage for BROKERS nodes (default 1) in DIR; with KEEP the nodes an earlier start
     set up there, with their storage, ports and config; with NODE only that node of them (the
@@ -332,9 +328,10 @@ def start(
                 raise Failure(f"{folder}/server.properties does not use {folder}/data (moved?)")
             socks = [bind(p) for p in recorded_ports(folder)]
             close(socks)
-            if busy := [p for p, s in zip(recorded_ports(folder), socks, strict=True) if not s]:
+            if not all(socks):
+                ports = " and ".join(map(str, recorded_ports(folder)))
                 raise Failure(
-                    f"port(s) {busy} of {folder}/server.properties in use by another process"
+                    f"ports {ports} of {folder} are not both free: in use by another process"
                 )
         first = recorded_ports(restart[0])[0]
         if port not in (None, 0, first):
@@ -357,21 +354,14 @@ def start(
     # Kafka refuses cluster ids that start with "-" (they look like flags).
     while (cluster_id := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode())[0] == "-":
         pass
-    fields = {
-        "nodes": count,
-        "voters": voters,
-        "copies": min(count, 3),
-        "min_isr": 2 if count >= 3 else 1,
-    }
+    fields = {"nodes": count, "voters": voters, "copies": min(count, 3), "isr": 1 + (count > 2)}
     # A short-lived tool: C1-only JIT and serial GC start it about 0.4 s faster.
     tool = java("-Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC", "kafka.tools.StorageTool")
     tool += ["format", "--ignore-formatted", "-t", cluster_id.rstrip("="), "-c"]
     formats = []
-    for i, (folder, port, controller) in enumerate(zip(nodes, bports, cports, strict=True), 1):
+    for i, (folder, bport, cport) in enumerate(zip(nodes, bports, cports, strict=True), 1):
         folder.mkdir(parents=True, exist_ok=True)
-        config = template.format(
-            id=i, port=port, controller=controller, data=folder / "data", **fields
-        )
+        config = template.format(id=i, port=bport, controller=cport, data=folder / "data", **fields)
         (folder / "server.properties").write_text(config)
         with (folder / "format.log").open("w") as out:
             command = [*tool, f"{folder}/server.properties"]
