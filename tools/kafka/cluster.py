@@ -191,13 +191,15 @@ def stop_pids(pids: list[int], timeout: float) -> None:
     wait for a controller quorum already gone."""
     deadline = time.monotonic() + timeout
     for pid in pids if timeout else ():
-        os.kill(pid, signal.SIGTERM)
+        with suppress(ProcessLookupError):  # gone since we looked
+            os.kill(pid, signal.SIGTERM)
     while any(map(alive, pids)) and time.monotonic() < deadline:
         time.sleep(0.2)
     for pid in filter(alive, pids):
         if timeout:
             log(f"pid {pid} still alive after {timeout:.0f}s; sending SIGKILL")
-        os.kill(pid, signal.SIGKILL)
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
         while alive(pid):
             time.sleep(0.1)
 
