@@ -27,6 +27,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_bad_option_exits_2_with_one_line_naming_it() -> None:
     for args, named in [
+        ([], "a command is needed"),
         (["start", "--brokers", "0"], "--brokers"),
         (["start", "--port", "x"], "--port"),
         (["stop", "--node", "-1"], "--node"),

@@ -464,9 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("fetch", help="only resolve the jars into the cache")
     commands.add_parser("help", help="show this help")
     args = parser.parse_args(argv)
-    if args.command in (None, "help"):
-        parser.print_help(sys.stdout if args.command else sys.stderr)
-        return 0 if args.command else 1
+    if not args.command:
+        parser.error("a command is needed: start, stop, kill, status, version or fetch")
+    if args.command == "help":
+        parser.print_help()
+        return 0
     dir = Path(getattr(args, "dir", RUN_DIR)).resolve()  # absolute: it goes into the config
     try:
         if args.command == "start":
