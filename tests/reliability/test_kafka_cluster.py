@@ -9,7 +9,6 @@ KITCHEN_TEST_KAFKA_CLUSTER_DIR (the test kills and restarts its nodes).
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -26,7 +25,6 @@ from kitchen.catalogue import BURGER
 from kitchen.db import Ingredient, Order, session
 from tests.helpers import REAL_DATABASE, SmtpServer, eventually
 from tests.reliability.harness import (
-    ROOT,
     KitchenProcess,
     Tally,
     place_orders,
@@ -34,9 +32,9 @@ from tests.reliability.harness import (
     stack_env,
 )
 from tests.reliability.report import report
+from tools.kafka import cluster
 
 CLUSTER_DIR = os.environ.get("KITCHEN_TEST_KAFKA_CLUSTER_DIR", "")
-RUN = str(ROOT / "tools/kafka/run")
 
 MERCHANTS = 4
 ORDERS_PER_MERCHANT = 600  # 2400 orders, about 900 burgers a merchant
@@ -71,13 +69,9 @@ def test_brokers_killed_under_load_lose_nothing(
     finally:
         kitchen.stop()
         # Leave the cluster whole for whatever runs next, even after a failure.
-        for node in (1, 2, 3):
-            if subprocess.run(
-                [RUN, "status", "--dir", CLUSTER_DIR, "--node", str(node)], capture_output=True
-            ).returncode:
-                subprocess.run(
-                    [RUN, "start", "--dir", CLUSTER_DIR, "--node", str(node)], capture_output=True
-                )
+        for node, folder in enumerate(cluster.node_dirs(Path(CLUSTER_DIR)), 1):
+            if not cluster.running_pid(folder):
+                cluster.start(Path(CLUSTER_DIR), node=node)
 
 
 def _run(kitchen: KitchenProcess, smtp: SmtpServer, bootstrap: str, env: dict[str, str]) -> None:
@@ -209,7 +203,7 @@ def _kill_and_restart(
     with session():
         last_before = Order.select(fn.MAX(Order.id)).scalar() or 0
     killed = time.monotonic()
-    subprocess.run([RUN, "kill", "--dir", CLUSTER_DIR, "--node", str(node)], check=True)
+    assert cluster.kill_node(Path(CLUSTER_DIR), node)
     # Every merchant's partition flows again, wherever its leader was: each merchant has
     # an order placed after the kill applied.
     eventually(
@@ -218,9 +212,9 @@ def _kill_and_restart(
     applying_again = time.monotonic() - killed
     time.sleep(max(0.0, DOWN_SECONDS - (time.monotonic() - killed)))
     restarting = time.monotonic()
-    subprocess.run([RUN, "start", "--dir", CLUSTER_DIR, "--node", str(node)], check=True)
+    cluster.start(Path(CLUSTER_DIR), node=node)
     restarted = time.monotonic()
-    # `run start` returns once the node serves; it may still be catching up.
+    # `start` returns once the node serves; it may still be catching up.
     eventually(lambda: _in_every_isr(admin, topics, node), timeout=120, interval=0.2)
     return {
         "node": node,
