@@ -53,7 +53,7 @@ def test_a_recipient_refused_for_good_is_one_attempt_then_a_failed_mail(
     assert row.failed_at is not None and row.sent_at is None
     assert "550" in str(row.last_error) and "no such user" in str(row.last_error)
     # Room for the retries a transient failure would get: its back-off, then two more
-    # runs of the retry job (every second here).
+    # rounds of the sender (every second here).
     time.sleep(backoff(1).total_seconds() + 2 * kitchen.settings.scheduler.mail_retry_seconds)
     assert smtp.inbox.rcpt_attempts == 1
     assert mail_row().attempts == 1

@@ -67,7 +67,7 @@ def test_a_slow_server_gets_each_alert_once_from_two_senders(
 
     first = threading.Thread(target=send_due, args=(mailer, claim))
     first.start()
-    # The other sender (the retry job, or the notify handler) comes along while the
+    # The other sender (another process's) comes along while the
     # first one is on its last mail, and keeps coming until that one is done.
     eventually(lambda: smtp.inbox.data_attempts == 3)
     while first.is_alive():
