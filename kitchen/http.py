@@ -81,6 +81,9 @@ log = logging.getLogger(__name__)
 # once: reading on would let one client tie up the connection.
 DRAIN_BYTES = 8 * 1024 * 1024
 
+# What GET /orders?status= may ask for.
+ORDER_STATUSES = (db.Order.PENDING, db.Order.APPLIED, db.Order.REJECTED)
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -200,7 +203,21 @@ class Api:
         return bytes(body)
 
     async def _json(self, request: Request) -> Any:
-        return decode_body(await self._body(request))
+        # Read first: answering before the body is read can reset the connection.
+        body = await self._body(request)
+        kind = request.headers.get("content-type")
+        if not is_json(kind):
+            # A web page may post text/plain or a form to another origin without asking
+            # first (no CORS preflight); application/json needs the preflight, which
+            # Kitchen never grants.
+            got = f"got {kind[:100]!r}" if kind else "none was given"
+            raise Problem(
+                415,
+                "Unsupported media type",
+                f"the body must be JSON, sent with Content-Type: application/json ({got})",
+                headers={f"Accept-{request.method.capitalize()}": "application/json"},
+            )
+        return decode_body(body)
 
     @staticmethod
     async def _run(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -232,6 +249,7 @@ class Api:
           "400": {$ref: "#/components/responses/BadRequest"}
           "401": {$ref: "#/components/responses/Unauthorized"}
           "413": {$ref: "#/components/responses/TooLarge"}
+          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
           "422": {$ref: "#/components/responses/Invalid"}
           "503": {$ref: "#/components/responses/Unavailable"}
         """
@@ -292,12 +310,17 @@ class Api:
         """The calling merchant's latest orders, newest first (the dashboard lists them).
         ---
         summary: Latest orders
+        description: Another query parameter, or one given twice, is a 422.
         parameters:
           - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 20}}
           - name: before
             in: query
             description: an order id; only older ones are listed (paging)
             schema: {type: integer, minimum: 1}
+          - name: status
+            in: query
+            description: only orders in this status
+            schema: {enum: [pending, applied, rejected]}
         responses:
           "200":
             description: Orders as GET /order/{id} shows them, newest first.
@@ -309,9 +332,12 @@ class Api:
           "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
+        known_query(request, "limit", "before", "status")
         limit = query_int(request, "limit", 20, 1, 500)
         before = query_int(request, "before", None, 1, 2**63 - 1)
-        return JSONResponse(await self._run(views.recent_orders, merchant_id, limit, before))
+        status = query_choice(request, "status", ORDER_STATUSES)
+        orders_ = await self._run(views.recent_orders, merchant_id, limit, before, status)
+        return JSONResponse(orders_)
 
     async def seed(self, request: Request) -> Response:
         """The reference kitchen (a burger of beef, cheese and onion) for the caller.
@@ -359,6 +385,7 @@ class Api:
           "400": {$ref: "#/components/responses/BadRequest"}
           "401": {$ref: "#/components/responses/Unauthorized"}
           "413": {$ref: "#/components/responses/TooLarge"}
+          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
           "422": {$ref: "#/components/responses/Invalid"}
           "409": {$ref: "#/components/responses/Conflict"}
           "503": {$ref: "#/components/responses/Unavailable"}
@@ -373,12 +400,15 @@ class Api:
         """The calling merchant's ingredients.
         ---
         summary: List ingredients
+        description: It takes no query parameters; any is a 422.
         responses:
           "200": {$ref: "#/components/responses/Ingredients"}
           "401": {$ref: "#/components/responses/Unauthorized"}
+          "422": {$ref: "#/components/responses/Invalid"}
           "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
+        known_query(request)
         default = self.rules.default_threshold
         return JSONResponse(await self._run(inventory.all_of, merchant_id, default))
 
@@ -392,6 +422,7 @@ class Api:
           "400": {$ref: "#/components/responses/BadRequest"}
           "401": {$ref: "#/components/responses/Unauthorized"}
           "413": {$ref: "#/components/responses/TooLarge"}
+          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
           "422": {$ref: "#/components/responses/Invalid"}
           "409": {$ref: "#/components/responses/Conflict"}
           "503": {$ref: "#/components/responses/Unavailable"}
@@ -428,6 +459,7 @@ class Api:
           "404": {$ref: "#/components/responses/NotFound"}
           "409": {$ref: "#/components/responses/Conflict"}
           "413": {$ref: "#/components/responses/TooLarge"}
+          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
           "422": {$ref: "#/components/responses/Invalid"}
           "503": {$ref: "#/components/responses/Unavailable"}
         """
@@ -463,6 +495,7 @@ class Api:
           "401": {{$ref: "#/components/responses/Unauthorized"}}
           "404": {{$ref: "#/components/responses/NotFound"}}
           "413": {{$ref: "#/components/responses/TooLarge"}}
+          "415": {{$ref: "#/components/responses/UnsupportedMediaType"}}
           "422": {{$ref: "#/components/responses/Invalid"}}
           "503": {{$ref: "#/components/responses/Unavailable"}}
         """
@@ -472,6 +505,7 @@ class Api:
         """Every change of an ingredient's stock, newest first.
         ---
         summary: The ledger of an ingredient
+        description: Another query parameter, or one given twice, is a 422.
         parameters:
           - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 50}}
           - name: before
@@ -487,6 +521,7 @@ class Api:
         """
         merchant_id = await self.merchant_of(request)
         ingredient_id = self._id(request, "ingredient")
+        known_query(request, "limit", "before")
         limit = query_int(request, "limit", 50, 1, 500)
         before = query_int(request, "before", None, 1, 2**63 - 1)
         rows = await self._run(inventory.ledger, merchant_id, ingredient_id, limit, before)
@@ -498,6 +533,7 @@ class Api:
         """The calling merchant's alerts, newest first, with the state of their email.
         ---
         summary: Latest alerts
+        description: Another query parameter, or one given twice, is a 422.
         parameters:
           - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 20}}
           - name: before
@@ -515,6 +551,7 @@ class Api:
           "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
+        known_query(request, "limit", "before")
         limit = query_int(request, "limit", 20, 1, 500)
         before = query_int(request, "before", None, 1, 2**63 - 1)
         return JSONResponse(await self._run(views.recent_alerts, merchant_id, limit, before))
@@ -554,12 +591,15 @@ class Api:
         """The calling merchant's products, each with how many more the stock can make.
         ---
         summary: List products
+        description: It takes no query parameters; any is a 422.
         responses:
           "200": {$ref: "#/components/responses/Products"}
           "401": {$ref: "#/components/responses/Unauthorized"}
+          "422": {$ref: "#/components/responses/Invalid"}
           "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
+        known_query(request)
         return JSONResponse(await self._run(menu.all_of, merchant_id))
 
     async def create_product(self, request: Request) -> Response:
@@ -572,6 +612,7 @@ class Api:
           "400": {$ref: "#/components/responses/BadRequest"}
           "401": {$ref: "#/components/responses/Unauthorized"}
           "413": {$ref: "#/components/responses/TooLarge"}
+          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
           "422": {$ref: "#/components/responses/Invalid"}
           "409": {$ref: "#/components/responses/Conflict"}
           "503": {$ref: "#/components/responses/Unavailable"}
@@ -607,6 +648,7 @@ class Api:
           "404": {$ref: "#/components/responses/NotFound"}
           "409": {$ref: "#/components/responses/Conflict"}
           "413": {$ref: "#/components/responses/TooLarge"}
+          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
           "422": {$ref: "#/components/responses/Invalid"}
           "503": {$ref: "#/components/responses/Unavailable"}
         """
@@ -713,6 +755,38 @@ def path_id(raw: str) -> int | None:
         return None
     value = int(raw)
     return value if is_id(value) else None
+
+
+def is_json(content_type: str | None) -> bool:
+    """`application/json`, with parameters or not (`; charset=utf-8`), in any case."""
+    return (
+        content_type is not None
+        and content_type.partition(";")[0].strip().lower() == "application/json"
+    )
+
+
+def known_query(request: Request, *names: str) -> None:
+    """422 for a query parameter the endpoint does not take, or one given twice: a
+    mistyped filter (`?stauts=rejected`) would otherwise list everything."""
+    params = request.query_params
+    errors = [
+        FieldError(name, "is not a known query parameter")
+        for name in sorted(set(params.keys()) - set(names))
+    ]
+    errors += [
+        FieldError(name, "is given more than once")
+        for name in names
+        if len(params.getlist(name)) > 1
+    ]
+    if errors:
+        raise Invalid(errors)
+
+
+def query_choice(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is not None and raw not in choices:
+        raise Invalid([FieldError(name, f"must be one of {', '.join(choices)}")])
+    return raw
 
 
 def query_int(request: Request, name: str, default: int | None, low: int, high: int) -> Any:

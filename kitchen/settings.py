@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from kitchen.validation import email_problem
+
 ROLES = ("api", "processing", "notification", "relay")
 
 
@@ -237,8 +239,6 @@ PORTS = ("http.port", "mail.smtp_port")
 MAX_PARTITIONS = 256
 ADDRESSES = ("alerts.email", "mail.sender")
 TOPICS = ("kafka.order_created_topic", "kafka.notify_topic")
-# One mailbox, no display name: what SMTP's RCPT TO and MAIL FROM take.
-ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+")
 # Kafka's legal topic characters; Kitchen appends ".dlq" to each topic's name.
 TOPIC = re.compile(r"[A-Za-z0-9._-]{1,245}")
 
@@ -256,10 +256,11 @@ def check(s: Settings) -> list[str]:
         for n in PORTS
         if not 1 <= value(n) <= 65535
     ]
+    # The rule the API, the CLI and the mailer use too (validation.email_problem).
     problems += [
-        f"{n}: must be an email address like name@example.com, got {value(n)!r}"
+        f"{n}: {problem}, got {value(n)!r}"
         for n in ADDRESSES
-        if not ADDRESS.fullmatch(value(n))
+        if (problem := email_problem(value(n))) is not None
     ]
     problems += [
         f"{n}: must be 1 to 245 letters, digits, '.', '_' or '-', got {value(n)!r}"
