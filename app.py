@@ -64,6 +64,7 @@ class Kitchen:
         self.intake = Intake(settings.kafka.order_created_topic, on_commit=self.wake_relay)
         self.workers: list[ConsumerWorker[Any]] = []
         self.jobs: BackgroundScheduler | None = None
+        self.sender: notifications.Sender | None = None  # the notification role's mail
         self.bootstrap_servers = settings.kafka.bootstrap_servers
         self.merchant_id = 0
         # Set once the relay and consumers run (at once, or when Kafka first answers).
@@ -124,22 +125,18 @@ class Kitchen:
                 )
             )
         if s.roles.notification:
-            claim = s.mail.claim_seconds
+            # Mail goes out from its own thread: the consumer must keep polling, however
+            # long SMTP takes.
+            self.sender = notifications.Sender(
+                self.mailer, s.mail.claim_seconds, s.scheduler.mail_retry_seconds
+            )
             self.workers.append(
                 self._worker(
                     "notification",
                     k.notification_group,
                     k.notify_topic,
                     Notify.decode,
-                    notifications.notify_handler(self.mailer, threshold, claim),
-                )
-            )
-            jobs.append(
-                (
-                    logs.in_role(
-                        "notification", lambda: notifications.send_due(self.mailer, claim)
-                    ),
-                    s.scheduler.mail_retry_seconds,
+                    notifications.notify_handler(threshold, self.sender.wake),
                 )
             )
         if k.embedded or not self._kafka_roles():
@@ -151,9 +148,12 @@ class Kitchen:
                 name="kafka-start",
                 daemon=True,
             ).start()
-        # The jobs need only the database (and SMTP): they run while Kafka is away.
+        # The jobs and the sender need only the database (and SMTP): they run while
+        # Kafka is away.
         if jobs:
             self.jobs = scheduler.start(jobs)
+        if self.sender is not None:
+            self.sender.start()
         if s.app.production:
             log.info("production mode: every request needs a merchant's key")
         else:
@@ -289,6 +289,8 @@ class Kitchen:
         self.intake.stop()  # HTTP has stopped: save the orders still queued, answered or not
         if self.jobs is not None:
             self.jobs.shutdown(wait=True)
+        if self.sender is not None:
+            self.sender.stop(self.settings.mail.claim_seconds)  # a send is cut before that
         for worker in self.workers if started else []:
             worker.stop()
         if self.relay is not None and started:

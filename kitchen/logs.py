@@ -85,10 +85,34 @@ class Redactor:
         return API_KEY.sub("kitchen_***", text)
 
 
+# Written as escapes in a text line: C0 and C1 controls (a line break, ESC, CSI) and the
+# Unicode line and paragraph separators. Raw, user text (an ingredient's name, a note)
+# could start a fake line or drive the terminal that shows the log.
+_ESCAPES = {
+    **{c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]},
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def escape(text: str) -> str:
+    """`text` on one line, its control characters written as escapes (`\\n`, `\\x1b`)."""
+    return text if text.isprintable() else text.translate(_ESCAPES)
+
+
 class TextFormatter(logging.Formatter):
+    """One line per record (its message and arguments escaped), then the traceback, if
+    any, on the lines after it as Python prints it."""
+
     def __init__(self, redact: Redactor) -> None:
         super().__init__(TEXT_FORMAT)
         self.redact = redact
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape(super().formatMessage(record))
 
     def format(self, record: logging.LogRecord) -> str:
         return self.redact(super().format(record))

@@ -10,6 +10,7 @@ import smtplib
 import socket
 import ssl
 import threading
+import unicodedata
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,15 +31,36 @@ class PermanentMailError(MailError):
     write, or a permanent (5xx) refusal of the recipient or the message."""
 
 
-def check_message(to: str, subject: str) -> None:
+def check_message(to: str, subject: str, message_id: str = "") -> None:
     """Refuse, before any connection, what no server could be right to accept. The
     address rule is the one every address passed where it was typed
     (`validation.email_problem`): one plain address smtplib can send without SMTPUTF8,
     nothing that could add a recipient or a header."""
     if email_problem(to) is not None:
         raise PermanentMailError(f"invalid address {to[:100]!r}")
-    if "\r" in subject or "\n" in subject:
-        raise PermanentMailError("line break in the subject: header injection refused")
+    for header, value in (("subject", subject), ("Message-ID", message_id)):
+        # Not only CR and LF: the email package also breaks a header at a vertical tab,
+        # a form feed, \x1c-\x1e, NEL and U+2028/9, and a NUL or ESC has no place in one.
+        # A tab is the one control character a header may hold (folding white space).
+        if any(c != "\t" and unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+            raise PermanentMailError(
+                f"control character in the {header} {value[:100]!r}: header injection refused"
+            )
+
+
+def build(
+    client: yagmail.SMTP, to: str, subject: str, body: str, message_id: str
+) -> tuple[Any, str]:
+    """(recipients, message text); a message the email package cannot write (a header it
+    refuses, text it cannot encode) fails the same way every time: PermanentMailError."""
+    try:
+        return client.prepare_send(
+            to=to, subject=subject, contents=lines(body), message_id=message_id
+        )
+    except Exception as exc:
+        raise PermanentMailError(
+            f"the message cannot be built: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _permanent(exc: smtplib.SMTPException) -> bool:
@@ -152,13 +174,11 @@ class SmtpMailer:
         )
 
     def send(self, to: str, subject: str, body: str, message_id: str) -> None:
-        check_message(to, subject)
+        check_message(to, subject, message_id)
         s = self.settings
         deadline = Deadline(s.send_deadline_seconds)
         client = self._client(deadline)
-        recipients, text = client.prepare_send(
-            to=to, subject=subject, contents=lines(body), message_id=message_id
-        )
+        recipients, text = build(client, to, subject, body, message_id)
         with deadline:
             try:
                 client.login()  # connect, TLS, AUTH
@@ -201,13 +221,11 @@ class FolderMailer:
         self.folder = Path(settings.folder)
 
     def send(self, to: str, subject: str, body: str, message_id: str) -> None:
-        check_message(to, subject)
+        check_message(to, subject, message_id)
         client = yagmail.SMTP(
             user=self.settings.sender, smtp_skip_login=True, soft_email_validation=False
         )
-        _, text = client.prepare_send(
-            to=to, subject=subject, contents=lines(body), message_id=message_id
-        )
+        _, text = build(client, to, subject, body, message_id)
         self.folder.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9@._-]", "", message_id) + ".eml"
         tmp = self.folder / f".{name}.tmp"

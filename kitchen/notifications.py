@@ -1,20 +1,28 @@
 """Notification role: turn NOTIFY events into exactly one email per alert.
 
-A NOTIFY is first recorded as a `Notification` row (unique per alert), then the batch's
-offsets are committed, then due rows are mailed. A redelivered NOTIFY finds its row and
-adds nothing; a mail that fails stays due and is retried with back-off, unless it can
-never be sent (an invalid address, a permanent 5xx answer): then it is marked failed,
-for good. Each mail has a Message-ID derived from the alert, so the one resend a crash
-can cause (mail accepted, row not yet marked) is the same message to the recipient.
+The consumer only records: each NOTIFY becomes a `Notification` row (unique per alert),
+then the batch's offsets are committed. A redelivered NOTIFY finds its row and adds
+nothing. Mail goes out from the role's sender thread (`Sender`), never the consumer's:
+SMTP can take 30 s a mail, and a consumer that stops polling that long
+(max.poll.interval.ms) is thrown out of its group and reads the batch again. The handler
+wakes the sender as soon as rows are recorded; it also looks for due rows every
+`mail_retry_seconds`. Each row is claimed just before its send, so two senders (in one
+process or several) never mail the same alert. A mail that fails stays due and is
+retried with back-off, unless it can never be sent (an invalid address, a message that
+cannot be built, a permanent 5xx answer): then it is marked failed, for good. Each mail
+has a Message-ID derived from the alert, so the one resend a crash can cause (mail
+accepted, row not yet marked) is the same message to the recipient.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+import threading
+from collections.abc import Callable
 from fractions import Fraction
 
-from kitchen import metrics
+from kitchen import logs, metrics
 from kitchen.db import (
     Alert,
     Ingredient,
@@ -132,7 +140,9 @@ def _claim(merchant_id: int, row_id: int, claim_seconds: int) -> Notification | 
     return Notification.get(Notification.merchant == merchant_id, Notification.id == row_id)
 
 
-def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
+def send_due(
+    mailer: Mailer, claim_seconds: int, limit: int = 50, stop: threading.Event | None = None
+) -> int:
     """Mail the due notifications; returns how many were sent.
 
     Each row is claimed just before its send, for `claim_seconds`: longer than one send
@@ -140,6 +150,7 @@ def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
     took. A sender that died mid-send (SIGKILL) holds its row that long, then another
     sender takes it. The due mails are one queue across merchants (few rows: the index
     of unsent mails in each partition); each mail is then claimed in its own merchant's.
+    Once `stop` is set, no other mail is begun.
     """
     with session():
         due = [
@@ -156,6 +167,8 @@ def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
         ]
         sent = 0
         for merchant_id, row_id in due:
+            if stop is not None and stop.is_set():
+                break  # the rest stay due, for the next sender
             n = _claim(merchant_id, row_id, claim_seconds)
             if n is None:
                 continue  # another sender has it, or has sent it
@@ -195,19 +208,57 @@ def send_due(mailer: Mailer, claim_seconds: int, limit: int = 50) -> int:
     return sent
 
 
-def notify_handler(mailer: Mailer, threshold: Fraction, claim_seconds: int) -> Handler[Notify]:
-    """Consumer handler: record the batch, then try to mail it right away.
+class Sender:
+    """The notification role's mail thread: sends due mails when woken (rows were just
+    recorded) and every `every` seconds (mails waiting for their retry), until stopped.
 
-    Mailing happens after `record` committed; the worker commits the offsets after this
-    returns, so a crash in between leaves a due row that the retry job sends.
+    Nothing it meets stops it: an error (the database away) is logged, and it tries again
+    at its next round.
     """
+
+    BATCH = 50  # mails claimed one by one from each look at the due rows
+
+    def __init__(self, mailer: Mailer, claim_seconds: int, every: float) -> None:
+        self.mailer = mailer
+        self.claim_seconds = claim_seconds
+        self.every = every
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="notification-mail", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float) -> None:
+        """Begin no other mail; wait up to `timeout` for the one under way."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        with logs.role("notification"):
+            while not self._stop.is_set():
+                self._wake.clear()  # before looking: a wake during the sends is kept
+                sent = 0
+                try:
+                    sent = send_due(self.mailer, self.claim_seconds, self.BATCH, self._stop)
+                except Exception:
+                    log.exception("sending alert mails failed; trying again in %g s", self.every)
+                if sent < self.BATCH:  # a full batch: more may be due at once
+                    self._wake.wait(self.every)
+
+
+def notify_handler(threshold: Fraction, wake: Callable[[], None]) -> Handler[Notify]:
+    """Consumer handler: record the batch, then wake the sender and return, so that the
+    worker commits the offsets at once, whatever SMTP does. A crash after the record
+    leaves due rows, which the sender mails after the restart."""
 
     def handler(batch: list[Received[Notify]]) -> list[tuple[Received[Notify], str]]:
         rejected = record(batch, threshold)
-        try:
-            send_due(mailer, claim_seconds)
-        except Exception:
-            log.exception("sending alert mails failed; the retry job will try again")
+        wake()
         return rejected
 
     return handler

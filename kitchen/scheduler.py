@@ -2,8 +2,8 @@
 
 The jobs themselves live beside what they serve, and `app.py` says which role runs
 which: the relay role re-drives orders (`orders.redrive`) and alerts (`alerts.redrive`)
-and purges the outbox (`outbox.purge`); the notification role retries due mails
-(`notifications.send_due`).
+and purges the outbox (`outbox.purge`). The notification role's mail has a thread of its
+own (`notifications.Sender`), which a recorded NOTIFY wakes at once.
 """
 
 from __future__ import annotations

@@ -3,17 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from confluent_kafka import Producer
+from starlette.testclient import TestClient
 
+from app import Kitchen
+from kitchen import kafka
 from kitchen import settings as config
-from kitchen.db import Notification, ensure_default_merchant, session
+from kitchen.db import (
+    Alert,
+    Ingredient,
+    Notification,
+    database_id,
+    ensure_default_merchant,
+    session,
+)
+from kitchen.kafka import producer_config
 from kitchen.mail import SmtpMailer
 from kitchen.notifications import send_due
-from tests.helpers import SmtpServer, eventually, free_port
+from tests.helpers import REAL_KAFKA, SmtpServer, eventually, free_port
+
+# A real broker refuses session timeouts under 6 s (group.min.session.timeout.ms), and
+# librdkafka wants max.poll.interval.ms at least the session timeout.
+SESSION_MS = 6000 if REAL_KAFKA else 3000
+POLL_MS = 6000 if REAL_KAFKA else 3000
 
 
 def due_mails(count: int) -> list[str]:
@@ -49,7 +67,7 @@ def test_a_slow_server_gets_each_alert_once_from_two_senders(
 
     first = threading.Thread(target=send_due, args=(mailer, claim))
     first.start()
-    # The other sender (the retry job, or the notify handler) comes along while the
+    # The other sender (another process's) comes along while the
     # first one is on its last mail, and keeps coming until that one is done.
     eventually(lambda: smtp.inbox.data_attempts == 3)
     while first.is_alive():
@@ -122,3 +140,60 @@ def test_a_send_ends_within_its_claim_however_slowly_the_server_talks(
     [row] = rows()
     assert row.sent_at is None
     assert f"cut after {mail.send_deadline_seconds} s" in str(row.last_error)
+
+
+def test_a_slow_server_never_keeps_the_notify_consumer_from_polling(
+    make_kitchen: Callable[..., Kitchen],
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # librdkafka throws a consumer out of its group when it has not polled for
+    # max.poll.interval.ms (here a few seconds); the SMTP server takes half that per mail.
+    config = kafka.consumer_config
+    monkeypatch.setattr(
+        kafka,
+        "consumer_config",
+        lambda *args, **kwargs: {
+            **config(*args, **kwargs),
+            "max.poll.interval.ms": POLL_MS,
+            "heartbeat.interval.ms": 500,  # its default, 3 s, is the whole short session
+        },
+    )
+    kitchen = make_kitchen(kafka={"session_timeout_ms": SESSION_MS})
+    with TestClient(kitchen.web_app()) as api:
+        assert api.post("/order/seed").status_code == 201
+    notification = next(w for w in kitchen.workers if w.name == "notification")
+    eventually(lambda: notification.assigned)  # in its group: the poll clock runs
+    smtp.inbox.data_delay = POLL_MS / 2000
+    alerts = 6  # three times the poll interval of SMTP
+    with session():
+        onion = Ingredient.get(
+            Ingredient.merchant == kitchen.merchant_id, Ingredient.name == "onion"
+        )
+        ids = [
+            Alert.create(
+                merchant=kitchen.merchant_id,
+                ingredient=onion.id,
+                email="chef@example.com",
+                stock=480 - i,
+                full_stock=1000,
+                threshold="1/2",
+            ).id
+            for i in range(alerts)
+        ]
+    producer = Producer(producer_config(kitchen.bootstrap_servers))
+    for alert_id in ids:
+        event = {"id": onion.id, "email": "chef@example.com", "alert_id": alert_id}
+        producer.produce(kitchen.settings.kafka.notify_topic, json.dumps(event).encode(), key=b"1")
+    assert producer.flush(10) == 0
+
+    # Every NOTIFY recorded and its offset committed while the server is still busy.
+    eventually(lambda: notification.processed == alerts)
+    assert len(smtp.messages) < alerts
+    eventually(lambda: len(smtp.messages) == alerts, timeout=alerts * POLL_MS / 1000)
+    with session():
+        expected = [f"<kitchen-{database_id()}-alert-{i}@kitchen.local>" for i in ids]
+    assert sorted(m["Message-ID"] for m in smtp.messages) == sorted(expected)
+    assert all(n.sent_at is not None and n.attempts == 1 for n in rows())
+    # Never thrown out of the group: no failed commit, no batch read twice.
+    assert (notification.failures, notification.processed) == (0, alerts)

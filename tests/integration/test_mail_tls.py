@@ -79,7 +79,7 @@ def test_a_certificate_for_another_name_gets_no_login_and_the_mail_waits(
     kitchen = make_kitchen(mail={"smtp_port": server.port, tls_mode: True, "ca_file": pem, **LOGIN})
     raise_onion_alert(kitchen)
 
-    # Tried, refused, and tried again later (the retry job runs every second); or sent.
+    # Tried, refused, and tried again later (the sender looks every second); or sent.
     row = eventually(lambda: (n := notification()) and (n.attempts >= 2 or n.sent_at) and n)
     assert row.sent_at is None and row.failed_at is None  # still due: it will be retried
     assert "CERTIFICATE_VERIFY_FAILED" in str(row.last_error)

@@ -66,7 +66,7 @@ def test_alerts_wait_for_smtp_and_are_mailed_once(
     assert producer.flush(10) == 0
     notification = next(w for w in kitchen.workers if w.name == "notification")
     eventually(lambda: notification.processed >= 6)
-    time.sleep(1.5)  # the retry job runs every second: room for a wrong resend
+    time.sleep(1.5)  # the sender looks every second: room for a wrong resend
 
     subjects = sorted(str(m["Subject"]) for m in smtp.messages)
     assert subjects == [

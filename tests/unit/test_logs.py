@@ -91,3 +91,28 @@ def test_passwords_and_keys_are_masked_in_both_formats() -> None:
         assert "kitchen_***" in line
     # Too short to mask without mangling ordinary words (compose's password is "kitchen").
     assert logs.Redactor(["kitchen"])("kitchen.stock") == "kitchen.stock"
+
+
+def test_user_text_cannot_forge_a_text_line_or_drive_the_terminal() -> None:
+    name = "onion\n2026-01-02 03:04:05,678 ERROR kitchen: forged\r\x1b[31mred\u2028\x9b2J"
+    r = record("alert 3: %s fell to %d g", name, 480)
+    line = logs.TextFormatter(logs.Redactor()).format(r)
+    assert line.endswith(
+        "kitchen.stock: alert 3: onion\\n2026-01-02 03:04:05,678 ERROR kitchen: forged"
+        "\\r\\x1b[31mred\\u2028\\x9b2J fell to 480 g"
+    )
+    assert line.isprintable()  # one line, no control character left
+    # The message itself (a format string holding user text) is escaped too.
+    assert "\n" not in logs.TextFormatter(logs.Redactor()).format(record(name))
+
+
+def test_a_text_traceback_keeps_its_lines() -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        r = record("failed for %s", "a\nb")
+        r.exc_info = sys.exc_info()
+    lines = logs.TextFormatter(logs.Redactor()).format(r).splitlines()
+    assert lines[0].endswith("kitchen.stock: failed for a\\nb")
+    assert lines[1] == "Traceback (most recent call last):"
+    assert lines[-1] == "RuntimeError: boom"
