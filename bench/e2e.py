@@ -13,7 +13,8 @@ Each run starts from empty tables and fresh topics: several merchants, each with
 reference kitchen sized so that cheese and onion fall below 50% during the run and beef
 does not (2 crossings per merchant). The latency of an order is `processed_at -
 created_at`, read from the database once every order has settled. Checked, per run:
-every accepted order applied or rejected exactly once, and one email per crossing.
+every accepted order applied or rejected exactly once, one email per crossing, and each
+ingredient's stock exact; a run that misses one of those fails the benchmark.
 
 `created_at` is stamped when Kitchen saves the order: a request that waited in front of
 Kitchen (its connections or thread pool full) waited before it. vegeta's HTTP p99 and
@@ -46,7 +47,7 @@ from aiosmtpd.controller import Controller  # noqa: E402
 from bench.intake import free_port, stop  # noqa: E402
 from kitchen import db, merchants, migrations  # noqa: E402
 from kitchen.catalogue import BURGER  # noqa: E402
-from kitchen.db import Alert, Notification, Order, session  # noqa: E402
+from kitchen.db import Alert, Ingredient, Notification, Order, session  # noqa: E402
 
 VEGETA = "github.com/tsenart/vegeta/v12@v12.13.0"
 CACHE = ROOT / "bench" / ".cache"
@@ -269,14 +270,22 @@ def measure(merchant_ids: list[int], per_merchant: int, inbox: Inbox) -> dict[st
     seconds = math.nan
     if spans:
         seconds = (max(d for _, d in spans) - min(c for c, _ in spans)).total_seconds()
+    with session():
+        stock = {
+            (i.merchant_id, i.name): i.stock
+            for i in Ingredient.select().where(Ingredient.merchant.in_(merchant_ids))
+        }
     # One crossing per ingredient whose stock ended below half its full level (stock only
     # goes down during the run), from the orders each merchant had applied.
     crossings = 0
+    wrong_stock = []  # each ingredient left with other than its full level - applied grams
     for merchant_id in merchant_ids:
         burgers = sum(1 for o in applied if o.merchant_id == merchant_id)
         for name, grams in BURGER.items():
             full = full_stock(name, per_merchant)
             crossings += int(2 * (full - burgers * grams) < full)
+            if stock.get((merchant_id, name)) != full - burgers * grams:
+                wrong_stock.append(f"merchant {merchant_id} {name}")
     return {
         "orders": len(orders),
         "applied": len(applied),
@@ -291,6 +300,7 @@ def measure(merchant_ids: list[int], per_merchant: int, inbox: Inbox) -> dict[st
         "crossings": crossings,
         "emails": len(inbox.message_ids),
         "distinct_emails": len(set(inbox.message_ids)),
+        "wrong_stock": wrong_stock,
         "latencies_ms": [round(v, 1) for v in latencies],
     }
 
@@ -391,17 +401,27 @@ def stage(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any
                 "target": f"<= {TARGET_P99_MS:g}",
                 "met": p99 <= TARGET_P99_MS,
             },
+            # Correctness, not speed: a miss fails the benchmark (bench/report.py).
             {
                 "what": "alert emails (distinct Message-IDs) vs crossings",
                 "value": emails,
                 "target": f"== {crossings} crossings made ({designed} designed), no duplicate",
                 "met": exact_mail,
+                "correctness": True,
             },
             {
                 "what": "accepted orders settled (applied or rejected)",
                 "value": sum(r["applied"] + r["rejected"] for r in runs),
                 "target": f">= {sum(r['created_201'] for r in runs)} (the 201s), none pending",
                 "met": settled,
+                "correctness": True,
+            },
+            {
+                "what": "ingredients whose stock is not full - applied orders' grams",
+                "value": sum(len(r["wrong_stock"]) for r in runs),
+                "target": "== 0",
+                "met": not any(r["wrong_stock"] for r in runs),
+                "correctness": True,
             },
         ],
         "runs_detail": [{k: v for k, v in r.items() if k != "latencies_ms"} for r in runs],

@@ -8,7 +8,9 @@ a folder of them. The first row of each stage is its ceiling or baseline: every 
 row is shown with its ratio to it. Writes, into --out: RESULTS.md (the tables, the
 targets, the machine, the command, the date), throughput.png (each stage's rows, bars
 for the medians, points for the runs) and latency.png (the end-to-end latency
-distribution, with p50, p99 and the 250 ms target marked).
+distribution, with p50, p99 and the 250 ms target marked). Exit code 1, once they are
+written, if a correctness check failed (an order lost, a duplicate email, a wrong stock):
+a speed target missed is only reported.
 """
 
 from __future__ import annotations
@@ -192,6 +194,18 @@ def latency_plot(stages: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def failed_checks(stages: list[dict[str, Any]]) -> list[str]:
+    """The correctness checks that failed, each as one line. A speed target depends on the
+    machine, so it is reported and never fails a run; a correctness check (targets marked
+    `correctness`) holds at any speed, so it fails even the smoke run."""
+    return [
+        f"{s['stage']} ({s['backend']}): {t['what']}: {t['value']} (target {t['target']})"
+        for s in stages
+        for t in s.get("targets", [])
+        if t.get("correctness") and not t["met"]
+    ]
+
+
 def write(stages: list[dict[str, Any]], out: Path, command: str, database: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     about = machine(database, stages)
@@ -213,6 +227,9 @@ def main() -> None:
         raise SystemExit("no stage results in " + " ".join(args.inputs))
     write(stages, Path(args.out), args.command or "python bench/run.py", args.database)
     print(f"wrote {Path(args.out) / 'RESULTS.md'} and its plots")
+    failed = failed_checks(stages)
+    if failed:
+        raise SystemExit(f"correctness checks failed: {'; '.join(failed)}")
 
 
 if __name__ == "__main__":

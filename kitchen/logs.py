@@ -12,8 +12,10 @@ stop, the CLI). A line about one order, alert or merchant carries its id: the ca
 passes it, `log.info(..., extra={"order_id": order.id})`.
 
 No secret is logged: the code never formats an API key or a password into a line, and
-as a second line of defence both formats replace the configured passwords (those of 8
-characters or more) and anything shaped like an API key with `***`.
+as a second line of defence both formats replace with `***` anything shaped like an API
+key, any password where it sits as one (a URL's `user:password@`, a connection string's
+`password=`), whatever its length, and the configured passwords of 8 characters or more
+wherever they appear.
 """
 
 from __future__ import annotations
@@ -35,7 +37,16 @@ IDS = ("order_id", "alert_id", "merchant_id")  # `extra` keys a JSON line carrie
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # merchants.new_key(): "kitchen_" + 43 URL-safe characters.
 API_KEY = re.compile(r"kitchen_[A-Za-z0-9_-]{40,}")
-MIN_SECRET = 8  # shorter "passwords" (e.g. "kitchen") would mask ordinary words
+# A password is masked wherever it appears only from this length: masking a short one
+# (CI's and compose's is "kitchen") everywhere would mangle ordinary words (the logger
+# "kitchen.stock", the key prefix), and a word masked on every line gives the password
+# away. Shorter ones are masked where they sit as a password (below), which is how a
+# password reaches a line: in a database URL or a connection string quoted by an error.
+MIN_SECRET = 8
+# "scheme://user:password@": up to the last "@" of the word, as settings.mask_url does.
+URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^:@/\s]*:)\S*@")
+# libpq's "password=secret" (or "password='se cret'") in a connection string.
+DSN_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'\"]+)", re.IGNORECASE)
 
 _role: contextvars.ContextVar[str | None] = contextvars.ContextVar("kitchen_role", default=None)
 
@@ -80,6 +91,7 @@ class Redactor:
         self.secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
+        text = DSN_PASSWORD.sub(r"\1***", URL_PASSWORD.sub(r"\1***@", text))
         for secret in self.secrets:
             text = text.replace(secret, "***")
         return API_KEY.sub("kitchen_***", text)

@@ -54,6 +54,19 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float 
     return value
 
 
+async def eventually_async(
+    check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01
+) -> Any:
+    """`eventually` inside an event loop: the loop's other tasks run while it waits."""
+    deadline = time.monotonic() + timeout
+    value = check()
+    while not value and time.monotonic() < deadline:
+        await asyncio.sleep(interval)
+        value = check()
+    assert value, f"condition not met within {timeout} s (last value {value!r})"
+    return value
+
+
 @contextmanager
 def serve(app: Starlette) -> Iterator[str]:
     """Serve `app` with a real uvicorn server in a thread (TestClient never opens a
@@ -171,6 +184,8 @@ class Record:
 def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 20.0) -> list[Record]:
     """Every record on `topic`, read by partition up to its end (no consumer group, so no
     rebalance wait). Waits up to `timeout` for at least `expect` records to be there."""
+    # With nothing to wait for it would answer at once: "nothing arrived" needs a wait.
+    assert expect > 0, "to check that nothing arrives, use assert_topic_stays_empty"
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -219,3 +234,10 @@ def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 20.0) -
     finally:
         consumer.close()
     return [r for _, _, r in sorted(got, key=lambda g: (g[0], g[1]))]
+
+
+def assert_topic_stays_empty(bootstrap: str, topic: str, seconds: float = 2.0) -> None:
+    """Fail if any record is on `topic` or arrives there within `seconds` (waited in full
+    when none does: a check at one instant would miss a late one)."""
+    records = read_topic(bootstrap, topic, expect=1, timeout=seconds)
+    assert records == [], f"{len(records)} record(s) on {topic}: {records[:3]}"

@@ -24,7 +24,7 @@ from kitchen import catalogue, intake, orders
 from kitchen.db import Merchant, Order, OrderLine, Outbox, session
 from kitchen.domain import Line
 from kitchen.validation import InvalidOrder
-from tests.helpers import serve
+from tests.helpers import eventually_async, serve
 
 
 def test_concurrent_orders_each_saved_once_with_their_event(
@@ -112,10 +112,9 @@ def test_one_order_the_database_refuses_fails_alone(
 
     async def place_all() -> list[Any]:
         first = asyncio.ensure_future(order(1))
-        while not groups:  # the writer holds the first order
-            await asyncio.sleep(0.01)
+        await eventually_async(lambda: groups)  # the writer holds the first order
         rest = [asyncio.ensure_future(order(q)) for q in (2, 13, 4, 5)]
-        await asyncio.sleep(0.1)  # all four queued
+        await eventually_async(lambda: writer._queue.qsize() == 4)  # all four queued
         gate.set()
         return await asyncio.gather(first, *rest, return_exceptions=True)
 

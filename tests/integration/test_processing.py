@@ -13,7 +13,7 @@ from kitchen import catalogue
 from kitchen import stock as stock_module
 from kitchen.db import Ingredient, LedgerEntry, Order, session
 from kitchen.kafka import producer_config
-from tests.helpers import eventually, read_topic, stock_after
+from tests.helpers import assert_topic_stays_empty, eventually, read_topic, stock_after
 
 
 def order(api: TestClient, burgers: int) -> int:
@@ -119,7 +119,7 @@ def test_a_processing_bug_stops_loudly_and_loses_nothing(
     assert stock() == stock_after(2)
     eventually(lambda: api.get("/ready").status_code == 200)
     topic = kitchen.settings.kafka.order_created_topic
-    assert read_topic(kitchen.bootstrap_servers, f"{topic}.dlq", expect=0, timeout=2) == []
+    assert_topic_stays_empty(kitchen.bootstrap_servers, f"{topic}.dlq", seconds=2)
 
 
 def test_every_gram_an_order_takes_is_a_ledger_row(api: TestClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -123,3 +124,35 @@ def test_a_restart_on_the_embedded_kafka_queues_lost_orders_at_once(
         eventually(applied, timeout=15)
     finally:
         second.stop()
+
+
+def test_a_relay_that_died_mid_pass_has_its_rows_sent_once_its_lease_expires(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    """A relay that claimed rows and died before sending them holds them until its lease
+    expires (so no second relay sends them meanwhile); then another relay sends them,
+    each once."""
+    kitchen = make_kitchen("api")
+    topic = fresh_topic(kitchen.bootstrap_servers)
+    queue(topic, 300)
+    dead = Relay(Producer(producer_config(kitchen.bootstrap_servers)), batch_size=100)
+    dead.LEASE = datetime.timedelta(seconds=8)  # the default (60 s) is too long to wait here
+    lease_ends = time.monotonic() + 8
+    claimed = sorted(row.id for row in dead._claim())  # then it dies: nothing produced
+    assert len(claimed) == 100
+
+    alive = Relay(Producer(producer_config(kitchen.bootstrap_servers)), batch_size=100)
+    alive.start()
+    try:
+        eventually(lambda: alive.published >= 200, timeout=30)
+        with session():
+            waiting = sorted(o.id for o in Outbox.select().where(Outbox.sent_at.is_null()))
+        assert time.monotonic() < lease_ends, "too slow to see the lease hold"
+        assert waiting == claimed  # still the dead relay's, untouched while its lease holds
+        eventually(lambda: unsent() == 0, timeout=30)
+    finally:
+        alive.stop()
+    assert time.monotonic() >= lease_ends
+    assert alive.published == 300
+    records = read_topic(kitchen.bootstrap_servers, topic, expect=300)
+    assert sorted(r.json()["id"] for r in records) == list(range(1, 301))  # each once

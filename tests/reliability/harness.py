@@ -153,6 +153,7 @@ class Tally:
     statuses: dict[int, int] = field(default_factory=dict)  # every HTTP status seen
     server_errors: list[str] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)  # the body of every 4xx, to say why
+    retry_after: set[str | None] = field(default_factory=set)  # Retry-After of every 503
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def saw(self, status: int) -> None:
@@ -210,7 +211,10 @@ def place_orders(
                                 tally.acknowledged[key] = r.json()["id"]
                                 tally.acknowledged_at.append(time.monotonic())
                             break
-                        if status >= 500 and status != 503:
+                        if status == 503:
+                            with tally.lock:
+                                tally.retry_after.add(r.headers.get("retry-after"))
+                        elif status >= 500:
                             tally.server_errors.append(r.text)
                         elif 400 <= status < 500:
                             with tally.lock:

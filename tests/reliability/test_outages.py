@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from kitchen.db import Ingredient, Order, session
-from tests.helpers import REAL_DATABASE, REAL_KAFKA, SmtpServer
+from tests.helpers import REAL_DATABASE, REAL_KAFKA, SmtpServer, eventually
 from tests.reliability.harness import (
     ONE_BURGER,
     ROOT,
@@ -59,10 +59,21 @@ def test_postgresql_down_answers_503_then_drains(
     try:
         seed_large_stock(kitchen.base, clean_database)  # the test reads PostgreSQL directly
         tally = Tally()
-        place_orders(kitchen.base, 300, clients=6, product_id=1, tally=tally)
-        proxy.down()  # right after the load: events are still in flight
+        # The clients retry each 503 with the same Idempotency-Key: their load runs on through
+        # the outage, and what they were refused is accepted once the database is back.
+        load = threading.Thread(
+            target=place_orders,
+            args=(kitchen.base, 600),
+            kwargs={"clients": 6, "product_id": 1, "tally": tally},
+        )
+        load.start()
+        eventually(lambda: len(tally.acknowledged) >= 150, timeout=60)
+        proxy.down()  # mid-load: orders are being placed, events are still in flight
         with session():
             pending_at_cut = Order.select().where(Order.status == "pending").count()
+        assert load.is_alive(), "the load ended before the cut"
+        # Accepted but not yet applied: "drains afterwards" has something to drain.
+        assert pending_at_cut > 0
 
         during = [
             httpx.post(f"{kitchen.base}/order", json=ONE_BURGER, timeout=30) for _ in range(5)
@@ -71,9 +82,18 @@ def test_postgresql_down_answers_503_then_drains(
         problem = during[0].json()
         assert problem["status"] == 503 and "database is unavailable" in problem["detail"]
         assert during[0].headers["content-type"] == "application/problem+json"
+        # The README promises Retry-After on these 503s: clients know when to try again.
+        assert [r.headers.get("retry-after") for r in during] == ["5"] * 5
         assert httpx.get(f"{kitchen.base}/ready", timeout=30).status_code == 503
-        time.sleep(10)  # consumers fail, restart, commit nothing
+        time.sleep(10)  # consumers fail, restart, commit nothing (an outage of 10 s)
         proxy.up()
+        load.join(180)
+        assert not load.is_alive()
+        # The load's own clients met the outage too, and every 503 they saw said when to retry.
+        assert tally.statuses.get(503, 0) > 0, tally.statuses
+        assert tally.retry_after == {"5"}, tally.retry_after
+        assert tally.sent == len(tally.acknowledged) == 600, tally.statuses
+        assert tally.server_errors == [] and tally.refusals == []
 
         statuses = settle(set(tally.acknowledged.values()))
         burgers = sum(tally.quantities[k] for k in tally.acknowledged)

@@ -67,6 +67,31 @@ def test_the_role_comes_from_the_thread_the_job_or_the_logger() -> None:
     assert logs.role_of(record("x")) == "main"  # the role ends with the job
 
 
+def test_a_short_password_is_masked_where_it_sits_as_a_password() -> None:
+    """CI's database password is "kitchen" (7 characters): too short to mask in every word,
+    it is masked where an error would quote it, in a URL or a connection string."""
+    s = config.load(
+        None, env={"KITCHEN_DATABASE_URL": "postgresql://kitchen:kitchen@127.0.0.1:5432/k"}
+    )
+    redact = logs.Redactor(config.secrets(s))
+    r = record(
+        "connect failed: %s; dsn %s",
+        "postgresql://kitchen:kitchen@127.0.0.1:5432/kitchen_test",
+        "host=db user=kitchen password=kitchen dbname=k",
+    )
+    for formatter in (logs.TextFormatter(redact), logs.JsonFormatter(redact)):
+        line = formatter.format(r)
+        assert "postgresql://kitchen:***@127.0.0.1:5432/kitchen_test" in line, line
+        assert "user=kitchen password=*** dbname=k" in line, line
+        assert ":kitchen@" not in line and "password=kitchen" not in line, line
+    # Any URL's password, configured or not, and a quoted one with a space in it.
+    assert redact("smtp://a:b@c:25 and password='p w' x") == "smtp://a:***@c:25 and password=*** x"
+    # Where it is no password it stays: a line is not mangled, nor the password given away.
+    assert redact("kitchen.stock: http://127.0.0.1:8000/order") == (
+        "kitchen.stock: http://127.0.0.1:8000/order"
+    )
+
+
 def test_passwords_and_keys_are_masked_in_both_formats() -> None:
     s = config.load(
         None,
