@@ -9,7 +9,9 @@
 `role` is the role whose work wrote the line: `processing`, `notification` and `relay`
 (their threads, and the periodic jobs each owns), `api` (requests), else `main` (start,
 stop, the CLI). A line about one order, alert or merchant carries its id: the call site
-passes it, `log.info(..., extra={"order_id": order.id})`.
+passes it, `log.info(..., extra={"order_id": order.id})`. A line written for a request
+made with an API key carries `key`: that key's name (never the key); text lines end
+with `[key 'till-1']`.
 
 No secret is logged: the code never formats an API key or a password into a line, and
 as a second line of defence both formats replace the configured passwords (those of 8
@@ -38,6 +40,7 @@ API_KEY = re.compile(r"kitchen_[A-Za-z0-9_-]{40,}")
 MIN_SECRET = 8  # shorter "passwords" (e.g. "kitchen") would mask ordinary words
 
 _role: contextvars.ContextVar[str | None] = contextvars.ContextVar("kitchen_role", default=None)
+_key: contextvars.ContextVar[str | None] = contextvars.ContextVar("kitchen_key", default=None)
 
 T = TypeVar("T")
 
@@ -50,6 +53,12 @@ def role(name: str) -> Iterator[None]:
         yield
     finally:
         _role.reset(token)
+
+
+def acting_key(name: str | None) -> None:
+    """The lines logged from here on in this context (one request, and the thread-pool
+    work it starts) name the API key that acts: its name, never the key."""
+    _key.set(name)
 
 
 def in_role(name: str, job: Callable[[], T]) -> Callable[[], T]:
@@ -93,6 +102,11 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return self.redact(super().format(record))
 
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        key = _key.get()
+        return line if key is None else f"{line} [key {key!r}]"
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time (UTC), level, role, logger, message, the ids the
@@ -115,6 +129,8 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = value
+        if (acting := _key.get()) is not None:
+            entry["key"] = acting  # the name of the API key that acts
         if record.exc_info:
             entry["exception"] = self.redact(self.formatException(record.exc_info))
         if record.stack_info:

@@ -90,6 +90,10 @@ SCHEMAS: dict[str, Any] = {
             "lines": {"type": "array", "items": _ref("OrderLine")},
             "created_at": TIME,
             "processed_at": {"oneOf": [TIME, {"type": "null"}]},
+            "key": {
+                "type": ["string", "null"],
+                "description": "the name of the API key that placed it (null: no key)",
+            },
             "reason": {"type": "string", "description": "why it was rejected"},
         },
     },

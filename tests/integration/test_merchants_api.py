@@ -91,7 +91,7 @@ def test_production_needs_a_valid_key_and_refuses_the_seed(
     with client(kitchen, key) as ada:
         assert ada.post("/order/seed").status_code == 403
         assert ada.get("/ingredients").json() == []
-    rotated = merchants.rotate_key(merchants.by_key(key).id)  # type: ignore[union-attr]
+    rotated = merchants.rotate_key(merchants.by_key(key).merchant_id)  # type: ignore[union-attr]
     with client(kitchen, key) as old, client(kitchen, rotated) as new:
         assert old.get("/merchant").status_code == 401
         assert new.get("/merchant").json()["name"] == "Ada's"

@@ -11,6 +11,7 @@ import pytest
 from kitchen import catalogue, db, migrations, orders, partitioning
 from kitchen.db import (
     Alert,
+    ApiKey,
     Ingredient,
     LedgerEntry,
     Merchant,
@@ -202,10 +203,13 @@ def test_a_previous_release_database_is_upgraded_in_place(clean_database: str) -
             [entry] = LedgerEntry.select().where(LedgerEntry.ingredient == i.id)
             assert (entry.reason, entry.grams, entry.stock_after) == ("initial", i.stock, i.stock)
             assert entry.merchant_id == i.merchant_id
-        # Keys keep working, stored only as their hash.
-        for merchant_id, key in before["merchants"].items():  # type: ignore[attr-defined]
-            assert Merchant.get_by_id(merchant_id).key_hash == hash_key(key)
-        assert "api_key" not in {c.name for c in database.get_columns("merchant")}
+        # Keys keep working, stored only as their hash, as each merchant's key "primary";
+        # but not the default merchant's fixed word "default", which was no secret.
+        keys = {(k.merchant_id, k.name): k.key_hash for k in ApiKey.select()}
+        assert keys == {(2, "primary"): hash_key("key-m2")}
+        assert before["merchants"] == {1: "default", 2: "key-m2"}
+        assert not {"api_key", "key_hash"} & {c.name for c in database.get_columns("merchant")}
+        assert [m.id for m in Merchant.select().where(Merchant.is_default)] == [1]
         assert [(a.redrives, a.stock) for a in Alert.select()] == [(0, 480), (0, 480)]
         assert [(n.failed_at, n.sent_at is not None) for n in Notification.select()] == [
             (None, True),
