@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
@@ -83,3 +84,19 @@ def test_passwords_and_keys_are_masked_in_both_formats() -> None:
         assert "kitchen_***" in line
     # Too short to mask without mangling ordinary words (compose's password is "kitchen").
     assert logs.Redactor(["kitchen"])("kitchen.stock") == "kitchen.stock"
+
+
+def test_a_line_written_for_a_key_names_the_key() -> None:
+    """Issue 16 item 24: lines of a request made with a key carry the key's name."""
+
+    def lines() -> tuple[str, str]:
+        logs.acting_key("till-1")
+        r = record("merchant %d changed its threshold", 2)
+        return logs.TextFormatter(logs.Redactor()).format(r), logs.JsonFormatter(
+            logs.Redactor()
+        ).format(r)
+
+    text, line = contextvars.copy_context().run(lines)  # as each request has its own
+    assert text.endswith("merchant 2 changed its threshold [key 'till-1']")
+    assert json.loads(line)["key"] == "till-1"
+    assert "key" not in json.loads(logs.JsonFormatter(logs.Redactor()).format(record("x")))
