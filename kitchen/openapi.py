@@ -262,7 +262,9 @@ BASE: dict[str, Any] = {
         },
         "responses": {
             "BadRequest": _problem("The body is not JSON."),
-            "Unauthorized": _problem("No valid API key (production needs one)."),
+            "Unauthorized": _problem(
+                "No valid API key (production needs one), or no `Bearer` scheme before it."
+            ),
             "Forbidden": _problem("Not allowed here."),
             "NotFound": _problem("No such row for this merchant."),
             "Conflict": _problem("The name is taken."),
