@@ -100,12 +100,16 @@ class TextFormatter(logging.Formatter):
         self.redact = redact
 
     def format(self, record: logging.LogRecord) -> str:
-        return self.redact(super().format(record))
+        return self.redact(_with_key(super().format(record)))
 
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        line = super().formatMessage(record)
-        key = _key.get()
-        return line if key is None else f"{line} [key {key!r}]"
+
+def _with_key(text: str) -> str:
+    """The line, then the name of the API key that acts, if any (before a traceback)."""
+    key = _key.get()
+    if key is None:
+        return text
+    line, newline, rest = text.partition("\n")
+    return f"{line} [key {key!r}]{newline}{rest}"
 
 
 class JsonFormatter(logging.Formatter):
