@@ -361,10 +361,8 @@ def test_a_database_upgraded_with_the_old_default_key_is_mended(
     with _production(make_kitchen, "default") as old:
         assert old.get("/ingredients").status_code == 401
     with session():
-        assert [m.name for m in SchemaMigration.select()][-2:] == [
-            "0006_default_merchant_mended",
-            "0007_named_keys",
-        ]
+        done = {m.name for m in SchemaMigration.select()}
+    assert {"0006_default_merchant_mended", "0007_named_keys"} <= done
 
 
 def test_the_default_merchant_is_the_oldest_even_renamed(
