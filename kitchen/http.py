@@ -150,6 +150,7 @@ class Api:
         self.settings = settings
         self.intake = intake or Intake(settings.kafka.order_created_topic, on_commit=on_commit)
         self.default_merchant_id = merchant_id  # who a keyless request is, in development
+        self._keyless = merchants.Caller(merchant_id)
         self.known_keys = merchants.KnownKeys(key_uses)
         self.on_commit = on_commit
         self.readiness = readiness
@@ -173,7 +174,7 @@ class Api:
                 raise Problem(
                     401, "Unauthorized", "send Authorization: Bearer <key>", None, UNAUTHORIZED
                 )
-            return merchants.Caller(self.default_merchant_id)
+            return self._keyless
         scheme, _, key = header.partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer":
