@@ -218,10 +218,11 @@ def update(merchant_id: int, data: Any, rules: inventory.AlertRules) -> dict[str
             if v is not None
         ]
         # Who changed where alerts go is worth a line: it names the key that acted (logs).
-        log.info(
-            "merchant %d changed its %s",
-            merchant_id,
-            ", ".join(changed),
-            extra={"merchant_id": merchant_id},
-        )
+        if changed:
+            log.info(
+                "merchant %d changed its %s",
+                merchant_id,
+                ", ".join(changed),
+                extra={"merchant_id": merchant_id},
+            )
         return view(merchant, rules.default_threshold)
