@@ -96,7 +96,7 @@ class ApiKey(Base):
     # (A key is 256 random bits, so a fast hash is enough: there is nothing to guess.)
     key_hash = pw.CharField(unique=True)
     created_at = pw.DateTimeField(default=utcnow)
-    # When a request last used it, to about a minute (see merchants.KnownKeys).
+    # When a request last used it, to about a minute (see merchants.KeyUses).
     last_used_at = pw.DateTimeField(null=True)
 
     class Meta:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+import peewee as pw
+
 from kitchen import inventory
 from kitchen.db import ApiKey, Merchant, hash_key, session, transaction, tuples, utcnow
 from kitchen.validation import Body, Conflict, NotFound
@@ -66,11 +68,15 @@ def add_key(merchant_id: int, name: str) -> str:
     """A new key named `name` for the merchant, returned once; the name is unique among
     the merchant's keys."""
     key = new_key()
-    with transaction():
-        _merchant(merchant_id)
-        if ApiKey.get_or_none(ApiKey.merchant == merchant_id, ApiKey.name == name) is not None:
-            raise Conflict(f"merchant {merchant_id} has a key named {name!r} already")
-        ApiKey.create(merchant=merchant_id, name=name, key_hash=hash_key(key))
+    taken = Conflict(f"merchant {merchant_id} has a key named {name!r} already")
+    try:
+        with transaction():
+            _merchant(merchant_id)
+            if ApiKey.get_or_none(ApiKey.merchant == merchant_id, ApiKey.name == name):
+                raise taken
+            ApiKey.create(merchant=merchant_id, name=name, key_hash=hash_key(key))
+    except pw.IntegrityError:  # the same name added at the same moment elsewhere
+        raise taken from None
     return key
 
 
