@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
-# Kitchen: one image for every role.  `docker run kitchen` runs all roles on the embedded
-# defaults (SQLite in /app/data, in-memory Kafka, mails as .eml files); docker-compose.yml
-# points it at PostgreSQL, Kafka and Mailpit.  See docs/containers.md.
+# Kitchen: one image for every role.  `docker run kitchen` runs all roles in production
+# mode (every request needs a merchant's key) on the embedded defaults (SQLite in
+# /app/data, in-memory Kafka, mails as .eml files); docker-compose.yml points it at
+# PostgreSQL, Kafka and Mailpit.  See docs/containers.md.
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -58,7 +59,10 @@ COPY settings.toml app.py ./
 COPY kitchen/ ./kitchen/
 
 # Container defaults; every KITCHEN_<SECTION>_<KEY> can be overridden at `docker run -e`.
-ENV KITCHEN_HTTP_HOST=0.0.0.0 \
+# Production: the container listens on every address, and development mode would answer
+# any request without a key as the default merchant (Kitchen refuses to start that way).
+ENV KITCHEN_APP_ENV=production \
+    KITCHEN_HTTP_HOST=0.0.0.0 \
     KITCHEN_HTTP_PORT=8000 \
     KITCHEN_DATABASE_URL=sqlite:////app/data/kitchen.db \
     KITCHEN_MAIL_FOLDER=/app/data/mail

@@ -89,9 +89,14 @@ class Kitchen:
             self.embedded = EmbeddedKafka()
             self.embedded.create_topics(topics)
             self.bootstrap_servers = self.embedded.bootstrap_servers
+            # Allowed in either mode (the image alone runs production on it): the
+            # database holds every order and alert, and _requeue_lost rebuilds what the
+            # cluster forgot. What it cannot do is share events with another process.
             log.warning(
-                "DEVELOPMENT MODE: embedded in-memory Kafka at %s; it forgets everything "
-                "when this process stops. Set KITCHEN_KAFKA_BOOTSTRAP_SERVERS for a real broker.",
+                "embedded in-memory Kafka at %s: only this process can use it, and it "
+                "forgets its events when the process stops (pending orders and alerts are "
+                "queued again from the database at the next start). Set "
+                "KITCHEN_KAFKA_BOOTSTRAP_SERVERS for a real broker.",
                 self.bootstrap_servers,
             )
 
@@ -155,6 +160,19 @@ class Kitchen:
         # The jobs need only the database (and SMTP): they run while Kafka is away.
         if jobs:
             self.jobs = scheduler.start(jobs)
+        if s.app.production:
+            log.info("production mode: every request needs a merchant's key")
+        else:
+            log.warning(
+                "development mode: requests without a key act as the default merchant "
+                "(id %d); set KITCHEN_APP_ENV=production to require keys",
+                self.merchant_id,
+            )
+        if s.roles.api and s.app.production and not s.metrics.token:
+            log.warning(
+                "metrics.token is not set: GET /metrics answers 401 to every scrape; set "
+                "KITCHEN_METRICS_TOKEN and give Prometheus the same token"
+            )
         log.info("roles on: %s", ", ".join(s.roles.enabled()) or "none")
         return self
 
@@ -346,7 +364,9 @@ class Server(uvicorn.Server):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--settings", default="settings.toml", help="settings file")
+    parser.add_argument(
+        "--settings", help="settings file (default: ./settings.toml if it exists, else built-in)"
+    )
     parser.add_argument("--roles", help="comma-separated: api,processing,notification,relay")
     admin.add_commands(parser)
     args = parser.parse_args(argv)
@@ -355,7 +375,12 @@ def main(argv: list[str] | None = None) -> int:
     fmt = fmt if fmt in logs.FORMATS else "text"
     logs.configure(fmt)
     try:
-        settings = config.load(args.settings)
+        # Without --settings, ./settings.toml when there is one (the built-in defaults are
+        # the shipped file's values); a file named but missing is an error.
+        path = args.settings
+        if path is None and os.path.exists("settings.toml"):
+            path = "settings.toml"
+        settings = config.load(path)
         if args.roles is not None:
             settings = config.with_roles(settings, args.roles)
         fmt = settings.log.format
@@ -363,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "merchant":
             open_database(settings)
             return admin.run(args)
+        problem = config.serving_problem(settings)
+        if problem:
+            raise StartupError(problem)
         kitchen = Kitchen(settings).start()
     except (config.SettingsError, StartupError) as exc:
         # One line an operator can act on, exit code 2: a traceback would bury it.

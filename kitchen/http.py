@@ -30,6 +30,7 @@ of its methods) is in the document and that the document is valid OpenAPI 3.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
@@ -81,6 +82,9 @@ log = logging.getLogger(__name__)
 # and the client sees a reset instead of the 413. Past this size the answer goes out at
 # once: reading on would let one client tie up the connection.
 DRAIN_BYTES = 8 * 1024 * 1024
+
+# What GET /orders?status= may ask for.
+ORDER_STATUSES = (db.Order.PENDING, db.Order.APPLIED, db.Order.REJECTED)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -212,7 +216,21 @@ class Api:
         return bytes(body)
 
     async def _json(self, request: Request) -> Any:
-        return decode_body(await self._body(request))
+        # Read first: answering before the body is read can reset the connection.
+        body = await self._body(request)
+        kind = request.headers.get("content-type")
+        if not is_json(kind):
+            # A web page may post text/plain or a form to another origin without asking
+            # first (no CORS preflight); application/json needs the preflight, which
+            # Kitchen never grants.
+            got = f"got {kind[:100]!r}" if kind else "none was given"
+            raise Problem(
+                415,
+                "Unsupported media type",
+                f"the body must be JSON, sent with Content-Type: application/json ({got})",
+                headers={f"Accept-{request.method.capitalize()}": "application/json"},
+            )
+        return decode_body(body)
 
     @staticmethod
     async def _run(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -244,6 +262,7 @@ class Api:
           "400": {$ref: "#/components/responses/BadRequest"}
           "401": {$ref: "#/components/responses/Unauthorized"}
           "413": {$ref: "#/components/responses/TooLarge"}
+          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
           "422": {$ref: "#/components/responses/Invalid"}
           "503": {$ref: "#/components/responses/Unavailable"}
         """
@@ -307,12 +326,17 @@ class Api:
         """The calling merchant's latest orders, newest first (the dashboard lists them).
         ---
         summary: Latest orders
+        description: Another query parameter, or one given twice, is a 422.
         parameters:
           - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 20}}
           - name: before
             in: query
             description: an order id; only older ones are listed (paging)
             schema: {type: integer, minimum: 1}
+          - name: status
+            in: query
+            description: only orders in this status
+            schema: {enum: [pending, applied, rejected]}
         responses:
           "200":
             description: Orders as GET /order/{id} shows them, newest first.
@@ -324,9 +348,12 @@ class Api:
           "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
+        known_query(request, "limit", "before", "status")
         limit = query_int(request, "limit", 20, 1, 500)
         before = query_int(request, "before", None, 1, 2**63 - 1)
-        return JSONResponse(await self._run(views.recent_orders, merchant_id, limit, before))
+        status = query_choice(request, "status", ORDER_STATUSES)
+        orders_ = await self._run(views.recent_orders, merchant_id, limit, before, status)
+        return JSONResponse(orders_)
 
     async def seed(self, request: Request) -> Response:
         """The reference kitchen (a burger of beef, cheese and onion) for the caller.
@@ -374,6 +401,7 @@ class Api:
           "400": {$ref: "#/components/responses/BadRequest"}
           "401": {$ref: "#/components/responses/Unauthorized"}
           "413": {$ref: "#/components/responses/TooLarge"}
+          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
           "422": {$ref: "#/components/responses/Invalid"}
           "409": {$ref: "#/components/responses/Conflict"}
           "503": {$ref: "#/components/responses/Unavailable"}
@@ -388,12 +416,15 @@ class Api:
         """The calling merchant's ingredients.
         ---
         summary: List ingredients
+        description: It takes no query parameters; any is a 422.
         responses:
           "200": {$ref: "#/components/responses/Ingredients"}
           "401": {$ref: "#/components/responses/Unauthorized"}
+          "422": {$ref: "#/components/responses/Invalid"}
           "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
+        known_query(request)
         default = self.rules.default_threshold
         return JSONResponse(await self._run(inventory.all_of, merchant_id, default))
 
@@ -407,6 +438,7 @@ class Api:
           "400": {$ref: "#/components/responses/BadRequest"}
           "401": {$ref: "#/components/responses/Unauthorized"}
           "413": {$ref: "#/components/responses/TooLarge"}
+          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
           "422": {$ref: "#/components/responses/Invalid"}
           "409": {$ref: "#/components/responses/Conflict"}
           "503": {$ref: "#/components/responses/Unavailable"}
@@ -443,6 +475,7 @@ class Api:
           "404": {$ref: "#/components/responses/NotFound"}
           "409": {$ref: "#/components/responses/Conflict"}
           "413": {$ref: "#/components/responses/TooLarge"}
+          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
           "422": {$ref: "#/components/responses/Invalid"}
           "503": {$ref: "#/components/responses/Unavailable"}
         """
@@ -478,6 +511,7 @@ class Api:
           "401": {{$ref: "#/components/responses/Unauthorized"}}
           "404": {{$ref: "#/components/responses/NotFound"}}
           "413": {{$ref: "#/components/responses/TooLarge"}}
+          "415": {{$ref: "#/components/responses/UnsupportedMediaType"}}
           "422": {{$ref: "#/components/responses/Invalid"}}
           "503": {{$ref: "#/components/responses/Unavailable"}}
         """
@@ -487,6 +521,7 @@ class Api:
         """Every change of an ingredient's stock, newest first.
         ---
         summary: The ledger of an ingredient
+        description: Another query parameter, or one given twice, is a 422.
         parameters:
           - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 50}}
           - name: before
@@ -502,6 +537,7 @@ class Api:
         """
         merchant_id = await self.merchant_of(request)
         ingredient_id = self._id(request, "ingredient")
+        known_query(request, "limit", "before")
         limit = query_int(request, "limit", 50, 1, 500)
         before = query_int(request, "before", None, 1, 2**63 - 1)
         rows = await self._run(inventory.ledger, merchant_id, ingredient_id, limit, before)
@@ -513,6 +549,7 @@ class Api:
         """The calling merchant's alerts, newest first, with the state of their email.
         ---
         summary: Latest alerts
+        description: Another query parameter, or one given twice, is a 422.
         parameters:
           - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 20}}
           - name: before
@@ -530,6 +567,7 @@ class Api:
           "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
+        known_query(request, "limit", "before")
         limit = query_int(request, "limit", 20, 1, 500)
         before = query_int(request, "before", None, 1, 2**63 - 1)
         return JSONResponse(await self._run(views.recent_alerts, merchant_id, limit, before))
@@ -569,12 +607,15 @@ class Api:
         """The calling merchant's products, each with how many more the stock can make.
         ---
         summary: List products
+        description: It takes no query parameters; any is a 422.
         responses:
           "200": {$ref: "#/components/responses/Products"}
           "401": {$ref: "#/components/responses/Unauthorized"}
+          "422": {$ref: "#/components/responses/Invalid"}
           "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
+        known_query(request)
         return JSONResponse(await self._run(menu.all_of, merchant_id))
 
     async def create_product(self, request: Request) -> Response:
@@ -587,6 +628,7 @@ class Api:
           "400": {$ref: "#/components/responses/BadRequest"}
           "401": {$ref: "#/components/responses/Unauthorized"}
           "413": {$ref: "#/components/responses/TooLarge"}
+          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
           "422": {$ref: "#/components/responses/Invalid"}
           "409": {$ref: "#/components/responses/Conflict"}
           "503": {$ref: "#/components/responses/Unavailable"}
@@ -622,6 +664,7 @@ class Api:
           "404": {$ref: "#/components/responses/NotFound"}
           "409": {$ref: "#/components/responses/Conflict"}
           "413": {$ref: "#/components/responses/TooLarge"}
+          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
           "422": {$ref: "#/components/responses/Invalid"}
           "503": {$ref: "#/components/responses/Unavailable"}
         """
@@ -694,19 +737,42 @@ class Api:
         return JSONResponse({"status": "ok" if not dead else "degraded", "roles": parts}, status)
 
     async def metrics(self, request: Request) -> Response:
-        """Prometheus metrics of this process (the README lists them). No key needed, and
-        nothing secret in it: no key, email address or password.
+        """Prometheus metrics of this process (the README lists them), for the scraper that
+        sends the `[metrics] token`. Without a token set, open in development and closed
+        (401) in production. No name, key, email address or password in it.
         ---
-        summary: Prometheus metrics (no key needed)
-        security: []
+        summary: Prometheus metrics (the metrics token, not a merchant's key)
+        security: [{metrics_token: []}]
         responses:
           "200":
             description: The Prometheus text format.
             content: {text/plain: {schema: {type: string}}}
+          "401": {$ref: "#/components/responses/Unauthorized"}
         """
+        self.check_metrics_token(request)
         # Scrape-time collectors query the database: off the event loop.
-        body = await run_in_threadpool(metrics.exposition)
+        body = await run_in_threadpool(metrics.exposition, self.settings.metrics.stock_gauges)
         return Response(body, media_type=metrics.CONTENT_TYPE)
+
+    def check_metrics_token(self, request: Request) -> None:
+        """Raise a 401 unless `Authorization: Bearer` holds the metrics token (compared in
+        constant time). With no token set, development lets everyone in, production no one."""
+        token = self.settings.metrics.token
+        if not token and not self.settings.app.production:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        # Starlette decodes headers as latin-1: bytes back, so any header compares.
+        given_bytes = given.strip().encode("latin-1")
+        if (
+            token
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(given_bytes, token.encode())
+        ):
+            return
+        detail = (
+            "send Authorization: Bearer <token> with the [metrics] token (KITCHEN_METRICS_TOKEN)"
+        )
+        raise Problem(401, "Unauthorized", detail, None, UNAUTHORIZED)
 
     async def openapi(self, request: Request) -> Response:
         """This API's OpenAPI 3.1 document, made from the routes.
@@ -728,6 +794,38 @@ def path_id(raw: str) -> int | None:
         return None
     value = int(raw)
     return value if is_id(value) else None
+
+
+def is_json(content_type: str | None) -> bool:
+    """`application/json`, with parameters or not (`; charset=utf-8`), in any case."""
+    return (
+        content_type is not None
+        and content_type.partition(";")[0].strip().lower() == "application/json"
+    )
+
+
+def known_query(request: Request, *names: str) -> None:
+    """422 for a query parameter the endpoint does not take, or one given twice: a
+    mistyped filter (`?stauts=rejected`) would otherwise list everything."""
+    params = request.query_params
+    errors = [
+        FieldError(name, "is not a known query parameter")
+        for name in sorted(set(params.keys()) - set(names))
+    ]
+    errors += [
+        FieldError(name, "is given more than once")
+        for name in names
+        if len(params.getlist(name)) > 1
+    ]
+    if errors:
+        raise Invalid(errors)
+
+
+def query_choice(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is not None and raw not in choices:
+        raise Invalid([FieldError(name, f"must be one of {', '.join(choices)}")])
+    return raw
 
 
 def query_int(request: Request, name: str, default: int | None, low: int, high: int) -> Any:

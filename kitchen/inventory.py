@@ -174,7 +174,7 @@ def move(
     """POST /ingredients/{id}/restock, /count or /waste: `{"grams", "note"?}`."""
     body = Body(data, {"grams", "note"})
     grams = body.grams("grams", positive=kind != LedgerEntry.COUNT)
-    note = body.text("note", required=False, max_length=500)
+    note = body.note("note")
     body.check()
     assert grams is not None
     step = MOVES[kind]

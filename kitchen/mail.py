@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import yagmail
 
 from kitchen.settings import Mail
+from kitchen.validation import email_problem
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +30,12 @@ class PermanentMailError(MailError):
     write, or a permanent (5xx) refusal of the recipient or the message."""
 
 
-# One plain address, as RFC 5322 allows it unquoted and as smtplib can send it without
-# SMTPUTF8: nothing that could add a recipient or a header.
-_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,253}")
-
-
 def check_message(to: str, subject: str) -> None:
-    """Refuse, before any connection, what no server could be right to accept."""
-    if not _ADDRESS.fullmatch(to):
+    """Refuse, before any connection, what no server could be right to accept. The
+    address rule is the one every address passed where it was typed
+    (`validation.email_problem`): one plain address smtplib can send without SMTPUTF8,
+    nothing that could add a recipient or a header."""
+    if email_problem(to) is not None:
         raise PermanentMailError(f"invalid address {to[:100]!r}")
     if "\r" in subject or "\n" in subject:
         raise PermanentMailError("line break in the subject: header injection refused")

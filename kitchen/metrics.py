@@ -8,7 +8,11 @@ time by `DatabaseCollector`, registered once, here; those values are the same in
 process that shares the database (aggregate them with max, not sum).
 
 Label values are bounded: route templates, never raw paths; a rejection's reason class,
-never its text; no API key, email address or password is ever a label.
+never its text; ids, never names; no API key, email address or password is ever a label.
+
+The per-ingredient stock gauges (`StockCollector`) read every ingredient of every
+merchant, so they have a registry of their own that a scrape reads only when
+`[metrics] stock_gauges` is on.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kitchen import db
-from kitchen.db import Ingredient, Merchant, Notification, Outbox, session, utcnow
+from kitchen.db import Ingredient, Notification, Outbox, session, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -202,18 +206,17 @@ def http_request(method: str, route: str, status: int, seconds: float) -> None:
     series[1].observe(seconds)
 
 
-def exposition() -> bytes:
-    """The text every scrape gets. Queries the database (DatabaseCollector): call it off
-    the event loop."""
-    return generate_latest(REGISTRY)
+def exposition(stock_gauges: bool = False) -> bytes:
+    """The text a scrape gets, with the per-ingredient stock gauges when asked for.
+    Queries the database (the collectors): call it off the event loop."""
+    text = generate_latest(REGISTRY)
+    return text + generate_latest(STOCK_REGISTRY) if stock_gauges else text
 
 
 class DatabaseCollector(Collector):
     """Gauges read from the database at scrape time: a few indexed queries per scrape,
-    nothing per order. An unreachable database gives `kitchen_database_up 0` and none of
-    the others, rather than a failed scrape."""
-
-    STOCK_LABELS = ("merchant_id", "merchant", "ingredient_id", "ingredient")
+    nothing per order or per ingredient. An unreachable database gives
+    `kitchen_database_up 0` and none of the others, rather than a failed scrape."""
 
     def describe(self) -> Iterator[Metric]:
         return iter(self._families())
@@ -234,20 +237,10 @@ class DatabaseCollector(Collector):
                 "kitchen_emails_pending",
                 "Alert emails recorded but neither sent nor failed for good.",
             ),
-            GaugeMetricFamily(
-                "kitchen_ingredient_stock_grams",
-                "Stock of each ingredient, in grams.",
-                labels=self.STOCK_LABELS,
-            ),
-            GaugeMetricFamily(
-                "kitchen_ingredient_full_stock_grams",
-                "Full level of each ingredient (100 % for its alert threshold), in grams.",
-                labels=self.STOCK_LABELS,
-            ),
         ]
 
     def collect(self) -> Iterator[Metric]:
-        up, backlog, oldest, pending, stock, full = self._families()
+        up, backlog, oldest, pending = self._families()
         if db.database.obj is None:
             return  # nothing bound yet (a process that never opened its database)
         try:
@@ -262,20 +255,6 @@ class DatabaseCollector(Collector):
                     .where(Notification.sent_at.is_null(), Notification.failed_at.is_null())
                     .count()
                 )
-                stock_query: Any = (
-                    Ingredient.select(
-                        Ingredient.id,
-                        Ingredient.name,
-                        Ingredient.stock,
-                        Ingredient.full_stock,
-                        Merchant.id,
-                        Merchant.name,
-                    )
-                    .join(Merchant)
-                    .order_by(Ingredient.id)
-                    .tuples()
-                )
-                rows: list[tuple[Any, ...]] = list(stock_query)
         except pw.DatabaseError as exc:
             log.warning("metrics: database unavailable: %s", exc)
             up.add_metric([], 0)
@@ -288,11 +267,57 @@ class DatabaseCollector(Collector):
             age = max(0.0, (utcnow() - first.created_at).total_seconds())
         oldest.add_metric([], age)
         pending.add_metric([], waiting)
-        for ingredient_id, name, grams, full_grams, merchant_id, merchant in rows:
-            labels = [str(merchant_id), merchant, str(ingredient_id), name]
+        yield from (up, backlog, oldest, pending)
+
+
+class StockCollector(Collector):
+    """Each ingredient's stock and full level, labelled by ids (names are what merchants
+    wrote: unbounded, and not for whoever scrapes). One query reads every ingredient of
+    every merchant, so it runs only when `[metrics] stock_gauges` is on."""
+
+    LABELS = ("merchant_id", "ingredient_id")
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def _families(self) -> list[GaugeMetricFamily]:
+        return [
+            GaugeMetricFamily(
+                "kitchen_ingredient_stock_grams",
+                "Stock of each ingredient, in grams.",
+                labels=self.LABELS,
+            ),
+            GaugeMetricFamily(
+                "kitchen_ingredient_full_stock_grams",
+                "Full level of each ingredient (100 % for its alert threshold), in grams.",
+                labels=self.LABELS,
+            ),
+        ]
+
+    def collect(self) -> Iterator[Metric]:
+        stock, full = self._families()
+        if db.database.obj is None:
+            return
+        try:
+            with session():
+                query: Any = (
+                    Ingredient.select(
+                        Ingredient.merchant, Ingredient.id, Ingredient.stock, Ingredient.full_stock
+                    )
+                    .order_by(Ingredient.id)
+                    .tuples()
+                )
+                rows: list[tuple[Any, ...]] = list(query)
+        except pw.DatabaseError as exc:
+            log.warning("metrics: database unavailable: %s", exc)
+            return  # kitchen_database_up says so
+        for merchant_id, ingredient_id, grams, full_grams in rows:
+            labels = [str(merchant_id), str(ingredient_id)]
             stock.add_metric(labels, grams)
             full.add_metric(labels, full_grams)
-        yield from (up, backlog, oldest, pending, stock, full)
+        yield from (stock, full)
 
 
 REGISTRY.register(DatabaseCollector())
+STOCK_REGISTRY = CollectorRegistry()
+STOCK_REGISTRY.register(StockCollector())

@@ -45,6 +45,27 @@ ID = {"type": "integer", "minimum": 1}
 GRAMS = {"type": "integer", "minimum": 0, "description": "grams"}
 THRESHOLD = {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}
 TIME = {"type": "string", "format": "date-time"}
+# What a request may name things with (kitchen.validation: name_problem, note_problem,
+# email_problem); anything else is a 422.
+NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 100,
+    "description": "one line of readable text: no control character, lone surrogate or "
+    "line separator",
+}
+NOTE = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 500,
+    "description": "readable text: newlines and tabs, but no other control character",
+}
+EMAIL = {
+    "type": "string",
+    "format": "email",
+    "maxLength": 254,
+    "description": "one address in ASCII, like name@example.com (no display name)",
+}
 
 SCHEMAS: dict[str, Any] = {
     "Problem": {
@@ -111,8 +132,8 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string"},
-            "alert_email": {"type": "string", "format": "email"},
+            "name": NAME,
+            "alert_email": EMAIL,
             "threshold": THRESHOLD,
         },
     },
@@ -134,7 +155,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["name", "stock"],
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string"},
+            "name": NAME,
             "stock": GRAMS,
             "full_stock": GRAMS,
             "threshold": THRESHOLD,
@@ -143,13 +164,13 @@ SCHEMAS: dict[str, Any] = {
     "IngredientChange": {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"name": {"type": "string"}, "full_stock": GRAMS, "threshold": THRESHOLD},
+        "properties": {"name": NAME, "full_stock": GRAMS, "threshold": THRESHOLD},
     },
     "StockMove": {
         "type": "object",
         "required": ["grams"],
         "additionalProperties": False,
-        "properties": {"grams": GRAMS, "note": {"type": "string"}},
+        "properties": {"grams": GRAMS, "note": NOTE},
     },
     "LedgerEntry": {
         "type": "object",
@@ -186,7 +207,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["name", "recipe"],
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string"},
+            "name": NAME,
             "recipe": {"type": "array", "minItems": 1, "items": _ref("RecipeLine")},
         },
     },
@@ -194,7 +215,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string"},
+            "name": NAME,
             "recipe": {"type": "array", "minItems": 1, "items": _ref("RecipeLine")},
         },
     },
@@ -242,7 +263,12 @@ BASE: dict[str, Any] = {
                 "type": "http",
                 "scheme": "bearer",
                 "description": "A merchant's API key (python app.py merchant create ...).",
-            }
+            },
+            "metrics_token": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The scrape token of GET /metrics ([metrics] token).",
+            },
         },
         "schemas": SCHEMAS,
         "parameters": {
@@ -269,6 +295,9 @@ BASE: dict[str, Any] = {
             "NotFound": _problem("No such row for this merchant."),
             "Conflict": _problem("The name is taken."),
             "TooLarge": _problem("The body is larger than http.max_body_bytes."),
+            "UnsupportedMediaType": _problem(
+                "The body is not sent as Content-Type: application/json; nothing was saved."
+            ),
             "Invalid": _problem("JSON of the wrong shape; `errors` names each field."),
             "Unavailable": _problem("The database is unavailable; nothing was saved, retry."),
             "Order": _json(_ref("Order"), "The order."),

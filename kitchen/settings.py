@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
+import ipaddress
 import math
 import os
 import re
@@ -17,6 +19,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from kitchen.validation import email_problem
 
 ROLES = ("api", "processing", "notification", "relay")
 
@@ -141,6 +145,16 @@ class Log:
 
 
 @dataclasses.dataclass(frozen=True)
+class Metrics:
+    # GET /metrics needs `Authorization: Bearer <token>` when a token is set; without one
+    # it is open in development and closed to everyone (401) in production.
+    token: str = ""
+    # Per-ingredient stock gauges, labelled by ids: each scrape then reads every
+    # ingredient of every merchant, so they are off unless asked for.
+    stock_gauges: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     app: App = App()
     roles: Roles = Roles()
@@ -152,6 +166,12 @@ class Settings:
     orders: Orders = Orders()
     scheduler: Scheduler = Scheduler()
     log: Log = Log()
+    metrics: Metrics = Metrics()
+
+
+# Variables the test suite (and the benchmark, CI) read: settings never take them, so no
+# section may ever be named "test" (a unit test checks that).
+RESERVED_PREFIX = "KITCHEN_TEST_"
 
 
 class SettingsError(ValueError):
@@ -180,16 +200,20 @@ def load(
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Settings:
-    """Read settings: file, then environment, then explicit overrides (tests, CLI)."""
+    """Read settings: file, then environment, then explicit overrides (tests, CLI).
+
+    A file named but missing, or a `KITCHEN_` variable that names no setting, is an
+    error: either would start Kitchen on settings nobody chose (development mode, say).
+    """
     env = os.environ if env is None else env
-    layers: dict[str, dict[str, Any]] = {}
-    if path is not None and Path(path).exists():
-        with open(path, "rb") as f:
-            layers = {k: dict(v) for k, v in tomllib.load(f).items()}
+    layers = {} if path is None else _read_file(path)
+    unknown_variables = _unknown_variables(env)
+    if unknown_variables:
+        raise SettingsError("; ".join(unknown_variables))
 
     sections = {}
     for section in dataclasses.fields(Settings):
-        cls = section.type if isinstance(section.type, type) else globals()[str(section.type)]
+        cls = _section_class(section)
         values = dict(layers.pop(section.name, {}))
         for field in dataclasses.fields(cls):
             name = f"KITCHEN_{section.name}_{field.name}".upper()
@@ -212,6 +236,74 @@ def load(
     if problems:
         raise SettingsError("; ".join(problems))
     return settings
+
+
+def _section_class(section: dataclasses.Field[Any]) -> type:
+    return section.type if isinstance(section.type, type) else globals()[str(section.type)]
+
+
+def _read_file(path: str | Path) -> dict[str, dict[str, Any]]:
+    try:
+        with open(path, "rb") as f:
+            document = tomllib.load(f)
+    except FileNotFoundError:
+        raise SettingsError(
+            f"settings file {path}: no such file; name an existing file (such as the "
+            "settings.toml shipped with Kitchen)"
+        ) from None
+    except OSError as exc:
+        raise SettingsError(f"settings file {path}: cannot read it: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"settings file {path}: not valid TOML: {exc}") from None
+    loose = sorted(k for k, v in document.items() if not isinstance(v, dict))
+    if loose:
+        raise SettingsError(f"settings file {path}: {loose} must be inside a [section]")
+    return {k: dict(v) for k, v in document.items()}
+
+
+def variables() -> list[str]:
+    """Every environment variable Kitchen's settings read: KITCHEN_<SECTION>_<KEY>."""
+    return [
+        f"KITCHEN_{section.name}_{field.name}".upper()
+        for section in dataclasses.fields(Settings)
+        for field in dataclasses.fields(_section_class(section))
+    ]
+
+
+# Kubernetes gives each pod variables for every Service of its namespace: a Service named
+# "kitchen-api" gives KITCHEN_API_SERVICE_HOST, KITCHEN_API_PORT=tcp://10.0.0.7:8000,
+# KITCHEN_API_PORT_8000_TCP_ADDR... The platform's, not misspelt settings.
+SERVICE_LINK = re.compile(
+    r"KITCHEN(_\w+)?_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)"
+)
+SERVICE_LINK_URL = re.compile(r"(tcp|udp|sctp)://")
+
+
+def _service_link(name: str, value: str) -> bool:
+    if SERVICE_LINK.fullmatch(name):
+        return True
+    return name.endswith("_PORT") and SERVICE_LINK_URL.match(value) is not None
+
+
+def _unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """One message per `KITCHEN_` variable that no setting reads (a typo would otherwise
+    be ignored in silence), naming the nearest known one."""
+    known = variables()
+    problems = []
+    for name in sorted(env):
+        if not name.startswith("KITCHEN_") or name.startswith(RESERVED_PREFIX) or name in known:
+            continue
+        if _service_link(name, env[name]):
+            continue
+        # Compared without the prefix every name shares, which would make all look alike.
+        near = difflib.get_close_matches(name[8:], [k[8:] for k in known], n=1)
+        hint = f"did you mean KITCHEN_{near[0]}?" if near else "no setting has that name."
+        problems.append(
+            f"unknown variable {name}: {hint} Rename or unset it (Kitchen reads "
+            f"KITCHEN_<SECTION>_<KEY> for the keys of settings.toml; {RESERVED_PREFIX}* are "
+            "the test suite's)"
+        )
+    return problems
 
 
 # Values that parse but make no sense are refused at start, here, in one place: a service
@@ -237,8 +329,6 @@ PORTS = ("http.port", "mail.smtp_port")
 MAX_PARTITIONS = 256
 ADDRESSES = ("alerts.email", "mail.sender")
 TOPICS = ("kafka.order_created_topic", "kafka.notify_topic")
-# One mailbox, no display name: what SMTP's RCPT TO and MAIL FROM take.
-ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+")
 # Kafka's legal topic characters; Kitchen appends ".dlq" to each topic's name.
 TOPIC = re.compile(r"[A-Za-z0-9._-]{1,245}")
 
@@ -256,10 +346,11 @@ def check(s: Settings) -> list[str]:
         for n in PORTS
         if not 1 <= value(n) <= 65535
     ]
+    # The rule the API, the CLI and the mailer use too (validation.email_problem).
     problems += [
-        f"{n}: must be an email address like name@example.com, got {value(n)!r}"
+        f"{n}: {problem}, got {value(n)!r}"
         for n in ADDRESSES
-        if not ADDRESS.fullmatch(value(n))
+        if (problem := email_problem(value(n))) is not None
     ]
     problems += [
         f"{n}: must be 1 to 245 letters, digits, '.', '_' or '-', got {value(n)!r}"
@@ -290,12 +381,50 @@ def check(s: Settings) -> list[str]:
     problem = database_url_problem(s.database.url)
     if problem:
         problems.append(f"database.url: {problem}")
+    token = s.metrics.token
+    if token and not METRICS_TOKEN.fullmatch(token):
+        # Short tokens are guessable, and the log formatter masks only secrets of 8+
+        # characters; a space or a non-ASCII character cannot travel in the header.
+        problems.append(
+            f"metrics.token: must be at least {MIN_TOKEN} visible ASCII characters without "
+            "spaces (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
     return problems
+
+
+# [metrics] token: visible ASCII, no spaces (it travels in a header), 16 or more.
+MIN_TOKEN = 16
+METRICS_TOKEN = re.compile(rf"[!-~]{{{MIN_TOKEN},}}")
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach `host`: localhost, 127.0.0.0/8 or ::1."""
+    host = host.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost, "", or a wildcard such as 0.0.0.0
+
+
+def serving_problem(s: Settings) -> str | None:
+    """Why this process must not serve HTTP with these settings, or None. Development
+    mode answers a request without a key as the default merchant: it listens only where
+    no other machine can reach it."""
+    if not s.roles.api or s.app.production or is_loopback(s.http.host):
+        return None
+    return (
+        f"http.host: development mode on {s.http.host}, which other machines can reach, "
+        "would serve every request without a key as the default merchant; set "
+        "KITCHEN_APP_ENV=production (every request needs a merchant's key: python app.py "
+        "merchant create ...) or KITCHEN_HTTP_HOST=127.0.0.1"
+    )
 
 
 def database_url_problem(url: str) -> str | None:
     """Why `url` names no database Kitchen can open, or None. Never shows the password."""
-    shown = mask_url(url)
+    shown = mask_url(url).replace("\0", "%00")
     usage = "use sqlite:///relative.db, sqlite:////absolute.db or postgresql://user:pass@host/db"
     try:
         parsed = urlsplit(url)
@@ -303,6 +432,8 @@ def database_url_problem(url: str) -> str | None:
     except ValueError:
         # Not the parser's message: it can quote part of the password.
         return f"{shown} is not a valid URL (a bad port, or an unencoded character); {usage}"
+    if "\0" in url:  # only from a file ("\u0000"): no file name or password holds one
+        return f"{shown} holds a NUL character; {usage}"
     if parsed.scheme == "sqlite":
         if parsed.netloc:
             # sqlite://kitchen.db parses as host "kitchen.db" and no path: an in-memory
@@ -314,6 +445,13 @@ def database_url_problem(url: str) -> str | None:
     if parsed.scheme in ("postgres", "postgresql"):
         if not parsed.path.strip("/"):
             return f"{shown} names no database; {usage}"
+        # The user name and password are percent-decoded: %00 becomes a NUL, which no
+        # connection string can carry (the driver raises ValueError, not a DatabaseError).
+        if any("\0" in unquote(part or "") for part in (parsed.username, parsed.password)):
+            return (
+                f"{shown} holds a NUL character (%00) in its user name or password, which no "
+                "database accepts; set the real ones, percent-encoded"
+            )
         return None
     return f"unsupported scheme {parsed.scheme!r} in {shown}; {usage}"
 
@@ -327,9 +465,9 @@ def mask_url(url: str) -> str:
 
 
 def secrets(s: Settings) -> list[str]:
-    """The passwords among the settings, for the log formatter to mask should one ever
-    reach a line (the code never logs them)."""
-    found = [s.mail.smtp_password]
+    """The passwords and tokens among the settings, for the log formatter to mask should
+    one ever reach a line (the code never logs them)."""
+    found = [s.mail.smtp_password, s.metrics.token]
     with contextlib.suppress(ValueError):
         password = urlsplit(s.database.url).password
         if password:

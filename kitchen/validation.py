@@ -8,6 +8,7 @@ to say, at the moment the order is saved (see `orders.place_order`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -59,6 +60,10 @@ class Conflict(Exception):
     """The request clashes with what exists (409), e.g. a name already taken."""
 
 
+NAME_LENGTH = 100  # merchants, ingredients, products
+NOTE_LENGTH = 500  # a restock, count or waste
+
+
 class Body:
     """Reads the fields of a JSON object body, noting every bad one; `check()` raises
     Invalid naming them all. Fields it was not asked about are refused too."""
@@ -69,7 +74,7 @@ class Body:
         if not isinstance(data, dict):
             self.errors.append(FieldError("body", "must be a JSON object"))
         for name in sorted(set(self.data) - allowed):
-            self.errors.append(FieldError(name, "is not a known field"))
+            self.errors.append(_unknown_field(name))
 
     def has(self, name: str) -> bool:
         return name in self.data
@@ -81,17 +86,29 @@ class Body:
             return None
         return self.data[name]
 
-    def text(self, name: str, required: bool = True, max_length: int = 100) -> str | None:
+    def text(
+        self,
+        name: str,
+        required: bool = True,
+        max_length: int = NAME_LENGTH,
+        rule: Callable[[object, int], str | None] | None = None,
+    ) -> str | None:
+        """Text a person reads, stripped: a name (`name_problem`) unless another rule
+        is given."""
         value = self._get(name, required)
         if value is None and not required:
             return None
-        if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        problem = (rule or name_problem)(value, max_length)
+        if problem is not None:
             if name in self.data:
-                self.errors.append(
-                    FieldError(name, f"must be text of 1 to {max_length} characters")
-                )
+                self.errors.append(FieldError(name, problem))
             return None
+        assert isinstance(value, str)
         return value.strip()
+
+    def note(self, name: str) -> str | None:
+        """An optional note: readable text that may span lines (`note_problem`)."""
+        return self.text(name, required=False, max_length=NOTE_LENGTH, rule=note_problem)
 
     def grams(self, name: str, required: bool = True, positive: bool = True) -> int | None:
         value = self._get(name, required)
@@ -115,10 +132,15 @@ class Body:
         return Fraction(str(value)).limit_denominator(1_000_000)
 
     def email(self, name: str, required: bool = True) -> str | None:
-        value = self.text(name, required, max_length=254)
-        if value is not None and not is_email(value):
-            self.errors.append(FieldError(name, "must be an email address"))
+        value = self._get(name, required)
+        if name not in self.data or (value is None and not required):
             return None
+        value = value.strip() if isinstance(value, str) else value
+        problem = email_problem(value)
+        if problem is not None:
+            self.errors.append(FieldError(name, problem))
+            return None
+        assert isinstance(value, str)
         return value
 
     def check(self) -> None:
@@ -130,9 +152,88 @@ class Body:
 MAX_GRAMS = 10**12
 
 
+# Text a person reads holds no control characters (Unicode's Cc: C0, DEL, C1; NUL among
+# them, which PostgreSQL cannot store) and no lone surrogate (JSON's "\ud800" decodes to
+# one, and no database driver or mailer can encode it). A name is one line: no line or
+# paragraph separator either. A note may span lines and be indented (a delivery note,
+# typed in a form): newline and tab are allowed there, but not CR, which sends a
+# terminal's cursor back over what it has shown.
+_NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
+_NOT_A_NOTE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _unreadable(value: str, bad: re.Pattern[str], what: str) -> str | None:
+    found = bad.search(value)
+    if found is None:
+        return None
+    char = ord(found.group())
+    kind = "a control character"
+    if 0xD800 <= char <= 0xDFFF:
+        kind = "a lone surrogate"
+    elif char in (0x2028, 0x2029):
+        kind = "a line or paragraph separator"
+    return f"must be {what}: U+{char:04X} is {kind}"
+
+
+def _unknown_field(name: str) -> FieldError:
+    """A field the body should not have, named as sent but for what a problem document
+    cannot carry or a reader should not get: a lone surrogate (not even encodable as
+    UTF-8) or a control character is shown as its \\u escape."""
+    shown = _NOT_ONE_LINE.sub(lambda found: f"\\u{ord(found.group()):04x}", name)
+    return FieldError(shown, "is not a known field")
+
+
+def name_problem(value: object, max_length: int = NAME_LENGTH) -> str | None:
+    """Why `value` is not a name (of a merchant, an ingredient, a product), or None: one
+    line of 1 to `max_length` characters that a person can read."""
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        return f"must be text of 1 to {max_length} characters"
+    return _unreadable(value, _NOT_ONE_LINE, "one line of readable text")
+
+
+def note_problem(value: object, max_length: int = NOTE_LENGTH) -> str | None:
+    """Why `value` is not a note (of a stock move), or None: like a name, but it may hold
+    newlines and tabs."""
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        return f"must be text of 1 to {max_length} characters"
+    return _unreadable(value, _NOT_A_NOTE, "readable text (newlines and tabs allowed)")
+
+
+# The one rule for an email address, wherever one is typed (settings, API, CLI) and where
+# mail goes out (kitchen.mail): what smtplib can put in MAIL FROM / RCPT TO and a header
+# without SMTPUTF8 (which yagmail never asks for). The local part is RFC 5321's
+# dot-atom, in ASCII; the domain is host names' letters, digits and hyphens, and may
+# have no dot: the default sender is kitchen@localhost, and a local relay delivers to
+# such addresses. Quoted local parts and [address literals] are refused: no kitchen needs
+# them, and each is a way to smuggle a space or a comma into a header.
+_ATOM = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*")
+EMAIL_LENGTH = 254  # the longest address SMTP's 256-octet path holds, <> included
+
+
+def email_problem(value: object) -> str | None:
+    """Why `value` is not an address Kitchen can mail, or None."""
+    example = "like name@example.com"
+    if not isinstance(value, str) or not value:
+        return f"must be an email address {example}"
+    if len(value) > EMAIL_LENGTH:
+        return f"must be an email address of at most {EMAIL_LENGTH} characters"
+    if not value.isascii():
+        return (
+            f"must be an email address in plain ASCII ({example}): "
+            "the mailer cannot send to other characters"
+        )
+    if not _EMAIL.fullmatch(value):
+        return f"must be an email address {example} (one address; no name, spaces or quotes)"
+    if len(value.partition("@")[0]) > 64:
+        return "must be an email address whose part before @ is at most 64 characters"
+    return None
+
+
 def is_email(value: str) -> bool:
-    """One plain address (local@domain), without display names or line breaks."""
-    return re.fullmatch(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+", value) is not None
+    """Whether `value` passes `email_problem`."""
+    return email_problem(value) is None
 
 
 def decode_body(body: bytes) -> Any:
@@ -151,22 +252,32 @@ def parse_order(data: Any, max_lines: int, max_quantity: int) -> list[Line]:
     """Check the shape of a POST /order body; raise InvalidOrder naming every bad field."""
     if not isinstance(data, dict):
         raise InvalidOrder([FieldError("body", "must be a JSON object with a products list")])
+    errors: list[FieldError] = []
+    # Unknown fields are refused, as everywhere else; the checks cost a len() per object
+    # when there are none (this is the intake's hot path).
+    if len(data) != 1 or "products" not in data:
+        errors += [_unknown_field(name) for name in sorted(data) if name != "products"]
     products = data.get("products")
     if products is None:
-        raise InvalidOrder([FieldError("products", "is required")])
+        raise InvalidOrder([*errors, FieldError("products", "is required")])
     if not isinstance(products, list):
-        raise InvalidOrder([FieldError("products", "must be a list")])
+        raise InvalidOrder([*errors, FieldError("products", "must be a list")])
     if not products:
-        raise InvalidOrder([FieldError("products", "must not be empty")])
+        raise InvalidOrder([*errors, FieldError("products", "must not be empty")])
     if len(products) > max_lines:
-        raise InvalidOrder([FieldError("products", f"at most {max_lines} lines per order")])
-    errors: list[FieldError] = []
+        raise InvalidOrder(
+            [*errors, FieldError("products", f"at most {max_lines} lines per order")]
+        )
     lines: list[Line] = []
     for i, item in enumerate(products):
         where = f"products[{i}]"
         if not isinstance(item, dict):
             errors.append(FieldError(where, "must be an object with product_id and quantity"))
             continue
+        if len(item) != 2 or "product_id" not in item or "quantity" not in item:
+            errors += [
+                _unknown_field(f"{where}.{n}") for n in sorted(item) if n not in _LINE_FIELDS
+            ]
         product_id = _positive_field(item, "product_id", where, errors)
         if product_id is not None and product_id > MAX_ID:
             errors.append(FieldError(f"{where}.product_id", f"unknown product {product_id}"))
@@ -178,6 +289,9 @@ def parse_order(data: Any, max_lines: int, max_quantity: int) -> list[Line]:
     if errors:
         raise InvalidOrder(errors)
     return lines
+
+
+_LINE_FIELDS = ("product_id", "quantity")
 
 
 def _positive_field(

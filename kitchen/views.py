@@ -70,12 +70,17 @@ def order_by_id(order_id: int, merchant_id: int) -> dict[str, Any] | None:
         return order(found, [Line(r.product_id, r.quantity) for r in rows])
 
 
-def recent_orders(merchant_id: int, limit: int, before: int | None) -> list[dict[str, Any]]:
-    """GET /orders: the merchant's orders, newest first; `before` an order id to page on."""
+def recent_orders(
+    merchant_id: int, limit: int, before: int | None, status: str | None = None
+) -> list[dict[str, Any]]:
+    """GET /orders: the merchant's orders, newest first; `before` an order id to page on,
+    `status` only orders in that status."""
     with session():
         query = Order.select().where(Order.merchant == merchant_id)
         if before is not None:
             query = query.where(Order.id < before)
+        if status is not None:
+            query = query.where(Order.status == status)
         rows = list(query.order_by(Order.id.desc()).limit(limit))
         lines: dict[int, list[Line]] = defaultdict(list)
         if rows:

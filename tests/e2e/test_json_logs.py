@@ -20,6 +20,7 @@ from tests.helpers import SmtpServer, eventually, free_port
 ROOT = Path(__file__).resolve().parents[2]
 SMTP_PASSWORD = "Smtp-Pa55word-never-logged"
 DB_PASSWORD = "Db-Pa55word-never-logged"
+METRICS_TOKEN = "Metrics-t0ken-never-logged"
 FIELDS = {"time", "level", "role", "logger", "message"}
 ROLES = {"api", "processing", "notification", "relay", "main"}
 
@@ -68,6 +69,7 @@ def test_every_line_is_json_and_no_secret_is_in_any(tmp_path: Path) -> None:
         KITCHEN_MAIL_SMTP_USER="alerts@example.com",
         KITCHEN_MAIL_SMTP_PASSWORD=SMTP_PASSWORD,
         KITCHEN_SCHEDULER_MAIL_RETRY_SECONDS="1",
+        KITCHEN_METRICS_TOKEN=METRICS_TOKEN,
     )
     app = [sys.executable, str(ROOT / "app.py")]
     created = subprocess.run(
@@ -108,7 +110,8 @@ def test_every_line_is_json_and_no_secret_is_in_any(tmp_path: Path) -> None:
                 )
             )
             assert client.get("/ready").status_code == 200
-            assert client.get("/metrics").status_code == 200
+            scrape = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+            assert client.get("/metrics", headers=scrape).status_code == 200
         assert httpx.get(f"{base}/merchant", headers={"Authorization": "Bearer nope"}).is_error
         assert httpx.get(f"{base}/merchant", headers={"Authorization": key}).status_code == 401
         eventually(lambda: len(smtp.messages) == 1)
@@ -138,6 +141,7 @@ def test_every_line_is_json_and_no_secret_is_in_any(tmp_path: Path) -> None:
     assert key not in everything
     assert key.removeprefix("kitchen_") not in everything
     assert SMTP_PASSWORD not in everything
+    assert METRICS_TOKEN not in everything
 
 
 def test_a_start_error_is_one_json_line_with_the_password_masked(tmp_path: Path) -> None:

@@ -72,10 +72,8 @@ def test_merchant_create_list_and_rotate_key(
     # Names need not be unique: ids identify merchants (and a refusal would tell).
     assert cli("create", "--name", "Chez Ada", "--email", "x@example.com").returncode == 0
     bad = cli("create", "--name", "Bo", "--email", "not an address")
-    assert (bad.returncode, bad.stderr) == (
-        2,
-        "merchant create: --email: must be an email address\n",
-    )
+    assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1
+    assert bad.stderr.startswith("merchant create: --email: must be an email address")
     assert cli("rotate-key", "999").returncode == 1
 
 

@@ -17,10 +17,16 @@ PASSWORD = "S3cretPW"
 
 
 def run_app(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    return run_with(tmp_path, ROOT / "settings.toml", settings)
+
+
+def run_with(
+    tmp_path: Path, settings_file: Path, settings: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KITCHEN_")}
     env.update({"KITCHEN_HTTP_PORT": str(free_port()), **settings})
     return subprocess.run(
-        [sys.executable, str(ROOT / "app.py"), "--settings", str(ROOT / "settings.toml")],
+        [sys.executable, str(ROOT / "app.py"), "--settings", str(settings_file)],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -55,6 +61,27 @@ def run_app(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]
             {"KITCHEN_MAIL_STARTTLS": "true", "KITCHEN_MAIL_SSL": "true"},
             "mail.starttls, mail.ssl: choose one",
         ),
+        (
+            # %00 decodes to a NUL, which the driver refuses with a ValueError.
+            {"KITCHEN_DATABASE_URL": f"postgresql://kitchen:{PASSWORD}%00x@127.0.0.1/k"},
+            "database.url: postgresql://kitchen:***@127.0.0.1/k holds a NUL character (%00)",
+        ),
+        (
+            {"KITCHEN_APP_ENVIRONMENT": "production"},
+            "unknown variable KITCHEN_APP_ENVIRONMENT: did you mean KITCHEN_APP_ENV?",
+        ),
+        (
+            # Development mode answers without a key: never where other machines reach.
+            {"KITCHEN_HTTP_HOST": "0.0.0.0"},
+            "http.host: development mode on 0.0.0.0, which other machines can reach, would "
+            "serve every request without a key as the default merchant; set "
+            "KITCHEN_APP_ENV=production",
+        ),
+        (
+            {"KITCHEN_HTTP_HOST": "0.0.0.0", "KITCHEN_APP_ENV": "development"},
+            "or KITCHEN_HTTP_HOST=127.0.0.1",
+        ),
+        ({"KITCHEN_METRICS_TOKEN": "secret"}, "metrics.token: must be at least 16"),
     ],
 )
 def test_bad_setting_exits_2_with_one_line(
@@ -70,3 +97,16 @@ def test_bad_setting_exits_2_with_one_line(
     assert "Traceback" not in done.stderr + done.stdout
     assert PASSWORD not in done.stderr + done.stdout
     assert not (tmp_path / "kitchen.db").exists()
+
+
+def test_a_settings_file_that_does_not_exist_stops_the_start(tmp_path: Path) -> None:
+    """Not the defaults (development mode, no keys) in its place."""
+    done = run_with(tmp_path, tmp_path / "prod.toml", {"KITCHEN_DATABASE_URL": "sqlite:///k.db"})
+
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"kitchen: cannot start: settings file {tmp_path / 'prod.toml'}: no such file; name "
+        "an existing file (such as the settings.toml shipped with Kitchen)"
+    ]
+    assert done.stdout == ""
+    assert not (tmp_path / "k.db").exists()

@@ -6,11 +6,13 @@ before with scrapes after.
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
@@ -47,10 +49,16 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
 
 
+@pytest.fixture
+def kitchen(make_kitchen: Callable[..., Kitchen]) -> Kitchen:
+    """An all-roles development Kitchen with the per-ingredient stock gauges on."""
+    return make_kitchen(metrics={"stock_gauges": True})
+
+
 def test_orders_stock_outbox_and_mail_move_the_numbers(
     kitchen: Kitchen, api: TestClient, smtp: SmtpServer
 ) -> None:
-    before = scrape(api)
+    before = scrape(api)  # development, no token set: open
     placed = [
         api.post("/order", json={"products": [{"product_id": 1, "quantity": q}]}).json()["id"]
         # 2 + 24 burgers take onion from 1000 g to 480 g (below 50 %: one alert email);
@@ -92,12 +100,7 @@ def test_orders_stock_outbox_and_mail_move_the_numbers(
         onion = Ingredient.get(
             Ingredient.merchant == kitchen.merchant_id, Ingredient.name == "onion"
         )
-    labels = {
-        "merchant_id": str(kitchen.merchant_id),
-        "merchant": "default",
-        "ingredient_id": str(onion.id),
-        "ingredient": "onion",
-    }
+    labels = {"merchant_id": str(kitchen.merchant_id), "ingredient_id": str(onion.id)}
     assert value(after, "kitchen_ingredient_stock_grams", **labels) == onion.stock == 480
     assert value(after, "kitchen_ingredient_full_stock_grams", **labels) == 1000
     assert value(after, "kitchen_outbox_oldest_unsent_age_seconds") == 0
@@ -181,20 +184,106 @@ def series_of(group: str) -> dict[tuple[str, str], float]:
     }
 
 
-def test_metrics_need_no_key_and_show_no_secret(make_kitchen: Callable[..., Kitchen]) -> None:
-    kitchen = make_kitchen("api", app={"env": "production"})
+TOKEN = "scrape-token-0123456789abcdef"
+
+
+def test_production_metrics_need_the_scrape_token(
+    make_kitchen: Callable[..., Kitchen], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without a token set, production answers 401 to every scrape (a merchant's key is
+    not the token) and says so once at start; with one, only that token gets in, and
+    what it gets holds no name, key or address."""
+    with caplog.at_level(logging.WARNING, logger="kitchen"):
+        closed = make_kitchen("api", app={"env": "production"})
+    warnings = [r.getMessage() for r in caplog.records if "metrics.token" in r.getMessage()]
+    assert warnings == [
+        "metrics.token is not set: GET /metrics answers 401 to every scrape; set "
+        "KITCHEN_METRICS_TOKEN and give Prometheus the same token"
+    ]
     merchant, key = merchants.create("Chez Ada", "ada@example.com")
-    with TestClient(kitchen.web_app()) as client:
+    with TestClient(closed.web_app()) as client:
         bearer = {"Authorization": f"Bearer {key}"}
         created = client.post("/ingredients", json={"name": "onion", "stock": 1000}, headers=bearer)
         assert created.status_code == 201
-        assert (
-            client.get("/ingredients", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        )
-        response = client.get("/metrics")  # no key, in production
+        for headers in ({}, bearer, {"Authorization": f"Bearer {TOKEN}"}):
+            refused = client.get("/metrics", headers=headers)
+            assert refused.status_code == 401, headers
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+            assert "KITCHEN_METRICS_TOKEN" in refused.json()["detail"]
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kitchen"):
+        guarded = make_kitchen("api", app={"env": "production"}, metrics={"token": TOKEN})
+    assert not [r for r in caplog.records if "metrics.token" in r.getMessage()]
+    with TestClient(guarded.web_app()) as client:
+        wrong: list[list[tuple[bytes, bytes]]] = [
+            [],
+            [(b"authorization", TOKEN.encode())],  # no scheme
+            [(b"authorization", f"Basic {TOKEN}".encode())],
+            [(b"authorization", f"Bearer {TOKEN[:-1]}".encode())],
+            [(b"authorization", f"Bearer {key}".encode())],
+            # Not ASCII: compared as bytes, so a 401, not a 500.
+            [(b"authorization", "Bearer caf\u00e9-\u00ff".encode("latin-1"))],
+        ]
+        for sent in wrong:
+            assert client.get("/metrics", headers=sent).status_code == 401, sent
+        response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
         assert response.status_code == 200
         text: Any = response.text
-    assert key not in text and "Bearer" not in text
+    assert key not in text and "Bearer" not in text and TOKEN not in text
     assert "@" not in text  # no email address (alert addresses, the sender)
-    assert f'merchant="Chez Ada",merchant_id="{merchant.id}"' in text
-    assert 'kitchen_http_requests_total{method="GET",route="/ingredients",status="401"}' in text
+    assert "Chez Ada" not in text and "onion" not in text and "default" not in text
+    assert "kitchen_ingredient_stock_grams" not in text  # off unless stock_gauges
+    assert 'kitchen_http_requests_total{method="GET",route="/metrics",status="401"}' in text
+    assert 'kitchen_http_requests_total{method="GET",route="/ingredients",status="201"}' not in (
+        text
+    )
+    assert merchant.id
+
+
+def test_a_token_set_in_development_is_required_too(make_kitchen: Callable[..., Kitchen]) -> None:
+    kitchen = make_kitchen("api", metrics={"token": TOKEN})
+    with TestClient(kitchen.web_app()) as client:
+        assert client.get("/metrics").status_code == 401
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        assert client.get("/metrics", headers=auth).status_code == 200
+
+
+def test_a_scrape_reads_no_ingredient_unless_stock_gauges_are_on(
+    make_kitchen: Callable[..., Kitchen], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stock gauges read every ingredient of every merchant: only when asked for, and
+    then labelled by ids, never by the names merchants wrote."""
+    plain = make_kitchen("api")
+    gauged = make_kitchen("api", metrics={"stock_gauges": True})
+    ada, _ = merchants.create("Chez Ada", "ada@example.com")
+    with session():
+        onion = Ingredient.create(merchant=ada.id, name="onion", stock=480, full_stock=1000)
+    table = Ingredient._meta.table_name
+
+    def scrape_sql(k: Kitchen) -> tuple[str, list[str]]:
+        caplog.clear()
+        with TestClient(k.web_app()) as client, caplog.at_level(logging.DEBUG, logger="peewee"):
+            response = client.get("/metrics")
+        assert response.status_code == 200
+        return response.text, [str(r.msg) for r in caplog.records if r.name == "peewee"]
+
+    text, queries = scrape_sql(plain)
+    assert queries, "the database gauges are read at scrape time"
+    assert not [q for q in queries if f'"{table}"' in q], queries
+    assert "kitchen_ingredient" not in text
+
+    text, queries = scrape_sql(gauged)
+    assert [q for q in queries if f'"{table}"' in q]
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    labels = {"merchant_id": str(ada.id), "ingredient_id": str(onion.id)}
+    assert value(samples, "kitchen_ingredient_stock_grams", **labels) == 480
+    assert value(samples, "kitchen_ingredient_full_stock_grams", **labels) == 1000
+    stock_labels = {frozenset(dict(ls)) for n, ls in samples if n.startswith("kitchen_ingredient_")}
+    assert stock_labels == {frozenset({"merchant_id", "ingredient_id"})}
+    assert "onion" not in text and "Chez Ada" not in text

@@ -60,6 +60,7 @@ def test_bodies_and_problem_responses(document: dict[str, Any]) -> None:
     for (path, method), op in operations(document).items():
         if method in ("POST", "PATCH") and path != "/order/seed":
             assert "requestBody" in op, f"{method} {path} documents no request body"
+            assert "415" in op["responses"], f"{method} {path} documents no 415"
         for status, response in op["responses"].items():
             if int(status) < 400 or path == "/ready":
                 continue
@@ -71,7 +72,26 @@ def test_bodies_and_problem_responses(document: dict[str, Any]) -> None:
             assert schema == {"$ref": "#/components/schemas/Problem"}
     open_ones = {p for (p, _), op in operations(document).items() if op.get("security") == []}
     # The dashboard page holds no data: its script asks for the key.
-    assert open_ones == {"/health", "/ready", "/metrics", "/openapi.json", "/"}
+    assert open_ones == {"/health", "/ready", "/openapi.json", "/"}
+    # /metrics takes the scrape token, not a merchant's key.
+    assert operations(document)[("/metrics", "GET")]["security"] == [{"metrics_token": []}]
+    assert document["components"]["securitySchemes"]["metrics_token"]["scheme"] == "bearer"
+
+
+def test_list_endpoints_state_their_query_parameters(document: dict[str, Any]) -> None:
+    ops = operations(document)
+    for path, names in {
+        "/orders": ["limit", "before", "status"],
+        "/alerts": ["limit", "before"],
+        "/ingredients/{id}/ledger": ["limit", "before"],
+        "/ingredients": [],
+        "/products": [],
+    }.items():
+        op = ops[(path, "GET")]
+        assert [p["name"] for p in op.get("parameters", []) if p["in"] == "query"] == names
+        assert "422" in op["responses"], path  # an unknown query parameter
+    status = next(p for p in ops[("/orders", "GET")]["parameters"] if p["name"] == "status")
+    assert status["schema"] == {"enum": ["pending", "applied", "rejected"]}
 
 
 def test_real_answers_match_their_schemas(api: TestClient, document: dict[str, Any]) -> None:

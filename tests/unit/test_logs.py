@@ -74,10 +74,18 @@ def test_passwords_and_keys_are_masked_in_both_formats() -> None:
         env={
             "KITCHEN_MAIL_SMTP_PASSWORD": "smtp-secret-1",
             "KITCHEN_DATABASE_URL": "postgresql://kitchen:db%2Fsecret-2@db/kitchen",
+            "KITCHEN_METRICS_TOKEN": "scrape-secret-3-0123456789",
         },
     )
     redact = logs.Redactor(config.secrets(s))
-    r = record("%s %s %s %s", "smtp-secret-1", "db%2Fsecret-2", "db/secret-2", KEY)
+    r = record(
+        "%s %s %s %s %s",
+        "smtp-secret-1",
+        "db%2Fsecret-2",
+        "db/secret-2",
+        KEY,
+        "Bearer scrape-secret-3-0123456789",
+    )
     for formatter in (logs.TextFormatter(redact), logs.JsonFormatter(redact)):
         line = formatter.format(r)
         assert "secret" not in line and KEY not in line, line

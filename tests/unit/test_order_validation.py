@@ -96,3 +96,32 @@ def test_a_product_id_beyond_64_bits_is_unknown() -> None:
     assert [(e.field, e.message) for e in caught.value.errors] == [
         ("products[0].product_id", f"unknown product {2**63}")
     ]
+
+
+@pytest.mark.parametrize(
+    "data, errors",
+    [
+        (
+            {"products": [{"product_id": 1, "quantity": 1}], "table": 5},
+            [("table", "is not a known field")],
+        ),
+        (
+            {"products": [{"product_id": 1, "quantity": 1, "qty": 2}]},
+            [("products[0].qty", "is not a known field")],
+        ),
+        (
+            {"products": [{"product_id": 1, "qty": 2}]},
+            [("products[0].qty", "is not a known field"), ("products[0].quantity", "is required")],
+        ),
+        (
+            {"table": 5, "products": []},
+            [("table", "is not a known field"), ("products", "must not be empty")],
+        ),
+        ({"prodcts": []}, [("prodcts", "is not a known field"), ("products", "is required")]),
+    ],
+    ids=["top level", "in a line", "instead of quantity", "with another error", "misspelt"],
+)
+def test_unknown_fields_are_refused_by_name(data: object, errors: list[tuple[str, str]]) -> None:
+    with pytest.raises(InvalidOrder) as caught:
+        parse(data)
+    assert [(e.field, e.message) for e in caught.value.errors] == errors

@@ -1,3 +1,4 @@
+import dataclasses
 import re
 from pathlib import Path
 
@@ -159,3 +160,143 @@ def test_topics_get_three_copies_two_in_sync_and_fewer_on_a_smaller_cluster() ->
     assert [copies(3, 2, brokers) for brokers in (1, 2, 3, 5)] == [(1, 1), (2, 1), (3, 2), (3, 2)]
     # What is configured holds when the cluster is big enough, even min.insync = copies.
     assert copies(3, 3, 5) == (3, 3) and copies(5, 3, 5) == (5, 3) and copies(5, 3, 4) == (4, 3)
+
+
+@pytest.mark.parametrize(
+    ("variable", "nearest"),
+    [
+        ("KITCHEN_APP_ENVIRONMENT", "KITCHEN_APP_ENV"),
+        ("KITCHEN_HTTP_PROT", "KITCHEN_HTTP_PORT"),
+        ("KITCHEN_METRIC_TOKEN", "KITCHEN_METRICS_TOKEN"),
+    ],
+)
+def test_an_unknown_kitchen_variable_is_refused_naming_the_nearest(
+    variable: str, nearest: str
+) -> None:
+    with pytest.raises(config.SettingsError) as refused:
+        config.load(ROOT / "settings.toml", env={variable: "production"})
+    message = str(refused.value)
+    assert message.startswith(f"unknown variable {variable}: did you mean {nearest}?")
+    assert "\n" not in message
+
+
+def test_a_kitchen_variable_like_no_setting_is_refused_without_a_guess() -> None:
+    with pytest.raises(config.SettingsError, match="unknown variable KITCHEN_FOO: no setting"):
+        config.load(None, env={"KITCHEN_FOO": "1", "OTHER_VARIABLE": "1"})
+
+
+def test_kubernetes_service_variables_are_not_taken_for_typos() -> None:
+    """A Service named kitchen or kitchen-api in the pod's namespace."""
+    env = {
+        "KITCHEN_SERVICE_HOST": "10.0.0.7",
+        "KITCHEN_SERVICE_PORT": "8000",
+        "KITCHEN_SERVICE_PORT_HTTP": "8000",
+        "KITCHEN_PORT": "tcp://10.0.0.7:8000",
+        "KITCHEN_PORT_8000_TCP": "tcp://10.0.0.7:8000",
+        "KITCHEN_PORT_8000_TCP_PROTO": "tcp",
+        "KITCHEN_PORT_8000_TCP_PORT": "8000",
+        "KITCHEN_PORT_8000_TCP_ADDR": "10.0.0.7",
+        "KITCHEN_API_SERVICE_HOST": "10.0.0.8",
+        "KITCHEN_API_PORT": "tcp://10.0.0.8:8000",
+    }
+    assert config.load(ROOT / "settings.toml", env=env).http.port == 8000
+    # A misspelt setting that merely ends in _PORT is still one.
+    with pytest.raises(config.SettingsError, match="unknown variable KITCHEN_SMTP_PORT"):
+        config.load(None, env={"KITCHEN_SMTP_PORT": "587"})
+
+
+def test_the_test_suites_variables_are_never_settings() -> None:
+    """KITCHEN_TEST_* belong to the suite, the benchmark and CI: settings neither refuse
+    nor read them, so no section may ever be named "test"."""
+    env = {
+        "KITCHEN_TEST_DATABASE_URL": "postgresql://kitchen:kitchen@127.0.0.1:5432/kitchen_test",
+        "KITCHEN_TEST_KAFKA": "127.0.0.1:9092",
+        "KITCHEN_TEST_KAFKA_DIR": "/tmp/k",
+        "KITCHEN_TEST_KAFKA_CLUSTER_DIR": "/tmp/k3",
+        "KITCHEN_TEST_REPORT": "/tmp/r.jsonl",
+        "KITCHEN_TEST_SCREENSHOT": "docs/dashboard.png",
+    }
+    assert config.load(ROOT / "settings.toml", env=env) == config.load(
+        ROOT / "settings.toml", env={}
+    )
+    assert "test" not in {f.name for f in dataclasses.fields(config.Settings)}
+    assert not [v for v in config.variables() if v.startswith(config.RESERVED_PREFIX)]
+    # Every variable the suite, the benchmark and CI read or set for themselves carries
+    # the reserved prefix (so a new one cannot be mistaken for a setting, or refused).
+    read = set()
+    for path in [*(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]:
+        read |= set(re.findall(r'environ(?:\.get\(|\[)\s*"(KITCHEN_\w+)"', path.read_text()))
+    ci = (ROOT / ".ci" / "run").read_text()
+    read |= set(re.findall(r"^\s*(?:export\s+)?(KITCHEN_\w+)=", ci, re.MULTILINE))
+    assert read >= set(env), read
+    assert all(v.startswith(config.RESERVED_PREFIX) for v in read), read
+
+
+def test_a_settings_file_that_is_missing_or_broken_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(config.SettingsError, match=r"settings file .*nope\.toml: no such file"):
+        config.load(tmp_path / "nope.toml", env={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[app\nenv = 'production'\n")
+    with pytest.raises(config.SettingsError, match=r"broken\.toml: not valid TOML"):
+        config.load(broken, env={})
+    loose = tmp_path / "loose.toml"
+    loose.write_text("env = 'production'\n")
+    with pytest.raises(config.SettingsError, match=r"\['env'\] must be inside a \[section\]"):
+        config.load(loose, env={})
+
+
+def test_a_nul_in_the_database_password_is_refused_masked() -> None:
+    for url in (
+        "postgresql://kitchen:pa%00ss@127.0.0.1/db",
+        "postgresql://kit%00chen:pass@127.0.0.1/db",
+    ):
+        with pytest.raises(config.SettingsError, match="holds a NUL character") as refused:
+            config.load(None, env={"KITCHEN_DATABASE_URL": url})
+        assert "pa%00ss" not in str(refused.value) and ":***@127.0.0.1/db" in str(refused.value)
+    with pytest.raises(config.SettingsError, match="holds a NUL character"):
+        config.load(None, env={}, overrides={"database": {"url": "sqlite:///kit\0chen.db"}})
+
+
+def test_the_metrics_token_is_a_secret_of_16_visible_characters() -> None:
+    for bad in ("short-token", "x" * 15, "a token with spaces", "é" * 20):
+        with pytest.raises(config.SettingsError, match=r"metrics\.token: must be at least 16"):
+            config.load(None, env={"KITCHEN_METRICS_TOKEN": bad})
+    s = config.load(
+        ROOT / "settings.toml",
+        env={
+            "KITCHEN_METRICS_TOKEN": "scrape-0123456789abcdef",
+            "KITCHEN_METRICS_STOCK_GAUGES": "1",
+        },
+    )
+    assert s.metrics.token == "scrape-0123456789abcdef" and s.metrics.stock_gauges
+    assert "scrape-0123456789abcdef" in config.secrets(s)
+    defaults = config.load(ROOT / "settings.toml", env={}).metrics
+    assert defaults.token == "" and defaults.stock_gauges is False
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.10", False),
+        ("kitchen.example.com", False),
+        ("", False),
+    ],
+)
+def test_development_mode_serves_only_on_loopback(host: str, loopback: bool) -> None:
+    dev = config.load(None, env={"KITCHEN_HTTP_HOST": host})
+    problem = config.serving_problem(dev)
+    assert (problem is None) == loopback
+    if problem:
+        assert problem.startswith(f"http.host: development mode on {host}")
+        assert "KITCHEN_APP_ENV=production" in problem and "KITCHEN_HTTP_HOST=127.0.0.1" in problem
+    prod = config.load(None, env={"KITCHEN_HTTP_HOST": host, "KITCHEN_APP_ENV": "production"})
+    assert config.serving_problem(prod) is None
+    # A process that serves no HTTP listens nowhere.
+    assert config.serving_problem(config.with_roles(dev, "processing")) is None
