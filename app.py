@@ -31,6 +31,7 @@ from kitchen import (
     admin,
     alerts,
     logs,
+    merchants,
     migrations,
     notifications,
     orders,
@@ -62,6 +63,8 @@ class Kitchen:
         self.relay: Relay | None = None
         # POST /order's group commit (one writer thread, started by the first order).
         self.intake = Intake(settings.kafka.order_created_topic, on_commit=self.wake_relay)
+        # The api role's notes of when each key was last used, written once a minute.
+        self.key_uses = merchants.KeyUses()
         self.workers: list[ConsumerWorker[Any]] = []
         self.jobs: BackgroundScheduler | None = None
         self.sender: notifications.Sender | None = None  # the notification role's mail
@@ -100,6 +103,9 @@ class Kitchen:
 
         threshold = s.alerts.threshold_fraction
         jobs: list[tuple[Any, float]] = []
+        if s.roles.api:
+            # Keys' last uses: one write per used key a minute, not one per request.
+            jobs.append((logs.in_role("api", self.key_uses.flush), self.key_uses.FLUSH_SECONDS))
         if s.roles.relay:
             if self.embedded is not None:
                 self._requeue_lost()
@@ -278,7 +284,14 @@ class Kitchen:
         return parts
 
     def web_app(self) -> Starlette:
-        api = Api(self.settings, self.merchant_id, self.wake_relay, self.readiness, self.intake)
+        api = Api(
+            self.settings,
+            self.merchant_id,
+            self.wake_relay,
+            self.readiness,
+            self.intake,
+            self.key_uses,
+        )
         return build_app(api)
 
     def stop(self) -> None:
@@ -291,6 +304,9 @@ class Kitchen:
             self.jobs.shutdown(wait=True)
         if self.sender is not None:
             self.sender.stop(self.settings.mail.claim_seconds)  # a send is cut before that
+        if self.settings.roles.api:
+            with contextlib.suppress(pw.DatabaseError):  # a last use is not worth a failed stop
+                self.key_uses.flush()
         for worker in self.workers if started else []:
             worker.stop()
         if self.relay is not None and started:

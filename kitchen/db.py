@@ -56,14 +56,52 @@ class Base(pw.Model):
 
 
 class Merchant(Base):
-    name = pw.CharField(unique=True)
-    # SHA-256 of the API key: the key itself is shown once, when made, and never stored.
-    # (A key is 256 random bits, so a fast hash is enough: there is nothing to guess.)
-    key_hash = pw.CharField(unique=True, null=True)
+    # Not unique: ids identify merchants, and a taken name would tell one merchant that
+    # another exists. Its keys are ApiKey rows.
+    name = pw.CharField()
     alert_email = pw.CharField()
     # Default alert threshold of its ingredients, an exact fraction ("1/2"); empty means
     # the `[alerts] threshold` setting.
     threshold = pw.CharField(null=True)
+    # The default merchant (see ensure_default_merchant): found by this mark, not by its
+    # name, which its owner may change.
+    is_default = pw.BooleanField(default=False)
+
+
+# At most one default merchant: two processes starting at once cannot both make one.
+Merchant.add_index(
+    Merchant.index(Merchant.is_default, unique=True, name="merchant_one_default").where(
+        Merchant.is_default == True  # noqa: E712 (SQL, not a Python comparison)
+    )
+)
+
+
+class BigForeignKeyField(pw.ForeignKeyField):
+    """A 64-bit reference, whatever the width of the id it names (ids become 64-bit in
+    migration 0008; a new table starts so)."""
+
+    field_type = "BIGINT"
+
+
+class ApiKey(Base):
+    """One named key of a merchant (a till, a screen): each can be revoked on its own."""
+
+    PRIMARY = "primary"  # the key `merchant create` makes and `rotate-key` replaces
+
+    id = pw.BigAutoField()
+    merchant_id: int
+    merchant = BigForeignKeyField(Merchant, backref="api_keys", index=False)
+    name = pw.CharField()  # unique per merchant; the log and each order say which acted
+    # SHA-256 of the key: the key itself is shown once, when made, and never stored.
+    # (A key is 256 random bits, so a fast hash is enough: there is nothing to guess.)
+    key_hash = pw.CharField(unique=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    # When a request last used it, to about a minute (see merchants.KeyUses).
+    last_used_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_key"
+        indexes = ((("merchant", "name"), True),)
 
 
 class Ingredient(Base):
@@ -123,6 +161,8 @@ class Order(Base):
     # a retried request finds its order instead of placing a second one.
     idempotency_key = pw.CharField(null=True)
     request_hash = pw.CharField(null=True)
+    # The name of the API key that placed it (never the key); none without a key.
+    key_name = pw.CharField(null=True)
 
     class Meta:
         table_name = "orders"
@@ -275,6 +315,7 @@ TABLES: list[type[Base]] = [
     SchemaMigration,
     DatabaseId,
     Merchant,
+    ApiKey,
     Ingredient,
     Product,
     RecipeLine,
@@ -355,15 +396,20 @@ def ping() -> None:
 
 def ensure_default_merchant(alert_email: str) -> Merchant:
     """The default merchant (a keyless request acts as it in development), created with
-    `alert_email` if missing.
+    `alert_email` and no key if missing. Found by its mark, whatever it is called now.
 
     The setting only seeds the address: in a split deployment every process has its own
     copy of it, and the last one to start must not decide where alerts go.
     """
-    merchant, _created = Merchant.get_or_create(
-        name="default", defaults={"alert_email": alert_email}
-    )
-    return merchant
+    with transaction():
+        found: Merchant | None = Merchant.get_or_none(Merchant.is_default == True)  # noqa: E712
+        if found is not None:
+            return found
+        try:
+            with database.atomic():
+                return Merchant.create(name="default", alert_email=alert_email, is_default=True)
+        except pw.IntegrityError:  # another process made it meanwhile
+            return Merchant.get(Merchant.is_default == True)  # noqa: E712
 
 
 @contextmanager

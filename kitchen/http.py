@@ -54,6 +54,7 @@ from kitchen import (
     dashboard,
     db,
     inventory,
+    logs,
     menu,
     merchants,
     metrics,
@@ -148,11 +149,13 @@ class Api:
         on_commit: Callable[[], None] = lambda: None,
         readiness: Callable[[], dict[str, Any]] = lambda: {},
         intake: Intake | None = None,
+        key_uses: merchants.KeyUses | None = None,
     ) -> None:
         self.settings = settings
         self.intake = intake or Intake(settings.kafka.order_created_topic, on_commit=on_commit)
         self.default_merchant_id = merchant_id  # who a keyless request is, in development
-        self.known_keys = merchants.KnownKeys()
+        self._keyless = merchants.Caller(merchant_id)
+        self.known_keys = merchants.KnownKeys(key_uses)
         self.on_commit = on_commit
         self.readiness = readiness
         self.rules = inventory.AlertRules(
@@ -162,28 +165,37 @@ class Api:
     # -- plumbing ------------------------------------------------------------------------
 
     async def merchant_of(self, request: Request) -> int:
-        """The calling merchant: the one whose key is in `Authorization: Bearer <key>`.
+        """The calling merchant's id (see `caller`)."""
+        return (await self.caller(request)).merchant_id
+
+    async def caller(self, request: Request) -> merchants.Caller:
+        """The calling merchant and key: the one in `Authorization: Bearer <key>`.
         Without a key: the default merchant in development, 401 in production. A wrong
-        key is a 401 everywhere."""
+        key is a 401 everywhere. Log lines of the request name the key (`logs.acting_key`)."""
         header = request.headers.get("authorization")
         if header is None:
             if self.settings.app.production:
                 raise Problem(
                     401, "Unauthorized", "send Authorization: Bearer <key>", None, UNAUTHORIZED
                 )
-            return self.default_merchant_id
+            return self._keyless
         scheme, _, key = header.partition(" ")
         key = key.strip()
-        if scheme.lower() != "bearer" or not key:
-            raise Problem(401, "Unauthorized", "the API key is not valid", None, UNAUTHORIZED)
+        if scheme.lower() != "bearer":
+            # Never echo the header: without the scheme, it is the key itself.
+            detail = "the Authorization scheme must be Bearer: send Authorization: Bearer <key>"
+            raise Problem(401, "Unauthorized", detail, None, UNAUTHORIZED)
+        if not key:
+            detail = "Authorization: Bearer needs the key after it"
+            raise Problem(401, "Unauthorized", detail, None, UNAUTHORIZED)
         known = self.known_keys.get(key)
-        if known is not None:
-            return known
-        merchant = await run_in_threadpool(merchants.by_key, key)
-        if merchant is None:
-            raise Problem(401, "Unauthorized", "the API key is not valid", None, UNAUTHORIZED)
-        self.known_keys.remember(key, merchant.id)
-        return int(merchant.id)
+        if known is None:
+            known = await run_in_threadpool(merchants.by_key, key)
+            if known is None:
+                raise Problem(401, "Unauthorized", "the API key is not valid", None, UNAUTHORIZED)
+            self.known_keys.remember(key, known)
+        logs.acting_key(known.key_name)
+        return known
 
     async def _body(self, request: Request) -> bytes:
         limit = self.settings.http.max_body_bytes
@@ -254,7 +266,8 @@ class Api:
           "422": {$ref: "#/components/responses/Invalid"}
           "503": {$ref: "#/components/responses/Unavailable"}
         """
-        merchant_id = await self.merchant_of(request)
+        caller = await self.caller(request)
+        merchant_id = caller.merchant_id
         key = request.headers.get("idempotency-key")
         if key is not None and not 1 <= len(key) <= 255:
             field = FieldError("Idempotency-Key", "must be 1 to 255 characters")
@@ -268,7 +281,8 @@ class Api:
         try:
             if key is None:
                 # The hot path: saved in a group with other requests (see kitchen.intake).
-                order, created = await self.intake.place(orders.NewOrder(merchant_id, lines)), True
+                new = orders.NewOrder(merchant_id, lines, key_name=caller.key_name)
+                order, created = await self.intake.place(new), True
             else:
                 order, created = await self._run(
                     orders.place_order,
@@ -276,6 +290,7 @@ class Api:
                     lines,
                     self.settings.kafka.order_created_topic,
                     key,
+                    caller.key_name,
                 )
         except orders.KeyReused:
             detail = f"Idempotency-Key {key!r} was already used for a different order"

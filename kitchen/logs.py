@@ -9,7 +9,9 @@
 `role` is the role whose work wrote the line: `processing`, `notification` and `relay`
 (their threads, and the periodic jobs each owns), `api` (requests), else `main` (start,
 stop, the CLI). A line about one order, alert or merchant carries its id: the call site
-passes it, `log.info(..., extra={"order_id": order.id})`.
+passes it, `log.info(..., extra={"order_id": order.id})`. A line written for a request
+made with an API key carries `key`: that key's name (never the key); text lines end
+with `[key 'till-1']`.
 
 No secret is logged: the code never formats an API key or a password into a line, and
 as a second line of defence both formats replace with `***` anything shaped like an API
@@ -49,6 +51,7 @@ URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^:@/\s]*:)\S*@")
 DSN_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'\"]+)", re.IGNORECASE)
 
 _role: contextvars.ContextVar[str | None] = contextvars.ContextVar("kitchen_role", default=None)
+_key: contextvars.ContextVar[str | None] = contextvars.ContextVar("kitchen_key", default=None)
 
 T = TypeVar("T")
 
@@ -61,6 +64,12 @@ def role(name: str) -> Iterator[None]:
         yield
     finally:
         _role.reset(token)
+
+
+def acting_key(name: str | None) -> None:
+    """The lines logged from here on in this context (one request, and the thread-pool
+    work it starts) name the API key that acts: its name, never the key."""
+    _key.set(name)
 
 
 def in_role(name: str, job: Callable[[], T]) -> Callable[[], T]:
@@ -127,7 +136,16 @@ class TextFormatter(logging.Formatter):
         return escape(super().formatMessage(record))
 
     def format(self, record: logging.LogRecord) -> str:
-        return self.redact(super().format(record))
+        return self.redact(_with_key(super().format(record)))
+
+
+def _with_key(text: str) -> str:
+    """The line, then the name of the API key that acts, if any (before a traceback)."""
+    key = _key.get()
+    if key is None:
+        return text
+    line, newline, rest = text.partition("\n")
+    return f"{line} [key {key!r}]{newline}{rest}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -151,6 +169,8 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = value
+        if (acting := _key.get()) is not None:
+            entry["key"] = acting  # the name of the API key that acts
         if record.exc_info:
             entry["exception"] = self.redact(self.formatException(record.exc_info))
         if record.stack_info:

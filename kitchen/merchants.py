@@ -1,20 +1,29 @@
 """Merchants: who owns a kitchen, their API keys, and their settings.
 
-A key is shown once, when it is made, and stored only as its hash (`db.hash_key`). In
+A merchant has named keys (a till, a screen: `ApiKey`), each revocable on its own; a key
+is shown once, when it is made, and stored only as its hash (`db.hash_key`). In
 development a request without a key acts as the default merchant; a wrong key is
 refused everywhere.
 """
 
 from __future__ import annotations
 
+import datetime
+import logging
 import secrets
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+import peewee as pw
+
 from kitchen import inventory
-from kitchen.db import Merchant, hash_key, session, transaction
+from kitchen.db import ApiKey, Merchant, hash_key, session, transaction, tuples, utcnow
 from kitchen.validation import Body, Conflict, NotFound
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "kitchen_"
 
@@ -24,13 +33,22 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who a request acts as: its merchant, and the name of its key (None without one)."""
+
+    merchant_id: int
+    key_id: int | None = None
+    key_name: str | None = None
+
+
 def create(name: str, alert_email: str) -> tuple[Merchant, str]:
-    """A new merchant and its API key (returned once, never stored)."""
+    """A new merchant and its key named "primary" (returned once, never stored). Names
+    need not be unique: ids identify merchants."""
     key = new_key()
     with transaction():
-        if Merchant.get_or_none(Merchant.name == name) is not None:
-            raise Conflict(f"a merchant named {name!r} exists already")
-        merchant = Merchant.create(name=name, alert_email=alert_email, key_hash=hash_key(key))
+        merchant = Merchant.create(name=name, alert_email=alert_email)
+        ApiKey.create(merchant=merchant.id, name=ApiKey.PRIMARY, key_hash=hash_key(key))
     return merchant, key
 
 
@@ -39,21 +57,90 @@ def all_merchants() -> list[Merchant]:
         return list(Merchant.select().order_by(Merchant.id))
 
 
-def rotate_key(merchant_id: int) -> str:
-    """A new key for the merchant; the old one stops working at once in the database, and
-    within `KnownKeys.TTL` seconds in running API processes (which remember valid keys)."""
-    key = new_key()
-    with session():
-        changed = (
-            Merchant.update(key_hash=hash_key(key)).where(Merchant.id == merchant_id).execute()
-        )
-    if not changed:
+def _merchant(merchant_id: int) -> Merchant:
+    found: Merchant | None = Merchant.get_or_none(Merchant.id == merchant_id)
+    if found is None:
         raise NotFound("merchant", merchant_id)
+    return found
+
+
+def add_key(merchant_id: int, name: str) -> str:
+    """A new key named `name` for the merchant, returned once; the name is unique among
+    the merchant's keys."""
+    key = new_key()
+    taken = Conflict(f"merchant {merchant_id} has a key named {name!r} already")
+    try:
+        with transaction():
+            _merchant(merchant_id)
+            if ApiKey.get_or_none(ApiKey.merchant == merchant_id, ApiKey.name == name):
+                raise taken
+            ApiKey.create(merchant=merchant_id, name=name, key_hash=hash_key(key))
+    except pw.IntegrityError:  # the same name added at the same moment elsewhere
+        raise taken from None
     return key
 
 
+def keys(merchant_id: int) -> list[ApiKey]:
+    """The merchant's keys (names and times; the keys themselves are not stored)."""
+    with session():
+        _merchant(merchant_id)
+        return list(ApiKey.select().where(ApiKey.merchant == merchant_id).order_by(ApiKey.id))
+
+
+def revoke_key(merchant_id: int, name: str) -> None:
+    """The key stops working at once in the database, and within `KnownKeys.TTL` seconds
+    in running API processes. Orders keep the name of the key that placed them."""
+    with transaction():
+        _merchant(merchant_id)
+        gone = ApiKey.delete().where(ApiKey.merchant == merchant_id, ApiKey.name == name).execute()
+    if not gone:
+        raise NotFound(f"key of merchant {merchant_id} named", repr(name))
+
+
+def rotate_key(merchant_id: int) -> str:
+    """A new value for the merchant's key named "primary" (made if it has none): the old
+    one stops working at once in the database, and within `KnownKeys.TTL` seconds in
+    running API processes. Its other named keys are left as they are."""
+    key = new_key()
+    with transaction():
+        _merchant(merchant_id)
+        ApiKey.delete().where(
+            ApiKey.merchant == merchant_id, ApiKey.name == ApiKey.PRIMARY
+        ).execute()
+        ApiKey.create(merchant=merchant_id, name=ApiKey.PRIMARY, key_hash=hash_key(key))
+    return key
+
+
+class KeyUses:
+    """When each key was last used, for `merchant key list`, without a write per request:
+    a use is noted in memory (by KnownKeys, when it looks a key up in the database: at
+    most once per key per TTL), and `flush`, a job of the api role every FLUSH_SECONDS,
+    writes the noted times in one transaction, off the request path. So the database
+    gets at most one write per used key a minute from each API process."""
+
+    FLUSH_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._used: dict[int, datetime.datetime] = {}  # key id -> last use, not yet written
+
+    def note(self, key_id: int) -> None:
+        self._used[key_id] = utcnow()
+
+    def flush(self) -> None:
+        """Write the uses noted since the last flush (a revoked key's go nowhere)."""
+        used, self._used = self._used, {}
+        if not used:
+            return
+        with transaction():
+            for key_id, at in sorted(used.items()):
+                ApiKey.update(last_used_at=at).where(
+                    ApiKey.id == key_id,
+                    ApiKey.last_used_at.is_null() | (ApiKey.last_used_at < at),
+                ).execute()
+
+
 class KnownKeys:
-    """Keys this process found valid a moment ago, by hash, with their merchant's id.
+    """Keys this process found valid a moment ago, by hash, with who they act as.
 
     Looking the key up in the database on every request (a thread hop and a query) cost
     POST /order more than saving the order did. A key rotated or revoked elsewhere keeps
@@ -64,25 +151,38 @@ class KnownKeys:
     TTL = 2.0
     LIMIT = 10_000  # forget everything past this many keys: bounded whatever clients send
 
-    def __init__(self) -> None:
-        self._known: dict[str, tuple[int, float]] = {}
+    def __init__(
+        self, uses: KeyUses | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.uses = uses or KeyUses()
+        self._clock = clock
+        self._known: dict[str, tuple[Caller, float]] = {}
 
-    def get(self, key: str) -> int | None:
+    def get(self, key: str) -> Caller | None:
         found = self._known.get(hash_key(key))
-        if found is None or found[1] < time.monotonic():
+        if found is None or found[1] < self._clock():
             return None
         return found[0]
 
-    def remember(self, key: str, merchant_id: int) -> None:
+    def remember(self, key: str, caller: Caller) -> None:
         if len(self._known) >= self.LIMIT:
             self._known.clear()
-        self._known[hash_key(key)] = (merchant_id, time.monotonic() + self.TTL)
+        self._known[hash_key(key)] = (caller, self._clock() + self.TTL)
+        if caller.key_id is not None:
+            self.uses.note(caller.key_id)
 
 
-def by_key(key: str) -> Merchant | None:
+def by_key(key: str) -> Caller | None:
     with session():
-        found: Merchant | None = Merchant.get_or_none(Merchant.key_hash == hash_key(key))
-        return found
+        found = tuples(
+            ApiKey.select(ApiKey.merchant, ApiKey.id, ApiKey.name).where(
+                ApiKey.key_hash == hash_key(key)
+            )
+        )
+    if not found:
+        return None
+    merchant_id, key_id, name = found[0]
+    return Caller(int(merchant_id), int(key_id), str(name))
 
 
 def view(merchant: Merchant, default: Fraction) -> dict[str, Any]:
@@ -109,9 +209,7 @@ def update(merchant_id: int, data: Any, rules: inventory.AlertRules) -> dict[str
     body.check()
     with transaction():
         merchant = Merchant.get_by_id(merchant_id)
-        if name is not None and name != merchant.name:
-            if Merchant.get_or_none(Merchant.name == name) is not None:
-                raise Conflict(f"a merchant named {name!r} exists already")
+        if name is not None:
             merchant.name = name
         if email is not None:
             merchant.alert_email = email
@@ -120,4 +218,17 @@ def update(merchant_id: int, data: Any, rules: inventory.AlertRules) -> dict[str
         merchant.save()
         if threshold is not None:
             inventory.settle_followers(merchant, rules)
+        changed = [
+            f
+            for f, v in (("name", name), ("alert_email", email), ("threshold", threshold))
+            if v is not None
+        ]
+        # Who changed where alerts go is worth a line: it names the key that acted (logs).
+        if changed:
+            log.info(
+                "merchant %d changed its %s",
+                merchant_id,
+                ", ".join(changed),
+                extra={"merchant_id": merchant_id},
+            )
         return view(merchant, rules.default_threshold)

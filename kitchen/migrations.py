@@ -21,6 +21,7 @@ from playhouse.migrate import SchemaMigrator, SqliteMigrator, migrate
 from kitchen import partitioning
 from kitchen.db import (
     TABLES,
+    ApiKey,
     DatabaseId,
     Ingredient,
     LedgerEntry,
@@ -64,14 +65,19 @@ def _merchants_menu_and_ledger(m: SchemaMigrator) -> None:
     """Issue 9: hashed API keys, thresholds per merchant and ingredient, deleted products,
     and the ledger, whose first row for an existing ingredient is its stock."""
     migrate(
-        m.add_column("merchant", "key_hash", Merchant.key_hash),
+        # The column as this release made it (migration 0007 moves keys to their own table).
+        m.add_column("merchant", "key_hash", pw.CharField(unique=True, null=True)),
         m.add_column("merchant", "threshold", Merchant.threshold),
         m.add_column("ingredient", "threshold", Ingredient.threshold),
         m.add_column("product", "deleted_at", Product.deleted_at),
     )
     # Keys were stored in clear: keep them working, stored as their hash from now on.
+    # (Including the default merchant's fixed word "default", which was no secret:
+    # migration 0006 takes that one away.)
+    merchant = pw.Table("merchant")
     for merchant_id, key in database.execute_sql("SELECT id, api_key FROM merchant"):
-        Merchant.update(key_hash=hash_key(key)).where(Merchant.id == merchant_id).execute()
+        update = merchant.update({merchant.c.key_hash: hash_key(key)})
+        update.where(merchant.c.id == merchant_id).execute(database)
     migrate(
         *_drop_indexes(m, "merchant", ["api_key"]),
         m.drop_column("merchant", "api_key"),
@@ -154,6 +160,59 @@ def _partitioned_by_merchant(m: SchemaMigrator, partitions: int) -> None:
     Notification._schema.create_indexes(safe=True)  # type: ignore[attr-defined]
 
 
+# What the release before issue 9 stored as the default merchant's key: a fixed word,
+# which migration 0002 hashed in place as if it were a secret.
+OLD_DEFAULT_KEY = "default"
+DEFAULT_INDEX = "merchant_one_default"  # db.Merchant's index: at most one default
+
+
+def _default_merchant_mended(m: SchemaMigrator) -> None:
+    """Issue 16: the default merchant is marked as such (it was found by its name, so
+    renaming it made a new one at the next start); the old release's fixed key "default"
+    stops working; merchant names need not be unique."""
+    kind = "BOOLEAN" if isinstance(database.obj, pw.PostgresqlDatabase) else "INTEGER"
+    database.execute_sql(
+        f'ALTER TABLE "merchant" ADD COLUMN "is_default" {kind} NOT NULL DEFAULT FALSE'
+    )
+    merchant = pw.Table("merchant")
+    # Kitchen made the default merchant at its first start, before any other (`merchant
+    # create` opens the database first too): the oldest merchant is the default, even if
+    # it was renamed (and another named "default" was made at the next start).
+    oldest = merchant.select(pw.fn.MIN(merchant.c.id))
+    merchant.update({merchant.c.is_default: True}).where(merchant.c.id == oldest).execute(database)
+    # The well-known word was hashed in place as if it were a key: that merchant has no
+    # key now, until an operator makes one.
+    weak = merchant.c.key_hash == hash_key(OLD_DEFAULT_KEY)
+    ids = [row["id"] for row in merchant.select(merchant.c.id).where(weak).execute(database)]
+    if ids:
+        merchant.update({merchant.c.key_hash: None}).where(weak).execute(database)
+        log.warning(
+            "merchant %s: the fixed key of an old release no longer works; make a key with "
+            "`python app.py merchant rotate-key ID` or `merchant key add ID --name NAME`",
+            ", ".join(map(str, ids)),
+        )
+    migrate(*_drop_indexes(m, "merchant", ["name"]))
+    [one_default] = [i for i in Merchant._meta.fields_to_index() if i._name == DEFAULT_INDEX]
+    statement = Merchant._schema._create_index(one_default)  # type: ignore[attr-defined]
+    database.execute_sql(*database.get_sql_context().sql(statement).query())
+
+
+def _named_keys(m: SchemaMigrator) -> None:
+    """Issue 24: a merchant has named keys. Its one key so far becomes its key named
+    "primary" (and keeps working); an order records the name of the key that placed it."""
+    merchant = pw.Table("merchant")
+    ApiKey.insert_from(
+        merchant.select(
+            merchant.c.id, pw.Value(ApiKey.PRIMARY), merchant.c.key_hash, pw.Value(utcnow())
+        ).where(merchant.c.key_hash.is_null(False)),
+        [ApiKey.merchant, ApiKey.name, ApiKey.key_hash, ApiKey.created_at],
+    ).execute()
+    migrate(*_drop_indexes(m, "merchant", ["key_hash"]), m.drop_column("merchant", "key_hash"))
+    # On PostgreSQL, 0005 in the same upgrade made the orders table anew, with the column.
+    if "key_name" not in {c.name for c in database.get_columns("orders")}:
+        migrate(m.add_column("orders", "key_name", pw.CharField(null=True)))
+
+
 def history(partitions: int) -> list[tuple[str, Migration]]:
     """(name, migration), oldest first. The schema of the first release (issue 4) is the
     base. `partitions` is the setting, for the migration that partitions the tables."""
@@ -163,6 +222,8 @@ def history(partitions: int) -> list[tuple[str, Migration]]:
         ("0003_failed_mails_and_bounded_redrives", _failed_mails_and_bounded_redrives),
         ("0004_ledger_without_foreign_keys", _ledger_without_foreign_keys),
         ("0005_partitioned_by_merchant", lambda m: _partitioned_by_merchant(m, partitions)),
+        ("0006_default_merchant_mended", _default_merchant_mended),
+        ("0007_named_keys", _named_keys),
     ]
 
 

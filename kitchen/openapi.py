@@ -111,6 +111,10 @@ SCHEMAS: dict[str, Any] = {
             "lines": {"type": "array", "items": _ref("OrderLine")},
             "created_at": TIME,
             "processed_at": {"oneOf": [TIME, {"type": "null"}]},
+            "key": {
+                "type": ["string", "null"],
+                "description": "the name of the API key that placed it (null: no key)",
+            },
             "reason": {"type": "string", "description": "why it was rejected"},
         },
     },
@@ -284,7 +288,9 @@ BASE: dict[str, Any] = {
         },
         "responses": {
             "BadRequest": _problem("The body is not JSON."),
-            "Unauthorized": _problem("No valid API key (production needs one)."),
+            "Unauthorized": _problem(
+                "No valid API key (production needs one), or no `Bearer` scheme before it."
+            ),
             "Forbidden": _problem("Not allowed here."),
             "NotFound": _problem("No such row for this merchant."),
             "Conflict": _problem("The name is taken."),

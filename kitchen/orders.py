@@ -49,16 +49,21 @@ def request_hash(lines: list[Line]) -> str:
 @dataclass(frozen=True)
 class NewOrder:
     """A valid request's order, not saved yet (`idempotency_key` and `request_hash` come
-    with a request that sent an Idempotency-Key)."""
+    with a request that sent an Idempotency-Key; `key_name` with one that sent an API key)."""
 
     merchant_id: int
     lines: list[Line]
     idempotency_key: str | None = None
     request_hash: str | None = None
+    key_name: str | None = None  # the API key's name (never the key), recorded with it
 
 
 def place_order(
-    merchant_id: int, lines: list[Line], topic: str, idempotency_key: str | None = None
+    merchant_id: int,
+    lines: list[Line],
+    topic: str,
+    idempotency_key: str | None = None,
+    key_name: str | None = None,
 ) -> tuple[Order | Placed, bool]:
     """Save one order and its ORDER_CREATED event; returns (order, created).
 
@@ -67,7 +72,7 @@ def place_order(
     InvalidOrder. (Requests without a key go through `kitchen.intake`, in groups.)
     """
     fingerprint = request_hash(lines) if idempotency_key is not None else None
-    request = NewOrder(merchant_id, lines, idempotency_key, fingerprint)
+    request = NewOrder(merchant_id, lines, idempotency_key, fingerprint, key_name)
     for _ in range(2):
         if idempotency_key is not None:
             with session():
@@ -99,6 +104,7 @@ class Placed:
     status: str = Order.PENDING
     processed_at: datetime.datetime | None = None
     reason: str | None = None
+    key_name: str | None = None
 
 
 ORDER_FIELDS: list[pw.Field] = [
@@ -109,6 +115,7 @@ ORDER_FIELDS: list[pw.Field] = [
     Order.emitted_at,
     Order.idempotency_key,
     Order.request_hash,
+    Order.key_name,
 ]
 LINE_FIELDS: list[pw.Field] = [
     OrderLine.merchant,
@@ -141,7 +148,7 @@ def place_orders(requests: list[NewOrder], topic: str) -> list[Placed | InvalidO
         ids = _new_order_ids(len(valid))
         now = utcnow()
         saved = {
-            i: Placed(order_id, r.merchant_id, now)
+            i: Placed(order_id, r.merchant_id, now, key_name=r.key_name)
             for order_id, (i, r) in zip(ids, valid, strict=True)
         }
         bulk_insert(
@@ -155,6 +162,7 @@ def place_orders(requests: list[NewOrder], topic: str) -> list[Placed | InvalidO
                     now,
                     r.idempotency_key,
                     r.request_hash,
+                    r.key_name,
                 )
                 for i, r in valid
             ],

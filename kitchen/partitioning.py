@@ -140,7 +140,12 @@ def convert(partitions: int) -> None:
         database.execute_sql(f'ALTER INDEX "{table}_pkey" RENAME TO "{aside[model]}_pkey"')
     for model in PARTITIONED:
         _create_table(model, partitions, sequences[model])
-        columns = ", ".join(f'"{f.column_name}"' for f in model._meta.sorted_fields)
+        # The old table's columns: a later migration adds those it lacked (they are
+        # nullable), and finds them made here already.
+        old_columns = {c.name for c in database.get_columns(aside[model])}
+        columns = ", ".join(
+            f'"{f.column_name}"' for f in model._meta.sorted_fields if f.column_name in old_columns
+        )
         database.execute_sql(
             f'INSERT INTO "{model._meta.table_name}" ({columns}) '
             f'SELECT {columns} FROM "{aside[model]}"'

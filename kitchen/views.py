@@ -39,6 +39,8 @@ class OrderRow(Protocol):
     def processed_at(self) -> Any: ...
     @property
     def reason(self) -> Any: ...
+    @property
+    def key_name(self) -> Any: ...
 
 
 def order(o: OrderRow, lines: Iterable[Line]) -> dict[str, Any]:
@@ -49,6 +51,7 @@ def order(o: OrderRow, lines: Iterable[Line]) -> dict[str, Any]:
         "lines": [{"product_id": ln.product_id, "quantity": ln.quantity} for ln in lines],
         "created_at": iso(o.created_at),
         "processed_at": iso(o.processed_at),
+        "key": o.key_name,  # the name of the API key that placed it; null without a key
     }
     if o.reason:
         view["reason"] = o.reason

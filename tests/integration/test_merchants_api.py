@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -9,8 +13,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen import merchants
-from kitchen.db import Alert, LedgerEntry, session
+from kitchen import logs, merchants
+from kitchen.db import Alert, ApiKey, LedgerEntry, Merchant, Order, session, utcnow
+from kitchen.validation import Conflict, NotFound
 from tests.helpers import eventually
 
 
@@ -91,7 +96,7 @@ def test_production_needs_a_valid_key_and_refuses_the_seed(
     with client(kitchen, key) as ada:
         assert ada.post("/order/seed").status_code == 403
         assert ada.get("/ingredients").json() == []
-    rotated = merchants.rotate_key(merchants.by_key(key).id)  # type: ignore[union-attr]
+    rotated = merchants.rotate_key(merchants.by_key(key).merchant_id)  # type: ignore[union-attr]
     with client(kitchen, key) as old, client(kitchen, rotated) as new:
         assert old.get("/merchant").status_code == 401
         assert new.get("/merchant").json()["name"] == "Ada's"
@@ -214,3 +219,130 @@ def test_a_new_threshold_alerts_once_and_rearms(api: TestClient) -> None:
     assert (r["low"], r["alert_armed"]) == (False, True)
     with session():
         assert Alert.select().where(Alert.ingredient == cheese["id"]).count() == 1
+
+
+def test_renaming_the_default_merchant_keeps_it_after_a_restart(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    """Issue 16 item 11: the default merchant is found by what it is, not by its name."""
+    first = make_kitchen()
+    with client(first) as c:
+        assert c.post("/order/seed").status_code == 201
+        assert c.patch("/merchant", json={"name": "Chez Default"}).status_code == 200
+    restarted = make_kitchen()
+    assert restarted.merchant_id == first.merchant_id
+    with client(restarted) as c:
+        assert c.get("/merchant").json() | {"alert_email": ""} == {
+            "id": first.merchant_id,
+            "name": "Chez Default",
+            "alert_email": "",
+            "threshold": 0.5,
+        }
+        assert len(c.get("/ingredients").json()) == 3  # its stock, reachable without a key
+    with session():
+        assert Merchant.select().count() == 1
+
+
+def test_merchant_names_need_not_be_unique(two: tuple[TestClient, TestClient]) -> None:
+    """Item 12: a taken name is no 409, which would tell Ada that a merchant Bo's exists."""
+    a, b = two
+    r = a.patch("/merchant", json={"name": "Bo's"})
+    assert r.status_code == 200 and r.json()["name"] == "Bo's"
+    merchant, _ = merchants.create("Bo's", "bo2@example.com")
+    assert merchant.id not in (a.get("/merchant").json()["id"], b.get("/merchant").json()["id"])
+    assert b.get("/merchant").json()["name"] == "Bo's"
+
+
+def test_a_key_without_the_bearer_scheme_is_told_so(make_kitchen: Callable[..., Kitchen]) -> None:
+    """Item 19: `Authorization: <key>` says what is wrong (the scheme), not that the key is."""
+    kitchen = make_kitchen(app={"env": "production"})
+    _, key = merchants.create("Ada's", "ada@example.com")
+    with TestClient(kitchen.web_app()) as c:
+        for header in (key, f"Basic {key}"):
+            r = c.get("/merchant", headers={"Authorization": header})
+            assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
+            assert "scheme must be Bearer" in r.json()["detail"]
+            assert key not in r.text
+        r = c.get("/merchant", headers={"Authorization": "Bearer "})
+        assert r.status_code == 401 and "Bearer needs the key" in r.json()["detail"]
+        assert c.get("/merchant", headers={"Authorization": f"bearer {key}"}).status_code == 200
+
+
+def test_named_keys_act_each_under_its_name(
+    make_kitchen: Callable[..., Kitchen], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Item 24: a merchant's named keys each work; the order and the log name the key
+    that acted (never the key); revoking one stops only it, within the cache's TTL."""
+    kitchen = make_kitchen(app={"env": "production"})
+    ada, primary = merchants.create("Ada's", "ada@example.com")
+    till = merchants.add_key(ada.id, "till-1")
+    screen = merchants.add_key(ada.id, "screen")
+    with pytest.raises(Conflict):
+        merchants.add_key(ada.id, "till-1")
+    with client(kitchen, primary) as c:
+        onion = c.post("/ingredients", json={"name": "onion", "stock": 1000}).json()
+        soup = {"name": "Soup", "recipe": [{"ingredient_id": onion["id"], "grams": 1}]}
+        product = c.post("/products", json=soup).json()["id"]
+    order = {"products": [{"product_id": product, "quantity": 1}]}
+
+    caplog.set_level(logging.INFO, "kitchen.merchants")
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(logs.JsonFormatter(logs.Redactor()))
+    logging.getLogger().addHandler(handler)
+    try:
+        with client(kitchen, till) as t, client(kitchen, screen) as s:
+            grouped = t.post("/order", json=order)  # the group commit
+            assert grouped.status_code == 201 and grouped.json()["key"] == "till-1"
+            alone = s.post("/order", json=order, headers={"Idempotency-Key": "k1"})
+            assert alone.status_code == 201 and alone.json()["key"] == "screen"
+            assert s.get(f"/order/{grouped.json()['id']}").json()["key"] == "till-1"
+            assert t.get(f"/order/{alone.json()['id']}").json()["key"] == "screen"
+            assert [o["key"] for o in t.get("/orders").json()] == ["screen", "till-1"]
+            assert t.patch("/merchant", json={"threshold": 0.3}).status_code == 200
+    finally:
+        logging.getLogger().removeHandler(handler)
+    changed = [json.loads(line) for line in lines.getvalue().splitlines()]
+    [line] = [e for e in changed if "changed its threshold" in e["message"]]
+    assert (line["key"], line["merchant_id"]) == ("till-1", ada.id)
+    assert till not in lines.getvalue() and screen not in lines.getvalue()
+    with session():
+        stored = {o.id: o.key_name for o in Order.select()}
+    assert stored == {grouped.json()["id"]: "till-1", alone.json()["id"]: "screen"}
+
+    # Revoked, the till's key stops within the TTL; the others keep working.
+    merchants.revoke_key(ada.id, "till-1")
+    revoked = time.monotonic()
+    with client(kitchen, till) as t:
+        eventually(lambda: t.get("/merchant").status_code == 401, timeout=10)
+        assert time.monotonic() - revoked < merchants.KnownKeys.TTL + 1
+    with client(kitchen, screen) as s, client(kitchen, primary) as p:
+        assert s.get("/merchant").status_code == p.get("/merchant").status_code == 200
+    with pytest.raises(NotFound):
+        merchants.revoke_key(ada.id, "till-1")
+
+    # Last uses are written off the request path, by the api role's job.
+    with session():
+        assert {k.name: k.last_used_at for k in ApiKey.select()} == {
+            "primary": None,
+            "screen": None,
+        }
+    before = utcnow()
+    kitchen.key_uses.flush()
+    with session():
+        used = {k.name: k.last_used_at for k in ApiKey.select()}
+    assert set(used) == {"primary", "screen"}
+    assert all(at is not None and at <= before for at in used.values())
+
+
+def test_a_remembered_key_works_at_most_its_ttl() -> None:
+    """KnownKeys: a key revoked elsewhere keeps working here at most TTL seconds."""
+    now = [100.0]
+    known = merchants.KnownKeys(clock=lambda: now[0])
+    caller = merchants.Caller(1, 7, "till-1")
+    known.remember("kitchen_k", caller)
+    now[0] += merchants.KnownKeys.TTL
+    assert known.get("kitchen_k") == caller
+    now[0] += 0.001
+    assert known.get("kitchen_k") is None
+    assert known.get("kitchen_other") is None

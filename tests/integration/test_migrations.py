@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 import peewee as pw
 import pytest
+from starlette.testclient import TestClient
 
-from kitchen import catalogue, db, migrations, orders, partitioning
+from app import Kitchen
+from kitchen import catalogue, db, merchants, migrations, orders, partitioning
 from kitchen.db import (
     Alert,
+    ApiKey,
     Ingredient,
     LedgerEntry,
     Merchant,
@@ -202,10 +206,13 @@ def test_a_previous_release_database_is_upgraded_in_place(clean_database: str) -
             [entry] = LedgerEntry.select().where(LedgerEntry.ingredient == i.id)
             assert (entry.reason, entry.grams, entry.stock_after) == ("initial", i.stock, i.stock)
             assert entry.merchant_id == i.merchant_id
-        # Keys keep working, stored only as their hash.
-        for merchant_id, key in before["merchants"].items():  # type: ignore[attr-defined]
-            assert Merchant.get_by_id(merchant_id).key_hash == hash_key(key)
-        assert "api_key" not in {c.name for c in database.get_columns("merchant")}
+        # Keys keep working, stored only as their hash, as each merchant's key "primary";
+        # but not the default merchant's fixed word "default", which was no secret.
+        keys = {(k.merchant_id, k.name): k.key_hash for k in ApiKey.select()}
+        assert keys == {(2, "primary"): hash_key("key-m2")}
+        assert before["merchants"] == {1: "default", 2: "key-m2"}
+        assert not {"api_key", "key_hash"} & {c.name for c in database.get_columns("merchant")}
+        assert [m.id for m in Merchant.select().where(Merchant.is_default)] == [1]
         assert [(a.redrives, a.stock) for a in Alert.select()] == [(0, 480), (0, 480)]
         assert [(n.failed_at, n.sent_at is not None) for n in Notification.select()] == [
             (None, True),
@@ -296,3 +303,83 @@ def test_the_ledger_loses_its_foreign_keys_on_postgresql(clean_database: str) ->
     with session():
         assert database.get_foreign_keys("ledger") == []
         assert LedgerEntry.select().count() == rows == 3
+
+
+def _production(make_kitchen: Callable[..., Kitchen], key: str | None) -> TestClient:
+    kitchen = make_kitchen(app={"env": "production"})
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return TestClient(kitchen.web_app(), headers=headers)
+
+
+ORDER = {"products": [{"product_id": 1, "quantity": 1}]}
+
+
+def test_the_old_default_key_works_no_more_after_an_upgrade(
+    clean_database: str, make_kitchen: Callable[..., Kitchen], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 16 item 1: the release before merchants stored the default merchant's key as
+    the fixed word "default"; upgraded, that word is no key, and the merchant has none
+    until an operator makes one. Other merchants' keys keep working (item 24)."""
+    previous_release_database()
+    with caplog.at_level(logging.WARNING, "kitchen.migrations"):
+        kitchen = make_kitchen(app={"env": "production"})
+    assert "merchant 1: the fixed key of an old release no longer works" in caplog.text
+    with TestClient(kitchen.web_app(), headers={"Authorization": "Bearer default"}) as old:
+        assert old.get("/ingredients").status_code == 401
+        assert old.post("/order", json=ORDER).status_code == 401
+        assert old.patch("/merchant", json={"alert_email": "evil@example.org"}).status_code == 401
+    with session():
+        assert Merchant.get_by_id(1).alert_email == "a@x.io"
+        assert not ApiKey.select().where(ApiKey.merchant == 1).exists()
+    # The other merchant's key is its key "primary" now, and its orders say so.
+    with TestClient(kitchen.web_app(), headers={"Authorization": "Bearer key-m2"}) as m2:
+        assert m2.get("/merchant").json()["id"] == 2
+        placed = m2.post("/order", json={"products": [{"product_id": 2, "quantity": 1}]})
+        assert placed.status_code == 201, placed.text
+        assert m2.get(f"/order/{placed.json()['id']}").json()["key"] == "primary"
+    # The operator makes the default merchant a key: it acts as that merchant.
+    key = merchants.rotate_key(1)
+    with TestClient(kitchen.web_app(), headers={"Authorization": f"Bearer {key}"}) as c:
+        assert c.get("/merchant").json()["id"] == 1
+        assert {i["name"] for i in c.get("/ingredients").json()} == {"beef", "onion"}
+
+
+def test_a_database_upgraded_with_the_old_default_key_is_mended(
+    clean_database: str, make_kitchen: Callable[..., Kitchen], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 1: a database the previous Kitchen upgraded (migrations up to 0005, the word
+    "default" hashed as the default merchant's key) loses that key at the next start."""
+    previous_release_database()
+    history = migrations.history
+    with monkeypatch.context() as patched:
+        patched.setattr(migrations, "history", lambda partitions: history(partitions)[:5])
+        migrations.upgrade()
+    with session():
+        [(key_hash,)] = database.execute_sql("SELECT key_hash FROM merchant WHERE id = 1")
+        assert key_hash == hash_key("default")  # what the previous Kitchen left
+
+    with _production(make_kitchen, "default") as old:
+        assert old.get("/ingredients").status_code == 401
+    with session():
+        done = {m.name for m in SchemaMigration.select()}
+    assert {"0006_default_merchant_mended", "0007_named_keys"} <= done
+
+
+def test_the_default_merchant_is_the_oldest_even_renamed(
+    clean_database: str, make_kitchen: Callable[..., Kitchen]
+) -> None:
+    """Item 11 on an old database: its default merchant was renamed, and the next start
+    made another one named "default" (found by name). The oldest is the default again,
+    and merchant names need not be unique any more (item 12)."""
+    previous_release_database()
+    with transaction():
+        PreviousMerchant.update(name="Chez Default").where(PreviousMerchant.id == 1).execute()
+        PreviousMerchant.create(name="default", api_key="x", alert_email="c@x.io")
+    kitchen = make_kitchen()
+    assert kitchen.merchant_id == 1
+    with TestClient(kitchen.web_app()) as c:
+        assert c.get("/merchant").json()["name"] == "Chez Default"
+        assert c.patch("/merchant", json={"name": "m2"}).status_code == 200
+    with transaction():
+        Merchant.create(name="m2", alert_email="d@x.io")
+        assert Merchant.select().where(Merchant.name == "m2").count() == 3

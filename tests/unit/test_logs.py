@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
@@ -141,3 +142,19 @@ def test_a_text_traceback_keeps_its_lines() -> None:
     assert lines[0].endswith("kitchen.stock: failed for a\\nb")
     assert lines[1] == "Traceback (most recent call last):"
     assert lines[-1] == "RuntimeError: boom"
+
+
+def test_a_line_written_for_a_key_names_the_key() -> None:
+    """Issue 16 item 24: lines of a request made with a key carry the key's name."""
+
+    def lines() -> tuple[str, str]:
+        logs.acting_key("till-1")
+        r = record("merchant %d changed its threshold", 2)
+        return logs.TextFormatter(logs.Redactor()).format(r), logs.JsonFormatter(
+            logs.Redactor()
+        ).format(r)
+
+    text, line = contextvars.copy_context().run(lines)  # as each request has its own
+    assert text.endswith("merchant 2 changed its threshold [key 'till-1']")
+    assert json.loads(line)["key"] == "till-1"
+    assert "key" not in json.loads(logs.JsonFormatter(logs.Redactor()).format(record("x")))
