@@ -241,7 +241,8 @@ class DatabaseCollector(Collector):
             ),
             GaugeMetricFamily(
                 "kitchen_ingredient_full_stock_grams",
-                "Full level of each ingredient (100 % for its alert threshold), in grams.",
+                "Par level of each ingredient (100 % for its alert threshold; the stock may "
+                "stand above it), in grams.",
                 labels=self.STOCK_LABELS,
             ),
         ]

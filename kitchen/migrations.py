@@ -154,6 +154,45 @@ def _partitioned_by_merchant(m: SchemaMigrator, partitions: int) -> None:
     Notification._schema.create_indexes(safe=True)  # type: ignore[attr-defined]
 
 
+def _64bit_ids(m: SchemaMigrator) -> None:
+    """Issue 16: every integer column and id sequence becomes 64-bit on PostgreSQL (ids,
+    foreign keys, grams, quantities, counters), as a new database has them (db.Base).
+    SQLite's integers are 64-bit already.
+
+    Found in the catalogue rather than listed, so that it converts whatever tables exist
+    at this point, those of migrations before it included. A partitioned table is
+    converted on its parent, which converts its partitions. Each table is rewritten once
+    (all its columns in one ALTER TABLE), holding its lock meanwhile: on a large database
+    the upgrade takes as long as copying the tables.
+    """
+    if isinstance(m, SqliteMigrator):
+        return
+    columns = database.execute_sql(
+        """
+        SELECT c.table_name, c.column_name
+        FROM information_schema.columns c
+        JOIN pg_class k
+          ON k.oid = to_regclass(quote_ident(c.table_schema) || '.' || quote_ident(c.table_name))
+        WHERE c.table_schema = current_schema() AND c.data_type = 'integer'
+          AND k.relkind IN ('r', 'p') AND NOT k.relispartition
+        ORDER BY c.table_name, c.ordinal_position
+        """
+    ).fetchall()
+    tables: dict[str, list[str]] = {}
+    for table, column in columns:
+        tables.setdefault(table, []).append(column)
+    for table, names in tables.items():
+        changes = ", ".join(f'ALTER COLUMN "{c}" TYPE BIGINT' for c in names)
+        database.execute_sql(f'ALTER TABLE "{table}" {changes}')
+    sequences = database.execute_sql(
+        "SELECT sequence_name FROM information_schema.sequences "
+        "WHERE sequence_schema = current_schema() AND data_type = 'integer'"
+    ).fetchall()
+    for (sequence,) in sequences:
+        # Its maximum was integer's, so it becomes bigint's; the next value is unchanged.
+        database.execute_sql(f'ALTER SEQUENCE "{sequence}" AS BIGINT')
+
+
 def history(partitions: int) -> list[tuple[str, Migration]]:
     """(name, migration), oldest first. The schema of the first release (issue 4) is the
     base. `partitions` is the setting, for the migration that partitions the tables."""
@@ -163,6 +202,7 @@ def history(partitions: int) -> list[tuple[str, Migration]]:
         ("0003_failed_mails_and_bounded_redrives", _failed_mails_and_bounded_redrives),
         ("0004_ledger_without_foreign_keys", _ledger_without_foreign_keys),
         ("0005_partitioned_by_merchant", lambda m: _partitioned_by_merchant(m, partitions)),
+        ("0008_64bit_ids", _64bit_ids),
     ]
 
 

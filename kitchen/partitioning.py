@@ -8,8 +8,8 @@ above the database reads and writes the same columns either way.
 
 Partitioning requires the partition key in every primary and unique key, so these
 tables have PRIMARY KEY (merchant_id, id) and unique keys that start with merchant_id.
-Ids stay unique across merchants, drawn from one sequence per table, which is why peewee
-can keep `id` as the model's primary key. A foreign key to a partitioned table names
+Ids stay unique across merchants, drawn from one (64-bit) sequence per table, which is
+why peewee can keep `id` as the model's primary key. A foreign key to a partitioned table names
 (merchant_id, id): a row can only point at a row of its own merchant.
 
 The number of partitions is fixed when a table is created: rows are spread by
@@ -60,7 +60,7 @@ def _create_table(model: type[Base], partitions: int, sequence: str) -> None:
     """The table and its partitions; its ids come from `sequence`, which it then owns."""
     table = model._meta.table_name
     columns = [
-        f"\"id\" INTEGER NOT NULL DEFAULT nextval('{sequence}'::regclass)",
+        f"\"id\" BIGINT NOT NULL DEFAULT nextval('{sequence}'::regclass)",
         *(_column(f) for f in model._meta.sorted_fields if not f.primary_key),
         # Named as PostgreSQL would: the name an unpartitioned table's key had.
         f'CONSTRAINT "{table}_pkey" PRIMARY KEY ("merchant_id", "id")',
