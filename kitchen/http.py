@@ -298,7 +298,7 @@ class Api:
           - name: before
             in: query
             description: an order id; only older ones are listed (paging)
-            schema: {type: integer, minimum: 1}
+            schema: {type: integer, minimum: 1, maximum: 9223372036854775807}
         responses:
           "200":
             description: Orders as GET /order/{id} shows them, newest first.
@@ -481,7 +481,7 @@ class Api:
           - name: before
             in: query
             description: an entry id; only older entries are listed (paging)
-            schema: {type: integer, minimum: 1}
+            schema: {type: integer, minimum: 1, maximum: 9223372036854775807}
         responses:
           "200": {$ref: "#/components/responses/Ledger"}
           "401": {$ref: "#/components/responses/Unauthorized"}
@@ -507,7 +507,7 @@ class Api:
           - name: before
             in: query
             description: an alert id; only older ones are listed (paging)
-            schema: {type: integer, minimum: 1}
+            schema: {type: integer, minimum: 1, maximum: 9223372036854775807}
         responses:
           "200":
             description: Alerts with their ingredient, stock, threshold and mail state.
