@@ -161,12 +161,16 @@ def _64bit_ids(m: SchemaMigrator) -> None:
 
     Found in the catalogue rather than listed, so that it converts whatever tables exist
     at this point, those of migrations before it included. A partitioned table is
-    converted on its parent, which converts its partitions. Each table is rewritten once
-    (all its columns in one ALTER TABLE), holding its lock meanwhile: on a large database
-    the upgrade takes as long as copying the tables.
+    converted on its parent, which converts its partitions; those partitioned by a 32-bit
+    merchant_id are made again (see partitioning.rebuild_64bit). Each table is rewritten
+    once (all its columns in one ALTER TABLE), holding its lock meanwhile: on a large
+    database the upgrade takes as long as copying the tables.
     """
     if isinstance(m, SqliteMigrator):
         return
+    # PostgreSQL cannot change a partition key's type in place: those tables are made
+    # again (partitioning.rebuild_64bit); the ALTERs below then find nothing left in them.
+    partitioning.rebuild_64bit()
     columns = database.execute_sql(
         """
         SELECT c.table_name, c.column_name

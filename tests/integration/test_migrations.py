@@ -328,6 +328,63 @@ def test_an_older_postgresql_database_gets_64bit_ids_and_quantities(clean_databa
         assert RecipeLine.get(RecipeLine.ingredient == onion.id).grams == 5_000_000_000
 
 
+@pytest.mark.skipif(not REAL_DATABASE, reason="SQLite's integers are 64-bit already")
+def test_a_database_partitioned_with_32bit_keys_is_made_64bit(
+    clean_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release before issue 16 partitioned the tables by a 32-bit merchant_id, which
+    PostgreSQL cannot retype in place: 0008 makes them again, rows and ids kept."""
+    previous_release_database()
+    # Partitioned as that release did it: its DDL had 32-bit ids and keys.
+    real_column = partitioning._column
+    monkeypatch.setattr(partitioning, "ID_TYPE", "INTEGER")
+    monkeypatch.setattr(
+        partitioning,
+        "_column",
+        lambda f: (
+            real_column(f).replace("BIGINT", "INTEGER")
+            if f.column_name not in WERE_64BIT and f.model is not db.LedgerEntry
+            else real_column(f)
+        ),
+    )
+    real_history = migrations.history
+    monkeypatch.setattr(migrations, "history", lambda n: real_history(n)[:5])
+    assert migrations.upgrade(partitions=3)[-1] == "0005_partitioned_by_merchant"
+    monkeypatch.undo()
+    with session():
+        assert ("orders", "merchant_id") in integer_columns()
+        assert ("order_lines_p2", "merchant_id") in integer_columns()
+        tables = [m._meta.table_name for m in partitioning.PARTITIONED]
+        before = {
+            t: sorted(database.execute_sql(f'SELECT * FROM "{t}"').fetchall()) for t in tables
+        }
+        last_order = Order.select(pw.fn.MAX(Order.id)).scalar()
+
+    assert migrations.upgrade(partitions=8) == ["0008_64bit_ids"]
+
+    with session():
+        assert integer_columns() == []
+        for model in partitioning.PARTITIONED:
+            assert partitioning.count(model) == 3, model  # as many partitions as before
+        for table, rows in before.items():
+            after = sorted(database.execute_sql(f'SELECT * FROM "{table}"').fetchall())
+            assert after == rows, table
+        names = {
+            name
+            for (name,) in database.execute_sql(
+                "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+            ).fetchall()
+        }
+        assert "orders_p0_pkey" in names and "orders_pkey" in names
+        assert not [n for n in names if "32bit" in n]  # nothing left of the old tables
+    merchant_id = Order.get_by_id(last_order).merchant_id
+    burger = Product.get(Product.merchant == merchant_id).id
+    [placed] = orders.place_orders([orders.NewOrder(merchant_id, [Line(burger, 1)])], "t")
+    assert isinstance(placed, orders.Placed) and placed.id == last_order + 1
+    with session():
+        assert OrderLine.get(OrderLine.order == placed.id).merchant_id == merchant_id
+
+
 @pytest.mark.skipif(not REAL_DATABASE, reason="partitions are PostgreSQL's")
 def test_an_older_postgresql_database_is_partitioned_in_place(
     clean_database: str, caplog: pytest.LogCaptureFixture
