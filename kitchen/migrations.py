@@ -188,6 +188,8 @@ def _64bit_ids(m: SchemaMigrator) -> None:
     for table, names in tables.items():
         changes = ", ".join(f'ALTER COLUMN "{c}" TYPE BIGINT' for c in names)
         database.execute_sql(f'ALTER TABLE "{table}" {changes}')
+        # A new column type drops the column's statistics (see partitioning._replace).
+        database.execute_sql(f'ANALYZE "{table}"')
     sequences = database.execute_sql(
         "SELECT sequence_name FROM information_schema.sequences "
         "WHERE sequence_schema = current_schema() AND data_type = 'integer'"
