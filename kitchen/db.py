@@ -47,9 +47,13 @@ def utcnow() -> datetime.datetime:
 
 class Base(pw.Model):
     """Models declare `<fk>_id: int` annotations: peewee provides those column values,
-    and the annotations let the type checker see them."""
+    and the annotations let the type checker see them.
 
-    id = pw.AutoField()
+    Every integer column is 64-bit on PostgreSQL (BIGSERIAL ids, and foreign keys follow
+    their target's type): the ledger gets a row per ingredient per order, which would run
+    through 32-bit ids in days. SQLite's integers are 64-bit anyway."""
+
+    id = pw.BigAutoField()
 
     class Meta:
         database = database
@@ -109,7 +113,9 @@ class Ingredient(Base):
     merchant = pw.ForeignKeyField(Merchant, backref="ingredients")
     name = pw.CharField()
     stock = pw.BigIntegerField()  # grams
-    full_stock = pw.BigIntegerField()  # grams: 100% for the threshold
+    # The par level, in grams: 100% for the threshold. Set when the ingredient is created,
+    # changed only by PATCH; restocks and counts may take the stock above it.
+    full_stock = pw.BigIntegerField()
     alert_armed = pw.BooleanField(default=True)
     threshold = pw.CharField(null=True)  # exact fraction; empty means the merchant's
 
@@ -138,7 +144,7 @@ class RecipeLine(Base):
     ingredient_id: int
     product = pw.ForeignKeyField(Product, backref="recipe")
     ingredient = pw.ForeignKeyField(Ingredient)
-    grams = pw.IntegerField()  # per unit of product
+    grams = pw.BigIntegerField()  # per unit of product
 
     class Meta:
         table_name = "recipe_lines"
@@ -177,7 +183,7 @@ class OrderLine(Base):
     merchant = pw.ForeignKeyField(Merchant, index=False)
     order = pw.ForeignKeyField(Order, backref="lines", on_delete="CASCADE")
     product = pw.ForeignKeyField(Product)
-    quantity = pw.IntegerField()
+    quantity = pw.BigIntegerField()
 
     class Meta:
         table_name = "order_lines"
@@ -188,7 +194,7 @@ class Outbox(Base):
 
     # Whose event (also its key). Not a foreign key: the outbox is a queue of events whose
     # rows were checked where they were made, and a key is one more lookup per order.
-    merchant_id = pw.IntegerField()
+    merchant_id = pw.BigIntegerField()
     topic = pw.CharField()
     key = pw.CharField(null=True)
     payload = pw.TextField()  # JSON
@@ -218,7 +224,7 @@ class Alert(Base):
     threshold = pw.CharField()  # exact fraction, e.g. "1/2"
     created_at = pw.DateTimeField(default=utcnow)
     emitted_at = pw.DateTimeField(default=utcnow)  # when NOTIFY was last queued
-    redrives = pw.IntegerField(default=0)  # times NOTIFY was queued again (bounded)
+    redrives = pw.BigIntegerField(default=0)  # times NOTIFY was queued again (bounded)
 
 
 class Notification(Base):
@@ -230,14 +236,14 @@ class Notification(Base):
     # "alert-<id>", or where it was read (kafka.source); unique per merchant (partitions).
     dedup_key = pw.CharField()
     alert = pw.ForeignKeyField(Alert, null=True)
-    ingredient_id = pw.IntegerField()
+    ingredient_id = pw.BigIntegerField()
     email = pw.CharField()
     subject = pw.CharField()
     body = pw.TextField()
     message_id = pw.CharField()
     created_at = pw.DateTimeField(default=utcnow)
     sent_at = pw.DateTimeField(null=True, index=True)
-    attempts = pw.IntegerField(default=0)
+    attempts = pw.BigIntegerField(default=0)
     next_attempt_at = pw.DateTimeField(default=utcnow)
     # A sender owns the row until then, so two senders never mail the same alert.
     claimed_until = pw.DateTimeField(null=True)

@@ -1,11 +1,13 @@
 """The kitchen's rules, as plain Python: no database, broker or web framework here.
 
-Stock is integer grams. A threshold is an exact Fraction of an ingredient's full level,
-so "below 50%" is decided by integer arithmetic, never by float rounding.
+Stock is integer grams. A threshold is an exact Fraction of an ingredient's par level
+(`full_stock`: set when it is created, changed only by the merchant; stock may stand
+above it), so "below 50%" is decided by integer arithmetic, never by float rounding.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -17,6 +19,15 @@ Recipe = Mapping[int, int]
 # Ids are 64-bit signed integers, as the database stores them: a larger number names
 # nothing (and SQLite's driver raises OverflowError instead of finding nothing).
 MAX_ID = 2**63 - 1
+
+# The most grams any one quantity may hold: a recipe line, a stock (whatever restocks
+# add up to), a par level, one restock, count or waste. A thousand tonnes is more than
+# any kitchen holds, and stays far inside the 64-bit columns: a stock plus a restock,
+# a ledger row (-stock to +MAX_GRAMS) or a threshold product never comes near 2**63.
+MAX_GRAMS = 10**12
+
+# Thresholds are kept to this many decimal places: what is checked is what is stored.
+THRESHOLD_PLACES = 6
 
 
 def is_id(value: Any) -> TypeGuard[int]:
@@ -66,13 +77,23 @@ def grams_needed(lines: Iterable[Line], recipes: Mapping[int, Recipe]) -> dict[i
     return needed
 
 
+def threshold(value: float) -> Fraction | None:
+    """A threshold as it is stored: the number rounded to THRESHOLD_PLACES decimal places,
+    exactly ("0.3" is 3/10); None unless that is strictly between 0 and 1 (1e-9 would be
+    0, which never alerts, and 0.99999999 would be 1)."""
+    if math.isnan(value) or math.isinf(value):
+        return None
+    rounded = round(Fraction(str(value)), THRESHOLD_PLACES)
+    return rounded if 0 < rounded < 1 else None
+
+
 def is_below(stock: int, full_stock: int, threshold: Fraction) -> bool:
     """stock < threshold x full_stock, exactly."""
     return stock * threshold.denominator < full_stock * threshold.numerator
 
 
 def settle_alert(ingredient: IngredientState) -> bool:
-    """The alert rule, after any change of stock, full level or threshold.
+    """The alert rule, after any change of stock, par level or threshold.
 
     Below the threshold while armed is a crossing: the alert fires once and disarms.
     At or above the threshold the alert is armed again, so the next crossing alerts.
@@ -119,21 +140,26 @@ class StockError(ValueError):
 
 
 def restock(ingredient: IngredientState, grams: int) -> bool:
-    """Add stock; above the full level, the full level rises to it. Climbing back to or
-    above the threshold re-arms the alert. Returns whether it crossed (never)."""
+    """Add stock, up to MAX_GRAMS in all; it may stand above the par level, which stays.
+    Climbing back to or above the threshold re-arms the alert. Returns whether it crossed
+    (never)."""
     if grams <= 0:
         raise StockError("grams must be a positive integer")
+    if ingredient.stock + grams > MAX_GRAMS:
+        raise StockError(
+            f"{ingredient.name} would hold {ingredient.stock + grams} g, "
+            f"more than the limit of {MAX_GRAMS} g"
+        )
     ingredient.stock += grams
-    ingredient.full_stock = max(ingredient.full_stock, ingredient.stock)
     return settle_alert(ingredient)
 
 
 def count(ingredient: IngredientState, grams: int) -> bool:
-    """A physical count: the stock becomes what was counted. Returns whether it crossed."""
-    if grams < 0:
-        raise StockError("grams must not be negative")
+    """A physical count: the stock becomes what was counted, above the par level too (which
+    stays). Returns whether it crossed."""
+    if not 0 <= grams <= MAX_GRAMS:
+        raise StockError(f"grams must be from 0 to {MAX_GRAMS}")
     ingredient.stock = grams
-    ingredient.full_stock = max(ingredient.full_stock, ingredient.stock)
     return settle_alert(ingredient)
 
 
@@ -153,11 +179,11 @@ def change_levels(
     full_stock: int | None = None,
     threshold: Fraction | None = None,
 ) -> bool:
-    """A new full level or threshold, then the alert rule again: falling below by such a
+    """A new par level or threshold, then the alert rule again: falling below by such a
     change alerts once, rising above re-arms. Returns whether it crossed."""
     if full_stock is not None:
-        if full_stock <= 0:
-            raise StockError("full_stock must be a positive integer")
+        if not 0 < full_stock <= MAX_GRAMS:
+            raise StockError(f"full_stock must be a positive integer, at most {MAX_GRAMS}")
         ingredient.full_stock = full_stock
     if threshold is not None:
         if not 0 < threshold < 1:

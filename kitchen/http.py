@@ -94,12 +94,13 @@ T = TypeVar("T")
 STOCK_MOVES = {
     LedgerEntry.RESTOCK: (
         "Restock",
-        "Add stock; above the full level the full level rises to it; at or above the "
-        "threshold the alert re-arms.",
+        "Add stock (the stock may stand above the par level, `full_stock`, which stays; "
+        "more than 10^12 g in all is a 422); at or above the threshold the alert re-arms.",
     ),
     LedgerEntry.COUNT: (
         "Count",
-        "A physical count: the stock becomes the counted grams (may alert or re-arm).",
+        "A physical count: the stock becomes the counted grams, above the par level too, "
+        "which stays (may alert or re-arm).",
     ),
     LedgerEntry.WASTE: (
         "Waste",
@@ -332,7 +333,7 @@ class Api:
           - name: before
             in: query
             description: an order id; only older ones are listed (paging)
-            schema: {type: integer, minimum: 1}
+            schema: {type: integer, minimum: 1, maximum: 9223372036854775807}
           - name: status
             in: query
             description: only orders in this status
@@ -429,7 +430,8 @@ class Api:
         return JSONResponse(await self._run(inventory.all_of, merchant_id, default))
 
     async def create_ingredient(self, request: Request) -> Response:
-        """Add an ingredient; its full level defaults to its stock.
+        """Add an ingredient; `full_stock`, its par level, defaults to its stock. Created
+        below its threshold, it alerts once, as a crossing does.
         ---
         summary: Add an ingredient
         requestBody: {$ref: "#/components/requestBodies/NewIngredient"}
@@ -446,6 +448,7 @@ class Api:
         merchant_id = await self.merchant_of(request)
         data = await self._json(request)
         view = await self._run(inventory.create, merchant_id, data, self.rules)
+        self.on_commit()  # it may have raised an alert
         return JSONResponse(view, 201, {"Location": f"/ingredients/{view['id']}"})
 
     async def get_ingredient(self, request: Request) -> Response:
@@ -464,7 +467,8 @@ class Api:
         return JSONResponse(await self._run(inventory.one, merchant_id, ingredient_id, default))
 
     async def patch_ingredient(self, request: Request) -> Response:
-        """Rename an ingredient, or change its full level or threshold (may alert or re-arm).
+        """Rename an ingredient, or change its par level (`full_stock`) or threshold (may
+        alert or re-arm). The par level changes only here.
         ---
         summary: Change an ingredient
         requestBody: {$ref: "#/components/requestBodies/IngredientChange"}
@@ -527,7 +531,7 @@ class Api:
           - name: before
             in: query
             description: an entry id; only older entries are listed (paging)
-            schema: {type: integer, minimum: 1}
+            schema: {type: integer, minimum: 1, maximum: 9223372036854775807}
         responses:
           "200": {$ref: "#/components/responses/Ledger"}
           "401": {$ref: "#/components/responses/Unauthorized"}
@@ -555,7 +559,7 @@ class Api:
           - name: before
             in: query
             description: an alert id; only older ones are listed (paging)
-            schema: {type: integer, minimum: 1}
+            schema: {type: integer, minimum: 1, maximum: 9223372036854775807}
         responses:
           "200":
             description: Alerts with their ingredient, stock, threshold and mail state.

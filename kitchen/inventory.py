@@ -1,6 +1,6 @@
 """Inventory: an ingredient's stock outside orders, and the ledger that accounts for it.
 
-Each change (a new ingredient, a restock, a count, waste, a new full level or threshold)
+Each change (a new ingredient, a restock, a count, waste, a new par level or threshold)
 is one transaction: the ingredient's row locked, the rule applied (`domain`), the row
 written, one ledger row for any change of stock, and the alert raised if it crossed.
 """
@@ -55,7 +55,8 @@ def view(i: Ingredient, merchant: Merchant, default: Fraction) -> dict[str, Any]
 
 
 def create(merchant_id: int, data: Any, rules: AlertRules) -> dict[str, Any]:
-    """POST /ingredients: name, stock, full_stock (default: the stock), threshold."""
+    """POST /ingredients: name, stock, full_stock (the par level; default: the stock),
+    threshold. Created below its threshold, it alerts once, as a crossing does."""
     body = Body(data, {"name", "stock", "full_stock", "threshold"})
     name = body.text("name")
     stock = body.grams("stock", positive=False)
@@ -63,9 +64,8 @@ def create(merchant_id: int, data: Any, rules: AlertRules) -> dict[str, Any]:
     threshold = body.fraction("threshold")
     body.check()
     assert name is not None and stock is not None
+    # The par level; stock may stand above it. It is the 100 % of the threshold: never 0.
     full = full if full is not None else max(stock, 1)
-    if full < stock:
-        full = stock  # the full level is never below what is in stock
     with transaction():
         if _named(merchant_id, name) is not None:
             raise Conflict(f"an ingredient named {name!r} exists already")
@@ -78,11 +78,14 @@ def create(merchant_id: int, data: Any, rules: AlertRules) -> dict[str, Any]:
             threshold=str(threshold) if threshold is not None else None,
         )
         state = ingredient_state(row, merchant, rules.default_threshold)
-        # A new ingredient below its line has nothing to cross from: no alert, disarmed.
-        domain.settle_alert(state)
+        # Armed until now: a new ingredient below its line is short from the start, which
+        # its merchant hears as of any crossing (and it disarms until restocked).
+        crossed = domain.settle_alert(state)
         row.alert_armed = state.armed
         row.save()
         _ledger(row, stock, LedgerEntry.INITIAL, None)
+        if crossed:
+            alerts.raise_alert(merchant_id, state, merchant.alert_email, rules.notify_topic)
         return view(row, merchant, rules.default_threshold)
 
 
@@ -182,7 +185,8 @@ def move(
 
 
 def update(merchant_id: int, ingredient_id: int, data: Any, rules: AlertRules) -> dict[str, Any]:
-    """PATCH /ingredients/{id}: name, full_stock, threshold; the alert is settled again."""
+    """PATCH /ingredients/{id}: name, full_stock (the par level), threshold; the alert is
+    settled again. The only way the par level changes."""
     body = Body(data, {"name", "full_stock", "threshold"})
     name = body.text("name", required=False)
     full = body.grams("full_stock", required=False)

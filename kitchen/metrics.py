@@ -289,7 +289,8 @@ class StockCollector(Collector):
             ),
             GaugeMetricFamily(
                 "kitchen_ingredient_full_stock_grams",
-                "Full level of each ingredient (100 % for its alert threshold), in grams.",
+                "Par level of each ingredient (100 % for its alert threshold; the stock may "
+                "stand above it), in grams.",
                 labels=self.LABELS,
             ),
         ]

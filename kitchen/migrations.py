@@ -213,6 +213,51 @@ def _named_keys(m: SchemaMigrator) -> None:
         migrate(m.add_column("orders", "key_name", pw.CharField(null=True)))
 
 
+def _64bit_ids(m: SchemaMigrator) -> None:
+    """Issue 16: every integer column and id sequence becomes 64-bit on PostgreSQL (ids,
+    foreign keys, grams, quantities, counters), as a new database has them (db.Base).
+    SQLite's integers are 64-bit already.
+
+    Found in the catalogue rather than listed, so that it converts whatever tables exist
+    at this point, those of migrations before it included. A partitioned table is
+    converted on its parent, which converts its partitions; those partitioned by a 32-bit
+    merchant_id are made again (see partitioning.rebuild_64bit). Each table is rewritten
+    once (all its columns in one ALTER TABLE), holding its lock meanwhile: on a large
+    database the upgrade takes as long as copying the tables.
+    """
+    if isinstance(m, SqliteMigrator):
+        return
+    # PostgreSQL cannot change a partition key's type in place: those tables are made
+    # again (partitioning.rebuild_64bit); the ALTERs below then find nothing left in them.
+    partitioning.rebuild_64bit()
+    columns = database.execute_sql(
+        """
+        SELECT c.table_name, c.column_name
+        FROM information_schema.columns c
+        JOIN pg_class k
+          ON k.oid = to_regclass(quote_ident(c.table_schema) || '.' || quote_ident(c.table_name))
+        WHERE c.table_schema = current_schema() AND c.data_type = 'integer'
+          AND k.relkind IN ('r', 'p') AND NOT k.relispartition
+        ORDER BY c.table_name, c.ordinal_position
+        """
+    ).fetchall()
+    tables: dict[str, list[str]] = {}
+    for table, column in columns:
+        tables.setdefault(table, []).append(column)
+    for table, names in tables.items():
+        changes = ", ".join(f'ALTER COLUMN "{c}" TYPE BIGINT' for c in names)
+        database.execute_sql(f'ALTER TABLE "{table}" {changes}')
+        # A new column type drops the column's statistics (see partitioning._replace).
+        database.execute_sql(f'ANALYZE "{table}"')
+    sequences = database.execute_sql(
+        "SELECT sequence_name FROM information_schema.sequences "
+        "WHERE sequence_schema = current_schema() AND data_type = 'integer'"
+    ).fetchall()
+    for (sequence,) in sequences:
+        # Its maximum was integer's, so it becomes bigint's; the next value is unchanged.
+        database.execute_sql(f'ALTER SEQUENCE "{sequence}" AS BIGINT')
+
+
 def history(partitions: int) -> list[tuple[str, Migration]]:
     """(name, migration), oldest first. The schema of the first release (issue 4) is the
     base. `partitions` is the setting, for the migration that partitions the tables."""
@@ -224,6 +269,7 @@ def history(partitions: int) -> list[tuple[str, Migration]]:
         ("0005_partitioned_by_merchant", lambda m: _partitioned_by_merchant(m, partitions)),
         ("0006_default_merchant_mended", _default_merchant_mended),
         ("0007_named_keys", _named_keys),
+        ("0008_64bit_ids", _64bit_ids),
     ]
 
 

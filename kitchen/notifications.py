@@ -46,7 +46,7 @@ def compose(ingredient: str, stock: int, full_stock: int, threshold: Fraction) -
     level = full_stock * threshold
     subject = f"Low stock: {ingredient} is below {percent} ({stock} g left)"
     body = (
-        f"{ingredient} is down to {stock} g of its full {full_stock} g, below the alert "
+        f"{ingredient} is down to {stock} g of its par level of {full_stock} g, below the alert "
         f"threshold of {percent} ({float(level):g} g).\n\n"
         f"Restock {ingredient} to re-arm this alert; until then Kitchen sends no other "
         f"alert for it.\n"

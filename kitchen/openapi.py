@@ -20,6 +20,8 @@ import yaml
 from starlette.routing import BaseRoute
 from starlette.schemas import SchemaGenerator
 
+from kitchen.domain import MAX_GRAMS, MAX_ID, THRESHOLD_PLACES
+
 
 def _problem(description: str) -> dict[str, Any]:
     return {
@@ -41,9 +43,24 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-ID = {"type": "integer", "minimum": 1}
-GRAMS = {"type": "integer", "minimum": 0, "description": "grams"}
-THRESHOLD = {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}
+# Each limit is what the (64-bit) column holds, or less: see domain.MAX_GRAMS.
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+GRAMS = {"type": "integer", "minimum": 0, "maximum": MAX_GRAMS, "description": "grams"}
+# The par level: 100 % for the threshold. Set when the ingredient is made (default: its
+# stock), changed only by PATCH; restocks and counts may take the stock above it.
+PAR = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": MAX_GRAMS,
+    "description": "the par level, in grams: 100 % for the threshold; the stock may stand above it",
+}
+THRESHOLD = {
+    "type": "number",
+    "minimum": 1 / 10**THRESHOLD_PLACES,
+    "maximum": 1 - 1 / 10**THRESHOLD_PLACES,
+    "description": f"a fraction of the par level, kept to {THRESHOLD_PLACES} decimal places "
+    "(what is checked is what is stored)",
+}
 TIME = {"type": "string", "format": "date-time"}
 # What a request may name things with (kitchen.validation: name_problem, note_problem,
 # email_problem); anything else is a 422.
@@ -94,7 +111,14 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["product_id", "quantity"],
         "additionalProperties": False,
-        "properties": {"product_id": ID, "quantity": {"type": "integer", "minimum": 1}},
+        "properties": {
+            "product_id": ID,
+            "quantity": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "at most the [orders] max_quantity setting (10000 by default)",
+            },
+        },
     },
     "NewOrder": {
         "type": "object",
@@ -144,7 +168,7 @@ SCHEMAS: dict[str, Any] = {
             "id": ID,
             "name": {"type": "string"},
             "stock": GRAMS,
-            "full_stock": GRAMS,
+            "full_stock": PAR,
             "threshold": THRESHOLD,
             "low": {"type": "boolean", "description": "below its threshold"},
             "alert_armed": {"type": "boolean"},
@@ -157,27 +181,39 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "name": NAME,
             "stock": GRAMS,
-            "full_stock": GRAMS,
+            "full_stock": PAR,
             "threshold": THRESHOLD,
         },
     },
     "IngredientChange": {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"name": NAME, "full_stock": GRAMS, "threshold": THRESHOLD},
+        "properties": {"name": NAME, "full_stock": PAR, "threshold": THRESHOLD},
     },
     "StockMove": {
         "type": "object",
         "required": ["grams"],
         "additionalProperties": False,
-        "properties": {"grams": GRAMS, "note": NOTE},
+        "properties": {
+            "grams": {
+                **GRAMS,
+                "description": "grams; a restock that would take the stock above "
+                f"{MAX_GRAMS} g is a 422",
+            },
+            "note": NOTE,
+        },
     },
     "LedgerEntry": {
         "type": "object",
         "required": ["id", "grams", "reason", "order_id", "note", "stock_after", "at"],
         "properties": {
             "id": ID,
-            "grams": {"type": "integer", "description": "signed: added (+) or taken (-)"},
+            "grams": {
+                "type": "integer",
+                "minimum": -MAX_GRAMS,
+                "maximum": MAX_GRAMS,
+                "description": "signed: added (+) or taken (-)",
+            },
             "reason": {"enum": ["initial", "order", "restock", "count", "waste"]},
             "order_id": {"oneOf": [ID, {"type": "null"}]},
             "note": {"type": ["string", "null"]},
@@ -189,7 +225,10 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["ingredient_id", "grams"],
         "additionalProperties": False,
-        "properties": {"ingredient_id": ID, "grams": {"type": "integer", "minimum": 1}},
+        "properties": {
+            "ingredient_id": ID,
+            "grams": {"type": "integer", "minimum": 1, "maximum": MAX_GRAMS},
+        },
     },
     "Product": {
         "type": "object",

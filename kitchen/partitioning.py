@@ -8,8 +8,8 @@ above the database reads and writes the same columns either way.
 
 Partitioning requires the partition key in every primary and unique key, so these
 tables have PRIMARY KEY (merchant_id, id) and unique keys that start with merchant_id.
-Ids stay unique across merchants, drawn from one sequence per table, which is why peewee
-can keep `id` as the model's primary key. A foreign key to a partitioned table names
+Ids stay unique across merchants, drawn from one (64-bit) sequence per table, which is
+why peewee can keep `id` as the model's primary key. A foreign key to a partitioned table names
 (merchant_id, id): a row can only point at a row of its own merchant.
 
 The number of partitions is fixed when a table is created: rows are spread by
@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT = Database().partitions  # the setting's default
 
+# The type of every id, as BIGSERIAL makes it for the other tables (32-bit until issue 16).
+ID_TYPE = "BIGINT"
+
 # Each before the tables whose foreign keys name it.
 PARTITIONED: list[type[Base]] = [Order, OrderLine, Alert, Notification, LedgerEntry, Outbox]
 
@@ -60,7 +63,7 @@ def _create_table(model: type[Base], partitions: int, sequence: str) -> None:
     """The table and its partitions; its ids come from `sequence`, which it then owns."""
     table = model._meta.table_name
     columns = [
-        f"\"id\" INTEGER NOT NULL DEFAULT nextval('{sequence}'::regclass)",
+        f"\"id\" {ID_TYPE} NOT NULL DEFAULT nextval('{sequence}'::regclass)",
         *(_column(f) for f in model._meta.sorted_fields if not f.primary_key),
         # Named as PostgreSQL would: the name an unpartitioned table's key had.
         f'CONSTRAINT "{table}_pkey" PRIMARY KEY ("merchant_id", "id")',
@@ -128,23 +131,59 @@ def convert(partitions: int) -> None:
     in foreign keys, so the old ones are dropped together, and the indexes made after
     that, under the names the old ones had.
     """
+    _replace(partitions, "unpartitioned")
+
+
+def rebuild_64bit() -> None:
+    """Make the partitioned tables again with today's 64-bit columns, when an earlier
+    release made them with a 32-bit `merchant_id` (migration 0008).
+
+    PostgreSQL cannot change the type of a partition key's column in place, so the
+    tables are replaced as `convert` replaces plain ones: same partition count, same rows,
+    ids going on from the same sequences. A no-op where they are 64-bit already.
+    """
+    cursor = database.execute_sql(
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+        "current_schema() AND table_name = %s AND column_name = 'merchant_id'",
+        (Order._meta.table_name,),
+    )
+    row = cursor.fetchone()
+    if count(Order) and row is not None and row[0] == "integer":
+        _replace(count(Order), "32bit")
+
+
+def _replace(partitions: int, suffix: str) -> None:
+    """Replace each table of PARTITIONED (plain or partitioned) by a new partitioned one
+    of `partitions` partitions holding its rows (see `convert`). The old table, its
+    partitions and their key indexes are renamed with `suffix` first, so that the new
+    ones can take their names; rows are copied in the columns both have."""
     aside: dict[type[Base], str] = {}
     sequences: dict[type[Base], str] = {}
     for model in PARTITIONED:
         table = model._meta.table_name
         cursor = database.execute_sql("SELECT pg_get_serial_sequence(%s, 'id')", (f'"{table}"',))
         sequences[model] = str(cursor.fetchone()[0])
-        aside[model] = f"{table}_unpartitioned"
+        aside[model] = f"{table}_{suffix}"
+        old_partitions = [
+            str(name)
+            for (name,) in database.execute_sql(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = to_regclass(%s)",
+                (f'"{table}"',),
+            ).fetchall()
+        ]
         database.execute_sql(f'ALTER TABLE "{table}" RENAME TO "{aside[model]}"')
         # Its primary key's index would take the name the new table's wants.
         database.execute_sql(f'ALTER INDEX "{table}_pkey" RENAME TO "{aside[model]}_pkey"')
+        for name in old_partitions:
+            renamed = aside[model] + name[len(table) :]
+            database.execute_sql(f'ALTER TABLE "{name}" RENAME TO "{renamed}"')
+            database.execute_sql(f'ALTER INDEX "{name}_pkey" RENAME TO "{renamed}_pkey"')
     for model in PARTITIONED:
         _create_table(model, partitions, sequences[model])
-        # The old table's columns: a later migration adds those it lacked (they are
-        # nullable), and finds them made here already.
-        old_columns = {c.name for c in database.get_columns(aside[model])}
+        had = {c.name for c in database.get_columns(aside[model])}
         columns = ", ".join(
-            f'"{f.column_name}"' for f in model._meta.sorted_fields if f.column_name in old_columns
+            f'"{f.column_name}"' for f in model._meta.sorted_fields if f.column_name in had
         )
         database.execute_sql(
             f'INSERT INTO "{model._meta.table_name}" ({columns}) '
@@ -154,6 +193,10 @@ def convert(partitions: int) -> None:
     database.execute_sql(f"DROP TABLE {old}")
     for model in PARTITIONED:
         create_indexes(model)
+        # New tables have no statistics until autovacuum gets to them, and meanwhile the
+        # planner can take a per-merchant scan of the whole index for a few rows
+        # (processing ran at half speed so, measured).
+        database.execute_sql(f'ANALYZE "{model._meta.table_name}"')
 
 
 def check(partitions: int) -> None:

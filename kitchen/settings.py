@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import difflib
 import ipaddress
-import math
 import os
 import re
 import tomllib
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from kitchen import domain
 from kitchen.validation import email_problem
 
 ROLES = ("api", "processing", "notification", "relay")
@@ -122,8 +122,9 @@ class Alerts:
 
     @property
     def threshold_fraction(self) -> Fraction:
-        # Exact arithmetic: "below 50%" must not depend on float rounding.
-        return Fraction(str(self.threshold))
+        # Exact arithmetic: "below 50%" must not depend on float rounding. Kept to the
+        # decimal places thresholds have everywhere; `check` refused one out of range.
+        return domain.threshold(self.threshold) or Fraction(str(self.threshold))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -362,8 +363,11 @@ def check(s: Settings) -> list[str]:
             f"database.partitions: must be from 1 to {MAX_PARTITIONS}, got {s.database.partitions}"
         )
     threshold = s.alerts.threshold
-    if math.isnan(threshold) or not 0 < threshold < 1:
-        problems.append(f"alerts.threshold: must be between 0 and 1 (exclusive), got {threshold}")
+    if domain.threshold(threshold) is None:
+        problems.append(
+            f"alerts.threshold: must be between 0 and 1 (exclusive) once rounded to "
+            f"{domain.THRESHOLD_PLACES} decimal places, got {threshold}"
+        )
     if s.log.format not in ("text", "json"):
         problems.append(f"log.format: must be text or json, got {s.log.format!r}")
     if s.app.env not in ("development", "production"):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from kitchen.domain import MAX_ID, Line
+from kitchen.domain import MAX_GRAMS, MAX_ID, THRESHOLD_PLACES, Line, threshold
 from kitchen.events import decode_json
 
 
@@ -122,14 +122,23 @@ class Body:
         return int(value)
 
     def fraction(self, name: str) -> Fraction | None:
-        """A threshold: a number strictly between 0 and 1, kept exact ("0.3" is 3/10)."""
+        """A threshold: a number strictly between 0 and 1 once rounded to the decimal places
+        that are stored (see domain.threshold), kept exact ("0.3" is 3/10)."""
         value = self._get(name, False)
         if value is None and name not in self.data:
             return None
-        if type(value) not in (int, float) or not 0 < value < 1:
-            self.errors.append(FieldError(name, "must be a number between 0 and 1"))
+        stored = threshold(value) if type(value) in (int, float) else None
+        if stored is None:
+            smallest = Fraction(1, 10**THRESHOLD_PLACES)
+            self.errors.append(
+                FieldError(
+                    name,
+                    f"must be a number from {float(smallest):f} to {float(1 - smallest):f} "
+                    f"({THRESHOLD_PLACES} decimal places are kept)",
+                )
+            )
             return None
-        return Fraction(str(value)).limit_denominator(1_000_000)
+        return stored
 
     def email(self, name: str, required: bool = True) -> str | None:
         value = self._get(name, required)
@@ -146,10 +155,6 @@ class Body:
     def check(self) -> None:
         if self.errors:
             raise Invalid(self.errors)
-
-
-# Enough for any kitchen (a thousand tonnes), and far inside 64-bit sums.
-MAX_GRAMS = 10**12
 
 
 # Text a person reads holds no control characters (Unicode's Cc: C0, DEL, C1; NUL among

@@ -72,8 +72,11 @@
         li.append(head, track, el("div", "detail"));
       }
       rows.delete(String(ing.id));
+      // full_stock is the par level: the stock may stand above it (a delivery, a count).
+      // The bar stops at full; the text says how far above par it is (e.g. 145 %).
       const full = Math.max(ing.full_stock, 1);
-      const level = Math.min(Math.max(ing.stock / full, 0), 1);
+      const ofPar = Math.max(ing.stock / full, 0);
+      const level = Math.min(ofPar, 1);
       const low = Boolean(ing.low);
       li.dataset.ingredient = ing.name;
       li.classList.toggle("low", low);
@@ -93,7 +96,7 @@
       const mark = li.querySelector(".mark");
       mark.style.left = (Math.min(ing.threshold, 1) * 100).toFixed(2) + "%";
       li.querySelector(".detail").textContent =
-        percent(level) + " left · low below " + grams(Math.ceil(ing.threshold * ing.full_stock)) +
+        percent(ofPar) + " of par · low below " + grams(Math.ceil(ing.threshold * ing.full_stock)) +
         " (" + percent(ing.threshold) + ")";
       if (ul.children[index] !== li) ul.insertBefore(li, ul.children[index] || null);
     });

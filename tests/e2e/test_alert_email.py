@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.db import Ingredient, Notification, Outbox, database_id, session
+from kitchen.db import Alert, Ingredient, Notification, Outbox, database_id, session
 from tests.helpers import SmtpServer, eventually, read_topic
 
 
@@ -50,7 +50,7 @@ def test_onion_below_half_sends_one_notify_and_one_email(
         db_id = database_id()  # this database's random id: no other database's mail has it
     assert mail["Message-ID"] == f"<kitchen-{db_id}-alert-{payload['alert_id']}@kitchen.local>"
     text = body_text(mail)
-    assert text.startswith("onion is down to 480 g of its full 1000 g, below the alert ")
+    assert text.startswith("onion is down to 480 g of its par level of 1000 g, below the ")
     assert "threshold of 50% (500 g).\n\nRestock onion to re-arm this alert" in text
     assert "<br>" not in text
 
@@ -88,3 +88,36 @@ def test_a_restock_rearms_exactly_one_further_email(
     assert [m["Subject"] for m in smtp.messages] == [
         "Low stock: onion is below 50% (480 g left)"
     ] * 2
+
+
+def test_an_ingredient_created_below_its_threshold_alerts_once(
+    kitchen: Kitchen, api: TestClient, smtp: SmtpServer
+) -> None:
+    r = api.post("/ingredients", json={"name": "olive oil", "stock": 500, "full_stock": 5000})
+    assert r.status_code == 201
+    oil = r.json()
+    assert (oil["low"], oil["alert_armed"]) == (True, False)
+    eventually(lambda: len(smtp.messages) == 1)
+    assert smtp.messages[0]["Subject"] == "Low stock: olive oil is below 50% (500 g left)"
+    with session():
+        [alert] = Alert.select().where(Alert.ingredient == oil["id"])
+        assert (alert.order_id, alert.stock, alert.full_stock) == (None, 500, 5000)
+    notify = read_topic(kitchen.bootstrap_servers, kitchen.settings.kafka.notify_topic, expect=1)
+    assert [n.json()["alert_id"] for n in notify] == [alert.id]
+
+    # Changes that keep it low raise nothing more; one that makes an ingredient low does.
+    path = f"/ingredients/{oil['id']}"
+    assert api.patch(path, json={"name": "olive oil (extra virgin)", "threshold": 0.2}).json()[
+        "low"
+    ]
+    assert api.patch(path, json={"full_stock": 6000}).json()["low"] is True
+    assert api.post("/ingredients", json={"name": "salt", "stock": 800}).json()["low"] is False
+    salt = next(i for i in api.get("/ingredients").json() if i["name"] == "salt")
+    assert api.patch(f"/ingredients/{salt['id']}", json={"full_stock": 2000}).json()["low"]
+    eventually(lambda: len(smtp.messages) == 2)
+    assert smtp.messages[1]["Subject"] == "Low stock: salt is below 50% (800 g left)"
+    with session():
+        eventually(lambda: Outbox.select().where(Outbox.sent_at.is_null()).count() == 0)
+        eventually(lambda: Notification.select().where(Notification.sent_at.is_null()).count() == 0)
+        assert Alert.select().count() == 2
+    assert len(smtp.messages) == 2

@@ -218,6 +218,19 @@ def test_the_dashboard_follows_orders_live_onion_turns_low_and_alerts(
         finally:
             browser.set_window_size(*DESKTOP)
 
+        # A count above the par level: the bar is full, the text says how far above.
+        onion_id = next(i["id"] for i in http.get("/ingredients").json() if i["name"] == "onion")
+        assert http.post(f"/ingredients/{onion_id}/count", json={"grams": 1450}).status_code == 200
+        until(
+            lambda: text(ingredient(browser, "onion"), ".amount") == "1.45 kg of 1 kg",
+            what="1.45 kg of a 1 kg par level",
+        )
+        onion = ingredient(browser, "onion")
+        assert text(onion, ".flag") == "ok"
+        assert text(onion, ".detail") == "145 % of par \u00b7 low below 500 g (50 %)"
+        until(lambda: level(ingredient(browser, "onion")) > 0.99, what="a full bar")
+        assert level(ingredient(browser, "onion")) <= 1.0
+
 
 def test_production_asks_for_the_key_once_and_shows_only_that_merchants_kitchen(
     make_kitchen: Callable[..., Kitchen], browser: WebDriver, tmp_path: Path

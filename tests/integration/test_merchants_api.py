@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -14,7 +15,18 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen import logs, merchants
-from kitchen.db import Alert, ApiKey, LedgerEntry, Merchant, Order, session, utcnow
+from kitchen.db import (
+    Alert,
+    ApiKey,
+    Ingredient,
+    LedgerEntry,
+    Merchant,
+    Order,
+    RecipeLine,
+    session,
+    utcnow,
+)
+from kitchen.domain import MAX_GRAMS
 from kitchen.validation import Conflict, NotFound
 from tests.helpers import eventually
 
@@ -183,7 +195,7 @@ def test_restock_count_waste_and_the_ledger(api: TestClient) -> None:
     assert api.post(f"{path}/waste", json={"grams": 100, "note": "dropped"}).json()["stock"] == 900
     assert api.post(f"{path}/count", json={"grams": 850}).json()["stock"] == 850
     r = api.post(f"{path}/restock", json={"grams": 400, "note": "delivery"}).json()
-    assert (r["stock"], r["full_stock"]) == (1250, 1250)  # above full: the full level rises
+    assert (r["stock"], r["full_stock"]) == (1250, 1000)  # above par: the par level stays
     too_much = api.post(f"{path}/waste", json={"grams": 5000})
     assert too_much.status_code == 422
     assert too_much.json()["errors"][0]["message"] == "only 1250 g of onion are in stock"
@@ -346,3 +358,102 @@ def test_a_remembered_key_works_at_most_its_ttl() -> None:
     now[0] += 0.001
     assert known.get("kitchen_k") is None
     assert known.get("kitchen_other") is None
+
+
+def test_stock_above_the_par_level_leaves_it_and_alerts_from_it(api: TestClient) -> None:
+    """full_stock is the par level: a count or restock above it leaves it, and the
+    threshold stays a fraction of it (onion: 1000 g par, low below 500 g)."""
+    onion = next(i for i in api.get("/ingredients").json() if i["name"] == "onion")
+    path = f"/ingredients/{onion['id']}"
+    r = api.post(f"{path}/count", json={"grams": 1450}).json()
+    assert (r["stock"], r["full_stock"], r["low"]) == (1450, 1000, False)  # 145 % of par
+    r = api.post(f"{path}/restock", json={"grams": 50}).json()
+    assert (r["stock"], r["full_stock"]) == (1500, 1000)
+    assert api.post(f"{path}/waste", json={"grams": 1000}).json()["low"] is False  # 500 g
+    r = api.post(f"{path}/waste", json={"grams": 1}).json()
+    assert (r["stock"], r["full_stock"], r["low"], r["alert_armed"]) == (499, 1000, True, False)
+    with session():
+        [alert] = Alert.select().where(Alert.ingredient == onion["id"])
+        assert (alert.stock, alert.full_stock) == (499, 1000)
+    # Only PATCH changes it; created above its par level, an ingredient keeps both.
+    assert api.patch(path, json={"full_stock": 900}).json()["full_stock"] == 900
+    r = api.post("/ingredients", json={"name": "salt", "stock": 3000, "full_stock": 2000})
+    assert (r.json()["stock"], r.json()["full_stock"]) == (3000, 2000)
+
+
+@pytest.mark.parametrize("value", [1e-9, 0.0000004, 0.99999999, 0.9999996])
+def test_a_threshold_that_would_be_stored_as_0_or_1_is_refused(
+    api: TestClient, value: float
+) -> None:
+    path = "/ingredients/2"
+    before = api.get(path).json()
+    for method, url, extra in (
+        (api.patch, path, {}),
+        (api.patch, "/merchant", {}),
+        (api.post, "/ingredients", {"name": "salt", "stock": 100}),
+    ):
+        r = method(url, json={"threshold": value, **extra})
+        assert r.status_code == 422, (url, r.text)
+        [error] = r.json()["errors"]
+        assert error == {
+            "field": "threshold",
+            "message": "must be a number from 0.000001 to 0.999999 (6 decimal places are kept)",
+        }
+    assert api.get(path).json() == before
+    with session():
+        assert [i.threshold for i in Ingredient.select()] == [None, None, None]
+        assert Merchant.get().threshold is None
+
+
+def test_a_threshold_is_stored_as_it_was_checked(api: TestClient) -> None:
+    r = api.patch("/ingredients/2", json={"threshold": 0.000001})
+    assert r.status_code == 200 and r.json()["threshold"] == 0.000001
+    r = api.patch("/merchant", json={"threshold": 0.999999})
+    assert r.status_code == 200 and r.json()["threshold"] == 0.999999
+    r = api.post("/ingredients", json={"name": "salt", "stock": 100, "threshold": 0.1234564})
+    assert r.status_code == 201 and r.json()["threshold"] == 0.123456  # what is stored
+    with session():
+        stored = {i.name: i.threshold for i in Ingredient.select()}
+        assert stored == {"beef": None, "cheese": "1/1000000", "onion": None, "salt": "1929/15625"}
+        assert Fraction(str(stored["salt"])) == Fraction("0.123456")
+        assert Merchant.get().threshold == "999999/1000000"
+    # The onion follows the merchant's 0.999999: 1000 g of a 1000 g par is not below it.
+    assert api.get("/ingredients/3").json()["low"] is False
+
+
+def test_grams_up_to_the_stated_limit_fit_the_columns(api: TestClient) -> None:
+    """10^12 g of stock and 5 * 10^9 g per recipe line are stored and used exactly on
+    both databases (64-bit columns); above the limit is a 422, never a 500."""
+    r = api.post("/ingredients", json={"name": "flour", "stock": MAX_GRAMS})
+    assert r.status_code == 201, r.text
+    flour = r.json()["id"]
+    recipe = [{"ingredient_id": flour, "grams": 5_000_000_000}]
+    r = api.post("/products", json={"name": "Silo", "recipe": recipe})
+    assert r.status_code == 201, r.text
+    assert r.json()["recipe"] == recipe and r.json()["can_make"] == 200
+    with session():
+        assert RecipeLine.get(RecipeLine.ingredient == flour).grams == 5_000_000_000
+    order = api.post("/order", json={"products": [{"product_id": r.json()["id"], "quantity": 3}]})
+    assert order.status_code == 201
+    eventually(lambda: api.get(f"/order/{order.json()['id']}").json()["status"] == "applied")
+    assert api.get(f"/ingredients/{flour}").json()["stock"] == MAX_GRAMS - 15_000_000_000
+    assert ledger(api, flour)[0]["grams"] == -15_000_000_000
+
+    too_much = [{"ingredient_id": flour, "grams": MAX_GRAMS + 1}]
+    r = api.post("/products", json={"name": "Silo 2", "recipe": too_much})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["message"] == (
+        f"must be a positive integer of grams, at most {MAX_GRAMS}"
+    )
+    # A restock may not take the stock past the limit either: stock + restock never
+    # overflows, and every stock fits.
+    r = api.post(f"/ingredients/{flour}/restock", json={"grams": 15_000_000_001})
+    assert r.status_code == 422
+    assert r.json()["errors"] == [
+        {
+            "field": "grams",
+            "message": f"flour would hold {MAX_GRAMS + 1} g, more than the limit of {MAX_GRAMS} g",
+        }
+    ]
+    r = api.post(f"/ingredients/{flour}/restock", json={"grams": 15_000_000_000})
+    assert r.status_code == 200 and r.json()["stock"] == MAX_GRAMS

@@ -135,6 +135,38 @@ UNCHANGED = [RecipeLine, Order]
 PREVIOUS_AFTER = [PreviousOrderLine, PreviousAlert, PreviousNotification]  # they name orders
 
 
+def integer_columns() -> list[tuple[str, str]]:
+    """PostgreSQL's 32-bit columns (table, column) and sequences (sequence, "")."""
+    columns = database.execute_sql(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND data_type = 'integer' "
+        "UNION ALL SELECT sequence_name, '' FROM information_schema.sequences "
+        "WHERE sequence_schema = current_schema() AND data_type = 'integer' ORDER BY 1, 2"
+    ).fetchall()
+    return [(str(table), str(column)) for table, column in columns]
+
+
+# What the previous release stored 64-bit on PostgreSQL: grams of stock, nothing else.
+WERE_64BIT = {"stock", "full_stock"}
+
+
+def as_32bit() -> None:
+    """On PostgreSQL, the ids, foreign keys and quantities of the tables made from today's
+    models (`UNCHANGED`, the keys naming them) as the previous release had them: 32-bit."""
+    columns = database.execute_sql(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND data_type = 'bigint'"
+    ).fetchall()
+    for table, column in columns:
+        if column not in WERE_64BIT:
+            database.execute_sql(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE INTEGER')
+    for (sequence,) in database.execute_sql(
+        "SELECT sequence_name FROM information_schema.sequences "
+        "WHERE sequence_schema = current_schema()"
+    ).fetchall():
+        database.execute_sql(f'ALTER SEQUENCE "{sequence}" AS INTEGER')
+
+
 def previous_release_database() -> dict[str, object]:
     """Replace this test's database by one the previous release made, and fill it."""
     with session():
@@ -142,6 +174,8 @@ def previous_release_database() -> dict[str, object]:
         database.create_tables(PREVIOUS)
         database.create_tables(UNCHANGED)
         database.create_tables(PREVIOUS_AFTER)
+        if REAL_DATABASE:
+            as_32bit()
     with transaction():
         default = PreviousMerchant.create(name="default", api_key="default", alert_email="a@x.io")
         other = PreviousMerchant.create(name="m2", api_key="key-m2", alert_email="b@x.io")
@@ -232,8 +266,130 @@ def test_a_new_database_is_created_at_the_newest_schema(clean_database: str) -> 
     # clean_database ran upgrade() on an empty database: every migration is recorded.
     with session():
         names = [m.name for m in SchemaMigration.select().order_by(SchemaMigration.id)]
+        if REAL_DATABASE:
+            # Every id, foreign key, quantity and sequence is 64-bit from the start,
+            # partitioned tables (partitioning.create) included.
+            assert integer_columns() == []
     assert names == migrations.NAMES
     assert migrations.upgrade() == []
+
+
+@pytest.mark.skipif(not REAL_DATABASE, reason="SQLite's integers are 64-bit already")
+def test_an_older_postgresql_database_gets_64bit_ids_and_quantities(clean_database: str) -> None:
+    previous_release_database()
+    with session():
+        old = integer_columns()
+        assert ("recipe_lines", "grams") in old and ("orders_id_seq", "") in old  # 32-bit
+        last_order = Order.select(pw.fn.MAX(Order.id)).scalar()
+        before = {
+            t: sorted(database.execute_sql(f'SELECT * FROM "{t}"').fetchall())
+            for t in ("recipe_lines", "orders", "ingredient")
+        }
+
+    assert migrations.upgrade() == migrations.NAMES
+
+    with session():
+        assert integer_columns() == []
+        types = dict(
+            database.execute_sql(
+                "SELECT table_name || '.' || column_name, data_type "
+                "FROM information_schema.columns WHERE table_schema = current_schema()"
+            ).fetchall()
+        )
+        for column in (
+            "orders.id",
+            "order_lines.order_id",
+            "order_lines.quantity",
+            "recipe_lines.grams",
+            "recipe_lines.ingredient_id",
+            "ledger.id",
+            "ledger.grams",
+            "ledger.stock_after",
+            "ingredient.stock",
+            "ingredient.full_stock",
+            "alert.order_id",
+            "outbox.merchant_id",
+            "notification.ingredient_id",
+            "merchant.id",
+        ):
+            assert types[column] == "bigint", column
+        for table, rows in before.items():
+            after = database.execute_sql(f'SELECT * FROM "{table}"').fetchall()
+            assert sorted(row[: len(rows[0])] for row in after) == rows, table
+
+    # Ids go on from where they were, and past 2**31 now.
+    merchant_id = Order.get_by_id(last_order).merchant_id
+    burger = Product.get(Product.merchant == merchant_id).id
+    [placed] = orders.place_orders([orders.NewOrder(merchant_id, [Line(burger, 1)])], "t")
+    assert isinstance(placed, orders.Placed) and placed.id == last_order + 1
+    with transaction():
+        database.execute_sql(
+            "SELECT setval(pg_get_serial_sequence('orders', 'id'), %s)", (2**31 + 5,)
+        )
+        onion = Ingredient.get(Ingredient.merchant == merchant_id, Ingredient.name == "onion")
+        RecipeLine.update(grams=5_000_000_000).where(RecipeLine.ingredient == onion.id).execute()
+    [big] = orders.place_orders([orders.NewOrder(merchant_id, [Line(burger, 1)])], "t")
+    assert isinstance(big, orders.Placed) and big.id == 2**31 + 6
+    with session():
+        assert OrderLine.get(OrderLine.order == big.id).quantity == 1
+        assert RecipeLine.get(RecipeLine.ingredient == onion.id).grams == 5_000_000_000
+
+
+@pytest.mark.skipif(not REAL_DATABASE, reason="SQLite's integers are 64-bit already")
+def test_a_database_partitioned_with_32bit_keys_is_made_64bit(
+    clean_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release before issue 16 partitioned the tables by a 32-bit merchant_id, which
+    PostgreSQL cannot retype in place: 0008 makes them again, rows and ids kept."""
+    previous_release_database()
+    # Partitioned as that release did it: its DDL had 32-bit ids and keys.
+    real_column = partitioning._column
+    monkeypatch.setattr(partitioning, "ID_TYPE", "INTEGER")
+    monkeypatch.setattr(
+        partitioning,
+        "_column",
+        lambda f: (
+            real_column(f).replace("BIGINT", "INTEGER")
+            if f.column_name not in WERE_64BIT and f.model is not db.LedgerEntry
+            else real_column(f)
+        ),
+    )
+    real_history = migrations.history
+    monkeypatch.setattr(migrations, "history", lambda n: real_history(n)[:5])
+    assert migrations.upgrade(partitions=3)[-1] == "0005_partitioned_by_merchant"
+    monkeypatch.undo()
+    with session():
+        assert ("orders", "merchant_id") in integer_columns()
+        assert ("order_lines_p2", "merchant_id") in integer_columns()
+        tables = [m._meta.table_name for m in partitioning.PARTITIONED]
+        before = {
+            t: sorted(database.execute_sql(f'SELECT * FROM "{t}"').fetchall()) for t in tables
+        }
+        last_order = Order.select(pw.fn.MAX(Order.id)).scalar()
+
+    assert migrations.upgrade(partitions=8) == ["0008_64bit_ids"]
+
+    with session():
+        assert integer_columns() == []
+        for model in partitioning.PARTITIONED:
+            assert partitioning.count(model) == 3, model  # as many partitions as before
+        for table, rows in before.items():
+            after = sorted(database.execute_sql(f'SELECT * FROM "{table}"').fetchall())
+            assert after == rows, table
+        names = {
+            name
+            for (name,) in database.execute_sql(
+                "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+            ).fetchall()
+        }
+        assert "orders_p0_pkey" in names and "orders_pkey" in names
+        assert not [n for n in names if "32bit" in n]  # nothing left of the old tables
+    merchant_id = Order.get_by_id(last_order).merchant_id
+    burger = Product.get(Product.merchant == merchant_id).id
+    [placed] = orders.place_orders([orders.NewOrder(merchant_id, [Line(burger, 1)])], "t")
+    assert isinstance(placed, orders.Placed) and placed.id == last_order + 1
+    with session():
+        assert OrderLine.get(OrderLine.order == placed.id).merchant_id == merchant_id
 
 
 @pytest.mark.skipif(not REAL_DATABASE, reason="partitions are PostgreSQL's")

@@ -131,3 +131,35 @@ def test_a_bad_docstring_names_its_endpoint() -> None:
     app.router.routes.append(Route("/broken", broken, methods=["GET"]))
     with pytest.raises(ValueError, match=r"docstring of .*broken"):
         openapi.document(app.routes)
+
+
+def test_each_limit_is_stated_and_is_the_servers(api: TestClient, document: dict[str, Any]) -> None:
+    """The largest value each schema states is accepted, and one more is a 422: the
+    limits the columns hold (64-bit ids, MAX_GRAMS grams, 6 decimal places of threshold)."""
+    schemas = document["components"]["schemas"]
+    grams = schemas["RecipeLine"]["properties"]["grams"]["maximum"]
+    assert grams == schemas["StockMove"]["properties"]["grams"]["maximum"] == 10**12
+    assert schemas["NewIngredient"]["properties"]["stock"]["maximum"] == grams
+    assert schemas["IngredientChange"]["properties"]["full_stock"]["maximum"] == grams
+    assert "par level" in schemas["Ingredient"]["properties"]["full_stock"]["description"]
+    threshold = schemas["IngredientChange"]["properties"]["threshold"]
+    assert (threshold["minimum"], threshold["maximum"]) == (0.000001, 0.999999)
+    assert document["components"]["parameters"]["id"]["schema"]["maximum"] == 2**63 - 1
+    before = [
+        p["schema"]["maximum"]
+        for op in operations(document).values()
+        for p in op.get("parameters", [])
+        if p.get("name") == "before"
+    ]
+    assert before == [2**63 - 1] * 3
+
+    r = api.post("/ingredients", json={"name": "flour", "stock": grams, "threshold": 0.000001})
+    assert r.status_code == 201, r.text
+    path = f"/ingredients/{r.json()['id']}"
+    assert api.post(f"{path}/count", json={"grams": grams}).status_code == 200
+    assert api.post(f"{path}/count", json={"grams": grams + 1}).status_code == 422
+    assert api.patch(path, json={"full_stock": grams, "threshold": 0.999999}).status_code == 200
+    assert api.patch(path, json={"full_stock": grams + 1}).status_code == 422
+    assert api.get("/ingredients/9223372036854775807").status_code == 404
+    assert api.get("/orders", params={"before": 2**63 - 1}).status_code == 200
+    assert api.get("/orders", params={"before": 2**63}).status_code == 422

@@ -6,6 +6,7 @@ import pytest
 
 from kitchen import catalogue
 from kitchen.domain import (
+    MAX_GRAMS,
     IngredientState,
     Line,
     StockError,
@@ -15,6 +16,7 @@ from kitchen.domain import (
     grams_needed,
     is_below,
     restock,
+    threshold,
     waste,
 )
 
@@ -106,10 +108,13 @@ def test_a_count_below_the_threshold_alerts_once_and_a_count_above_rearms() -> N
     assert count(onion, 499) is True
 
 
-def test_a_count_above_the_full_level_raises_it() -> None:
+def test_a_count_above_the_par_level_leaves_it() -> None:
     onion = kitchen()[3]
-    count(onion, 1_500)
-    assert (onion.stock, onion.full_stock) == (1_500, 1_500)
+    count(onion, 1_450)
+    assert (onion.stock, onion.full_stock) == (1_450, 1_000)  # 145 % of par
+    # The threshold stays half of the par level (500 g), not of the stock.
+    assert count(onion, 500) is False and onion.armed
+    assert count(onion, 499) is True
 
 
 def test_waste_crosses_like_an_order_and_cannot_take_more_than_there_is() -> None:
@@ -136,10 +141,49 @@ def test_a_new_threshold_or_full_level_settles_the_alert_again() -> None:
         change_levels(onion, full_stock=0)
 
 
-def test_restock_raises_the_full_level_when_it_overflows() -> None:
+def test_a_restock_above_the_par_level_leaves_it() -> None:
     onion = kitchen()[3]
     restock(onion, 500)
-    assert (onion.stock, onion.full_stock) == (1_500, 1_500)
+    assert (onion.stock, onion.full_stock) == (1_500, 1_000)
+    assert waste(onion, 1_000) is False  # 500 g: half of par, not of the 1,500 g peak
+    assert waste(onion, 1) is True
+
+
+def test_stock_never_passes_the_grams_limit() -> None:
+    onion = kitchen()[3]
+    restock(onion, MAX_GRAMS - 1_000)
+    assert onion.stock == MAX_GRAMS
+    with pytest.raises(StockError, match=f"onion would hold {MAX_GRAMS + 1} g"):
+        restock(onion, 1)
+    with pytest.raises(StockError):
+        count(onion, MAX_GRAMS + 1)
+    with pytest.raises(StockError):
+        change_levels(onion, full_stock=MAX_GRAMS + 1)
+    assert (onion.stock, onion.full_stock) == (MAX_GRAMS, 1_000)
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        (0.5, Fraction(1, 2)),
+        (0.3, Fraction(3, 10)),
+        (0.000001, Fraction(1, 10**6)),
+        (0.999999, Fraction(999_999, 10**6)),
+        (0.1234564, Fraction(123_456, 10**6)),
+        (0.30000000000000004, Fraction(3, 10)),
+        # What rounds to 0 or 1 is refused: it would never alert, or always.
+        (1e-9, None),
+        (0.99999999, None),
+        (0.0000004, None),
+        (0, None),
+        (1, None),
+        (-0.5, None),
+        (float("nan"), None),
+        (float("inf"), None),
+    ],
+)
+def test_a_threshold_is_what_is_stored(value: float, stored: Fraction | None) -> None:
+    assert threshold(value) == stored
 
 
 def test_an_applied_order_reports_the_grams_it_used() -> None:

@@ -63,6 +63,9 @@ def test_roles_flag_turns_on_only_the_named_roles() -> None:
         ("KITCHEN_ALERTS_THRESHOLD", "-0.5", "alerts.threshold: must be between 0 and 1"),
         ("KITCHEN_ALERTS_THRESHOLD", "nan", "alerts.threshold: must be between 0 and 1"),
         ("KITCHEN_ALERTS_THRESHOLD", "inf", "alerts.threshold: must be between 0 and 1"),
+        # Kept to 6 decimal places, as every threshold: this would be 0, never alerting.
+        ("KITCHEN_ALERTS_THRESHOLD", "1e-9", "alerts.threshold: must be between 0 and 1"),
+        ("KITCHEN_ALERTS_THRESHOLD", "0.99999999", "alerts.threshold: must be between 0 and 1"),
         ("KITCHEN_HTTP_PORT", "0", "http.port: must be a port from 1 to 65535"),
         ("KITCHEN_HTTP_PORT", "65536", "http.port: must be a port from 1 to 65535"),
         ("KITCHEN_MAIL_SMTP_PORT", "-25", "mail.smtp_port: must be a port from 1 to 65535"),
