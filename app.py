@@ -36,16 +36,17 @@ from kitchen import (
     notifications,
     orders,
     outbox,
+    processing,
     scheduler,
-    stock,
 )
 from kitchen import settings as config
-from kitchen.db import bind, ensure_default_merchant, is_data_error
+from kitchen.db import bind, is_data_error
 from kitchen.events import Handler, Notify, OrderCreated
 from kitchen.http import Api, build_app
 from kitchen.intake import Intake
 from kitchen.kafka import ConsumerWorker, EmbeddedKafka, ensure_topics, producer_config
 from kitchen.mail import Mailer, make_mailer
+from kitchen.merchants import ensure_default_merchant
 from kitchen.outbox import Relay
 
 log = logging.getLogger("kitchen")
@@ -127,7 +128,7 @@ class Kitchen:
                     k.processing_group,
                     k.order_created_topic,
                     OrderCreated.decode,
-                    stock.order_created_handler(k.notify_topic, threshold, self.wake_relay),
+                    processing.order_created_handler(k.notify_topic, threshold, self.wake_relay),
                 )
             )
         if s.roles.notification:

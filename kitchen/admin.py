@@ -14,8 +14,8 @@ import sys
 from typing import Any
 
 from kitchen import merchants
-from kitchen.db import ApiKey
 from kitchen.domain import MAX_ID
+from kitchen.models import ApiKey
 from kitchen.validation import Body, Conflict, NotFound
 from kitchen.views import iso
 

@@ -1,7 +1,7 @@
 """API role: the Starlette app. The whole HTTP surface is the `routes` list below.
 
 Endpoints are thin: they find the calling merchant (`merchant_of`), validate, call the
-use case (`orders`, `catalogue`, `inventory`, `menu`, `merchants`, `views`) and shape the
+use case (`orders`, `seed`, `inventory`, `menu`, `merchants`, `views`) and shape the
 answer. What they need comes through `Api`'s constructor; the database is reached
 through the one documented handle in `kitchen.db`. Database work runs in Starlette's
 thread pool (`run_in_threadpool`): peewee and psycopg2 block, and inside the event loop
@@ -50,7 +50,6 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kitchen import (
-    catalogue,
     dashboard,
     db,
     inventory,
@@ -58,13 +57,15 @@ from kitchen import (
     menu,
     merchants,
     metrics,
+    models,
     openapi,
     orders,
+    seed,
     views,
 )
-from kitchen.db import LedgerEntry
 from kitchen.domain import is_id
 from kitchen.intake import Intake
+from kitchen.models import LedgerEntry
 from kitchen.settings import Settings
 from kitchen.validation import (
     Conflict,
@@ -84,7 +85,7 @@ log = logging.getLogger(__name__)
 DRAIN_BYTES = 8 * 1024 * 1024
 
 # What GET /orders?status= may ask for.
-ORDER_STATUSES = (db.Order.PENDING, db.Order.APPLIED, db.Order.REJECTED)
+ORDER_STATUSES = (models.Order.PENDING, models.Order.APPLIED, models.Order.REJECTED)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -278,7 +279,7 @@ class Api:
             self.settings.orders.max_lines,
             self.settings.orders.max_quantity,
         )
-        order: orders.Placed | db.Order
+        order: orders.Placed | models.Order
         try:
             if key is None:
                 # The hot path: saved in a group with other requests (see kitchen.intake).
@@ -374,7 +375,7 @@ class Api:
         merchant_id = await self.merchant_of(request)
         if self.settings.app.production:
             raise Problem(403, "Forbidden", "the reference kitchen is for development only")
-        created, view = await self._run(catalogue.seed, merchant_id)
+        created, view = await self._run(seed.seed, merchant_id)
         return JSONResponse(view, status_code=201 if created else 200)
 
     # -- the merchant --------------------------------------------------------------------

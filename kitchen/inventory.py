@@ -13,7 +13,8 @@ from fractions import Fraction
 from typing import Any
 
 from kitchen import alerts, domain
-from kitchen.db import Ingredient, LedgerEntry, Merchant, locked, session, transaction
+from kitchen.db import locked, session, transaction
+from kitchen.models import Ingredient, LedgerEntry, Merchant
 from kitchen.validation import Body, Conflict, FieldError, Invalid, NotFound
 
 

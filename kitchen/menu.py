@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kitchen.db import Ingredient, Product, RecipeLine, session, transaction, utcnow
+from kitchen.db import session, transaction, utcnow
 from kitchen.domain import is_id
+from kitchen.models import Ingredient, Product, RecipeLine
 from kitchen.validation import Body, Conflict, FieldError, Invalid, NotFound
 
 MAX_RECIPE_LINES = 100

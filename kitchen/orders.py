@@ -18,20 +18,10 @@ from dataclasses import dataclass
 import peewee as pw
 
 from kitchen import outbox
-from kitchen.db import (
-    Order,
-    OrderLine,
-    Outbox,
-    Product,
-    bulk_insert,
-    database,
-    locked,
-    session,
-    transaction,
-    utcnow,
-)
+from kitchen.db import bulk_insert, database, locked, session, transaction, utcnow
 from kitchen.domain import Line
 from kitchen.events import OrderCreated
+from kitchen.models import Order, OrderLine, Outbox, Product
 from kitchen.validation import FieldError, InvalidOrder
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,9 @@ import peewee as pw
 from confluent_kafka import KafkaError, Message, Producer
 
 from kitchen import metrics
-from kitchen.db import Outbox, database, keyed, session, transaction, utcnow
+from kitchen.db import database, keyed, session, transaction, utcnow
 from kitchen.kafka import FAILURES_BEFORE_UNREADY
+from kitchen.models import Outbox
 
 log = logging.getLogger(__name__)
 

@@ -8,17 +8,9 @@ from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any, Protocol
 
-from kitchen.db import (
-    Alert,
-    Ingredient,
-    Notification,
-    Order,
-    OrderLine,
-    Product,
-    RecipeLine,
-    session,
-)
+from kitchen.db import session
 from kitchen.domain import Line
+from kitchen.models import Alert, Ingredient, Notification, Order, OrderLine, Product, RecipeLine
 
 
 def iso(at: datetime.datetime | None) -> str | None:

@@ -26,7 +26,7 @@ from aiosmtpd.smtp import AuthResult
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from starlette.applications import Starlette
 
-from kitchen.catalogue import BURGER, REFERENCE_STOCK
+from kitchen.seed import BURGER, REFERENCE_STOCK
 
 REAL_DATABASE = os.environ.get("KITCHEN_TEST_DATABASE_URL", "")
 REAL_KAFKA = os.environ.get("KITCHEN_TEST_KAFKA", "")

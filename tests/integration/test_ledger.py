@@ -10,7 +10,8 @@ from collections.abc import Callable
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.db import Ingredient, LedgerEntry, Order, session
+from kitchen.db import session
+from kitchen.models import Ingredient, LedgerEntry, Order
 from tests.helpers import eventually
 
 

@@ -11,7 +11,8 @@ import trustme
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.db import Notification, session
+from kitchen.db import session
+from kitchen.models import Notification
 from tests.helpers import SmtpServer, eventually, free_port
 
 LOGIN = {"smtp_user": "alerts@example.com", "smtp_password": "s3cret"}

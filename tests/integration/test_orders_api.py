@@ -13,7 +13,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.db import Ingredient, Order, OrderLine, Outbox, Product, RecipeLine, session
+from kitchen.db import session
+from kitchen.models import Ingredient, Order, OrderLine, Outbox, Product, RecipeLine
 from tests.helpers import eventually, read_topic, serve
 
 

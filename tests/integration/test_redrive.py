@@ -9,9 +9,10 @@ from collections.abc import Callable
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen import alerts, catalogue, orders
-from kitchen.db import Alert, Ingredient, Order, Outbox, session, utcnow
+from kitchen import alerts, orders, seed
+from kitchen.db import session, utcnow
 from kitchen.events import Notify
+from kitchen.models import Alert, Ingredient, Order, Outbox
 
 LONG_AGO = utcnow() - datetime.timedelta(minutes=5)
 AFTER = datetime.timedelta(seconds=30)
@@ -26,7 +27,7 @@ def outbox(topic: str) -> list[dict[str, object]]:
 def lost_alert(kitchen: Kitchen) -> Alert:
     """An onion alert raised long ago whose NOTIFY never reached the notification role
     (the reference kitchen is seeded first, if it is not there yet)."""
-    catalogue.seed(kitchen.merchant_id)
+    seed.seed(kitchen.merchant_id)
     with session():
         onion = Ingredient.get(Ingredient.name == "onion")
         alert: Alert = Alert.create(

@@ -14,9 +14,10 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen import outbox
-from kitchen.db import Order, Outbox, session, transaction, utcnow
+from kitchen.db import session, transaction, utcnow
 from kitchen.events import OrderCreated
 from kitchen.kafka import ensure_topics, producer_config
+from kitchen.models import Order, Outbox
 from kitchen.outbox import Relay
 from tests.helpers import REAL_KAFKA, eventually, read_topic
 

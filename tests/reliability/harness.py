@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 
 from kitchen import db
-from kitchen.db import Ingredient, Order, session
+from kitchen.db import session
+from kitchen.models import Ingredient, Order
 from tests import helpers
 from tests.helpers import REAL_DATABASE, REAL_KAFKA, eventually, free_port
 

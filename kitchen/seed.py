@@ -1,4 +1,4 @@
-"""The catalogue: the reference kitchen that `POST /order/seed` creates.
+"""The reference seed: the reference kitchen that `POST /order/seed` creates.
 
 The reference menu is defined here once; the tests import it rather than copy it.
 """
@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from kitchen import views
-from kitchen.db import Ingredient, LedgerEntry, Product, RecipeLine, transaction
+from kitchen.db import transaction
+from kitchen.models import Ingredient, LedgerEntry, Product, RecipeLine
 
 # Starting stock of the reference kitchen, in grams.
 REFERENCE_STOCK = {"beef": 20_000, "cheese": 5_000, "onion": 1_000}
