@@ -31,14 +31,10 @@ from kitchen.db import (
     utcnow,
 )
 from kitchen.domain import Line
+from kitchen.errors import FieldError, InvalidOrder, KeyReused
 from kitchen.events import OrderCreated
-from kitchen.validation import FieldError, InvalidOrder
 
 log = logging.getLogger(__name__)
-
-
-class KeyReused(Exception):
-    """An Idempotency-Key sent again with a different order."""
 
 
 def request_hash(lines: list[Line]) -> str:
