@@ -3,11 +3,11 @@
 Endpoints are thin: they find the calling merchant (`merchant_of`), parse the body into a
 typed command (`kitchen.commands`), call the use case (`orders`, `catalogue`, `inventory`,
 `menu`, `merchants`, `views`) and shape the answer; `build_app` gives each use-case error
-(`kitchen.errors`) its status. What they need comes through `Api`'s constructor; the database is reached
-through the one documented handle in `kitchen.db`. Database work runs in Starlette's
-thread pool (`run_in_threadpool`): peewee and psycopg2 block, and inside the event loop
-they would serialise every request. Errors are RFC 9457 problem details
-(`application/problem+json`).
+(`kitchen.errors`) its status. What they need comes through `Api`'s constructor; the
+database is reached through the one documented handle in `kitchen.db`. Database work
+runs in Starlette's thread pool (`run_in_threadpool`): peewee and psycopg2 block, and
+inside the event loop they would serialise every request. Errors are RFC 9457 problem
+details (`application/problem+json`).
 
 Every endpoint documents itself for `GET /openapi.json` (see `kitchen/openapi.py`): its
 docstring is one line of prose for the reader, then a line `---`, then the YAML of its
