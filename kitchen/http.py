@@ -1,12 +1,13 @@
 """API role: the Starlette app. The whole HTTP surface is the `routes` list below.
 
-Endpoints are thin: they find the calling merchant (`merchant_of`), validate, call the
-use case (`orders`, `seed`, `inventory`, `menu`, `merchants`, `views`) and shape the
-answer. What they need comes through `Api`'s constructor; the database is reached
-through the one documented handle in `kitchen.db`. Database work runs in Starlette's
-thread pool (`run_in_threadpool`): peewee and psycopg2 block, and inside the event loop
-they would serialise every request. Errors are RFC 9457 problem details
-(`application/problem+json`).
+Endpoints are thin: they find the calling merchant (`merchant_of`), parse the body into a
+typed command (`kitchen.commands`), call the use case (`orders`, `seed`, `inventory`,
+`menu`, `merchants`, `views`) and shape the answer; `build_app` gives each use-case error
+(`kitchen.errors`) its status. What they need comes through `Api`'s constructor; the
+database is reached through the one documented handle in `kitchen.db`. Database work
+runs in Starlette's thread pool (`run_in_threadpool`): peewee and psycopg2 block, and
+inside the event loop they would serialise every request. Errors are RFC 9457 problem
+details (`application/problem+json`).
 
 Every endpoint documents itself for `GET /openapi.json` (see `kitchen/openapi.py`): its
 docstring is one line of prose for the reader, then a line `---`, then the YAML of its
@@ -50,6 +51,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kitchen import (
+    commands,
     dashboard,
     db,
     inventory,
@@ -64,17 +66,19 @@ from kitchen import (
     views,
 )
 from kitchen.domain import is_id
-from kitchen.intake import Intake
-from kitchen.models import LedgerEntry
-from kitchen.settings import Settings
-from kitchen.validation import (
+from kitchen.errors import (
     Conflict,
     FieldError,
     Invalid,
+    InvalidOrder,
+    KeyReused,
+    MalformedBody,
     NotFound,
-    decode_body,
-    parse_order,
 )
+from kitchen.intake import Intake
+from kitchen.models import LedgerEntry
+from kitchen.settings import Settings
+from kitchen.validation import decode_body, parse_order
 
 log = logging.getLogger(__name__)
 
@@ -280,23 +284,19 @@ class Api:
             self.settings.orders.max_quantity,
         )
         order: orders.Placed | models.Order
-        try:
-            if key is None:
-                # The hot path: saved in a group with other requests (see kitchen.intake).
-                new = orders.NewOrder(merchant_id, lines, key_name=caller.key_name)
-                order, created = await self.intake.place(new), True
-            else:
-                order, created = await self._run(
-                    orders.place_order,
-                    merchant_id,
-                    lines,
-                    self.settings.kafka.order_created_topic,
-                    key,
-                    caller.key_name,
-                )
-        except orders.KeyReused:
-            detail = f"Idempotency-Key {key!r} was already used for a different order"
-            raise Problem(422, "Idempotency-Key reused", detail) from None
+        if key is None:
+            # The hot path: saved in a group with other requests (see kitchen.intake).
+            new = orders.NewOrder(merchant_id, lines, key_name=caller.key_name)
+            order, created = await self.intake.place(new), True
+        else:
+            order, created = await self._run(
+                orders.place_order,
+                merchant_id,
+                lines,
+                self.settings.kafka.order_created_topic,
+                key,
+                caller.key_name,
+            )
         headers = {"Location": f"/order/{order.id}"}
         if created:
             metrics.order_accepted()
@@ -409,8 +409,8 @@ class Api:
           "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
-        data = await self._json(request)
-        return JSONResponse(await self._run(merchants.update, merchant_id, data, self.rules))
+        change = commands.PatchMerchant.parse(await self._json(request))
+        return JSONResponse(await self._run(merchants.update, merchant_id, change, self.rules))
 
     # -- ingredients and their stock -----------------------------------------------------
 
@@ -447,8 +447,8 @@ class Api:
           "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
-        data = await self._json(request)
-        view = await self._run(inventory.create, merchant_id, data, self.rules)
+        new = commands.CreateIngredient.parse(await self._json(request))
+        view = await self._run(inventory.create, merchant_id, new, self.rules)
         self.on_commit()  # it may have raised an alert
         return JSONResponse(view, 201, {"Location": f"/ingredients/{view['id']}"})
 
@@ -486,8 +486,8 @@ class Api:
         """
         merchant_id = await self.merchant_of(request)
         ingredient_id = self._id(request, "ingredient")
-        data = await self._json(request)
-        view = await self._run(inventory.update, merchant_id, ingredient_id, data, self.rules)
+        change = commands.PatchIngredient.parse(await self._json(request))
+        view = await self._run(inventory.update, merchant_id, ingredient_id, change, self.rules)
         self.on_commit()  # it may have raised an alert
         return JSONResponse(view)
 
@@ -497,10 +497,8 @@ class Api:
         async def endpoint(request: Request) -> Response:
             merchant_id = await self.merchant_of(request)
             ingredient_id = self._id(request, "ingredient")
-            data = await self._json(request)
-            view = await self._run(
-                inventory.move, merchant_id, ingredient_id, kind, data, self.rules
-            )
+            move = commands.StockMove.parse(kind, await self._json(request))
+            view = await self._run(inventory.move, merchant_id, ingredient_id, move, self.rules)
             self.on_commit()  # a count or waste may have raised an alert
             return JSONResponse(view)
 
@@ -639,8 +637,8 @@ class Api:
           "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
-        data = await self._json(request)
-        view = await self._run(menu.create, merchant_id, data)
+        new = commands.CreateProduct.parse(await self._json(request))
+        view = await self._run(menu.create, merchant_id, new)
         return JSONResponse(view, 201, {"Location": f"/products/{view['id']}"})
 
     async def get_product(self, request: Request) -> Response:
@@ -675,8 +673,8 @@ class Api:
         """
         merchant_id = await self.merchant_of(request)
         product_id = self._id(request, "product")
-        data = await self._json(request)
-        return JSONResponse(await self._run(menu.update, merchant_id, product_id, data))
+        change = commands.PatchProduct.parse(await self._json(request))
+        return JSONResponse(await self._run(menu.update, merchant_id, product_id, change))
 
     async def delete_product(self, request: Request) -> Response:
         """Delete a product: past orders keep it, new orders naming it get 422.
@@ -843,6 +841,19 @@ def query_int(request: Request, name: str, default: int | None, low: int, high: 
     return int(raw)
 
 
+def answer(status: int, title: str) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """The exception handler that answers a use-case error with `status`: a problem
+    document titled `title` (NotFound's `{what}`: what was not found), the error's message
+    as its detail, and Invalid's field errors."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        what = exc.what.capitalize() if isinstance(exc, NotFound) else ""
+        errors = exc.errors if isinstance(exc, Invalid) else None
+        return problem_response(Problem(status, title.format(what=what), str(exc), errors))
+
+    return handler
+
+
 def build_app(api: Api) -> Starlette:
     routes = [
         Route("/", api.page, methods=["GET"]),
@@ -878,17 +889,6 @@ def build_app(api: Api) -> Starlette:
         assert isinstance(exc, Problem)
         return problem_response(exc)
 
-    async def on_invalid(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Invalid)
-        return problem_response(Problem(exc.status, exc.title, str(exc), exc.errors))
-
-    async def on_not_found(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, NotFound)
-        return problem_response(Problem(404, f"{exc.what.capitalize()} not found", str(exc)))
-
-    async def on_conflict(request: Request, exc: Exception) -> Response:
-        return problem_response(Problem(409, "Conflict", str(exc)))
-
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         return problem_response(Problem(exc.status_code, str(exc.detail), str(exc.detail)))
@@ -915,9 +915,14 @@ def build_app(api: Api) -> Starlette:
         middleware=[Middleware(HttpMetrics)],
         exception_handlers={
             Problem: on_problem,
-            Invalid: on_invalid,
-            NotFound: on_not_found,
-            Conflict: on_conflict,
+            # The use cases' errors (kitchen.errors) carry no HTTP: their status and title
+            # are here, and only here. A subclass is looked up before its base.
+            MalformedBody: answer(400, "Malformed JSON"),
+            InvalidOrder: answer(422, "Invalid order"),
+            Invalid: answer(422, "Invalid request"),
+            KeyReused: answer(422, "Idempotency-Key reused"),
+            NotFound: answer(404, "{what} not found"),
+            Conflict: answer(409, "Conflict"),
             HTTPException: on_http,
             ClientDisconnect: on_disconnect,
             pw.OperationalError: on_database,

@@ -21,9 +21,10 @@ from typing import Any
 import peewee as pw
 
 from kitchen import inventory
+from kitchen.commands import PatchMerchant
 from kitchen.db import database, session, transaction, tuples, utcnow
+from kitchen.errors import Conflict, NotFound
 from kitchen.models import ApiKey, Merchant
-from kitchen.validation import Body, Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -224,14 +225,10 @@ def get(merchant_id: int, default: Fraction) -> dict[str, Any]:
         return view(Merchant.get_by_id(merchant_id), default)
 
 
-def update(merchant_id: int, data: Any, rules: inventory.AlertRules) -> dict[str, Any]:
+def update(merchant_id: int, change: PatchMerchant, rules: inventory.AlertRules) -> dict[str, Any]:
     """PATCH /merchant: name, alert_email, threshold. A new default threshold settles the
     alert of every ingredient that follows it, as a change of its own threshold would."""
-    body = Body(data, {"name", "alert_email", "threshold"})
-    name = body.text("name", required=False)
-    email = body.email("alert_email", required=False)
-    threshold = body.fraction("threshold")
-    body.check()
+    name, email, threshold = change.name, change.alert_email, change.threshold
     with transaction():
         merchant = Merchant.get_by_id(merchant_id)
         if name is not None:

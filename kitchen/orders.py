@@ -20,15 +20,11 @@ import peewee as pw
 from kitchen import outbox
 from kitchen.db import bulk_insert, database, locked, session, transaction, utcnow
 from kitchen.domain import Line
+from kitchen.errors import FieldError, InvalidOrder, KeyReused
 from kitchen.events import OrderCreated
 from kitchen.models import Order, OrderLine, Outbox, Product
-from kitchen.validation import FieldError, InvalidOrder
 
 log = logging.getLogger(__name__)
-
-
-class KeyReused(Exception):
-    """An Idempotency-Key sent again with a different order."""
 
 
 def request_hash(lines: list[Line]) -> str:
