@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kitchen import views
 from kitchen.db import Ingredient, Product, RecipeLine, session, transaction, utcnow
 from kitchen.domain import is_id
 from kitchen.validation import Body, Conflict, FieldError, Invalid, NotFound
@@ -51,23 +52,6 @@ def _recipe(data: Any, merchant_id: int, required: bool) -> dict[int, int] | Non
     return recipe
 
 
-def view(p: Product, stock: dict[int, int] | None = None) -> dict[str, Any]:
-    """A product; with the merchant's stock by ingredient id, how many more it can make."""
-    recipe = list(RecipeLine.select().where(RecipeLine.product == p.id).order_by(RecipeLine.id))
-    shown: dict[str, Any] = {
-        "id": p.id,
-        "name": p.name,
-        "recipe": [{"ingredient_id": r.ingredient_id, "grams": r.grams} for r in recipe],
-    }
-    if stock is not None:
-        shown["can_make"] = min(
-            (stock.get(r.ingredient_id, 0) // r.grams for r in recipe), default=0
-        )
-    if p.deleted_at is not None:
-        shown["deleted_at"] = p.deleted_at.isoformat() + "Z"
-    return shown
-
-
 def _stock(merchant_id: int) -> dict[int, int]:
     return {
         i.id: i.stock
@@ -106,7 +90,7 @@ def create(merchant_id: int, data: Any) -> dict[str, Any]:
         _name_free(merchant_id, name)
         product = Product.create(merchant=merchant_id, name=name)
         _write_recipe(product, recipe)
-        return view(product, _stock(merchant_id))
+        return views.product(product, _stock(merchant_id))
 
 
 def _write_recipe(product: Product, recipe: dict[int, int]) -> None:
@@ -120,12 +104,12 @@ def all_of(merchant_id: int) -> list[dict[str, Any]]:
     with session():
         stock = _stock(merchant_id)
         rows = Product.select().where(Product.merchant == merchant_id, Product.deleted_at.is_null())
-        return [view(p, stock) for p in rows.order_by(Product.id)]
+        return [views.product(p, stock) for p in rows.order_by(Product.id)]
 
 
 def one(merchant_id: int, product_id: int) -> dict[str, Any]:
     with session():
-        return view(_get(merchant_id, product_id), _stock(merchant_id))
+        return views.product(_get(merchant_id, product_id), _stock(merchant_id))
 
 
 def update(merchant_id: int, product_id: int, data: Any) -> dict[str, Any]:
@@ -143,7 +127,7 @@ def update(merchant_id: int, product_id: int, data: Any) -> dict[str, Any]:
             product.save()
         if recipe is not None:
             _write_recipe(product, recipe)
-        return view(product, _stock(merchant_id))
+        return views.product(product, _stock(merchant_id))
 
 
 def delete(merchant_id: int, product_id: int) -> None:

@@ -62,6 +62,7 @@ class Conflict(Exception):
 
 NAME_LENGTH = 100  # merchants, ingredients, products
 NOTE_LENGTH = 500  # a restock, count or waste
+KEY_LENGTH = 255  # an Idempotency-Key header
 
 
 class Body:
