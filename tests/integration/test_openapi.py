@@ -390,6 +390,16 @@ def test_each_request_schema_states_what_validation_accepts(
             response = api.request(method, url, json=with_case(body, case))
             check(response, case, f"{method} {path}")
             probed += 1
+        for param in [p for p in parameters(document, op) if p["in"] == "header"]:
+            low, high = param["schema"]["minLength"], param["schema"]["maxLength"]
+            for length, expect in ((low, "ok"), (high, "ok"), (high + 1, "bad")):
+                value = f"k{values.made}".ljust(length, "k")[-length:]  # ASCII, as headers are
+                values.made += 1
+                case = Case((param["name"],), value, expect, "a header")
+                url, body = target()
+                response = api.request(method, url, json=body, headers={param["name"]: case.value})
+                check(response, case, f"{method} {path}")
+                probed += 1
 
     for (path, method), op in operations(document).items():
         query = [p for p in parameters(document, op) if p["in"] == "query"]
