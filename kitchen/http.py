@@ -12,8 +12,10 @@ details (`application/problem+json`).
 Every endpoint documents itself for `GET /openapi.json` (see `kitchen/openapi.py`): its
 docstring is one line of prose for the reader, then a line `---`, then the YAML of its
 OpenAPI operation. Refer to the shared parts with `$ref` (problem responses, request
-bodies and shapes are in `openapi.BASE`); path parameters such as `{id}` are added from
-the path. For example:
+bodies, shapes and query parameters are in `openapi.base`). The document adds what every
+operation of a kind answers (`openapi.document`): path parameters such as `{id}`, 401
+and 503 for each that takes a merchant's key, 400, 413, 415 and 422 for each that takes
+a body; a docstring states only what is its own. For example:
 
     async def get_order(self, request: Request) -> Response:
         \"""One order of the calling merchant.
@@ -21,7 +23,6 @@ the path. For example:
         summary: An order and its status
         responses:
           "200": {$ref: "#/components/responses/Order"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "404": {$ref: "#/components/responses/NotFound"}
         \"""
 
@@ -65,7 +66,7 @@ from kitchen import (
     seed,
     views,
 )
-from kitchen.domain import is_id
+from kitchen.domain import MAX_GRAMS, MAX_ID, is_id
 from kitchen.errors import (
     Conflict,
     FieldError,
@@ -78,7 +79,7 @@ from kitchen.errors import (
 from kitchen.intake import Intake
 from kitchen.models import LedgerEntry
 from kitchen.settings import Settings
-from kitchen.validation import decode_body, parse_order
+from kitchen.validation import KEY_LENGTH, decode_body, parse_order
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,6 @@ log = logging.getLogger(__name__)
 # and the client sees a reset instead of the 413. Past this size the answer goes out at
 # once: reading on would let one client tie up the connection.
 DRAIN_BYTES = 8 * 1024 * 1024
-
-# What GET /orders?status= may ask for.
-ORDER_STATUSES = (models.Order.PENDING, models.Order.APPLIED, models.Order.REJECTED)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -100,7 +98,8 @@ STOCK_MOVES = {
     LedgerEntry.RESTOCK: (
         "Restock",
         "Add stock (the stock may stand above the par level, `full_stock`, which stays; "
-        "more than 10^12 g in all is a 422); at or above the threshold the alert re-arms.",
+        f"more than {MAX_GRAMS:,} g in all is a 422); at or above the threshold the alert "
+        "re-arms.",
     ),
     LedgerEntry.COUNT: (
         "Count",
@@ -257,26 +256,16 @@ class Api:
         ---
         summary: Place an order
         description: The stock changes a moment later, when the processing role applies it.
-        parameters:
-          - name: Idempotency-Key
-            in: header
-            description: A retry with the same key returns the first order and places nothing.
-            schema: {type: string, minLength: 1, maxLength: 255}
+        parameters: [{$ref: "#/components/parameters/idempotency_key"}]
         requestBody: {$ref: "#/components/requestBodies/NewOrder"}
         responses:
           "201": {$ref: "#/components/responses/Order"}
-          "400": {$ref: "#/components/responses/BadRequest"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
-          "413": {$ref: "#/components/responses/TooLarge"}
-          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
-          "422": {$ref: "#/components/responses/Invalid"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         caller = await self.caller(request)
         merchant_id = caller.merchant_id
         key = request.headers.get("idempotency-key")
-        if key is not None and not 1 <= len(key) <= 255:
-            field = FieldError("Idempotency-Key", "must be 1 to 255 characters")
+        if key is not None and not 1 <= len(key) <= KEY_LENGTH:
+            field = FieldError("Idempotency-Key", f"must be 1 to {KEY_LENGTH} characters")
             raise Problem(422, "Invalid Idempotency-Key", str(field), [field])
         lines = parse_order(
             await self._json(request),
@@ -313,9 +302,7 @@ class Api:
         summary: An order and its status
         responses:
           "200": {$ref: "#/components/responses/Order"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "404": {$ref: "#/components/responses/NotFound"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         order_id = self._id(request, "order")
@@ -330,30 +317,18 @@ class Api:
         summary: Latest orders
         description: Another query parameter, or one given twice, is a 422.
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 20}}
-          - name: before
-            in: query
-            description: an order id; only older ones are listed (paging)
-            schema: {type: integer, minimum: 1, maximum: 9223372036854775807}
-          - name: status
-            in: query
-            description: only orders in this status
-            schema: {enum: [pending, applied, rejected]}
+          - {$ref: "#/components/parameters/limit"}
+          - {$ref: "#/components/parameters/before"}
+          - {$ref: "#/components/parameters/order_status"}
         responses:
-          "200":
-            description: Orders as GET /order/{id} shows them, newest first.
-            content:
-              application/json:
-                schema: {type: array, items: {type: object, additionalProperties: true}}
-          "401": {$ref: "#/components/responses/Unauthorized"}
+          "200": {$ref: "#/components/responses/Orders"}
           "422": {$ref: "#/components/responses/Invalid"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         known_query(request, "limit", "before", "status")
-        limit = query_int(request, "limit", 20, 1, 500)
-        before = query_int(request, "before", None, 1, 2**63 - 1)
-        status = query_choice(request, "status", ORDER_STATUSES)
+        limit = query_int(request, "limit", views.PAGE, 1, views.MAX_PAGE)
+        before = query_int(request, "before", None, 1, MAX_ID)
+        status = query_choice(request, "status", views.ORDER_STATUSES)
         orders_ = await self._run(views.recent_orders, merchant_id, limit, before, status)
         return JSONResponse(orders_)
 
@@ -368,14 +343,12 @@ class Api:
           "201":
             description: Created.
             content: {application/json: {schema: {$ref: "#/components/schemas/Seeded"}}}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "403": {$ref: "#/components/responses/Forbidden"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         if self.settings.app.production:
             raise Problem(403, "Forbidden", "the reference kitchen is for development only")
-        created, view = await self._run(seed.seed, merchant_id)
+        created, view = await self._run(seed.seed, merchant_id, self.rules.default_threshold)
         return JSONResponse(view, status_code=201 if created else 200)
 
     # -- the merchant --------------------------------------------------------------------
@@ -386,8 +359,6 @@ class Api:
         summary: The calling merchant
         responses:
           "200": {$ref: "#/components/responses/Merchant"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         default = self.rules.default_threshold
@@ -400,13 +371,7 @@ class Api:
         requestBody: {$ref: "#/components/requestBodies/MerchantChange"}
         responses:
           "200": {$ref: "#/components/responses/Merchant"}
-          "400": {$ref: "#/components/responses/BadRequest"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
-          "413": {$ref: "#/components/responses/TooLarge"}
-          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
-          "422": {$ref: "#/components/responses/Invalid"}
           "409": {$ref: "#/components/responses/Conflict"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         change = commands.PatchMerchant.parse(await self._json(request))
@@ -421,9 +386,7 @@ class Api:
         description: It takes no query parameters; any is a 422.
         responses:
           "200": {$ref: "#/components/responses/Ingredients"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "422": {$ref: "#/components/responses/Invalid"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         known_query(request)
@@ -438,13 +401,7 @@ class Api:
         requestBody: {$ref: "#/components/requestBodies/NewIngredient"}
         responses:
           "201": {$ref: "#/components/responses/Ingredient"}
-          "400": {$ref: "#/components/responses/BadRequest"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
-          "413": {$ref: "#/components/responses/TooLarge"}
-          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
-          "422": {$ref: "#/components/responses/Invalid"}
           "409": {$ref: "#/components/responses/Conflict"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         new = commands.CreateIngredient.parse(await self._json(request))
@@ -458,9 +415,7 @@ class Api:
         summary: An ingredient
         responses:
           "200": {$ref: "#/components/responses/Ingredient"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "404": {$ref: "#/components/responses/NotFound"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         ingredient_id = self._id(request, "ingredient")
@@ -475,14 +430,8 @@ class Api:
         requestBody: {$ref: "#/components/requestBodies/IngredientChange"}
         responses:
           "200": {$ref: "#/components/responses/Ingredient"}
-          "400": {$ref: "#/components/responses/BadRequest"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "404": {$ref: "#/components/responses/NotFound"}
           "409": {$ref: "#/components/responses/Conflict"}
-          "413": {$ref: "#/components/responses/TooLarge"}
-          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
-          "422": {$ref: "#/components/responses/Invalid"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         ingredient_id = self._id(request, "ingredient")
@@ -503,20 +452,16 @@ class Api:
             return JSONResponse(view)
 
         title, description = STOCK_MOVES[kind]
+        # A count may find nothing (0 g); a restock or waste of nothing is refused.
+        body = "StockCount" if kind == LedgerEntry.COUNT else "StockMove"
         endpoint.__doc__ = f"""{description}
         ---
         summary: {title} an ingredient
         description: {json.dumps(description)}
-        requestBody: {{$ref: "#/components/requestBodies/StockMove"}}
+        requestBody: {{$ref: "#/components/requestBodies/{body}"}}
         responses:
           "200": {{$ref: "#/components/responses/Ingredient"}}
-          "400": {{$ref: "#/components/responses/BadRequest"}}
-          "401": {{$ref: "#/components/responses/Unauthorized"}}
           "404": {{$ref: "#/components/responses/NotFound"}}
-          "413": {{$ref: "#/components/responses/TooLarge"}}
-          "415": {{$ref: "#/components/responses/UnsupportedMediaType"}}
-          "422": {{$ref: "#/components/responses/Invalid"}}
-          "503": {{$ref: "#/components/responses/Unavailable"}}
         """
         return endpoint
 
@@ -526,23 +471,18 @@ class Api:
         summary: The ledger of an ingredient
         description: Another query parameter, or one given twice, is a 422.
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 50}}
-          - name: before
-            in: query
-            description: an entry id; only older entries are listed (paging)
-            schema: {type: integer, minimum: 1, maximum: 9223372036854775807}
+          - {$ref: "#/components/parameters/ledger_limit"}
+          - {$ref: "#/components/parameters/before"}
         responses:
           "200": {$ref: "#/components/responses/Ledger"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "404": {$ref: "#/components/responses/NotFound"}
           "422": {$ref: "#/components/responses/Invalid"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         ingredient_id = self._id(request, "ingredient")
         known_query(request, "limit", "before")
-        limit = query_int(request, "limit", 50, 1, 500)
-        before = query_int(request, "before", None, 1, 2**63 - 1)
+        limit = query_int(request, "limit", views.LEDGER_PAGE, 1, views.MAX_PAGE)
+        before = query_int(request, "before", None, 1, MAX_ID)
         rows = await self._run(inventory.ledger, merchant_id, ingredient_id, limit, before)
         return JSONResponse(rows)
 
@@ -554,25 +494,16 @@ class Api:
         summary: Latest alerts
         description: Another query parameter, or one given twice, is a 422.
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 20}}
-          - name: before
-            in: query
-            description: an alert id; only older ones are listed (paging)
-            schema: {type: integer, minimum: 1, maximum: 9223372036854775807}
+          - {$ref: "#/components/parameters/limit"}
+          - {$ref: "#/components/parameters/before"}
         responses:
-          "200":
-            description: Alerts with their ingredient, stock, threshold and mail state.
-            content:
-              application/json:
-                schema: {type: array, items: {type: object, additionalProperties: true}}
-          "401": {$ref: "#/components/responses/Unauthorized"}
+          "200": {$ref: "#/components/responses/Alerts"}
           "422": {$ref: "#/components/responses/Invalid"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         known_query(request, "limit", "before")
-        limit = query_int(request, "limit", 20, 1, 500)
-        before = query_int(request, "before", None, 1, 2**63 - 1)
+        limit = query_int(request, "limit", views.PAGE, 1, views.MAX_PAGE)
+        before = query_int(request, "before", None, 1, MAX_ID)
         return JSONResponse(await self._run(views.recent_alerts, merchant_id, limit, before))
 
     async def page(self, request: Request) -> Response:
@@ -595,9 +526,7 @@ class Api:
         responses:
           "200":
             description: The merchant and its four lists, in one answer.
-            content: {application/json: {schema: {type: object, additionalProperties: true}}}
-          "401": {$ref: "#/components/responses/Unauthorized"}
-          "503": {$ref: "#/components/responses/Unavailable"}
+            content: {application/json: {schema: {$ref: "#/components/schemas/Dashboard"}}}
         """
         merchant_id = await self.merchant_of(request)
         default = self.rules.default_threshold
@@ -613,9 +542,7 @@ class Api:
         description: It takes no query parameters; any is a 422.
         responses:
           "200": {$ref: "#/components/responses/Products"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "422": {$ref: "#/components/responses/Invalid"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         known_query(request)
@@ -628,13 +555,7 @@ class Api:
         requestBody: {$ref: "#/components/requestBodies/NewProduct"}
         responses:
           "201": {$ref: "#/components/responses/Product"}
-          "400": {$ref: "#/components/responses/BadRequest"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
-          "413": {$ref: "#/components/responses/TooLarge"}
-          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
-          "422": {$ref: "#/components/responses/Invalid"}
           "409": {$ref: "#/components/responses/Conflict"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         new = commands.CreateProduct.parse(await self._json(request))
@@ -647,9 +568,7 @@ class Api:
         summary: A product
         responses:
           "200": {$ref: "#/components/responses/Product"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "404": {$ref: "#/components/responses/NotFound"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         product_id = self._id(request, "product")
@@ -662,14 +581,8 @@ class Api:
         requestBody: {$ref: "#/components/requestBodies/ProductChange"}
         responses:
           "200": {$ref: "#/components/responses/Product"}
-          "400": {$ref: "#/components/responses/BadRequest"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "404": {$ref: "#/components/responses/NotFound"}
           "409": {$ref: "#/components/responses/Conflict"}
-          "413": {$ref: "#/components/responses/TooLarge"}
-          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
-          "422": {$ref: "#/components/responses/Invalid"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         product_id = self._id(request, "product")
@@ -682,9 +595,7 @@ class Api:
         summary: Delete a product
         responses:
           "204": {description: Deleted.}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "404": {$ref: "#/components/responses/NotFound"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         product_id = self._id(request, "product")
@@ -787,7 +698,7 @@ class Api:
             description: OpenAPI 3.1, as JSON.
             content: {application/json: {schema: {type: object}}}
         """
-        return JSONResponse(openapi.document(request.app.routes))
+        return JSONResponse(openapi.document(request.app.routes, self.settings.orders))
 
 
 def path_id(raw: str) -> int | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from kitchen import alerts, domain
+from kitchen import alerts, domain, views
 from kitchen.commands import CreateIngredient, PatchIngredient, StockMove
 from kitchen.db import locked, session, transaction
 from kitchen.errors import Conflict, FieldError, Invalid, NotFound
@@ -44,16 +44,8 @@ def ingredient_state(
 
 
 def view(i: Ingredient, merchant: Merchant, default: Fraction) -> dict[str, Any]:
-    threshold = threshold_of(i, merchant, default)
-    return {
-        "id": i.id,
-        "name": i.name,
-        "stock": i.stock,
-        "full_stock": i.full_stock,
-        "threshold": float(threshold),
-        "low": domain.is_below(i.stock, i.full_stock, threshold),
-        "alert_armed": i.alert_armed,
-    }
+    """The ingredient as `views.ingredient` shows it, with the threshold that applies."""
+    return views.ingredient(i, threshold_of(i, merchant, default))
 
 
 def create(merchant_id: int, new: CreateIngredient, rules: AlertRules) -> dict[str, Any]:
@@ -230,15 +222,4 @@ def ledger(
         if before is not None:
             query = query.where(LedgerEntry.id < before)
         rows = query.order_by(LedgerEntry.id.desc()).limit(limit)
-        return [
-            {
-                "id": e.id,
-                "grams": e.grams,
-                "reason": e.reason,
-                "order_id": e.order_id,
-                "note": e.note,
-                "stock_after": e.stock_after,
-                "at": e.created_at.isoformat() + "Z",
-            }
-            for e in rows
-        ]
+        return [views.ledger_entry(e) for e in rows]

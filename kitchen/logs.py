@@ -33,8 +33,9 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from kitchen.settings import ROLES
+
 FORMATS = ("text", "json")
-ROLES = ("api", "processing", "notification", "relay")
 IDS = ("order_id", "alert_id", "merchant_id")  # `extra` keys a JSON line carries
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # merchants.new_key(): "kitchen_" + 43 URL-safe characters.

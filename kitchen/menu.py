@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kitchen import views
 from kitchen.commands import CreateProduct, PatchProduct, Recipe
 from kitchen.db import session, transaction, utcnow
 from kitchen.errors import Conflict, FieldError, Invalid, NotFound
@@ -30,23 +31,6 @@ def _check_ingredients(merchant_id: int, recipe: Recipe) -> None:
     ]
     if errors:
         raise Invalid(errors)
-
-
-def view(p: Product, stock: dict[int, int] | None = None) -> dict[str, Any]:
-    """A product; with the merchant's stock by ingredient id, how many more it can make."""
-    recipe = list(RecipeLine.select().where(RecipeLine.product == p.id).order_by(RecipeLine.id))
-    shown: dict[str, Any] = {
-        "id": p.id,
-        "name": p.name,
-        "recipe": [{"ingredient_id": r.ingredient_id, "grams": r.grams} for r in recipe],
-    }
-    if stock is not None:
-        shown["can_make"] = min(
-            (stock.get(r.ingredient_id, 0) // r.grams for r in recipe), default=0
-        )
-    if p.deleted_at is not None:
-        shown["deleted_at"] = p.deleted_at.isoformat() + "Z"
-    return shown
 
 
 def _stock(merchant_id: int) -> dict[int, int]:
@@ -82,7 +66,7 @@ def create(merchant_id: int, new: CreateProduct) -> dict[str, Any]:
         _name_free(merchant_id, new.name)
         product = Product.create(merchant=merchant_id, name=new.name)
         _write_recipe(product, new.recipe)
-        return view(product, _stock(merchant_id))
+        return views.product(product, _stock(merchant_id))
 
 
 def _write_recipe(product: Product, recipe: Recipe) -> None:
@@ -96,12 +80,12 @@ def all_of(merchant_id: int) -> list[dict[str, Any]]:
     with session():
         stock = _stock(merchant_id)
         rows = Product.select().where(Product.merchant == merchant_id, Product.deleted_at.is_null())
-        return [view(p, stock) for p in rows.order_by(Product.id)]
+        return [views.product(p, stock) for p in rows.order_by(Product.id)]
 
 
 def one(merchant_id: int, product_id: int) -> dict[str, Any]:
     with session():
-        return view(_get(merchant_id, product_id), _stock(merchant_id))
+        return views.product(_get(merchant_id, product_id), _stock(merchant_id))
 
 
 def update(merchant_id: int, product_id: int, change: PatchProduct) -> dict[str, Any]:
@@ -118,7 +102,7 @@ def update(merchant_id: int, product_id: int, change: PatchProduct) -> dict[str,
             product.save()
         if recipe is not None:
             _write_recipe(product, recipe)
-        return view(product, _stock(merchant_id))
+        return views.product(product, _stock(merchant_id))
 
 
 def delete(merchant_id: int, product_id: int) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import peewee as pw
 
-from kitchen import inventory
+from kitchen import inventory, views
 from kitchen.commands import PatchMerchant
 from kitchen.db import database, session, transaction, tuples, utcnow
 from kitchen.errors import Conflict, NotFound
@@ -211,18 +211,9 @@ def by_key(key: str) -> Caller | None:
     return Caller(int(merchant_id), int(key_id), str(name))
 
 
-def view(merchant: Merchant, default: Fraction) -> dict[str, Any]:
-    return {
-        "id": merchant.id,
-        "name": merchant.name,
-        "alert_email": merchant.alert_email,
-        "threshold": float(Fraction(merchant.threshold or default)),
-    }
-
-
 def get(merchant_id: int, default: Fraction) -> dict[str, Any]:
     with session():
-        return view(Merchant.get_by_id(merchant_id), default)
+        return views.merchant(Merchant.get_by_id(merchant_id), default)
 
 
 def update(merchant_id: int, change: PatchMerchant, rules: inventory.AlertRules) -> dict[str, Any]:
@@ -253,4 +244,4 @@ def update(merchant_id: int, change: PatchMerchant, rules: inventory.AlertRules)
                 ", ".join(changed),
                 extra={"merchant_id": merchant_id},
             )
-        return view(merchant, rules.default_threshold)
+        return views.merchant(merchant, rules.default_threshold)

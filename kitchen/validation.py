@@ -23,6 +23,7 @@ from kitchen.events import decode_json
 NAME_LENGTH = 100  # merchants, ingredients, products
 NOTE_LENGTH = 500  # a restock, count or waste
 MAX_RECIPE_LINES = 100  # lines of a product's recipe
+KEY_LENGTH = 255  # an Idempotency-Key header
 
 
 class Body:
