@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import peewee as pw
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException
 from starlette.applications import Starlette
 
 from kitchen import (
@@ -44,7 +44,7 @@ from kitchen.db import bind, is_data_error
 from kitchen.events import Handler, Notify, OrderCreated
 from kitchen.http import Api, build_app
 from kitchen.intake import Intake
-from kitchen.kafka import ConsumerWorker, EmbeddedKafka, ensure_topics, producer_config
+from kitchen.kafka import ConsumerWorker, EmbeddedKafka, Publisher, ensure_topics
 from kitchen.mail import Mailer, make_mailer
 from kitchen.merchants import ensure_default_merchant
 from kitchen.outbox import Relay
@@ -110,7 +110,7 @@ class Kitchen:
         if s.roles.relay:
             if self.embedded is not None:
                 self._requeue_lost()
-            self.relay = Relay(Producer(producer_config(self.bootstrap_servers)), k.batch_size)
+            self.relay = Relay(Publisher.to(self.bootstrap_servers), k.batch_size)
             redrive = datetime.timedelta(seconds=s.scheduler.redrive_after_seconds)
             every = max(1.0, s.scheduler.redrive_after_seconds / 3)
             jobs += [

@@ -57,7 +57,7 @@ import psycopg2  # noqa: E402
 from confluent_kafka import Consumer, Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
-from kitchen import db, migrations, models, processing, seed  # noqa: E402
+from kitchen import db, inventory, migrations, models, processing, seed  # noqa: E402
 from kitchen.db import bulk_insert, session, transaction, utcnow  # noqa: E402
 from kitchen.events import OrderCreated  # noqa: E402
 from kitchen.kafka import (  # noqa: E402
@@ -126,7 +126,7 @@ def fill(
     for merchant_id in merchant_ids:
         with session():
             Merchant.create(id=merchant_id, name=f"bench-{merchant_id}", alert_email="b@x.org")
-        _, view = seed.seed(merchant_id)
+        _, view = seed.seed(merchant_id, inventory.AlertRules(THRESHOLD, NOTIFY_TOPIC))
         burgers[merchant_id] = view["products"][0]["id"]
     by_merchant: dict[int, list[int]] = {m: [] for m in merchant_ids}
     now = utcnow()

@@ -348,7 +348,7 @@ class Api:
         merchant_id = await self.merchant_of(request)
         if self.settings.app.production:
             raise Problem(403, "Forbidden", "the reference kitchen is for development only")
-        created, view = await self._run(seed.seed, merchant_id, self.rules.default_threshold)
+        created, view = await self._run(seed.seed, merchant_id, self.rules)
         return JSONResponse(view, status_code=201 if created else 200)
 
     # -- the merchant --------------------------------------------------------------------

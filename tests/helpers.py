@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import Message as EmailMessage
+from fractions import Fraction
 from typing import Any
 
 import uvicorn
@@ -26,10 +27,15 @@ from aiosmtpd.smtp import AuthResult
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from starlette.applications import Starlette
 
+from kitchen import inventory
 from kitchen.seed import BURGER, REFERENCE_STOCK
 
 REAL_DATABASE = os.environ.get("KITCHEN_TEST_DATABASE_URL", "")
 REAL_KAFKA = os.environ.get("KITCHEN_TEST_KAFKA", "")
+
+# What `seed.seed` is given besides the merchant: the settings' defaults. Its ingredients
+# start at their par level, so no alert fires and no NOTIFY is written.
+SEED_RULES = inventory.AlertRules(Fraction(1, 2), "notify")
 
 
 # Grams of the reference kitchen left after `burgers` burgers.

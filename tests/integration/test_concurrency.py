@@ -15,18 +15,18 @@ from kitchen.domain import Line
 from kitchen.models import Ingredient, LedgerEntry, Merchant, Order, Outbox
 from kitchen.processing import apply_orders
 from kitchen.seed import BURGER
-from tests.helpers import eventually, stock_after
+from tests.helpers import SEED_RULES, eventually, stock_after
 
 
 def new_merchant(name: str) -> int:
     with session():
         merchant = Merchant.create(name=name, alert_email=f"{name}@example.com")
-    seed.seed(merchant.id)
+    seed.seed(merchant.id, SEED_RULES)
     return merchant.id
 
 
 def burger_of(merchant_id: int) -> int:
-    _, view = seed.seed(merchant_id)  # idempotent: returns the existing kitchen
+    _, view = seed.seed(merchant_id, SEED_RULES)  # idempotent: returns the existing kitchen
     return int(view["products"][0]["id"])
 
 

@@ -29,7 +29,7 @@ from kitchen.models import (
     RecipeLine,
     SchemaMigration,
 )
-from tests.helpers import REAL_DATABASE
+from tests.helpers import REAL_DATABASE, SEED_RULES
 
 # The tables whose shape changed since the release that landed before issue 7, as that
 # release made them. The others (recipe lines, orders, alerts, ...) are unchanged.
@@ -440,7 +440,7 @@ def test_the_ledger_loses_its_foreign_keys_on_postgresql(clean_database: str) ->
     with session():
         assert database.get_foreign_keys("ledger") == []
         merchant = Merchant.create(name="m", alert_email="m@x.io")
-    seed.seed(merchant.id)
+    seed.seed(merchant.id, SEED_RULES)
     with transaction():
         # The ledger as release 0003 left it.
         # (Not its key to orders: this new database's orders are partitioned by merchant,

@@ -16,7 +16,7 @@ from kitchen import alerts, notifications, orders, partitioning, processing, see
 from kitchen.db import database, session, transaction, utcnow
 from kitchen.domain import Line
 from kitchen.models import Alert, Ingredient, Merchant, Order, Product
-from tests.helpers import REAL_DATABASE
+from tests.helpers import REAL_DATABASE, SEED_RULES
 
 pytestmark = pytest.mark.skipif(
     not REAL_DATABASE, reason="partitions are PostgreSQL's (set KITCHEN_TEST_DATABASE_URL)"
@@ -37,7 +37,7 @@ def merchants(count: int) -> list[int]:
     for n in range(count):
         with session():
             merchant = Merchant.create(name=f"m{n}", alert_email=f"m{n}@example.com")
-        seed.seed(merchant.id)
+        seed.seed(merchant.id, SEED_RULES)
         ids.append(merchant.id)
     return ids
 

@@ -13,6 +13,7 @@ from kitchen import alerts, orders, seed
 from kitchen.db import session, utcnow
 from kitchen.events import Notify
 from kitchen.models import Alert, Ingredient, Order, Outbox
+from tests.helpers import SEED_RULES
 
 LONG_AGO = utcnow() - datetime.timedelta(minutes=5)
 AFTER = datetime.timedelta(seconds=30)
@@ -27,7 +28,7 @@ def outbox(topic: str) -> list[dict[str, object]]:
 def lost_alert(kitchen: Kitchen) -> Alert:
     """An onion alert raised long ago whose NOTIFY never reached the notification role
     (the reference kitchen is seeded first, if it is not there yet)."""
-    seed.seed(kitchen.merchant_id)
+    seed.seed(kitchen.merchant_id, SEED_RULES)
     with session():
         onion = Ingredient.get(Ingredient.name == "onion")
         alert: Alert = Alert.create(
