@@ -31,7 +31,7 @@ def test_the_seed_makes_its_rows_through_inventory_and_menu(
         real = module.create
 
         def create(merchant_id: int, data: Any, *args: Any, real: Any = real) -> Any:
-            made.append(data["name"])
+            made.append(data.name)
             return real(merchant_id, data, *args)
 
         monkeypatch.setattr(module, "create", create)
