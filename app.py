@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 import peewee as pw
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
-from confluent_kafka import KafkaException
 from starlette.applications import Starlette
 
 from kitchen import (
@@ -44,7 +43,7 @@ from kitchen.db import bind, is_data_error
 from kitchen.events import Handler, Notify, OrderCreated
 from kitchen.http import Api, build_app
 from kitchen.intake import Intake
-from kitchen.kafka import ConsumerWorker, EmbeddedKafka, Publisher, ensure_topics
+from kitchen.kafka import BrokerUnreachable, ConsumerWorker, EmbeddedKafka, Publisher, ensure_topics
 from kitchen.mail import Mailer, make_mailer
 from kitchen.merchants import ensure_default_merchant
 from kitchen.outbox import Relay
@@ -196,8 +195,8 @@ class Kitchen:
                     k.min_insync_replicas,
                 )
                 break
-            except KafkaException as exc:
-                reason = exc.args[0].str() if exc.args else str(exc)
+            except BrokerUnreachable as exc:
+                reason = exc.reason
             except Exception as exc:  # a bug must not leave the roles unstarted for good
                 log.exception("creating Kafka topics failed")
                 reason = f"{type(exc).__name__}: {exc}"

@@ -31,6 +31,15 @@ E = TypeVar("E")
 # OFFSET_INVALID is -1001): lag then counts from the low watermark.
 NOT_COMMITTED = -1
 
+
+class BrokerUnreachable(Exception):
+    """The broker did not answer in time; `reason` is the client's own words for it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 # A role is reported not ready after this many failed attempts in a row (about 3.5 s of
 # back-off): one failed batch is a hiccup, a streak is a role that is not working.
 FAILURES_BEFORE_UNREADY = 3
@@ -161,7 +170,7 @@ def ensure_topics(
     moving partitions between brokers, is for an operator to decide): one with fewer
     copies than wanted is logged as a warning.
 
-    Raises KafkaException when the broker does not answer within `timeout` (the caller
+    Raises BrokerUnreachable when the broker does not answer within `timeout` (the caller
     tries again). A broker that answers but will not create a topic (ACLs on a managed
     cluster, or librdkafka's mock cluster, which has no CreateTopics) is not an error:
     the topic may exist already or be auto-created on first use; that is logged.
@@ -174,7 +183,10 @@ def ensure_topics(
         "logger": client_log,
     }
     admin = AdminClient(config)
-    metadata = admin.list_topics(timeout=timeout)
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerUnreachable(exc.args[0].str() if exc.args else str(exc)) from None
     brokers = len(metadata.brokers)
     replicas, in_sync = copies(replication_factor, min_insync_replicas, brokers)
     for topic in topics:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-KITCHEN = Path(__file__).resolve().parents[2] / "kitchen"
+ROOT = Path(__file__).resolve().parents[2]
+KITCHEN = ROOT / "kitchen"
 
 
 def importers(package: str) -> set[str]:
-    """The kitchen/ modules that import `package` (or anything under it)."""
+    """The kitchen/ modules (and app.py) that import `package` (or anything under it)."""
     found = set()
-    for path in KITCHEN.glob("*.py"):
+    for path in [*KITCHEN.glob("*.py"), ROOT / "app.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
