@@ -325,9 +325,7 @@ class Api:
           "422": {$ref: "#/components/responses/Invalid"}
         """
         merchant_id = await self.merchant_of(request)
-        known_query(request, "limit", "before", "status")
-        limit = query_int(request, "limit", views.PAGE, 1, views.MAX_PAGE)
-        before = query_int(request, "before", None, 1, MAX_ID)
+        limit, before = page(request, views.PAGE, "status")
         status = query_choice(request, "status", views.ORDER_STATUSES)
         orders_ = await self._run(views.recent_orders, merchant_id, limit, before, status)
         return JSONResponse(orders_)
@@ -480,9 +478,7 @@ class Api:
         """
         merchant_id = await self.merchant_of(request)
         ingredient_id = self._id(request, "ingredient")
-        known_query(request, "limit", "before")
-        limit = query_int(request, "limit", views.LEDGER_PAGE, 1, views.MAX_PAGE)
-        before = query_int(request, "before", None, 1, MAX_ID)
+        limit, before = page(request, views.LEDGER_PAGE)
         rows = await self._run(inventory.ledger, merchant_id, ingredient_id, limit, before)
         return JSONResponse(rows)
 
@@ -501,9 +497,7 @@ class Api:
           "422": {$ref: "#/components/responses/Invalid"}
         """
         merchant_id = await self.merchant_of(request)
-        known_query(request, "limit", "before")
-        limit = query_int(request, "limit", views.PAGE, 1, views.MAX_PAGE)
-        before = query_int(request, "before", None, 1, MAX_ID)
+        limit, before = page(request, views.PAGE)
         return JSONResponse(await self._run(views.recent_alerts, merchant_id, limit, before))
 
     async def page(self, request: Request) -> Response:
@@ -740,6 +734,14 @@ def query_choice(request: Request, name: str, choices: tuple[str, ...]) -> str |
     if raw is not None and raw not in choices:
         raise Invalid([FieldError(name, f"must be one of {', '.join(choices)}")])
     return raw
+
+
+def page(request: Request, default_limit: int, *filters: str) -> tuple[int, int | None]:
+    """A list endpoint's `limit` (1 to views.MAX_PAGE, else `default_limit`) and `before`
+    (an id: only older rows), after refusing any query parameter but those and `filters`."""
+    known_query(request, "limit", "before", *filters)
+    limit = query_int(request, "limit", default_limit, 1, views.MAX_PAGE)
+    return limit, query_int(request, "before", None, 1, MAX_ID)
 
 
 def query_int(request: Request, name: str, default: int | None, low: int, high: int) -> Any:
