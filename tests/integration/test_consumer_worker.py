@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from confluent_kafka import Producer
+import pytest
+from confluent_kafka import KafkaError, Producer
 
+from kitchen import kafka
 from kitchen.db import is_data_error
 from kitchen.events import Received
 from kitchen.kafka import ConsumerWorker, ensure_topics, producer_config
@@ -107,5 +110,51 @@ def test_a_handler_bug_is_retried_not_dead_lettered(bootstrap: str) -> None:
         eventually(lambda: worker.processed == 2, timeout=60)
         assert sorted(applied) == [b"1", b"2"] and worker.ready
         assert_topic_stays_empty(bootstrap, f"{topic}.dlq", seconds=2)
+    finally:
+        worker.stop()
+
+
+def test_a_fenced_consumer_is_made_anew(bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A static member fenced off (after a session timeout while a broker was down) gets
+    _FATAL with fatal() False (confluent-kafka-python issue 869), and fetches nothing more:
+    the worker must replace its consumer, not idle on it for good."""
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    if REAL_KAFKA:
+        ensure_topics(bootstrap, [topic], 6)
+    fenced = KafkaError(
+        KafkaError._FATAL,
+        "Fatal error: Broker: Static consumer fenced by other consumer with same group.instance.id",
+        fatal=False,  # as the client delivers it
+    )
+
+    class FencedMessage:
+        def error(self) -> KafkaError:
+            return fenced
+
+    real_take_batch = kafka.take_batch
+    consumers: list[int] = []
+
+    def take_batch(consumer: Any, size: int, wait: float = 0.5) -> list[Any]:
+        batch = real_take_batch(consumer, size, wait)
+        if id(consumer) not in consumers:
+            consumers.append(id(consumer))
+        if len(consumers) == 1 and batch:  # the first consumer is fenced at its first event
+            return [FencedMessage()]
+        return batch
+
+    monkeypatch.setattr(kafka, "take_batch", take_batch)
+    applied: list[bytes] = []
+
+    def handler(batch: list[Received[bytes]]) -> list[tuple[Received[bytes], str]]:
+        applied.extend(r.event for r in batch)
+        return []
+
+    worker = ConsumerWorker("test", bootstrap, f"g-{topic}", [topic], raw, handler)
+    produce(bootstrap, topic, [b"a", b"b"])
+    worker.start()
+    try:
+        eventually(lambda: sorted(applied) == [b"a", b"b"], timeout=60)
+        assert worker.failures == 1 and "fenced" in (worker.last_error or "")
+        assert len(consumers) == 2  # made anew once
     finally:
         worker.stop()
