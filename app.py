@@ -295,8 +295,11 @@ class Kitchen:
         return build_app(api)
 
     def stop(self) -> None:
-        """Stop taking work, finish the batch in hand, close clients."""
+        """Stop taking work, finish the batch in hand, close clients. Once: a second call
+        (a test's clean-up after the test stopped it) does nothing."""
         with self._lock:
+            if self._stopping.is_set():
+                return
             self._stopping.set()
             started = self.kafka_roles_started.is_set()
         self.intake.stop()  # HTTP has stopped: save the orders still queued, answered or not
