@@ -617,7 +617,8 @@ def test_a_database_at_each_intermediate_schema_upgrades_and_works(
                 return not Order.select().where(Order.status == Order.PENDING).exists()
 
         eventually(settled)
-        placed = c.post("/order", json={"products": [{"product_id": 1, "quantity": 1}]})
+        [mine] = c.get("/products").json()  # merchant 1's burger, whatever its id
+        placed = c.post("/order", json={"products": [{"product_id": mine["id"], "quantity": 1}]})
         assert placed.status_code == 201, placed.text
         eventually(lambda: c.get(f"/order/{placed.json()['id']}").json()["status"] == "applied")
     with session():
