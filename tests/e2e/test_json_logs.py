@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from kitchen import logs
-from tests.helpers import SmtpServer, eventually, free_port
+from tests.helpers import SmtpServer, eventually, free_port, is_up
 
 ROOT = Path(__file__).resolve().parents[2]
 SMTP_PASSWORD = "Smtp-Pa55word-never-logged"
@@ -97,7 +97,7 @@ def test_every_line_is_json_and_no_secret_is_in_any(tmp_path: Path, clean_databa
     base = f"http://127.0.0.1:{env['KITCHEN_HTTP_PORT']}"
     auth = {"Authorization": f"Bearer {key}"}
     try:
-        eventually(lambda: _up(base), timeout=30)
+        eventually(lambda: is_up(base), timeout=30)
         with httpx.Client(base_url=base, headers=auth, timeout=10) as client:
             onion = client.post("/ingredients", json={"name": "onion", "stock": 1000})
             assert onion.status_code == 201, onion.text
@@ -176,10 +176,3 @@ def test_a_start_error_is_one_json_line_with_the_password_masked(tmp_path: Path)
         assert "kitchen:***@127.0.0.1" in entry["message"]
         assert DB_PASSWORD not in done.stderr + done.stdout
         assert done.stdout == ""
-
-
-def _up(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/health", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen.db import Ingredient, LedgerEntry, Order, session
-from tests.helpers import eventually
+from tests.helpers import eventually, seed
 
 
 def test_stock_is_the_sum_of_the_ledger_under_concurrent_changes(
@@ -19,7 +19,7 @@ def test_stock_is_the_sum_of_the_ledger_under_concurrent_changes(
 ) -> None:
     kitchen = make_kitchen()
     with TestClient(kitchen.web_app()) as api:
-        api.post("/order/seed")
+        seeded = seed(api)
         ids = [i["id"] for i in api.get("/ingredients").json()]
     errors: list[str] = []
 
@@ -29,7 +29,7 @@ def test_stock_is_the_sum_of_the_ledger_under_concurrent_changes(
             for _ in range(40):
                 kind = rng.choice(["order", "order", "restock", "count", "waste"])
                 if kind == "order":
-                    body = {"products": [{"product_id": 1, "quantity": rng.randint(1, 4)}]}
+                    body = seeded.order(rng.randint(1, 4))
                     r = c.post("/order", json=body)
                     ok = r.status_code == 201
                 else:

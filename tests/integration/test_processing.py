@@ -13,13 +13,12 @@ from kitchen import catalogue
 from kitchen import stock as stock_module
 from kitchen.db import Ingredient, LedgerEntry, Order, session
 from kitchen.kafka import producer_config
+from tests import helpers
 from tests.helpers import assert_topic_stays_empty, eventually, read_topic, stock_after
 
 
 def order(api: TestClient, burgers: int) -> int:
-    response = api.post("/order", json={"products": [{"product_id": 1, "quantity": burgers}]})
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
+    return int(helpers.burgers(api, burgers)["id"])
 
 
 def status(order_id: int) -> str:

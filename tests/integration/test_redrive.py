@@ -12,6 +12,7 @@ from app import Kitchen
 from kitchen import alerts, catalogue, orders
 from kitchen.db import Alert, Ingredient, Order, Outbox, session, utcnow
 from kitchen.events import Notify
+from tests.helpers import seed
 
 LONG_AGO = utcnow() - datetime.timedelta(minutes=5)
 AFTER = datetime.timedelta(seconds=30)
@@ -45,9 +46,9 @@ def test_orders_still_pending_are_published_again(make_kitchen: Callable[..., Ki
     kitchen = make_kitchen("api")  # no relay, no processing: orders stay pending
     topic = kitchen.settings.kafka.order_created_topic
     with TestClient(kitchen.web_app()) as api:
-        api.post("/order/seed")
-        old = api.post("/order", json={"products": [{"product_id": 1, "quantity": 1}]}).json()
-        new = api.post("/order", json={"products": [{"product_id": 1, "quantity": 2}]}).json()
+        seeded = seed(api)
+        old = api.post("/order", json=seeded.order(1)).json()
+        new = api.post("/order", json=seeded.order(2)).json()
     with session():
         Order.update(emitted_at=LONG_AGO).where(Order.id == old["id"]).execute()
         # Their events reached Kafka (the relay marked them sent), which then lost them.
@@ -92,9 +93,9 @@ def test_redrive_adds_no_copy_while_the_event_still_waits_in_the_outbox(
     order_topic = kitchen.settings.kafka.order_created_topic
     notify_topic = kitchen.settings.kafka.notify_topic
     with TestClient(kitchen.web_app()) as api:
-        api.post("/order/seed")
+        seeded = seed(api)
         for _ in range(3):
-            api.post("/order", json={"products": [{"product_id": 1, "quantity": 1}]})
+            api.post("/order", json=seeded.order(1))
     lost_alert(kitchen)
     assert alerts.redrive(notify_topic, AFTER) == 1  # its first NOTIFY: now it waits
     for _ in range(4):
