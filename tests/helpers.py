@@ -12,12 +12,15 @@ import json
 import os
 import socket
 import ssl
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import Message as EmailMessage
+from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 import httpx
@@ -30,7 +33,7 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen.catalogue import BURGER, REFERENCE_STOCK
-from kitchen.db import Ingredient, session
+from kitchen.db import Ingredient, Order, session
 
 REAL_DATABASE = os.environ.get("KITCHEN_TEST_DATABASE_URL", "")
 REAL_KAFKA = os.environ.get("KITCHEN_TEST_KAFKA", "")
@@ -99,6 +102,18 @@ def onion() -> Ingredient:
     """The reference kitchen's onion row as stored now (the only merchant's)."""
     with session():
         return Ingredient.get(Ingredient.name == "onion")
+
+
+def no_order_pending() -> bool:
+    """Whether processing has settled every order (applied or rejected)."""
+    with session():
+        return not Order.select().where(Order.status == Order.PENDING).exists()
+
+
+def run_to_end(command: list[str], cwd: Path, env: dict[str, str]) -> CompletedProcess[str]:
+    """`command` (e.g. python app.py merchant create ...) run to its end, as a user would
+    in a terminal; its exit code and its output as text."""
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
 
 
 def is_up(base: str) -> bool:

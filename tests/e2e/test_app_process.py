@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import eventually, free_port, is_up, seed
+from tests.helpers import eventually, free_port, is_up, run_to_end, seed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,13 +94,10 @@ def test_the_images_defaults_start_in_production_on_every_address(tmp_path: Path
         assert httpx.post(f"{base}/order/seed").status_code == 401
         assert httpx.get(f"{base}/metrics").status_code == 401  # no token set
         # The first key, as docs/containers.md makes it with `docker exec`.
-        created = subprocess.run(
+        created = run_to_end(
             [*app, "merchant", "create", "--name", "Chez Ada", "--email", "ada@example.com"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
+            tmp_path,
+            env,
         )
         assert created.returncode == 0, created.stderr
         key = created.stdout.splitlines()[-1]

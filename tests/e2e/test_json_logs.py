@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from kitchen import logs
-from tests.helpers import SmtpServer, eventually, free_port, is_up
+from tests.helpers import SmtpServer, eventually, free_port, is_up, run_to_end
 
 ROOT = Path(__file__).resolve().parents[2]
 SMTP_PASSWORD = "Smtp-Pa55word-never-logged"
@@ -77,13 +77,8 @@ def test_every_line_is_json_and_no_secret_is_in_any(tmp_path: Path, clean_databa
         KITCHEN_DATABASE_URL=clean_database,
     )
     app = [sys.executable, str(ROOT / "app.py")]
-    created = subprocess.run(
-        [*app, "merchant", "create", "--name", "Ada", "--email", "ada@example.com"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    created = run_to_end(
+        [*app, "merchant", "create", "--name", "Ada", "--email", "ada@example.com"], tmp_path, env
     )
     assert created.returncode == 0, created.stderr
     key = created.stdout.splitlines()[-1]
@@ -161,13 +156,10 @@ def test_a_start_error_is_one_json_line_with_the_password_masked(tmp_path: Path)
         {"KITCHEN_DATABASE_URL": url},
         {"KITCHEN_DATABASE_URL": url.replace("postgresql", "postgress")},  # a settings error
     ):
-        done = subprocess.run(
+        done = run_to_end(
             [sys.executable, str(ROOT / "app.py"), "--settings", str(ROOT / "settings.toml")],
-            cwd=tmp_path,
-            env=environment(tmp_path, **settings),
-            capture_output=True,
-            text=True,
-            timeout=60,
+            tmp_path,
+            environment(tmp_path, **settings),
         )
         assert done.returncode == 2, done.stderr
         [entry] = json_lines(done.stderr)

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.db import Ingredient, LedgerEntry, Order, session
-from tests.helpers import eventually, seed
+from kitchen.db import Ingredient, LedgerEntry, session
+from tests.helpers import eventually, no_order_pending, seed
 
 
 def test_stock_is_the_sum_of_the_ledger_under_concurrent_changes(
@@ -49,11 +49,7 @@ def test_stock_is_the_sum_of_the_ledger_under_concurrent_changes(
         t.join(120)
     assert errors == []
 
-    def settled() -> bool:
-        with session():
-            return not Order.select().where(Order.status == Order.PENDING).exists()
-
-    eventually(settled, timeout=60)
+    eventually(no_order_pending, timeout=60)
     with session():
         reasons = set()
         for ingredient in Ingredient.select():

@@ -36,7 +36,7 @@ from kitchen.db import (
 )
 from kitchen.domain import Line
 from kitchen.events import OrderCreated
-from tests.helpers import REAL_DATABASE, eventually
+from tests.helpers import REAL_DATABASE, eventually, no_order_pending
 
 # The tables whose shape changed since the release that landed before issue 7, as that
 # release made them. The others (recipe lines, orders, alerts, ...) are unchanged.
@@ -611,12 +611,7 @@ def test_a_database_at_each_intermediate_schema_upgrades_and_works(
         Outbox.update(topic=kitchen.settings.kafka.order_created_topic).execute()
     kitchen.wake_relay()
     with TestClient(kitchen.web_app()) as c:  # keyless: the default merchant, 1
-
-        def settled() -> bool:
-            with session():
-                return not Order.select().where(Order.status == Order.PENDING).exists()
-
-        eventually(settled)
+        eventually(no_order_pending)
         [mine] = c.get("/products").json()  # merchant 1's burger, whatever its id
         placed = c.post("/order", json={"products": [{"product_id": mine["id"], "quantity": 1}]})
         assert placed.status_code == 201, placed.text

@@ -1,8 +1,8 @@
 """A consumer-group rebalance mid-stream: a second processing member joins while orders
-flow and takes partitions from the first, then leaves with a batch applied in the database
-but its offsets not committed (a crash between the two), and the first member takes its
-partitions back and reads that batch again. Every order is applied exactly once: exact
-stock, one ledger row per order and ingredient."""
+flow and takes partitions from the first; then the member applying the orders leaves with
+a batch applied in the database but its offsets not committed (a crash between the two),
+and the other takes its partitions and reads that batch again. Every order is applied
+exactly once: exact stock, one ledger row per order and ingredient."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from app import Kitchen
 from kitchen.db import Ingredient, LedgerEntry, Order, session
 from kitchen.events import OrderCreated, Received
 from kitchen.kafka import ConsumerWorker
-from tests.helpers import eventually, seed, stock_after
+from tests.helpers import eventually, no_order_pending, seed, stock_after
 
 # Enough for the most the load can order (MAX_ORDERS of 3 burgers, beef 150 g each): no
 # order is rejected for want of stock.
@@ -33,11 +33,11 @@ def test_a_member_joining_and_leaving_mid_stream_applies_every_order_once(
     [worker_a] = [w for w in first.workers if w.name == "processing"]
     quantities: dict[int, int] = {}  # order id -> burgers
     in_flight: list[int] = []  # orders the second member applied but did not commit
-    seen_by_a: set[int] = set()  # orders the first member read after that
+    seen_by_idle: set[int] = set()  # orders the other member read after that
 
     def seen_by(handler: Handler) -> Handler:
         def record(batch: list[Received[OrderCreated]]) -> Rejected:
-            seen_by_a.update(r.event.id for r in batch)
+            seen_by_idle.update(r.event.id for r in batch)
             return handler(batch)
 
         return record
@@ -80,14 +80,26 @@ def test_a_member_joining_and_leaving_mid_stream_applies_every_order_once(
             eventually(lambda: len(quantities) >= 100)
             second = make_kitchen("processing")  # joins the group: partitions move
             [worker_b] = [w for w in second.workers if w.name == "processing"]
-            # It applies orders of its own share while the load goes on...
-            eventually(lambda: worker_b.processed >= 50, timeout=60)
-            # ...then applies one more batch in the database and quits before committing
-            # its offsets (a crash between the two): it leaves the group, and the first
-            # member reads that batch again.
-            worker_a.handler, worker_b.handler = seen_by(worker_a.handler), dies_after(worker_b)
-            eventually(lambda: not worker_b.alive, timeout=60)
-            assert in_flight, "the second member left with no batch in hand"
+            eventually(lambda: worker_a.assigned and worker_b.assigned, timeout=60)  # split
+            # One merchant's orders all go to one partition (the key): whichever member owns
+            # it now goes on applying them; the other waits.
+            before = worker_a.processed, worker_b.processed
+            busy, idle = eventually(
+                lambda: (
+                    (worker_a, worker_b)
+                    if worker_a.processed >= before[0] + 20
+                    else (worker_b, worker_a)
+                    if worker_b.processed >= before[1] + 20
+                    else None
+                ),
+                timeout=60,
+            )
+            # The busy one applies one more batch in the database and quits before
+            # committing its offsets (a crash between the two): it leaves the group, and
+            # the other member takes its partitions and reads that batch again.
+            idle.handler, busy.handler = seen_by(idle.handler), dies_after(busy)
+            eventually(lambda: not busy.alive, timeout=60)
+            assert in_flight, "the member left with no batch in hand"
             joined = len(quantities)
             eventually(lambda: len(quantities) >= joined + 100, timeout=60)
         finally:
@@ -96,11 +108,7 @@ def test_a_member_joining_and_leaving_mid_stream_applies_every_order_once(
                 t.join(60)
     assert errors == []
 
-    def settled() -> bool:
-        with session():
-            return not Order.select().where(Order.status == Order.PENDING).exists()
-
-    eventually(settled, timeout=60)
+    eventually(no_order_pending, timeout=60)
     burgers = sum(quantities.values())
     with session():
         statuses = {o.id: o.status for o in Order.select()}
@@ -115,5 +123,5 @@ def test_a_member_joining_and_leaving_mid_stream_applies_every_order_once(
     assert stock == stock_after(burgers, STOCK)
     # One ledger row per order and ingredient: an order applied twice would add a second.
     assert len(rows) == len(set(rows)) == 3 * len(quantities)
-    # The batch in flight went back to the first member, which skipped what was applied.
-    assert set(in_flight) <= seen_by_a
+    # The batch in flight went to the other member, which skipped what was applied.
+    assert set(in_flight) <= seen_by_idle

@@ -24,6 +24,9 @@ from tests.reliability.harness import (
 )
 from tests.reliability.report import report
 
+# 2,000 orders under four stops each: minutes, not seconds.
+pytestmark = pytest.mark.slow
+
 ORDERS = 2000  # about 3000 burgers: beef runs out after 2000
 
 

@@ -33,6 +33,9 @@ from kitchen.db import Order, OrderLine, Outbox, session
 from kitchen.http import is_json
 from kitchen.settings import Orders
 
+# Hypothesis runs hundreds of requests per test.
+pytestmark = pytest.mark.slow
+
 PRODUCT = 1  # the seeded Burger
 MAX_LINES, MAX_QUANTITY = Orders().max_lines, Orders().max_quantity
 MAX_BODY = 65536

@@ -35,6 +35,9 @@ from tests.reliability.harness import (
 from tests.reliability.report import report
 from tools.kafka import cluster
 
+# Three brokers, two killed under a load of 2,400 orders.
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+
 CLUSTER_DIR = os.environ.get("KITCHEN_TEST_KAFKA_CLUSTER_DIR", "")
 
 MERCHANTS = 4

@@ -28,6 +28,9 @@ from tests.reliability.harness import (
 from tests.reliability.report import report
 from tests.reliability.tcp_proxy import TcpProxy
 
+# Outages of 10 and 30 s under load.
+pytestmark = pytest.mark.slow
+
 # Re-drive off: only Kafka redelivery may bring an event back, which is what is tested.
 NO_REDRIVE = {"KITCHEN_SCHEDULER_REDRIVE_AFTER_SECONDS": "3600"}
 KAFKA_DIR = os.environ.get("KITCHEN_TEST_KAFKA_DIR", "")
