@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 import peewee as pw
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
-from confluent_kafka import KafkaException, Producer
 from starlette.applications import Starlette
 
 from kitchen import (
@@ -36,16 +35,17 @@ from kitchen import (
     notifications,
     orders,
     outbox,
+    processing,
     scheduler,
-    stock,
 )
 from kitchen import settings as config
-from kitchen.db import bind, ensure_default_merchant, is_data_error
+from kitchen.db import bind, is_data_error
 from kitchen.events import Handler, Notify, OrderCreated
 from kitchen.http import Api, build_app
 from kitchen.intake import Intake
-from kitchen.kafka import ConsumerWorker, EmbeddedKafka, ensure_topics, producer_config
+from kitchen.kafka import BrokerUnreachable, ConsumerWorker, EmbeddedKafka, Publisher, ensure_topics
 from kitchen.mail import Mailer, make_mailer
+from kitchen.merchants import ensure_default_merchant
 from kitchen.outbox import Relay
 
 log = logging.getLogger("kitchen")
@@ -109,7 +109,7 @@ class Kitchen:
         if s.roles.relay:
             if self.embedded is not None:
                 self._requeue_lost()
-            self.relay = Relay(Producer(producer_config(self.bootstrap_servers)), k.batch_size)
+            self.relay = Relay(Publisher.to(self.bootstrap_servers), k.batch_size)
             redrive = datetime.timedelta(seconds=s.scheduler.redrive_after_seconds)
             every = max(1.0, s.scheduler.redrive_after_seconds / 3)
             jobs += [
@@ -127,7 +127,7 @@ class Kitchen:
                     k.processing_group,
                     k.order_created_topic,
                     OrderCreated.decode,
-                    stock.order_created_handler(k.notify_topic, threshold, self.wake_relay),
+                    processing.order_created_handler(k.notify_topic, threshold, self.wake_relay),
                 )
             )
         if s.roles.notification:
@@ -195,8 +195,8 @@ class Kitchen:
                     k.min_insync_replicas,
                 )
                 break
-            except KafkaException as exc:
-                reason = exc.args[0].str() if exc.args else str(exc)
+            except BrokerUnreachable as exc:
+                reason = exc.reason
             except Exception as exc:  # a bug must not leave the roles unstarted for good
                 log.exception("creating Kafka topics failed")
                 reason = f"{type(exc).__name__}: {exc}"

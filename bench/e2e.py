@@ -45,9 +45,10 @@ sys.path.insert(0, str(ROOT))
 from aiosmtpd.controller import Controller  # noqa: E402
 
 from bench.intake import free_port, stop  # noqa: E402
-from kitchen import db, merchants, migrations  # noqa: E402
-from kitchen.catalogue import BURGER  # noqa: E402
-from kitchen.db import Alert, Ingredient, Notification, Order, session  # noqa: E402
+from kitchen import db, merchants, migrations, models  # noqa: E402
+from kitchen.db import session  # noqa: E402
+from kitchen.models import Alert, Ingredient, Notification, Order  # noqa: E402
+from kitchen.seed import BURGER  # noqa: E402
 
 VEGETA = "github.com/tsenart/vegeta/v12@v12.13.0"
 CACHE = ROOT / "bench" / ".cache"
@@ -145,7 +146,7 @@ def empty_database(url: str) -> None:
     handle = db.bind(url)
     if url.startswith("postgres"):
         with session():
-            handle.drop_tables(list(reversed(db.TABLES)), safe=True, cascade=True)
+            handle.drop_tables(list(reversed(models.TABLES)), safe=True, cascade=True)
     migrations.upgrade()
 
 

@@ -234,11 +234,11 @@ def reset(database: str) -> None:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
     sys.path.insert(0, str(ROOT))
-    from kitchen import db
+    from kitchen import db, models
 
     handle = db.bind(database)
     with db.session():
-        handle.drop_tables(list(reversed(db.TABLES)), safe=True, cascade=True)
+        handle.drop_tables(list(reversed(models.TABLES)), safe=True, cascade=True)
     handle.close_all()  # type: ignore[attr-defined]
 
 

@@ -11,7 +11,7 @@ the topic again with a fresh consumer group. Runs alternate between the two rows
 stage; each figure is the median of `--runs`.
 
 - stage "processing", one merchant: Kitchen's processing consumer (the real
-  `kafka.ConsumerWorker` with `stock.order_created_handler`, in a process of its own as
+  `kafka.ConsumerWorker` with `processing.order_created_handler`, in a process of its own as
   the processing role runs) against a naive consumer (one transaction applying one order,
   then one synchronous offset commit, per message), which reads only the first
   `--naive-orders` events since it is slow: rates are compared. Target: >= 80x, and on
@@ -57,20 +57,8 @@ import psycopg2  # noqa: E402
 from confluent_kafka import Consumer, Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
-from kitchen import catalogue, db, migrations, stock  # noqa: E402
-from kitchen.db import (  # noqa: E402
-    Alert,
-    Ingredient,
-    LedgerEntry,
-    Merchant,
-    Order,
-    OrderLine,
-    Outbox,
-    bulk_insert,
-    session,
-    transaction,
-    utcnow,
-)
+from kitchen import db, inventory, migrations, models, processing, seed  # noqa: E402
+from kitchen.db import bulk_insert, session, transaction, utcnow  # noqa: E402
 from kitchen.events import OrderCreated  # noqa: E402
 from kitchen.kafka import (  # noqa: E402
     ConsumerWorker,
@@ -80,6 +68,7 @@ from kitchen.kafka import (  # noqa: E402
     ensure_topics,
     producer_config,
 )
+from kitchen.models import Alert, Ingredient, LedgerEntry, Merchant, Order, OrderLine, Outbox  # noqa: E402
 
 NOTIFY_TOPIC = "bench-notify"
 THRESHOLD = Fraction(1, 2)
@@ -131,13 +120,13 @@ def fill(
     pending one-burger orders dealt round robin among them."""
     database = db.bind(url)
     with session():
-        database.drop_tables(list(reversed(db.TABLES)), safe=True)
+        database.drop_tables(list(reversed(models.TABLES)), safe=True)
     migrations.upgrade()
     burgers: dict[int, int] = {}
     for merchant_id in merchant_ids:
         with session():
             Merchant.create(id=merchant_id, name=f"bench-{merchant_id}", alert_email="b@x.org")
-        _, view = catalogue.seed(merchant_id)
+        _, view = seed.seed(merchant_id, inventory.AlertRules(THRESHOLD, NOTIFY_TOPIC))
         burgers[merchant_id] = view["products"][0]["id"]
     by_merchant: dict[int, list[int]] = {m: [] for m in merchant_ids}
     now = utcnow()
@@ -167,7 +156,7 @@ def initial_stock(orders: int) -> dict[str, int]:
     """Each reference ingredient's starting (and full) stock for `orders` burgers."""
     return {
         name: -(-grams * orders * STOCK_PER_USE.numerator // STOCK_PER_USE.denominator)
-        for name, grams in catalogue.BURGER.items()
+        for name, grams in seed.BURGER.items()
     }
 
 
@@ -221,7 +210,7 @@ def check(kitchen: Kitchen, applied: dict[int, int]) -> None:
         for merchant_id, count in applied.items():
             full = initial_stock(len(kitchen.orders[merchant_id]))
             for i in Ingredient.select().where(Ingredient.merchant == merchant_id):
-                expected = full[i.name] - count * catalogue.BURGER[i.name]
+                expected = full[i.name] - count * seed.BURGER[i.name]
                 ledger = (
                     LedgerEntry.select(pw.fn.SUM(LedgerEntry.grams))
                     .where(LedgerEntry.ingredient == i.id)
@@ -283,7 +272,7 @@ def consumer_process(
         group,
         [topic],
         OrderCreated.decode,
-        stock.order_created_handler(NOTIFY_TOPIC, THRESHOLD),
+        processing.order_created_handler(NOTIFY_TOPIC, THRESHOLD),
         batch,
         unusable=db.is_data_error,
     )
@@ -368,7 +357,7 @@ class NaiveConsumer:
                 if message is None or message.error() is not None:
                     continue
                 order = OrderCreated.decode(message.value())
-                stock.apply_orders([order.id], NOTIFY_TOPIC, THRESHOLD)
+                processing.apply_orders([order.id], NOTIFY_TOPIC, THRESHOLD)
                 self.consumer.commit(message=message, asynchronous=False)
                 applied += 1
         finally:

@@ -14,9 +14,10 @@ import sys
 from typing import Any
 
 from kitchen import merchants
-from kitchen.db import ApiKey
+from kitchen.commands import AddKey, CreateMerchant
 from kitchen.domain import MAX_ID
-from kitchen.validation import Body, Conflict, NotFound
+from kitchen.errors import Conflict, Invalid, NotFound
+from kitchen.models import ApiKey
 from kitchen.views import iso
 
 
@@ -47,7 +48,16 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
 
 
 class Usage(Exception):
-    """An argument that is wrong: exit 2 with the message."""
+    """An argument that is wrong, its message escaped already (see `shown`)."""
+
+
+# What each error exits with, the one place the CLI maps errors to exit codes: a wrong
+# argument 2, a use case that cannot do what was asked 1. A subclass takes its base's.
+EXIT_CODES: dict[type[Exception], int] = {Usage: 2, Invalid: 2, Conflict: 1, NotFound: 1}
+
+# The commands' fields (kitchen.commands) as the CLI's arguments: a field's error names the
+# argument (`--email: must be an email address`).
+ARGUMENTS = {"name": "--name", "alert_email": "--email"}
 
 
 def shown(text: str) -> str:
@@ -67,36 +77,32 @@ def merchant_id(text: str) -> int:
     return int(text)
 
 
-def checked(values: dict[str, str], email: str | None = None) -> dict[str, str]:
-    """The arguments by the rules of the API's fields (kitchen.validation), each error
-    naming its argument (`--email: must be an email address`)."""
-    body = Body(values, set(values))
-    found = {
-        name: body.email(name) if name == email else body.text(name) for name in sorted(values)
-    }
-    if body.errors:
-        raise Usage("; ".join(shown(str(e)) for e in body.errors))
-    return {name: value for name, value in found.items() if value is not None}
-
-
 def run(args: argparse.Namespace) -> int:
     """Run a merchant command against the bound database; returns the exit code."""
     action = args.action if args.action != "key" else f"key {args.key_action}"
     try:
         _run(args)
-    except Usage as exc:
-        print(f"merchant {action}: {exc}", file=sys.stderr)
-        return 2
-    except (Conflict, NotFound) as exc:
-        print(f"merchant {action}: {shown(str(exc))}", file=sys.stderr)
-        return 1
+    except tuple(EXIT_CODES) as exc:
+        print(f"merchant {action}: {_message(exc)}", file=sys.stderr)
+        return next(code for kind, code in EXIT_CODES.items() if isinstance(exc, kind))
     return 0
+
+
+def _message(exc: Exception) -> str:
+    """The error as one escaped line; a field's error names the CLI's argument, in the
+    arguments' order."""
+    if isinstance(exc, Usage):
+        return str(exc)
+    if isinstance(exc, Invalid):
+        named = sorted(f"{ARGUMENTS.get(e.field, e.field)}: {e.message}" for e in exc.errors)
+        return "; ".join(shown(line) for line in named)
+    return shown(str(exc))
 
 
 def _run(args: argparse.Namespace) -> None:
     if args.action == "create":
-        found = checked({"--name": args.name, "--email": args.email}, email="--email")
-        merchant, key = merchants.create(found["--name"], found["--email"])
+        new = CreateMerchant.parse({"name": args.name, "alert_email": args.email})
+        merchant, key = merchants.create(new.name, new.alert_email)
         name, email = shown(merchant.name), shown(merchant.alert_email)
         print(f"merchant {merchant.id} created: {name} <{email}>")
         print(f'its API key "{ApiKey.PRIMARY}", shown once (Authorization: Bearer <key>):')
@@ -118,7 +124,7 @@ def _run(args: argparse.Namespace) -> None:
         print(key)
     elif args.key_action == "add":
         ident = merchant_id(args.merchant)
-        name = checked({"--name": args.name})["--name"]
+        name = AddKey.parse({"name": args.name}).name
         key = merchants.add_key(ident, name)
         print(f'merchant {ident}: key "{shown(name)}" added, shown once (Bearer <key>):')
         print(key)

@@ -15,9 +15,10 @@ from fractions import Fraction
 from typing import Any
 
 from kitchen import outbox
-from kitchen.db import Alert, Ingredient, Notification, locked, session, transaction, utcnow
+from kitchen.db import locked, session, transaction, utcnow
 from kitchen.domain import IngredientState
 from kitchen.events import Notify
+from kitchen.models import Alert, Ingredient, Notification
 
 log = logging.getLogger(__name__)
 

@@ -1,23 +1,20 @@
-"""Tables (peewee) and the database binding: the same code on SQLite and PostgreSQL.
-
-Every row belongs to a merchant, and every table that grows with orders has a
-`merchant_id` column: on PostgreSQL those tables are partitioned by it (see
-partitioning.py, the one place for their DDL); on SQLite they are plain tables.
+"""The database binding: the same code on SQLite and PostgreSQL.
 
 The binding is one module-level handle, said plainly: `database` is a peewee proxy that
-every model is declared against (peewee binds models to a database at class creation),
-and `bind(url)` points it at the real database, once per process. Everything else is
-given what it needs by its constructor. Tests call `bind` themselves (see conftest).
+every model (models.py) is declared against (peewee binds models to a database at class
+creation), and `bind(url)` points it at the real database, once per process. Everything
+else is given what it needs by its constructor. Tests call `bind` themselves (see
+conftest). Here too: units of work (`transaction`, `session`), row locks, and the bulk
+writes (`bulk_insert`, COPY) that processing's speed rests on.
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import io
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import peewee as pw
@@ -36,302 +33,9 @@ def is_data_error(exc: Exception) -> bool:
     return isinstance(exc, (pw.IntegrityError, pw.DataError))
 
 
-def hash_key(key: str) -> str:
-    """How an API key is stored and looked up."""
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 def utcnow() -> datetime.datetime:
+    """Now as every timestamp column stores it: UTC without a zone (SQLite has no zones)."""
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
-
-
-class Base(pw.Model):
-    """Models declare `<fk>_id: int` annotations: peewee provides those column values,
-    and the annotations let the type checker see them.
-
-    Every integer column is 64-bit on PostgreSQL (BIGSERIAL ids, and foreign keys follow
-    their target's type): the ledger gets a row per ingredient per order, which would run
-    through 32-bit ids in days. SQLite's integers are 64-bit anyway."""
-
-    id = pw.BigAutoField()
-
-    class Meta:
-        database = database
-
-
-class Merchant(Base):
-    # Not unique: ids identify merchants, and a taken name would tell one merchant that
-    # another exists. Its keys are ApiKey rows.
-    name = pw.CharField()
-    alert_email = pw.CharField()
-    # Default alert threshold of its ingredients, an exact fraction ("1/2"); empty means
-    # the `[alerts] threshold` setting.
-    threshold = pw.CharField(null=True)
-    # The default merchant (see ensure_default_merchant): found by this mark, not by its
-    # name, which its owner may change.
-    is_default = pw.BooleanField(default=False)
-
-
-# At most one default merchant: two processes starting at once cannot both make one.
-Merchant.add_index(
-    Merchant.index(Merchant.is_default, unique=True, name="merchant_one_default").where(
-        Merchant.is_default == True  # noqa: E712 (SQL, not a Python comparison)
-    )
-)
-
-
-class BigForeignKeyField(pw.ForeignKeyField):
-    """A 64-bit reference, whatever the width of the id it names (ids become 64-bit in
-    migration 0008; a new table starts so)."""
-
-    field_type = "BIGINT"
-
-
-class ApiKey(Base):
-    """One named key of a merchant (a till, a screen): each can be revoked on its own."""
-
-    PRIMARY = "primary"  # the key `merchant create` makes and `rotate-key` replaces
-
-    id = pw.BigAutoField()
-    merchant_id: int
-    merchant = BigForeignKeyField(Merchant, backref="api_keys", index=False)
-    name = pw.CharField()  # unique per merchant; the log and each order say which acted
-    # SHA-256 of the key: the key itself is shown once, when made, and never stored.
-    # (A key is 256 random bits, so a fast hash is enough: there is nothing to guess.)
-    key_hash = pw.CharField(unique=True)
-    created_at = pw.DateTimeField(default=utcnow)
-    # When a request last used it, to about a minute (see merchants.KeyUses).
-    last_used_at = pw.DateTimeField(null=True)
-
-    class Meta:
-        table_name = "api_key"
-        indexes = ((("merchant", "name"), True),)
-
-
-class Ingredient(Base):
-    merchant_id: int
-    merchant = pw.ForeignKeyField(Merchant, backref="ingredients")
-    name = pw.CharField()
-    stock = pw.BigIntegerField()  # grams
-    # The par level, in grams: 100% for the threshold. Set when the ingredient is created,
-    # changed only by PATCH; restocks and counts may take the stock above it.
-    full_stock = pw.BigIntegerField()
-    alert_armed = pw.BooleanField(default=True)
-    threshold = pw.CharField(null=True)  # exact fraction; empty means the merchant's
-
-    class Meta:
-        indexes = ((("merchant", "name"), True),)
-
-
-class Product(Base):
-    merchant_id: int
-    merchant = pw.ForeignKeyField(Merchant, backref="products")
-    name = pw.CharField()
-    # A deleted product stays for the orders that name it; new orders cannot.
-    deleted_at = pw.DateTimeField(null=True)
-
-
-# A name is unique among a merchant's products that are not deleted (a partial index).
-Product.add_index(
-    Product.index(Product.merchant, Product.name, unique=True, name="product_live_name").where(
-        Product.deleted_at.is_null()
-    )
-)
-
-
-class RecipeLine(Base):
-    product_id: int
-    ingredient_id: int
-    product = pw.ForeignKeyField(Product, backref="recipe")
-    ingredient = pw.ForeignKeyField(Ingredient)
-    grams = pw.BigIntegerField()  # per unit of product
-
-    class Meta:
-        table_name = "recipe_lines"
-        indexes = ((("product", "ingredient"), True),)
-
-
-class Order(Base):
-    merchant_id: int
-    PENDING, APPLIED, REJECTED = "pending", "applied", "rejected"
-
-    merchant = pw.ForeignKeyField(Merchant, backref="orders")
-    status = pw.CharField(default=PENDING, index=True)
-    reason = pw.TextField(null=True)
-    created_at = pw.DateTimeField(default=utcnow)
-    # When ORDER_CREATED was last queued; the re-drive job queues it again if the
-    # order is still pending long after (the embedded Kafka forgets on restart).
-    emitted_at = pw.DateTimeField(default=utcnow)
-    processed_at = pw.DateTimeField(null=True)
-    # Idempotency-Key of the request that created it, and a hash of that request's lines:
-    # a retried request finds its order instead of placing a second one.
-    idempotency_key = pw.CharField(null=True)
-    request_hash = pw.CharField(null=True)
-    # The name of the API key that placed it (never the key); none without a key.
-    key_name = pw.CharField(null=True)
-
-    class Meta:
-        table_name = "orders"
-        indexes = ((("merchant", "idempotency_key"), True),)
-
-
-class OrderLine(Base):
-    merchant_id: int
-    order_id: int
-    product_id: int
-    # The order's merchant, copied: on PostgreSQL the table is partitioned by it.
-    merchant = pw.ForeignKeyField(Merchant, index=False)
-    order = pw.ForeignKeyField(Order, backref="lines", on_delete="CASCADE")
-    product = pw.ForeignKeyField(Product)
-    quantity = pw.BigIntegerField()
-
-    class Meta:
-        table_name = "order_lines"
-
-
-class Outbox(Base):
-    """Events written in the same transaction as the change they announce."""
-
-    # Whose event (also its key). Not a foreign key: the outbox is a queue of events whose
-    # rows were checked where they were made, and a key is one more lookup per order.
-    merchant_id = pw.BigIntegerField()
-    topic = pw.CharField()
-    key = pw.CharField(null=True)
-    payload = pw.TextField()  # JSON
-    # The row the event is about (the order of an ORDER_CREATED, the alert of a NOTIFY):
-    # a re-drive does not queue an event again while an earlier copy is still unsent.
-    ref_id = pw.BigIntegerField(null=True, index=True)
-    created_at = pw.DateTimeField(default=utcnow)
-    sent_at = pw.DateTimeField(null=True, index=True)
-    # A relay owns the row until then (see outbox.Relay), so two relays never send it.
-    claimed_until = pw.DateTimeField(null=True)
-    claimed_by = pw.CharField(null=True)
-
-
-class Alert(Base):
-    """One threshold crossing of one ingredient."""
-
-    merchant_id: int
-    ingredient_id: int
-    order_id: int
-
-    merchant = pw.ForeignKeyField(Merchant)
-    ingredient = pw.ForeignKeyField(Ingredient, backref="alerts")
-    order = pw.ForeignKeyField(Order, null=True)
-    email = pw.CharField()
-    stock = pw.BigIntegerField()  # grams just after the crossing
-    full_stock = pw.BigIntegerField()
-    threshold = pw.CharField()  # exact fraction, e.g. "1/2"
-    created_at = pw.DateTimeField(default=utcnow)
-    emitted_at = pw.DateTimeField(default=utcnow)  # when NOTIFY was last queued
-    redrives = pw.BigIntegerField(default=0)  # times NOTIFY was queued again (bounded)
-
-
-class Notification(Base):
-    """An alert email to send: one row per alert, so a redelivered NOTIFY sends nothing."""
-
-    merchant_id: int
-    alert_id: int | None
-    merchant = pw.ForeignKeyField(Merchant, index=False)  # whose ingredient
-    # "alert-<id>", or where it was read (kafka.source); unique per merchant (partitions).
-    dedup_key = pw.CharField()
-    alert = pw.ForeignKeyField(Alert, null=True)
-    ingredient_id = pw.BigIntegerField()
-    email = pw.CharField()
-    subject = pw.CharField()
-    body = pw.TextField()
-    message_id = pw.CharField()
-    created_at = pw.DateTimeField(default=utcnow)
-    sent_at = pw.DateTimeField(null=True, index=True)
-    attempts = pw.BigIntegerField(default=0)
-    next_attempt_at = pw.DateTimeField(default=utcnow)
-    # A sender owns the row until then, so two senders never mail the same alert.
-    claimed_until = pw.DateTimeField(null=True)
-    # A mail that can never be sent (refused address, permanent 5xx): never tried again;
-    # the reason is in last_error.
-    failed_at = pw.DateTimeField(null=True)
-    last_error = pw.TextField(null=True)
-
-    class Meta:
-        indexes = ((("merchant", "dedup_key"), True),)
-
-
-F = TypeVar("F", bound=pw.ForeignKeyField)
-
-
-def unconstrained(field: F) -> F:
-    """A reference that peewee joins and names like any foreign key, but for which
-    create_table writes no FOREIGN KEY constraint (peewee skips "deferred" foreign keys,
-    which is what a DeferredForeignKey resolves to)."""
-    field.deferred = True
-    return field
-
-
-class LedgerEntry(Base):
-    """One change of one ingredient's stock, written in the transaction of the change:
-    an ingredient's stock is the sum of its ledger."""
-
-    ORDER, RESTOCK, COUNT, WASTE, INITIAL = "order", "restock", "count", "waste", "initial"
-
-    merchant_id: int
-    ingredient_id: int
-    order_id: int | None
-    # One index only, (ingredient, id), which the ledger's pages read: every index is paid
-    # for on each of a processing batch's ledger rows (three more halved its PostgreSQL
-    # speed), and nothing looks ledger rows up by merchant or order.
-    # For the same reason no foreign-key constraint (see `unconstrained`; migration 0004
-    # drops the old ones): checking three references on each ledger
-    # row took 45 % of PostgreSQL's processing time (9,700 against 17,700 orders/s in
-    # batches of 1,000, measured). They guarded nothing Kitchen does: a ledger row is
-    # written only in the transaction that holds the rows it names locked, and Kitchen
-    # never deletes a merchant, an ingredient or an order.
-    merchant = unconstrained(pw.ForeignKeyField(Merchant, index=False))
-    ingredient = unconstrained(pw.ForeignKeyField(Ingredient, backref="ledger", index=False))
-    grams = pw.BigIntegerField()  # signed: what the change added (+) or took (-)
-    reason = pw.CharField()
-    order = unconstrained(pw.ForeignKeyField(Order, null=True, index=False))
-    note = pw.TextField(null=True)
-    stock_after = pw.BigIntegerField()
-    created_at = pw.DateTimeField(default=utcnow)
-
-    class Meta:
-        table_name = "ledger"
-        indexes = ((("ingredient", "id"), False),)
-
-
-class SchemaMigration(Base):
-    """One row per schema migration applied to this database (see migrations.py)."""
-
-    name = pw.CharField(unique=True)
-    applied_at = pw.DateTimeField(default=utcnow)
-
-    class Meta:
-        table_name = "schema_migrations"
-
-
-class DatabaseId(Base):
-    """One row: a random id made when the tables are, so that names Kitchen gives out
-    (Message-IDs, mail files) never repeat those of an earlier database (a reset, another
-    deployment), where ids start at 1 again."""
-
-    value = pw.CharField()
-
-
-TABLES: list[type[Base]] = [
-    SchemaMigration,
-    DatabaseId,
-    Merchant,
-    ApiKey,
-    Ingredient,
-    Product,
-    RecipeLine,
-    Order,
-    OrderLine,
-    Outbox,
-    Alert,
-    Notification,
-    LedgerEntry,
-]
 
 
 def open_database(url: str) -> pw.Database:
@@ -389,33 +93,10 @@ def bind(url: str) -> pw.Database:
     return database.obj
 
 
-def database_id() -> str:
-    """This database's random id (see DatabaseId; made by migrations.upgrade)."""
-    return str(DatabaseId.get_by_id(1).value)
-
-
 def ping() -> None:
     """Raise a peewee DatabaseError unless the database answers."""
     with session():
         database.execute_sql("SELECT 1")
-
-
-def ensure_default_merchant(alert_email: str) -> Merchant:
-    """The default merchant (a keyless request acts as it in development), created with
-    `alert_email` and no key if missing. Found by its mark, whatever it is called now.
-
-    The setting only seeds the address: in a split deployment every process has its own
-    copy of it, and the last one to start must not decide where alerts go.
-    """
-    with transaction():
-        found: Merchant | None = Merchant.get_or_none(Merchant.is_default == True)  # noqa: E712
-        if found is not None:
-            return found
-        try:
-            with database.atomic():
-                return Merchant.create(name="default", alert_email=alert_email, is_default=True)
-        except pw.IntegrityError:  # another process made it meanwhile
-            return Merchant.get(Merchant.is_default == True)  # noqa: E712
 
 
 @contextmanager
@@ -443,7 +124,7 @@ def locked(query: Any) -> Any:
     return query
 
 
-def keyed(model: type[Base], keys: Iterable[tuple[int, int]]) -> pw.Expression:
+def keyed(model: type[pw.Model], keys: Iterable[tuple[int, int]]) -> pw.Expression:
     """The rows of `model` with these (merchant_id, id) keys: on PostgreSQL, the primary
     key of a table partitioned by merchant, which `id` alone cannot use."""
     return pw.Tuple(model.merchant_id, model.id).in_(sorted(keys))  # type: ignore[attr-defined]

@@ -4,10 +4,10 @@ Each event has one way to be written (`encode`) and one way to be read (`decode`
 event that cannot be read raises `UnusableEvent`: no retry can cure it, so the consumer
 parks it on the dead-letter topic. Who writes, reads and re-drives each event:
 
-| event         | topic           | written by                        | read by           |
-| ------------- | --------------- | --------------------------------- | ----------------- |
-| OrderCreated  | `order_created` | orders.place / orders.redrive     | stock (processing)|
-| Notify        | `notify`        | alerts.raise_alert / alerts.redrive | notifications   |
+| event        | topic           | written by                            | read by       |
+| ------------ | --------------- | ------------------------------------- | ------------- |
+| OrderCreated | `order_created` | orders.place_orders / orders.redrive  | processing    |
+| Notify       | `notify`        | alerts.raise_alert / alerts.redrive   | notifications |
 
 Both are keyed by merchant id, so one merchant's events stay in order on one partition.
 Fields may be added to an event; none is removed or changes meaning.

@@ -1,18 +1,21 @@
 """API role: the Starlette app. The whole HTTP surface is the `routes` list below.
 
-Endpoints are thin: they find the calling merchant (`merchant_of`), validate, call the
-use case (`orders`, `catalogue`, `inventory`, `menu`, `merchants`, `views`) and shape the
-answer. What they need comes through `Api`'s constructor; the database is reached
-through the one documented handle in `kitchen.db`. Database work runs in Starlette's
-thread pool (`run_in_threadpool`): peewee and psycopg2 block, and inside the event loop
-they would serialise every request. Errors are RFC 9457 problem details
-(`application/problem+json`).
+Endpoints are thin: they find the calling merchant (`merchant_of`), parse the body into a
+typed command (`kitchen.commands`), call the use case (`orders`, `seed`, `inventory`,
+`menu`, `merchants`, `views`) and shape the answer; `build_app` gives each use-case error
+(`kitchen.errors`) its status. What they need comes through `Api`'s constructor; the
+database is reached through the one documented handle in `kitchen.db`. Database work
+runs in Starlette's thread pool (`run_in_threadpool`): peewee and psycopg2 block, and
+inside the event loop they would serialise every request. Errors are RFC 9457 problem
+details (`application/problem+json`).
 
 Every endpoint documents itself for `GET /openapi.json` (see `kitchen/openapi.py`): its
 docstring is one line of prose for the reader, then a line `---`, then the YAML of its
 OpenAPI operation. Refer to the shared parts with `$ref` (problem responses, request
-bodies and shapes are in `openapi.BASE`); path parameters such as `{id}` are added from
-the path. For example:
+bodies, shapes and query parameters are in `openapi.base`). The document adds what every
+operation of a kind answers (`openapi.document`): path parameters such as `{id}`, 401
+and 503 for each that takes a merchant's key, 400, 413, 415 and 422 for each that takes
+a body; a docstring states only what is its own. For example:
 
     async def get_order(self, request: Request) -> Response:
         \"""One order of the calling merchant.
@@ -20,7 +23,6 @@ the path. For example:
         summary: An order and its status
         responses:
           "200": {$ref: "#/components/responses/Order"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "404": {$ref: "#/components/responses/NotFound"}
         \"""
 
@@ -50,7 +52,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kitchen import (
-    catalogue,
+    commands,
     dashboard,
     db,
     inventory,
@@ -58,22 +60,26 @@ from kitchen import (
     menu,
     merchants,
     metrics,
+    models,
     openapi,
     orders,
+    seed,
     views,
 )
-from kitchen.db import LedgerEntry
-from kitchen.domain import is_id
-from kitchen.intake import Intake
-from kitchen.settings import Settings
-from kitchen.validation import (
+from kitchen.domain import MAX_GRAMS, MAX_ID, is_id
+from kitchen.errors import (
     Conflict,
     FieldError,
     Invalid,
+    InvalidOrder,
+    KeyReused,
+    MalformedBody,
     NotFound,
-    decode_body,
-    parse_order,
 )
+from kitchen.intake import Intake
+from kitchen.models import LedgerEntry
+from kitchen.settings import Settings
+from kitchen.validation import KEY_LENGTH, decode_body, parse_order
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +88,6 @@ log = logging.getLogger(__name__)
 # and the client sees a reset instead of the 413. Past this size the answer goes out at
 # once: reading on would let one client tie up the connection.
 DRAIN_BYTES = 8 * 1024 * 1024
-
-# What GET /orders?status= may ask for.
-ORDER_STATUSES = (db.Order.PENDING, db.Order.APPLIED, db.Order.REJECTED)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -95,7 +98,8 @@ STOCK_MOVES = {
     LedgerEntry.RESTOCK: (
         "Restock",
         "Add stock (the stock may stand above the par level, `full_stock`, which stays; "
-        "more than 10^12 g in all is a 422); at or above the threshold the alert re-arms.",
+        f"more than {MAX_GRAMS:,} g in all is a 422); at or above the threshold the alert "
+        "re-arms.",
     ),
     LedgerEntry.COUNT: (
         "Count",
@@ -252,50 +256,36 @@ class Api:
         ---
         summary: Place an order
         description: The stock changes a moment later, when the processing role applies it.
-        parameters:
-          - name: Idempotency-Key
-            in: header
-            description: A retry with the same key returns the first order and places nothing.
-            schema: {type: string, minLength: 1, maxLength: 255}
+        parameters: [{$ref: "#/components/parameters/idempotency_key"}]
         requestBody: {$ref: "#/components/requestBodies/NewOrder"}
         responses:
           "201": {$ref: "#/components/responses/Order"}
-          "400": {$ref: "#/components/responses/BadRequest"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
-          "413": {$ref: "#/components/responses/TooLarge"}
-          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
-          "422": {$ref: "#/components/responses/Invalid"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         caller = await self.caller(request)
         merchant_id = caller.merchant_id
         key = request.headers.get("idempotency-key")
-        if key is not None and not 1 <= len(key) <= 255:
-            field = FieldError("Idempotency-Key", "must be 1 to 255 characters")
+        if key is not None and not 1 <= len(key) <= KEY_LENGTH:
+            field = FieldError("Idempotency-Key", f"must be 1 to {KEY_LENGTH} characters")
             raise Problem(422, "Invalid Idempotency-Key", str(field), [field])
         lines = parse_order(
             await self._json(request),
             self.settings.orders.max_lines,
             self.settings.orders.max_quantity,
         )
-        order: orders.Placed | db.Order
-        try:
-            if key is None:
-                # The hot path: saved in a group with other requests (see kitchen.intake).
-                new = orders.NewOrder(merchant_id, lines, key_name=caller.key_name)
-                order, created = await self.intake.place(new), True
-            else:
-                order, created = await self._run(
-                    orders.place_order,
-                    merchant_id,
-                    lines,
-                    self.settings.kafka.order_created_topic,
-                    key,
-                    caller.key_name,
-                )
-        except orders.KeyReused:
-            detail = f"Idempotency-Key {key!r} was already used for a different order"
-            raise Problem(422, "Idempotency-Key reused", detail) from None
+        order: orders.Placed | models.Order
+        if key is None:
+            # The hot path: saved in a group with other requests (see kitchen.intake).
+            new = orders.NewOrder(merchant_id, lines, key_name=caller.key_name)
+            order, created = await self.intake.place(new), True
+        else:
+            order, created = await self._run(
+                orders.place_order,
+                merchant_id,
+                lines,
+                self.settings.kafka.order_created_topic,
+                key,
+                caller.key_name,
+            )
         headers = {"Location": f"/order/{order.id}"}
         if created:
             metrics.order_accepted()
@@ -312,9 +302,7 @@ class Api:
         summary: An order and its status
         responses:
           "200": {$ref: "#/components/responses/Order"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "404": {$ref: "#/components/responses/NotFound"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         order_id = self._id(request, "order")
@@ -329,30 +317,16 @@ class Api:
         summary: Latest orders
         description: Another query parameter, or one given twice, is a 422.
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 20}}
-          - name: before
-            in: query
-            description: an order id; only older ones are listed (paging)
-            schema: {type: integer, minimum: 1, maximum: 9223372036854775807}
-          - name: status
-            in: query
-            description: only orders in this status
-            schema: {enum: [pending, applied, rejected]}
+          - {$ref: "#/components/parameters/limit"}
+          - {$ref: "#/components/parameters/before"}
+          - {$ref: "#/components/parameters/order_status"}
         responses:
-          "200":
-            description: Orders as GET /order/{id} shows them, newest first.
-            content:
-              application/json:
-                schema: {type: array, items: {type: object, additionalProperties: true}}
-          "401": {$ref: "#/components/responses/Unauthorized"}
+          "200": {$ref: "#/components/responses/Orders"}
           "422": {$ref: "#/components/responses/Invalid"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
-        known_query(request, "limit", "before", "status")
-        limit = query_int(request, "limit", 20, 1, 500)
-        before = query_int(request, "before", None, 1, 2**63 - 1)
-        status = query_choice(request, "status", ORDER_STATUSES)
+        limit, before = page(request, views.PAGE, "status")
+        status = query_choice(request, "status", views.ORDER_STATUSES)
         orders_ = await self._run(views.recent_orders, merchant_id, limit, before, status)
         return JSONResponse(orders_)
 
@@ -367,14 +341,12 @@ class Api:
           "201":
             description: Created.
             content: {application/json: {schema: {$ref: "#/components/schemas/Seeded"}}}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "403": {$ref: "#/components/responses/Forbidden"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         if self.settings.app.production:
             raise Problem(403, "Forbidden", "the reference kitchen is for development only")
-        created, view = await self._run(catalogue.seed, merchant_id)
+        created, view = await self._run(seed.seed, merchant_id, self.rules)
         return JSONResponse(view, status_code=201 if created else 200)
 
     # -- the merchant --------------------------------------------------------------------
@@ -385,8 +357,6 @@ class Api:
         summary: The calling merchant
         responses:
           "200": {$ref: "#/components/responses/Merchant"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         default = self.rules.default_threshold
@@ -399,17 +369,11 @@ class Api:
         requestBody: {$ref: "#/components/requestBodies/MerchantChange"}
         responses:
           "200": {$ref: "#/components/responses/Merchant"}
-          "400": {$ref: "#/components/responses/BadRequest"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
-          "413": {$ref: "#/components/responses/TooLarge"}
-          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
-          "422": {$ref: "#/components/responses/Invalid"}
           "409": {$ref: "#/components/responses/Conflict"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
-        data = await self._json(request)
-        return JSONResponse(await self._run(merchants.update, merchant_id, data, self.rules))
+        change = commands.PatchMerchant.parse(await self._json(request))
+        return JSONResponse(await self._run(merchants.update, merchant_id, change, self.rules))
 
     # -- ingredients and their stock -----------------------------------------------------
 
@@ -420,9 +384,7 @@ class Api:
         description: It takes no query parameters; any is a 422.
         responses:
           "200": {$ref: "#/components/responses/Ingredients"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "422": {$ref: "#/components/responses/Invalid"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         known_query(request)
@@ -437,17 +399,11 @@ class Api:
         requestBody: {$ref: "#/components/requestBodies/NewIngredient"}
         responses:
           "201": {$ref: "#/components/responses/Ingredient"}
-          "400": {$ref: "#/components/responses/BadRequest"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
-          "413": {$ref: "#/components/responses/TooLarge"}
-          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
-          "422": {$ref: "#/components/responses/Invalid"}
           "409": {$ref: "#/components/responses/Conflict"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
-        data = await self._json(request)
-        view = await self._run(inventory.create, merchant_id, data, self.rules)
+        new = commands.CreateIngredient.parse(await self._json(request))
+        view = await self._run(inventory.create, merchant_id, new, self.rules)
         self.on_commit()  # it may have raised an alert
         return JSONResponse(view, 201, {"Location": f"/ingredients/{view['id']}"})
 
@@ -457,9 +413,7 @@ class Api:
         summary: An ingredient
         responses:
           "200": {$ref: "#/components/responses/Ingredient"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "404": {$ref: "#/components/responses/NotFound"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         ingredient_id = self._id(request, "ingredient")
@@ -474,19 +428,13 @@ class Api:
         requestBody: {$ref: "#/components/requestBodies/IngredientChange"}
         responses:
           "200": {$ref: "#/components/responses/Ingredient"}
-          "400": {$ref: "#/components/responses/BadRequest"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "404": {$ref: "#/components/responses/NotFound"}
           "409": {$ref: "#/components/responses/Conflict"}
-          "413": {$ref: "#/components/responses/TooLarge"}
-          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
-          "422": {$ref: "#/components/responses/Invalid"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         ingredient_id = self._id(request, "ingredient")
-        data = await self._json(request)
-        view = await self._run(inventory.update, merchant_id, ingredient_id, data, self.rules)
+        change = commands.PatchIngredient.parse(await self._json(request))
+        view = await self._run(inventory.update, merchant_id, ingredient_id, change, self.rules)
         self.on_commit()  # it may have raised an alert
         return JSONResponse(view)
 
@@ -496,28 +444,22 @@ class Api:
         async def endpoint(request: Request) -> Response:
             merchant_id = await self.merchant_of(request)
             ingredient_id = self._id(request, "ingredient")
-            data = await self._json(request)
-            view = await self._run(
-                inventory.move, merchant_id, ingredient_id, kind, data, self.rules
-            )
+            move = commands.StockMove.parse(kind, await self._json(request))
+            view = await self._run(inventory.move, merchant_id, ingredient_id, move, self.rules)
             self.on_commit()  # a count or waste may have raised an alert
             return JSONResponse(view)
 
         title, description = STOCK_MOVES[kind]
+        # A count may find nothing (0 g); a restock or waste of nothing is refused.
+        body = "StockCount" if kind == LedgerEntry.COUNT else "StockMove"
         endpoint.__doc__ = f"""{description}
         ---
         summary: {title} an ingredient
         description: {json.dumps(description)}
-        requestBody: {{$ref: "#/components/requestBodies/StockMove"}}
+        requestBody: {{$ref: "#/components/requestBodies/{body}"}}
         responses:
           "200": {{$ref: "#/components/responses/Ingredient"}}
-          "400": {{$ref: "#/components/responses/BadRequest"}}
-          "401": {{$ref: "#/components/responses/Unauthorized"}}
           "404": {{$ref: "#/components/responses/NotFound"}}
-          "413": {{$ref: "#/components/responses/TooLarge"}}
-          "415": {{$ref: "#/components/responses/UnsupportedMediaType"}}
-          "422": {{$ref: "#/components/responses/Invalid"}}
-          "503": {{$ref: "#/components/responses/Unavailable"}}
         """
         return endpoint
 
@@ -527,23 +469,16 @@ class Api:
         summary: The ledger of an ingredient
         description: Another query parameter, or one given twice, is a 422.
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 50}}
-          - name: before
-            in: query
-            description: an entry id; only older entries are listed (paging)
-            schema: {type: integer, minimum: 1, maximum: 9223372036854775807}
+          - {$ref: "#/components/parameters/ledger_limit"}
+          - {$ref: "#/components/parameters/before"}
         responses:
           "200": {$ref: "#/components/responses/Ledger"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "404": {$ref: "#/components/responses/NotFound"}
           "422": {$ref: "#/components/responses/Invalid"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         ingredient_id = self._id(request, "ingredient")
-        known_query(request, "limit", "before")
-        limit = query_int(request, "limit", 50, 1, 500)
-        before = query_int(request, "before", None, 1, 2**63 - 1)
+        limit, before = page(request, views.LEDGER_PAGE)
         rows = await self._run(inventory.ledger, merchant_id, ingredient_id, limit, before)
         return JSONResponse(rows)
 
@@ -555,25 +490,14 @@ class Api:
         summary: Latest alerts
         description: Another query parameter, or one given twice, is a 422.
         parameters:
-          - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 20}}
-          - name: before
-            in: query
-            description: an alert id; only older ones are listed (paging)
-            schema: {type: integer, minimum: 1, maximum: 9223372036854775807}
+          - {$ref: "#/components/parameters/limit"}
+          - {$ref: "#/components/parameters/before"}
         responses:
-          "200":
-            description: Alerts with their ingredient, stock, threshold and mail state.
-            content:
-              application/json:
-                schema: {type: array, items: {type: object, additionalProperties: true}}
-          "401": {$ref: "#/components/responses/Unauthorized"}
+          "200": {$ref: "#/components/responses/Alerts"}
           "422": {$ref: "#/components/responses/Invalid"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
-        known_query(request, "limit", "before")
-        limit = query_int(request, "limit", 20, 1, 500)
-        before = query_int(request, "before", None, 1, 2**63 - 1)
+        limit, before = page(request, views.PAGE)
         return JSONResponse(await self._run(views.recent_alerts, merchant_id, limit, before))
 
     async def page(self, request: Request) -> Response:
@@ -596,9 +520,7 @@ class Api:
         responses:
           "200":
             description: The merchant and its four lists, in one answer.
-            content: {application/json: {schema: {type: object, additionalProperties: true}}}
-          "401": {$ref: "#/components/responses/Unauthorized"}
-          "503": {$ref: "#/components/responses/Unavailable"}
+            content: {application/json: {schema: {$ref: "#/components/schemas/Dashboard"}}}
         """
         merchant_id = await self.merchant_of(request)
         default = self.rules.default_threshold
@@ -614,9 +536,7 @@ class Api:
         description: It takes no query parameters; any is a 422.
         responses:
           "200": {$ref: "#/components/responses/Products"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "422": {$ref: "#/components/responses/Invalid"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         known_query(request)
@@ -629,17 +549,11 @@ class Api:
         requestBody: {$ref: "#/components/requestBodies/NewProduct"}
         responses:
           "201": {$ref: "#/components/responses/Product"}
-          "400": {$ref: "#/components/responses/BadRequest"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
-          "413": {$ref: "#/components/responses/TooLarge"}
-          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
-          "422": {$ref: "#/components/responses/Invalid"}
           "409": {$ref: "#/components/responses/Conflict"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
-        data = await self._json(request)
-        view = await self._run(menu.create, merchant_id, data)
+        new = commands.CreateProduct.parse(await self._json(request))
+        view = await self._run(menu.create, merchant_id, new)
         return JSONResponse(view, 201, {"Location": f"/products/{view['id']}"})
 
     async def get_product(self, request: Request) -> Response:
@@ -648,9 +562,7 @@ class Api:
         summary: A product
         responses:
           "200": {$ref: "#/components/responses/Product"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "404": {$ref: "#/components/responses/NotFound"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         product_id = self._id(request, "product")
@@ -663,19 +575,13 @@ class Api:
         requestBody: {$ref: "#/components/requestBodies/ProductChange"}
         responses:
           "200": {$ref: "#/components/responses/Product"}
-          "400": {$ref: "#/components/responses/BadRequest"}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "404": {$ref: "#/components/responses/NotFound"}
           "409": {$ref: "#/components/responses/Conflict"}
-          "413": {$ref: "#/components/responses/TooLarge"}
-          "415": {$ref: "#/components/responses/UnsupportedMediaType"}
-          "422": {$ref: "#/components/responses/Invalid"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         product_id = self._id(request, "product")
-        data = await self._json(request)
-        return JSONResponse(await self._run(menu.update, merchant_id, product_id, data))
+        change = commands.PatchProduct.parse(await self._json(request))
+        return JSONResponse(await self._run(menu.update, merchant_id, product_id, change))
 
     async def delete_product(self, request: Request) -> Response:
         """Delete a product: past orders keep it, new orders naming it get 422.
@@ -683,9 +589,7 @@ class Api:
         summary: Delete a product
         responses:
           "204": {description: Deleted.}
-          "401": {$ref: "#/components/responses/Unauthorized"}
           "404": {$ref: "#/components/responses/NotFound"}
-          "503": {$ref: "#/components/responses/Unavailable"}
         """
         merchant_id = await self.merchant_of(request)
         product_id = self._id(request, "product")
@@ -788,7 +692,7 @@ class Api:
             description: OpenAPI 3.1, as JSON.
             content: {application/json: {schema: {type: object}}}
         """
-        return JSONResponse(openapi.document(request.app.routes))
+        return JSONResponse(openapi.document(request.app.routes, self.settings.orders))
 
 
 def path_id(raw: str) -> int | None:
@@ -832,6 +736,14 @@ def query_choice(request: Request, name: str, choices: tuple[str, ...]) -> str |
     return raw
 
 
+def page(request: Request, default_limit: int, *filters: str) -> tuple[int, int | None]:
+    """A list endpoint's `limit` (1 to views.MAX_PAGE, else `default_limit`) and `before`
+    (an id: only older rows), after refusing any query parameter but those and `filters`."""
+    known_query(request, "limit", "before", *filters)
+    limit = query_int(request, "limit", default_limit, 1, views.MAX_PAGE)
+    return limit, query_int(request, "before", None, 1, MAX_ID)
+
+
 def query_int(request: Request, name: str, default: int | None, low: int, high: int) -> Any:
     raw = request.query_params.get(name)
     if raw is None:
@@ -840,6 +752,19 @@ def query_int(request: Request, name: str, default: int | None, low: int, high: 
         field = FieldError(name, f"must be a whole number from {low} to {high}")
         raise Invalid([field])
     return int(raw)
+
+
+def answer(status: int, title: str) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """The exception handler that answers a use-case error with `status`: a problem
+    document titled `title` (NotFound's `{what}`: what was not found), the error's message
+    as its detail, and Invalid's field errors."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        what = exc.what.capitalize() if isinstance(exc, NotFound) else ""
+        errors = exc.errors if isinstance(exc, Invalid) else None
+        return problem_response(Problem(status, title.format(what=what), str(exc), errors))
+
+    return handler
 
 
 def build_app(api: Api) -> Starlette:
@@ -877,17 +802,6 @@ def build_app(api: Api) -> Starlette:
         assert isinstance(exc, Problem)
         return problem_response(exc)
 
-    async def on_invalid(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Invalid)
-        return problem_response(Problem(exc.status, exc.title, str(exc), exc.errors))
-
-    async def on_not_found(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, NotFound)
-        return problem_response(Problem(404, f"{exc.what.capitalize()} not found", str(exc)))
-
-    async def on_conflict(request: Request, exc: Exception) -> Response:
-        return problem_response(Problem(409, "Conflict", str(exc)))
-
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         return problem_response(Problem(exc.status_code, str(exc.detail), str(exc.detail)))
@@ -914,9 +828,14 @@ def build_app(api: Api) -> Starlette:
         middleware=[Middleware(HttpMetrics)],
         exception_handlers={
             Problem: on_problem,
-            Invalid: on_invalid,
-            NotFound: on_not_found,
-            Conflict: on_conflict,
+            # The use cases' errors (kitchen.errors) carry no HTTP: their status and title
+            # are here, and only here. A subclass is looked up before its base.
+            MalformedBody: answer(400, "Malformed JSON"),
+            InvalidOrder: answer(422, "Invalid order"),
+            Invalid: answer(422, "Invalid request"),
+            KeyReused: answer(422, "Idempotency-Key reused"),
+            NotFound: answer(404, "{what} not found"),
+            Conflict: answer(409, "Conflict"),
             HTTPException: on_http,
             ClientDisconnect: on_disconnect,
             pw.OperationalError: on_database,

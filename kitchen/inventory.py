@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from kitchen import alerts, domain
-from kitchen.db import Ingredient, LedgerEntry, Merchant, locked, session, transaction
-from kitchen.validation import Body, Conflict, FieldError, Invalid, NotFound
+from kitchen import alerts, domain, views
+from kitchen.commands import CreateIngredient, PatchIngredient, StockMove
+from kitchen.db import locked, session, transaction
+from kitchen.errors import Conflict, FieldError, Invalid, NotFound
+from kitchen.models import Ingredient, LedgerEntry, Merchant
 
 
 @dataclass(frozen=True)
@@ -42,30 +44,16 @@ def ingredient_state(
 
 
 def view(i: Ingredient, merchant: Merchant, default: Fraction) -> dict[str, Any]:
-    threshold = threshold_of(i, merchant, default)
-    return {
-        "id": i.id,
-        "name": i.name,
-        "stock": i.stock,
-        "full_stock": i.full_stock,
-        "threshold": float(threshold),
-        "low": domain.is_below(i.stock, i.full_stock, threshold),
-        "alert_armed": i.alert_armed,
-    }
+    """The ingredient as `views.ingredient` shows it, with the threshold that applies."""
+    return views.ingredient(i, threshold_of(i, merchant, default))
 
 
-def create(merchant_id: int, data: Any, rules: AlertRules) -> dict[str, Any]:
+def create(merchant_id: int, new: CreateIngredient, rules: AlertRules) -> dict[str, Any]:
     """POST /ingredients: name, stock, full_stock (the par level; default: the stock),
     threshold. Created below its threshold, it alerts once, as a crossing does."""
-    body = Body(data, {"name", "stock", "full_stock", "threshold"})
-    name = body.text("name")
-    stock = body.grams("stock", positive=False)
-    full = body.grams("full_stock", required=False)
-    threshold = body.fraction("threshold")
-    body.check()
-    assert name is not None and stock is not None
+    name, stock, threshold = new.name, new.stock, new.threshold
     # The par level; stock may stand above it. It is the 100 % of the threshold: never 0.
-    full = full if full is not None else max(stock, 1)
+    full = new.full_stock if new.full_stock is not None else max(stock, 1)
     with transaction():
         if _named(merchant_id, name) is not None:
             raise Conflict(f"an ingredient named {name!r} exists already")
@@ -172,26 +160,21 @@ MOVES: dict[str, Callable[[domain.IngredientState, int], bool]] = {
 
 
 def move(
-    merchant_id: int, ingredient_id: int, kind: str, data: Any, rules: AlertRules
+    merchant_id: int, ingredient_id: int, move: StockMove, rules: AlertRules
 ) -> dict[str, Any]:
     """POST /ingredients/{id}/restock, /count or /waste: `{"grams", "note"?}`."""
-    body = Body(data, {"grams", "note"})
-    grams = body.grams("grams", positive=kind != LedgerEntry.COUNT)
-    note = body.note("note")
-    body.check()
-    assert grams is not None
-    step = MOVES[kind]
-    return _change(merchant_id, ingredient_id, rules, lambda s: step(s, grams), kind, note)
+    step, grams = MOVES[move.kind], move.grams
+    return _change(
+        merchant_id, ingredient_id, rules, lambda s: step(s, grams), move.kind, move.note
+    )
 
 
-def update(merchant_id: int, ingredient_id: int, data: Any, rules: AlertRules) -> dict[str, Any]:
+def update(
+    merchant_id: int, ingredient_id: int, change: PatchIngredient, rules: AlertRules
+) -> dict[str, Any]:
     """PATCH /ingredients/{id}: name, full_stock (the par level), threshold; the alert is
     settled again. The only way the par level changes."""
-    body = Body(data, {"name", "full_stock", "threshold"})
-    name = body.text("name", required=False)
-    full = body.grams("full_stock", required=False)
-    threshold = body.fraction("threshold")
-    body.check()
+    name, full, threshold = change.name, change.full_stock, change.threshold
 
     def rename_and_rethreshold(row: Ingredient) -> None:
         if name is not None:
@@ -239,15 +222,4 @@ def ledger(
         if before is not None:
             query = query.where(LedgerEntry.id < before)
         rows = query.order_by(LedgerEntry.id.desc()).limit(limit)
-        return [
-            {
-                "id": e.id,
-                "grams": e.grams,
-                "reason": e.reason,
-                "order_id": e.order_id,
-                "note": e.note,
-                "stock_after": e.stock_after,
-                "at": e.created_at.isoformat() + "Z",
-            }
-            for e in rows
-        ]
+        return [views.ledger_entry(e) for e in rows]

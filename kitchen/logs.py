@@ -3,7 +3,7 @@
     [log] format = "json"    (KITCHEN_LOG_FORMAT=json)
 
     {"time": "2026-01-02T03:04:05.678Z", "level": "info", "role": "processing",
-     "logger": "kitchen.stock", "message": "alert 3: onion fell to 480 g, below ...",
+     "logger": "kitchen.processing", "message": "alert 3: onion fell to 480 g, below ...",
      "alert_id": 3, "order_id": 26, "merchant_id": 1}
 
 `role` is the role whose work wrote the line: `processing`, `notification` and `relay`
@@ -33,15 +33,16 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from kitchen.settings import ROLES
+
 FORMATS = ("text", "json")
-ROLES = ("api", "processing", "notification", "relay")
 IDS = ("order_id", "alert_id", "merchant_id")  # `extra` keys a JSON line carries
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # merchants.new_key(): "kitchen_" + 43 URL-safe characters.
 API_KEY = re.compile(r"kitchen_[A-Za-z0-9_-]{40,}")
 # A password is masked wherever it appears only from this length: masking a short one
 # (CI's and compose's is "kitchen") everywhere would mangle ordinary words (the logger
-# "kitchen.stock", the key prefix), and a word masked on every line gives the password
+# "kitchen.processing", the key prefix), and a word masked on every line gives the password
 # away. Shorter ones are masked where they sit as a password (below), which is how a
 # password reaches a line: in a database URL or a connection string quoted by an error.
 MIN_SECRET = 8

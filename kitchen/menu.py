@@ -8,64 +8,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from kitchen.db import Ingredient, Product, RecipeLine, session, transaction, utcnow
-from kitchen.domain import is_id
-from kitchen.validation import Body, Conflict, FieldError, Invalid, NotFound
+from kitchen import views
+from kitchen.commands import CreateProduct, PatchProduct, Recipe
+from kitchen.db import session, transaction, utcnow
+from kitchen.errors import Conflict, FieldError, Invalid, NotFound
+from kitchen.models import Ingredient, Product, RecipeLine
 
-MAX_RECIPE_LINES = 100
 
-
-def _recipe(data: Any, merchant_id: int, required: bool) -> dict[int, int] | None:
-    """`recipe: [{"ingredient_id", "grams"}]`, each ingredient the merchant's, once."""
-    errors: list[FieldError] = []
-    if not isinstance(data, list) or not 1 <= len(data) <= MAX_RECIPE_LINES:
-        if data is None and not required:
-            return None
-        raise Invalid([FieldError("recipe", f"must be a list of 1 to {MAX_RECIPE_LINES} lines")])
-    recipe: dict[int, int] = {}
-    for n, line in enumerate(data):
-        body = Body(line, {"ingredient_id", "grams"})
-        ingredient_id = line.get("ingredient_id") if isinstance(line, dict) else None
-        grams = body.grams("grams")
-        if not is_id(ingredient_id):
-            body.errors.append(FieldError("ingredient_id", "must be an ingredient id"))
-        elif ingredient_id in recipe:
-            body.errors.append(FieldError("ingredient_id", "is named twice"))
-        errors += [FieldError(f"recipe[{n}].{e.field}", e.message) for e in body.errors]
-        if not body.errors and grams is not None and is_id(ingredient_id):
-            recipe[ingredient_id] = grams
-    if not errors:
-        mine = {
-            i.id
-            for i in Ingredient.select(Ingredient.id).where(
-                Ingredient.merchant == merchant_id, Ingredient.id.in_(list(recipe))
-            )
-        }
-        errors += [
-            FieldError(f"recipe[{n}].ingredient_id", f"unknown ingredient {ingredient_id}")
-            for n, ingredient_id in enumerate(recipe)
-            if ingredient_id not in mine
-        ]
+def _check_ingredients(merchant_id: int, recipe: Recipe) -> None:
+    """Each ingredient of the recipe is the merchant's (its shape is checked at the edge:
+    `commands`)."""
+    mine = {
+        i.id
+        for i in Ingredient.select(Ingredient.id).where(
+            Ingredient.merchant == merchant_id, Ingredient.id.in_(list(recipe))
+        )
+    }
+    errors = [
+        FieldError(f"recipe[{n}].ingredient_id", f"unknown ingredient {ingredient_id}")
+        for n, ingredient_id in enumerate(recipe)
+        if ingredient_id not in mine
+    ]
     if errors:
         raise Invalid(errors)
-    return recipe
-
-
-def view(p: Product, stock: dict[int, int] | None = None) -> dict[str, Any]:
-    """A product; with the merchant's stock by ingredient id, how many more it can make."""
-    recipe = list(RecipeLine.select().where(RecipeLine.product == p.id).order_by(RecipeLine.id))
-    shown: dict[str, Any] = {
-        "id": p.id,
-        "name": p.name,
-        "recipe": [{"ingredient_id": r.ingredient_id, "grams": r.grams} for r in recipe],
-    }
-    if stock is not None:
-        shown["can_make"] = min(
-            (stock.get(r.ingredient_id, 0) // r.grams for r in recipe), default=0
-        )
-    if p.deleted_at is not None:
-        shown["deleted_at"] = p.deleted_at.isoformat() + "Z"
-    return shown
 
 
 def _stock(merchant_id: int) -> dict[int, int]:
@@ -94,22 +59,17 @@ def _name_free(merchant_id: int, name: str, product_id: int | None = None) -> No
         raise Conflict(f"a product named {name!r} exists already")
 
 
-def create(merchant_id: int, data: Any) -> dict[str, Any]:
+def create(merchant_id: int, new: CreateProduct) -> dict[str, Any]:
     """POST /products: `{"name", "recipe": [{"ingredient_id", "grams"}]}`."""
-    body = Body(data, {"name", "recipe"})
-    name = body.text("name")
-    body.check()
-    assert name is not None
     with transaction():
-        recipe = _recipe(body.data.get("recipe"), merchant_id, required=True)
-        assert recipe is not None
-        _name_free(merchant_id, name)
-        product = Product.create(merchant=merchant_id, name=name)
-        _write_recipe(product, recipe)
-        return view(product, _stock(merchant_id))
+        _check_ingredients(merchant_id, new.recipe)
+        _name_free(merchant_id, new.name)
+        product = Product.create(merchant=merchant_id, name=new.name)
+        _write_recipe(product, new.recipe)
+        return views.product(product, _stock(merchant_id))
 
 
-def _write_recipe(product: Product, recipe: dict[int, int]) -> None:
+def _write_recipe(product: Product, recipe: Recipe) -> None:
     RecipeLine.delete().where(RecipeLine.product == product.id).execute()
     RecipeLine.insert_many(
         [{"product": product.id, "ingredient": i, "grams": g} for i, g in recipe.items()]
@@ -120,30 +80,29 @@ def all_of(merchant_id: int) -> list[dict[str, Any]]:
     with session():
         stock = _stock(merchant_id)
         rows = Product.select().where(Product.merchant == merchant_id, Product.deleted_at.is_null())
-        return [view(p, stock) for p in rows.order_by(Product.id)]
+        return [views.product(p, stock) for p in rows.order_by(Product.id)]
 
 
 def one(merchant_id: int, product_id: int) -> dict[str, Any]:
     with session():
-        return view(_get(merchant_id, product_id), _stock(merchant_id))
+        return views.product(_get(merchant_id, product_id), _stock(merchant_id))
 
 
-def update(merchant_id: int, product_id: int, data: Any) -> dict[str, Any]:
+def update(merchant_id: int, product_id: int, change: PatchProduct) -> dict[str, Any]:
     """PATCH /products/{id}: a new name, or the whole recipe, or both. Orders already
     applied keep what they took; pending ones are applied with the recipe of the day."""
-    body = Body(data, {"name", "recipe"})
-    name = body.text("name", required=False)
-    body.check()
+    name, recipe = change.name, change.recipe
     with transaction():
         product = _get(merchant_id, product_id)
-        recipe = _recipe(body.data.get("recipe"), merchant_id, required=False)
+        if recipe is not None:
+            _check_ingredients(merchant_id, recipe)
         if name is not None:
             _name_free(merchant_id, name, product.id)
             product.name = name
             product.save()
         if recipe is not None:
             _write_recipe(product, recipe)
-        return view(product, _stock(merchant_id))
+        return views.product(product, _stock(merchant_id))
 
 
 def delete(merchant_id: int, product_id: int) -> None:

@@ -1,7 +1,7 @@
 """Merchants: who owns a kitchen, their API keys, and their settings.
 
 A merchant has named keys (a till, a screen: `ApiKey`), each revocable on its own; a key
-is shown once, when it is made, and stored only as its hash (`db.hash_key`). In
+is shown once, when it is made, and stored only as its hash (`hash_key`). In
 development a request without a key acts as the default merchant; a wrong key is
 refused everywhere.
 """
@@ -9,6 +9,7 @@ refused everywhere.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import secrets
 import time
@@ -19,9 +20,11 @@ from typing import Any
 
 import peewee as pw
 
-from kitchen import inventory
-from kitchen.db import ApiKey, Merchant, hash_key, session, transaction, tuples, utcnow
-from kitchen.validation import Body, Conflict, NotFound
+from kitchen import inventory, views
+from kitchen.commands import PatchMerchant
+from kitchen.db import database, session, transaction, tuples, utcnow
+from kitchen.errors import Conflict, NotFound
+from kitchen.models import ApiKey, Merchant
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,11 @@ KEY_PREFIX = "kitchen_"
 def new_key() -> str:
     """256 random bits; the prefix makes a leaked key easy to recognise (and to grep for)."""
     return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    """How an API key is stored and looked up."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,24 @@ def create(name: str, alert_email: str) -> tuple[Merchant, str]:
         merchant = Merchant.create(name=name, alert_email=alert_email)
         ApiKey.create(merchant=merchant.id, name=ApiKey.PRIMARY, key_hash=hash_key(key))
     return merchant, key
+
+
+def ensure_default_merchant(alert_email: str) -> Merchant:
+    """The default merchant (a keyless request acts as it in development), created with
+    `alert_email` and no key if missing. Found by its mark, whatever it is called now.
+
+    The setting only seeds the address: in a split deployment every process has its own
+    copy of it, and the last one to start must not decide where alerts go.
+    """
+    with transaction():
+        found: Merchant | None = Merchant.get_or_none(Merchant.is_default == True)  # noqa: E712
+        if found is not None:
+            return found
+        try:
+            with database.atomic():
+                return Merchant.create(name="default", alert_email=alert_email, is_default=True)
+        except pw.IntegrityError:  # another process made it meanwhile
+            return Merchant.get(Merchant.is_default == True)  # noqa: E712
 
 
 def all_merchants() -> list[Merchant]:
@@ -185,28 +211,15 @@ def by_key(key: str) -> Caller | None:
     return Caller(int(merchant_id), int(key_id), str(name))
 
 
-def view(merchant: Merchant, default: Fraction) -> dict[str, Any]:
-    return {
-        "id": merchant.id,
-        "name": merchant.name,
-        "alert_email": merchant.alert_email,
-        "threshold": float(Fraction(merchant.threshold or default)),
-    }
-
-
 def get(merchant_id: int, default: Fraction) -> dict[str, Any]:
     with session():
-        return view(Merchant.get_by_id(merchant_id), default)
+        return views.merchant(Merchant.get_by_id(merchant_id), default)
 
 
-def update(merchant_id: int, data: Any, rules: inventory.AlertRules) -> dict[str, Any]:
+def update(merchant_id: int, change: PatchMerchant, rules: inventory.AlertRules) -> dict[str, Any]:
     """PATCH /merchant: name, alert_email, threshold. A new default threshold settles the
     alert of every ingredient that follows it, as a change of its own threshold would."""
-    body = Body(data, {"name", "alert_email", "threshold"})
-    name = body.text("name", required=False)
-    email = body.email("alert_email", required=False)
-    threshold = body.fraction("threshold")
-    body.check()
+    name, email, threshold = change.name, change.alert_email, change.threshold
     with transaction():
         merchant = Merchant.get_by_id(merchant_id)
         if name is not None:
@@ -231,4 +244,4 @@ def update(merchant_id: int, data: Any, rules: inventory.AlertRules) -> dict[str
                 ", ".join(changed),
                 extra={"merchant_id": merchant_id},
             )
-        return view(merchant, rules.default_threshold)
+        return views.merchant(merchant, rules.default_threshold)

@@ -39,7 +39,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kitchen import db
-from kitchen.db import Ingredient, Notification, Outbox, session, utcnow
+from kitchen.db import session, utcnow
+from kitchen.models import Ingredient, Notification, Outbox
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,9 @@ import peewee as pw
 from playhouse.migrate import SchemaMigrator, SqliteMigrator, migrate
 
 from kitchen import partitioning
-from kitchen.db import (
+from kitchen.db import database, session, transaction, utcnow
+from kitchen.merchants import hash_key
+from kitchen.models import (
     TABLES,
     ApiKey,
     DatabaseId,
@@ -31,11 +33,6 @@ from kitchen.db import (
     Outbox,
     Product,
     SchemaMigration,
-    database,
-    hash_key,
-    session,
-    transaction,
-    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -115,7 +112,7 @@ def _failed_mails_and_bounded_redrives(m: SchemaMigrator) -> None:
 
 def _ledger_without_foreign_keys(m: SchemaMigrator) -> None:
     """Issue 11: the ledger's foreign keys cost PostgreSQL's processing nearly half its
-    speed (see db.LedgerEntry). SQLite keeps those of a database made before: dropping one
+    speed (see models.LedgerEntry). SQLite keeps those of a database made before: dropping one
     there means rebuilding the table, for a development database whose checks are cheap
     in-process lookups."""
     if isinstance(m, SqliteMigrator):
@@ -163,7 +160,7 @@ def _partitioned_by_merchant(m: SchemaMigrator, partitions: int) -> None:
 # What the release before issue 9 stored as the default merchant's key: a fixed word,
 # which migration 0002 hashed in place as if it were a secret.
 OLD_DEFAULT_KEY = "default"
-DEFAULT_INDEX = "merchant_one_default"  # db.Merchant's index: at most one default
+DEFAULT_INDEX = "merchant_one_default"  # models.Merchant's index: at most one default
 
 
 def _default_merchant_mended(m: SchemaMigrator) -> None:
@@ -215,7 +212,7 @@ def _named_keys(m: SchemaMigrator) -> None:
 
 def _64bit_ids(m: SchemaMigrator) -> None:
     """Issue 16: every integer column and id sequence becomes 64-bit on PostgreSQL (ids,
-    foreign keys, grams, quantities, counters), as a new database has them (db.Base).
+    foreign keys, grams, quantities, counters), as a new database has them (models.Base).
     SQLite's integers are 64-bit already.
 
     Found in the catalogue rather than listed, so that it converts whatever tables exist
@@ -308,7 +305,7 @@ def upgrade(partitions: int = partitioning.DEFAULT) -> list[str]:
             # Created at the newest schema: every migration is already in it.
             for name, _ in migrations:
                 SchemaMigration.create(name=name)
-        # This database's random id, made once (see db.DatabaseId).
+        # This database's random id, made once (see models.DatabaseId).
         DatabaseId.insert(id=1, value=secrets.token_hex(8)).on_conflict_ignore().execute()
     with session():
         done = {row.name for row in SchemaMigration.select()}

@@ -23,19 +23,11 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from kitchen import logs, metrics
-from kitchen.db import (
-    Alert,
-    Ingredient,
-    Merchant,
-    Notification,
-    database_id,
-    session,
-    transaction,
-    utcnow,
-)
+from kitchen.db import session, transaction, utcnow
 from kitchen.events import Handler, Notify, Received
 from kitchen.inventory import threshold_of
 from kitchen.mail import Mailer, PermanentMailError
+from kitchen.models import Alert, Ingredient, Merchant, Notification, database_id
 
 log = logging.getLogger(__name__)
 

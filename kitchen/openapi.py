@@ -2,10 +2,15 @@
 
 Each endpoint's docstring ends with `---` and the YAML of its OpenAPI operation
 (summary, requestBody, responses); Starlette's SchemaGenerator collects them (see the
-top of `kitchen/http.py` for the format). The shared parts live in `BASE` below and are
-referred to with `$ref`: the `Problem` schema and the problem responses, the request
-bodies, the shapes of orders, ingredients and products. A path parameter such as
-`{id}` is declared here, from the path, so docstrings never repeat it.
+top of `kitchen/http.py` for the format). The shared parts are written once, in `base`
+below, and referred to with `$ref`: the `Problem` schema and the problem responses, the
+request bodies, one schema per resource (each as `kitchen.views` shapes it), the query
+parameters of the lists. Limits and enums come from the constants that validation and
+the models use (and from the `[orders]` settings), never from numbers written here.
+
+`document` adds what every operation of a kind answers, so that docstrings never repeat
+it: the path parameters (`{id}`); 401 and 503 to each operation that takes a merchant's
+key (one without a `security` of its own); 400, 413, 415 and 422 to each that takes a body.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from starlette.routing import BaseRoute
 from starlette.schemas import SchemaGenerator
 
 from kitchen.domain import MAX_GRAMS, MAX_ID, THRESHOLD_PLACES
+from kitchen.settings import Orders
+from kitchen.validation import EMAIL_LENGTH, KEY_LENGTH, MAX_RECIPE_LINES, NAME_LENGTH, NOTE_LENGTH
+from kitchen.views import LEDGER_PAGE, LEDGER_REASONS, MAIL_STATES, MAX_PAGE, ORDER_STATUSES, PAGE
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -43,8 +51,13 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def _list(name: str) -> dict[str, Any]:
+    return {"type": "array", "items": _ref(name)}
+
+
 # Each limit is what the (64-bit) column holds, or less: see domain.MAX_GRAMS.
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+NULLABLE_ID = {"oneOf": [ID, {"type": "null"}]}
 GRAMS = {"type": "integer", "minimum": 0, "maximum": MAX_GRAMS, "description": "grams"}
 # The par level: 100 % for the threshold. Set when the ingredient is made (default: its
 # stock), changed only by PATCH; restocks and counts may take the stock above it.
@@ -62,298 +75,419 @@ THRESHOLD = {
     "(what is checked is what is stored)",
 }
 TIME = {"type": "string", "format": "date-time"}
+NULLABLE_TIME = {"oneOf": [TIME, {"type": "null"}]}
 # What a request may name things with (kitchen.validation: name_problem, note_problem,
 # email_problem); anything else is a 422.
 NAME = {
     "type": "string",
     "minLength": 1,
-    "maxLength": 100,
+    "maxLength": NAME_LENGTH,
     "description": "one line of readable text: no control character, lone surrogate or "
     "line separator",
 }
 NOTE = {
     "type": "string",
     "minLength": 1,
-    "maxLength": 500,
+    "maxLength": NOTE_LENGTH,
     "description": "readable text: newlines and tabs, but no other control character",
 }
 EMAIL = {
     "type": "string",
     "format": "email",
-    "maxLength": 254,
+    "minLength": 3,  # a@b: an address needs a part before @ and a domain
+    "maxLength": EMAIL_LENGTH,
     "description": "one address in ASCII, like name@example.com (no display name)",
 }
 
-SCHEMAS: dict[str, Any] = {
-    "Problem": {
-        "type": "object",
-        "description": "RFC 9457 problem details.",
-        "required": ["type", "title", "status", "detail"],
-        "properties": {
-            "type": {"type": "string", "example": "about:blank"},
-            "title": {"type": "string", "example": "Invalid order"},
-            "status": {"type": "integer", "example": 422},
-            "detail": {
-                "type": "string",
-                "example": "products[0].quantity: must be a positive integer",
-            },
-            "errors": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["field", "message"],
-                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+
+def schemas(orders: Orders) -> dict[str, Any]:
+    """components/schemas: requests as validation takes them, answers as `kitchen.views`
+    shapes them; `orders` (the `[orders]` settings) limits an order's lines."""
+    recipe = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": MAX_RECIPE_LINES,
+        "items": _ref("RecipeLine"),
+    }
+    return {
+        "Problem": {
+            "type": "object",
+            "description": "RFC 9457 problem details.",
+            "required": ["type", "title", "status", "detail"],
+            "properties": {
+                "type": {"type": "string", "example": "about:blank"},
+                "title": {"type": "string", "example": "Invalid order"},
+                "status": {"type": "integer", "example": 422},
+                "detail": {
+                    "type": "string",
+                    "example": "products[0].quantity: must be a positive integer",
+                },
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["field", "message"],
+                        "properties": {
+                            "field": {"type": "string"},
+                            "message": {"type": "string"},
+                        },
+                    },
                 },
             },
         },
-    },
-    "OrderLine": {
-        "type": "object",
-        "required": ["product_id", "quantity"],
-        "additionalProperties": False,
-        "properties": {
-            "product_id": ID,
-            "quantity": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "at most the [orders] max_quantity setting (10000 by default)",
+        "OrderLine": {
+            "type": "object",
+            "required": ["product_id", "quantity"],
+            "additionalProperties": False,
+            "properties": {
+                "product_id": ID,
+                "quantity": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": orders.max_quantity,
+                    "description": "at most the [orders] max_quantity setting",
+                },
             },
         },
-    },
-    "NewOrder": {
-        "type": "object",
-        "required": ["products"],
-        "additionalProperties": False,
-        "properties": {"products": {"type": "array", "minItems": 1, "items": _ref("OrderLine")}},
-    },
-    "Order": {
-        "type": "object",
-        "required": ["id", "status", "lines", "created_at", "processed_at"],
-        "properties": {
-            "id": ID,
-            "status": {"enum": ["pending", "applied", "rejected"]},
-            "lines": {"type": "array", "items": _ref("OrderLine")},
-            "created_at": TIME,
-            "processed_at": {"oneOf": [TIME, {"type": "null"}]},
-            "key": {
-                "type": ["string", "null"],
-                "description": "the name of the API key that placed it (null: no key)",
-            },
-            "reason": {"type": "string", "description": "why it was rejected"},
-        },
-    },
-    "Merchant": {
-        "type": "object",
-        "required": ["id", "name", "alert_email", "threshold"],
-        "properties": {
-            "id": ID,
-            "name": {"type": "string"},
-            "alert_email": {"type": "string", "format": "email"},
-            "threshold": THRESHOLD,
-        },
-    },
-    "MerchantChange": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "name": NAME,
-            "alert_email": EMAIL,
-            "threshold": THRESHOLD,
-        },
-    },
-    "Ingredient": {
-        "type": "object",
-        "required": ["id", "name", "stock", "full_stock", "threshold", "low", "alert_armed"],
-        "properties": {
-            "id": ID,
-            "name": {"type": "string"},
-            "stock": GRAMS,
-            "full_stock": PAR,
-            "threshold": THRESHOLD,
-            "low": {"type": "boolean", "description": "below its threshold"},
-            "alert_armed": {"type": "boolean"},
-        },
-    },
-    "NewIngredient": {
-        "type": "object",
-        "required": ["name", "stock"],
-        "additionalProperties": False,
-        "properties": {
-            "name": NAME,
-            "stock": GRAMS,
-            "full_stock": PAR,
-            "threshold": THRESHOLD,
-        },
-    },
-    "IngredientChange": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {"name": NAME, "full_stock": PAR, "threshold": THRESHOLD},
-    },
-    "StockMove": {
-        "type": "object",
-        "required": ["grams"],
-        "additionalProperties": False,
-        "properties": {
-            "grams": {
-                **GRAMS,
-                "description": "grams; a restock that would take the stock above "
-                f"{MAX_GRAMS} g is a 422",
-            },
-            "note": NOTE,
-        },
-    },
-    "LedgerEntry": {
-        "type": "object",
-        "required": ["id", "grams", "reason", "order_id", "note", "stock_after", "at"],
-        "properties": {
-            "id": ID,
-            "grams": {
-                "type": "integer",
-                "minimum": -MAX_GRAMS,
-                "maximum": MAX_GRAMS,
-                "description": "signed: added (+) or taken (-)",
-            },
-            "reason": {"enum": ["initial", "order", "restock", "count", "waste"]},
-            "order_id": {"oneOf": [ID, {"type": "null"}]},
-            "note": {"type": ["string", "null"]},
-            "stock_after": GRAMS,
-            "at": TIME,
-        },
-    },
-    "RecipeLine": {
-        "type": "object",
-        "required": ["ingredient_id", "grams"],
-        "additionalProperties": False,
-        "properties": {
-            "ingredient_id": ID,
-            "grams": {"type": "integer", "minimum": 1, "maximum": MAX_GRAMS},
-        },
-    },
-    "Product": {
-        "type": "object",
-        "required": ["id", "name", "recipe"],
-        "properties": {
-            "id": ID,
-            "name": {"type": "string"},
-            "recipe": {"type": "array", "items": _ref("RecipeLine")},
-            "can_make": {"type": "integer", "minimum": 0},
-            "deleted_at": TIME,
-        },
-    },
-    "NewProduct": {
-        "type": "object",
-        "required": ["name", "recipe"],
-        "additionalProperties": False,
-        "properties": {
-            "name": NAME,
-            "recipe": {"type": "array", "minItems": 1, "items": _ref("RecipeLine")},
-        },
-    },
-    "ProductChange": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "name": NAME,
-            "recipe": {"type": "array", "minItems": 1, "items": _ref("RecipeLine")},
-        },
-    },
-    "Seeded": {
-        "type": "object",
-        "required": ["products", "ingredients"],
-        "properties": {
-            "products": {"type": "array", "items": _ref("Product")},
-            "ingredients": {"type": "array", "items": {"type": "object"}},
-        },
-    },
-    "Health": {
-        "type": "object",
-        "required": ["status"],
-        "properties": {"status": {"const": "ok"}},
-    },
-    "Readiness": {
-        "type": "object",
-        "required": ["status", "roles"],
-        "properties": {
-            "status": {"enum": ["ok", "degraded"]},
-            "roles": {
-                "type": "object",
-                "description": "each role of this process: true when it works",
-                "additionalProperties": {"type": "boolean"},
+        "NewOrder": {
+            "type": "object",
+            "required": ["products"],
+            "additionalProperties": False,
+            "properties": {
+                "products": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": orders.max_lines,
+                    "description": "at most the [orders] max_lines setting",
+                    "items": _ref("OrderLine"),
+                }
             },
         },
-    },
-}
+        "Order": {
+            "type": "object",
+            "required": ["id", "status", "lines", "created_at", "processed_at"],
+            "properties": {
+                "id": ID,
+                "status": {"enum": list(ORDER_STATUSES)},
+                "lines": {"type": "array", "items": _ref("OrderLine")},
+                "created_at": TIME,
+                "processed_at": NULLABLE_TIME,
+                "key": {
+                    "type": ["string", "null"],
+                    "description": "the name of the API key that placed it (null: no key)",
+                },
+                "reason": {"type": "string", "description": "why it was rejected"},
+            },
+        },
+        "Merchant": {
+            "type": "object",
+            "required": ["id", "name", "alert_email", "threshold"],
+            "properties": {
+                "id": ID,
+                "name": {"type": "string"},
+                "alert_email": {"type": "string", "format": "email"},
+                "threshold": THRESHOLD,
+            },
+        },
+        "MerchantChange": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"name": NAME, "alert_email": EMAIL, "threshold": THRESHOLD},
+        },
+        "Ingredient": {
+            "type": "object",
+            "required": ["id", "name", "stock", "full_stock", "threshold", "low", "alert_armed"],
+            "properties": {
+                "id": ID,
+                "name": {"type": "string"},
+                "stock": GRAMS,
+                "full_stock": PAR,
+                "threshold": THRESHOLD,
+                "low": {"type": "boolean", "description": "below its threshold"},
+                "alert_armed": {"type": "boolean"},
+            },
+        },
+        "NewIngredient": {
+            "type": "object",
+            "required": ["name", "stock"],
+            "additionalProperties": False,
+            "properties": {"name": NAME, "stock": GRAMS, "full_stock": PAR, "threshold": THRESHOLD},
+        },
+        "IngredientChange": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"name": NAME, "full_stock": PAR, "threshold": THRESHOLD},
+        },
+        "StockMove": {
+            "type": "object",
+            "description": "A restock or waste.",
+            "required": ["grams"],
+            "additionalProperties": False,
+            "properties": {
+                "grams": {
+                    **GRAMS,
+                    "minimum": 1,
+                    "description": "grams; a restock that would take the stock above "
+                    f"{MAX_GRAMS} g, or waste of more than is in stock, is a 422",
+                },
+                "note": NOTE,
+            },
+        },
+        "StockCount": {
+            "type": "object",
+            "description": "A physical count.",
+            "required": ["grams"],
+            "additionalProperties": False,
+            "properties": {
+                "grams": {**GRAMS, "description": "the grams counted"},
+                "note": NOTE,
+            },
+        },
+        "LedgerEntry": {
+            "type": "object",
+            "required": ["id", "grams", "reason", "order_id", "note", "stock_after", "at"],
+            "properties": {
+                "id": ID,
+                "grams": {
+                    "type": "integer",
+                    "minimum": -MAX_GRAMS,
+                    "maximum": MAX_GRAMS,
+                    "description": "signed: added (+) or taken (-)",
+                },
+                "reason": {"enum": list(LEDGER_REASONS)},
+                "order_id": NULLABLE_ID,
+                "note": {"type": ["string", "null"]},
+                "stock_after": GRAMS,
+                "at": TIME,
+            },
+        },
+        "Alert": {
+            "type": "object",
+            "required": [
+                "id",
+                "ingredient_id",
+                "ingredient",
+                "order_id",
+                "stock",
+                "full_stock",
+                "threshold",
+                "email",
+                "created_at",
+                "mail",
+                "mail_sent_at",
+            ],
+            "properties": {
+                "id": ID,
+                "ingredient_id": ID,
+                "ingredient": {"type": "string", "description": "the ingredient's name"},
+                "order_id": {
+                    **NULLABLE_ID,
+                    "description": "the order that took the stock below (null: another change)",
+                },
+                "stock": {**GRAMS, "description": "grams just after the crossing"},
+                "full_stock": GRAMS,
+                "threshold": THRESHOLD,
+                "email": {"type": "string", "format": "email"},
+                "created_at": TIME,
+                "mail": {
+                    "enum": list(MAIL_STATES),
+                    "description": "sent; failed (never to be sent: a refused address); "
+                    "waiting (not sent yet)",
+                },
+                "mail_sent_at": NULLABLE_TIME,
+            },
+        },
+        "RecipeLine": {
+            "type": "object",
+            "required": ["ingredient_id", "grams"],
+            "additionalProperties": False,
+            "properties": {
+                "ingredient_id": ID,
+                "grams": {"type": "integer", "minimum": 1, "maximum": MAX_GRAMS},
+            },
+        },
+        "Product": {
+            "type": "object",
+            "required": ["id", "name", "recipe"],
+            "properties": {
+                "id": ID,
+                "name": {"type": "string"},
+                "recipe": _list("RecipeLine"),
+                "can_make": {"type": "integer", "minimum": 0},
+                "deleted_at": TIME,
+            },
+        },
+        "NewProduct": {
+            "type": "object",
+            "required": ["name", "recipe"],
+            "additionalProperties": False,
+            "properties": {"name": NAME, "recipe": recipe},
+        },
+        "ProductChange": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"name": NAME, "recipe": recipe},
+        },
+        "Seeded": {
+            "type": "object",
+            "description": "The reference kitchen, as GET /products and GET /ingredients show it.",
+            "required": ["products", "ingredients"],
+            "properties": {"products": _list("Product"), "ingredients": _list("Ingredient")},
+        },
+        "Dashboard": {
+            "type": "object",
+            "required": ["merchant", "ingredients", "products", "orders", "alerts"],
+            "properties": {
+                "merchant": {
+                    "type": "object",
+                    "required": ["id", "name"],
+                    "properties": {"id": ID, "name": {"type": "string"}},
+                },
+                "ingredients": _list("Ingredient"),
+                "products": _list("Product"),
+                "orders": _list("Order"),
+                "alerts": _list("Alert"),
+            },
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"const": "ok"}},
+        },
+        "Readiness": {
+            "type": "object",
+            "required": ["status", "roles"],
+            "properties": {
+                "status": {"enum": ["ok", "degraded"]},
+                "roles": {
+                    "type": "object",
+                    "description": "each role of this process: true when it works",
+                    "additionalProperties": {"type": "boolean"},
+                },
+            },
+        },
+    }
 
-BASE: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {
-        "title": "Kitchen",
-        "version": "1",
-        "description": "Restaurant orders in, ingredient stock and low-stock alert emails out. "
-        "Quantities of stock are integer grams; thresholds are fractions between 0 and 1.",
-    },
-    # Development accepts requests without a key (they act as the default merchant).
-    "security": [{"bearer": []}],
-    "paths": {},
-    "components": {
-        "securitySchemes": {
-            "bearer": {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "A merchant's API key (python app.py merchant create ...).",
+
+def _limit(default: int) -> dict[str, Any]:
+    return {
+        "name": "limit",
+        "in": "query",
+        "description": "how many to list at most",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": default},
+    }
+
+
+# The request bodies, each a schema of the same name.
+REQUEST_BODIES = (
+    "NewOrder",
+    "MerchantChange",
+    "NewIngredient",
+    "IngredientChange",
+    "StockMove",
+    "StockCount",
+    "NewProduct",
+    "ProductChange",
+)
+
+
+def base(orders: Orders) -> dict[str, Any]:
+    """The document before the routes' operations are added."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Kitchen",
+            "version": "1",
+            "description": "Restaurant orders in, ingredient stock and low-stock alert emails "
+            "out. Quantities of stock are integer grams; thresholds are fractions between 0 "
+            "and 1.",
+        },
+        # Development accepts requests without a key (they act as the default merchant).
+        "security": [{"bearer": []}],
+        "paths": {},
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A merchant's API key (python app.py merchant create ...).",
+                },
+                "metrics_token": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The scrape token of GET /metrics ([metrics] token).",
+                },
             },
-            "metrics_token": {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "The scrape token of GET /metrics ([metrics] token).",
+            "schemas": schemas(orders),
+            "parameters": {
+                "id": {"name": "id", "in": "path", "required": True, "schema": ID},
+                "limit": _limit(PAGE),
+                "ledger_limit": _limit(LEDGER_PAGE),
+                "before": {
+                    "name": "before",
+                    "in": "query",
+                    "description": "an id of the list: only older ones are listed (paging)",
+                    "schema": ID,
+                },
+                "order_status": {
+                    "name": "status",
+                    "in": "query",
+                    "description": "only orders in this status",
+                    "schema": {"enum": list(ORDER_STATUSES)},
+                },
+                "idempotency_key": {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "description": "A retry with the same key returns the first order and "
+                    "places nothing.",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": KEY_LENGTH},
+                },
+            },
+            "requestBodies": {
+                name: {"required": True, **_json(_ref(name))} for name in REQUEST_BODIES
+            },
+            "responses": {
+                "BadRequest": _problem("The body is not JSON."),
+                "Unauthorized": _problem(
+                    "No valid API key (production needs one), or no `Bearer` scheme before it."
+                ),
+                "Forbidden": _problem("Not allowed here."),
+                "NotFound": _problem("No such row for this merchant."),
+                "Conflict": _problem("The name is taken."),
+                "TooLarge": _problem("The body is larger than http.max_body_bytes."),
+                "UnsupportedMediaType": _problem(
+                    "The body is not sent as Content-Type: application/json; nothing was saved."
+                ),
+                "Invalid": _problem("JSON of the wrong shape; `errors` names each field."),
+                "Unavailable": _problem("The database is unavailable; nothing was saved, retry."),
+                "Order": _json(_ref("Order"), "The order."),
+                "Orders": _json(_list("Order"), "Orders, newest first."),
+                "Alerts": _json(
+                    _list("Alert"),
+                    "Alerts with their ingredient, stock, threshold and mail state, newest first.",
+                ),
+                "Merchant": _json(_ref("Merchant"), "The calling merchant."),
+                "Ingredient": _json(_ref("Ingredient"), "The ingredient."),
+                "Ingredients": _json(_list("Ingredient"), "The merchant's ingredients."),
+                "Ledger": _json(_list("LedgerEntry"), "Ledger entries, newest first."),
+                "Product": _json(_ref("Product"), "The product."),
+                "Products": _json(_list("Product"), "The merchant's products."),
             },
         },
-        "schemas": SCHEMAS,
-        "parameters": {
-            "id": {"name": "id", "in": "path", "required": True, "schema": ID},
-        },
-        "requestBodies": {
-            name: {"required": True, **_json(_ref(name))}
-            for name in (
-                "NewOrder",
-                "MerchantChange",
-                "NewIngredient",
-                "IngredientChange",
-                "StockMove",
-                "NewProduct",
-                "ProductChange",
-            )
-        },
-        "responses": {
-            "BadRequest": _problem("The body is not JSON."),
-            "Unauthorized": _problem(
-                "No valid API key (production needs one), or no `Bearer` scheme before it."
-            ),
-            "Forbidden": _problem("Not allowed here."),
-            "NotFound": _problem("No such row for this merchant."),
-            "Conflict": _problem("The name is taken."),
-            "TooLarge": _problem("The body is larger than http.max_body_bytes."),
-            "UnsupportedMediaType": _problem(
-                "The body is not sent as Content-Type: application/json; nothing was saved."
-            ),
-            "Invalid": _problem("JSON of the wrong shape; `errors` names each field."),
-            "Unavailable": _problem("The database is unavailable; nothing was saved, retry."),
-            "Order": _json(_ref("Order"), "The order."),
-            "Merchant": _json(_ref("Merchant"), "The calling merchant."),
-            "Ingredient": _json(_ref("Ingredient"), "The ingredient."),
-            "Ingredients": _json(
-                {"type": "array", "items": _ref("Ingredient")}, "The merchant's ingredients."
-            ),
-            "Ledger": _json(
-                {"type": "array", "items": _ref("LedgerEntry")}, "Ledger entries, newest first."
-            ),
-            "Product": _json(_ref("Product"), "The product."),
-            "Products": _json(
-                {"type": "array", "items": _ref("Product")}, "The merchant's products."
-            ),
-        },
-    },
+    }
+
+
+def _shared(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+# What each operation that takes a merchant's key may answer, and each that takes a body.
+KEYED = {"401": _shared("Unauthorized"), "503": _shared("Unavailable")}
+WITH_BODY = {
+    "400": _shared("BadRequest"),
+    "413": _shared("TooLarge"),
+    "415": _shared("UnsupportedMediaType"),
+    "422": _shared("Invalid"),
 }
 
 
@@ -368,9 +502,10 @@ class Generator(SchemaGenerator):
             raise ValueError(f"the OpenAPI YAML in the docstring of {name}: {exc}") from None
 
 
-def document(routes: list[BaseRoute]) -> dict[str, Any]:
-    """The OpenAPI document of `routes`, as JSON-ready data (status codes as strings)."""
-    schema = Generator(copy.deepcopy(BASE)).get_schema(routes)
+def document(routes: list[BaseRoute], orders: Orders | None = None) -> dict[str, Any]:
+    """The OpenAPI document of `routes`, as JSON-ready data (status codes as strings);
+    `orders`: the `[orders]` settings the server runs with (default: the defaults)."""
+    schema = Generator(base(orders or Orders())).get_schema(routes)
     for path, item in schema["paths"].items():
         names = re.findall(r"{(\w+)}", path)
         if names:
@@ -380,5 +515,14 @@ def document(routes: list[BaseRoute]) -> dict[str, Any]:
                 else {"$ref": "#/components/parameters/id"}
                 for n in names
             ]
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = {str(k): v for k, v in operation["responses"].items()}
+            if "security" not in operation:
+                responses = {**KEYED, **responses}
+            if "requestBody" in operation:
+                responses = {**WITH_BODY, **responses}
+            operation["responses"] = dict(sorted(copy.deepcopy(responses).items()))
     data: dict[str, Any] = json.loads(json.dumps(schema))
     return data

@@ -18,27 +18,13 @@ from dataclasses import dataclass
 import peewee as pw
 
 from kitchen import outbox
-from kitchen.db import (
-    Order,
-    OrderLine,
-    Outbox,
-    Product,
-    bulk_insert,
-    database,
-    locked,
-    session,
-    transaction,
-    utcnow,
-)
+from kitchen.db import bulk_insert, database, locked, session, transaction, utcnow
 from kitchen.domain import Line
+from kitchen.errors import FieldError, InvalidOrder, KeyReused
 from kitchen.events import OrderCreated
-from kitchen.validation import FieldError, InvalidOrder
+from kitchen.models import Order, OrderLine, Outbox, Product
 
 log = logging.getLogger(__name__)
-
-
-class KeyReused(Exception):
-    """An Idempotency-Key sent again with a different order."""
 
 
 def request_hash(lines: list[Line]) -> str:

@@ -16,11 +16,11 @@ import uuid
 from typing import Any, Protocol
 
 import peewee as pw
-from confluent_kafka import KafkaError, Message, Producer
 
 from kitchen import metrics
-from kitchen.db import Outbox, database, keyed, session, transaction, utcnow
-from kitchen.kafka import FAILURES_BEFORE_UNREADY
+from kitchen.db import database, keyed, session, transaction, utcnow
+from kitchen.kafka import FAILURES_BEFORE_UNREADY, Delivered, Publisher
+from kitchen.models import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ class Relay:
     # relay (or itself, restarted) sends them.
     LEASE = datetime.timedelta(seconds=60)
 
-    def __init__(self, producer: Producer, batch_size: int = 500) -> None:
-        self.producer = producer
+    def __init__(self, publisher: Publisher, batch_size: int = 500) -> None:
+        self.publisher = publisher
         self.batch_size = batch_size
         self.name = f"relay-{uuid.uuid4().hex[:12]}"  # whose claim a row carries
         self.published = 0
@@ -128,22 +128,19 @@ class Relay:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("relay failed; retrying")
                 self._stop.wait(1.0)
-        self.producer.flush(10)
+        self.publisher.flush(10)
 
     def publish_once(self) -> int:
         """Claim a batch of unsent rows, send them, and mark those Kafka acknowledged.
         Returns how many rows were claimed."""
         rows = self._claim()
         for row in rows:
-            self.producer.produce(
-                row.topic,
-                key=row.key,
-                value=row.payload,
-                on_delivery=self._on_delivery(row.id, row.merchant_id),
+            self.publisher.publish(
+                row.topic, row.key, row.payload, self._on_delivery(row.id, row.merchant_id)
             )
-            # Only once produce() took it: a row it refused (queue full) is claimed again.
+            # Only once publish() took it: a row it refused (queue full) is claimed again.
             self._inflight[row.id] = row.merchant_id
-        self.producer.flush(30)
+        self.publisher.flush(30)
         delivered, self._delivered = self._delivered, []
         undelivered, self._undelivered = self._undelivered, 0
         if delivered:
@@ -196,8 +193,8 @@ class Relay:
                 ).execute()
         return rows
 
-    def _on_delivery(self, row_id: int, merchant_id: int) -> Any:
-        def callback(error: KafkaError | None, _message: Message) -> None:
+    def _on_delivery(self, row_id: int, merchant_id: int) -> Delivered:
+        def callback(error: str | None) -> None:
             self._inflight.pop(row_id, None)
             if error is None:
                 self._delivered.append((merchant_id, row_id))

@@ -22,16 +22,8 @@ import logging
 
 import peewee as pw
 
-from kitchen.db import (
-    Alert,
-    Base,
-    LedgerEntry,
-    Notification,
-    Order,
-    OrderLine,
-    Outbox,
-    database,
-)
+from kitchen.db import database
+from kitchen.models import Alert, Base, LedgerEntry, Notification, Order, OrderLine, Outbox
 from kitchen.settings import Database
 
 log = logging.getLogger(__name__)
@@ -100,7 +92,7 @@ def _column(field: pw.Field) -> str:
 
 
 def _constrained(field: pw.Field) -> bool:
-    """A foreign key with its constraint (not one of db.unconstrained's)."""
+    """A foreign key with its constraint (not one of models.unconstrained's)."""
     return isinstance(field, pw.ForeignKeyField) and not field.deferred
 
 

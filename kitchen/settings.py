@@ -28,7 +28,9 @@ ROLES = ("api", "processing", "notification", "relay")
 @dataclasses.dataclass(frozen=True)
 class App:
     # development: a request without a key acts as the default merchant, and POST
-    # /order/seed works. production: every endpoint but health needs a merchant's key.
+    # /order/seed works. production: every endpoint needs a merchant's key but /health,
+    # /ready, /openapi.json, the dashboard page (/) and its files (/static/...), which
+    # need none, and /metrics, which needs the [metrics] token instead.
     env: str = "development"
 
     @property

@@ -1,67 +1,29 @@
 """Request validation: the shape of a body, checked before anything is saved.
 
-Errors name every bad field (`products[0].quantity: must be a positive integer`), which
-the HTTP layer turns into a problem document. Whether a product exists is the database's
-to say, at the moment the order is saved (see `orders.place_order`).
+Errors name every bad field (`products[0].quantity: must be a positive integer`) in a
+`kitchen.errors.Invalid`, which the HTTP edge turns into a problem document and the CLI
+into its one stderr line; the typed commands built on these rules are in
+`kitchen.commands`. Whether a product exists is the database's to say, at the moment
+the order is saved (see `orders.place_order`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from kitchen.domain import MAX_GRAMS, MAX_ID, THRESHOLD_PLACES, Line, threshold
+from kitchen.errors import Conflict as Conflict  # importable from here, as before
+from kitchen.errors import FieldError, Invalid, InvalidOrder, MalformedBody
+from kitchen.errors import NotFound as NotFound  # importable from here, as before
 from kitchen.events import decode_json
-
-
-@dataclass(frozen=True)
-class FieldError:
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}"
-
-
-class Invalid(Exception):
-    """A request that names bad fields (422), or a body that is not JSON (400)."""
-
-    status = 422
-    title = "Invalid request"
-
-    def __init__(self, errors: list[FieldError]) -> None:
-        super().__init__("; ".join(map(str, errors)))
-        self.errors = errors
-
-
-class InvalidOrder(Invalid):
-    title = "Invalid order"
-
-
-class MalformedBody(InvalidOrder):
-    """The body is not JSON at all (400), as opposed to JSON of the wrong shape (422)."""
-
-    status = 400
-    title = "Malformed JSON"
-
-
-class NotFound(Exception):
-    """What the request names does not exist for this merchant (404)."""
-
-    def __init__(self, what: str, ident: object) -> None:
-        super().__init__(f"there is no {what} {ident}")
-        self.what = what
-
-
-class Conflict(Exception):
-    """The request clashes with what exists (409), e.g. a name already taken."""
-
 
 NAME_LENGTH = 100  # merchants, ingredients, products
 NOTE_LENGTH = 500  # a restock, count or waste
+MAX_RECIPE_LINES = 100  # lines of a product's recipe
+KEY_LENGTH = 255  # an Idempotency-Key header
 
 
 class Body:

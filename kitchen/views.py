@@ -1,4 +1,9 @@
-"""Read views: the JSON shapes of orders, products, ingredients and alerts, one place each."""
+"""Read views: the JSON shape of each resource the API returns, one function each.
+
+Every endpoint that returns an order, ingredient, product, merchant, ledger entry or
+alert shapes it here (the seed's answer and the dashboard are made of these), and
+`kitchen.openapi` has one schema for each. Times are shown by `iso`, once.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,38 @@ from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any, Protocol
 
-from kitchen.db import (
+from kitchen.db import session
+from kitchen.domain import Line, is_below
+from kitchen.models import (
     Alert,
     Ingredient,
+    LedgerEntry,
+    Merchant,
     Notification,
     Order,
     OrderLine,
     Product,
     RecipeLine,
-    session,
 )
-from kitchen.domain import Line
+
+# What an order's status and a ledger entry's reason may be (GET /orders?status= takes
+# the first; the OpenAPI enums are these).
+ORDER_STATUSES = (Order.PENDING, Order.APPLIED, Order.REJECTED)
+LEDGER_REASONS = (
+    LedgerEntry.INITIAL,
+    LedgerEntry.ORDER,
+    LedgerEntry.RESTOCK,
+    LedgerEntry.COUNT,
+    LedgerEntry.WASTE,
+)
+# What became of an alert's email (see `alert`).
+SENT, FAILED, WAITING = MAIL_STATES = ("sent", "failed", "waiting")
+
+# Pages of the lists (GET /orders, /alerts, /ingredients/{id}/ledger): `limit` rows at
+# most, by default PAGE (a ledger: LEDGER_PAGE).
+MAX_PAGE = 500
+PAGE = 20
+LEDGER_PAGE = 50
 
 
 def iso(at: datetime.datetime | None) -> str | None:
@@ -95,11 +121,11 @@ def recent_orders(
 def alert(a: Alert, ingredient_name: str, mail: Notification | None) -> dict[str, Any]:
     """An alert and what became of its email: `mail` is `sent` (at `mail_sent_at`),
     `failed` (never to be sent: a refused address) or `waiting` (not sent yet)."""
-    status = "waiting"
+    status = WAITING
     if mail is not None and mail.sent_at is not None:
-        status = "sent"
+        status = SENT
     elif mail is not None and mail.failed_at is not None:
-        status = "failed"
+        status = FAILED
     return {
         "id": a.id,
         "ingredient_id": a.ingredient_id,
@@ -135,20 +161,61 @@ def recent_alerts(merchant_id: int, limit: int, before: int | None) -> list[dict
         return [alert(a, a.ingredient.name, mails.get(a.id)) for a in rows]
 
 
-def product(p: Product) -> dict[str, Any]:
-    recipe = RecipeLine.select().where(RecipeLine.product == p.id).order_by(RecipeLine.id)
-    return {
+def product(p: Product, stock: dict[int, int] | None = None) -> dict[str, Any]:
+    """A product and its recipe; with the merchant's stock by ingredient id, how many more
+    it can make; `deleted_at` once deleted."""
+    recipe = list(RecipeLine.select().where(RecipeLine.product == p.id).order_by(RecipeLine.id))
+    shown: dict[str, Any] = {
         "id": p.id,
         "name": p.name,
         "recipe": [{"ingredient_id": r.ingredient_id, "grams": r.grams} for r in recipe],
     }
+    if stock is not None:
+        shown["can_make"] = min(
+            (stock.get(r.ingredient_id, 0) // r.grams for r in recipe), default=0
+        )
+    if p.deleted_at is not None:
+        shown["deleted_at"] = iso(p.deleted_at)
+    return shown
 
 
-def ingredient(i: Ingredient) -> dict[str, Any]:
+def ingredient(i: Ingredient, threshold: Fraction) -> dict[str, Any]:
+    """An ingredient, with the threshold that applies to it (its own, else its merchant's,
+    else the setting's: `inventory.threshold_of`) and whether its stock is below it."""
     return {
         "id": i.id,
         "name": i.name,
         "stock": i.stock,
         "full_stock": i.full_stock,
+        "threshold": float(threshold),
+        "low": is_below(i.stock, i.full_stock, threshold),
         "alert_armed": i.alert_armed,
     }
+
+
+def merchant(m: Merchant, default_threshold: Fraction) -> dict[str, Any]:
+    """A merchant; its threshold is its own, else the `[alerts] threshold` setting."""
+    return {
+        "id": m.id,
+        "name": m.name,
+        "alert_email": m.alert_email,
+        "threshold": float(Fraction(m.threshold or default_threshold)),
+    }
+
+
+def ledger_entry(e: LedgerEntry) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "grams": e.grams,
+        "reason": e.reason,
+        "order_id": e.order_id,
+        "note": e.note,
+        "stock_after": e.stock_after,
+        "at": iso(e.created_at),
+    }
+
+
+def seeded(products: list[dict[str, Any]], ingredients: list[dict[str, Any]]) -> dict[str, Any]:
+    """POST /order/seed: the reference kitchen's products and ingredients, each shown as
+    GET /products and GET /ingredients show them."""
+    return {"products": products, "ingredients": ingredients}

@@ -20,10 +20,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen import db, migrations
+from kitchen import db, migrations, models
 from kitchen import settings as config
 from kitchen.kafka import EmbeddedKafka
-from tests.helpers import REAL_DATABASE, REAL_KAFKA, Seeded, SmtpServer, free_port, seed
+from tests.helpers import REAL_DATABASE, REAL_KAFKA, Seeded, SmtpServer, free_port, seed_reference
 
 
 @pytest.fixture
@@ -46,8 +46,8 @@ def clean_database(tmp_path: Any) -> str:
     url = database_url(tmp_path)
     if REAL_DATABASE:
         database = db.open_database(url)
-        with database.bind_ctx(db.TABLES), database.connection_context():
-            database.drop_tables(db.TABLES, safe=True, cascade=True)
+        with database.bind_ctx(models.TABLES), database.connection_context():
+            database.drop_tables(models.TABLES, safe=True, cascade=True)
         database.close_all()  # type: ignore[attr-defined]
     db.bind(url)
     migrations.upgrade()
@@ -113,7 +113,7 @@ def kitchen(make_kitchen: Callable[..., Kitchen]) -> Kitchen:
 @pytest.fixture
 def seeded_api(kitchen: Kitchen) -> Iterator[tuple[TestClient, Seeded]]:
     with TestClient(kitchen.web_app()) as c:
-        yield c, seed(c)
+        yield c, seed_reference(c)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import Message as EmailMessage
+from fractions import Fraction
 from pathlib import Path
 from subprocess import CompletedProcess
 from typing import Any
@@ -32,11 +33,17 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.catalogue import BURGER, REFERENCE_STOCK
-from kitchen.db import Ingredient, Order, session
+from kitchen import inventory
+from kitchen.db import session
+from kitchen.models import Ingredient, Order
+from kitchen.seed import BURGER, REFERENCE_STOCK
 
 REAL_DATABASE = os.environ.get("KITCHEN_TEST_DATABASE_URL", "")
 REAL_KAFKA = os.environ.get("KITCHEN_TEST_KAFKA", "")
+
+# What `seed.seed` is given besides the merchant: the settings' defaults. Its ingredients
+# start at their par level, so no alert fires and no NOTIFY is written.
+SEED_RULES = inventory.AlertRules(Fraction(1, 2), "notify")
 
 
 # Grams of the reference kitchen left after `burgers` burgers.
@@ -64,7 +71,7 @@ class Seeded:
         return {"products": [{"product_id": self.burger, "quantity": burgers}]}
 
 
-def seed(api: TestClient | httpx.Client, status: int = 201) -> Seeded:
+def seed_reference(api: TestClient | httpx.Client, status: int = 201) -> Seeded:
     """POST /order/seed (201: created; 200: it was there) and the ids it answers."""
     r = api.post("/order/seed")
     assert r.status_code == status, r.text
@@ -93,7 +100,7 @@ def raise_onion_alert(kitchen: Kitchen) -> Seeded:
     """Seed `kitchen` and order 26 burgers: onion falls to 480 g of 1,000, below half,
     so one alert (and one mail) follows."""
     with TestClient(kitchen.web_app()) as api:
-        seeded = seed(api)
+        seeded = seed_reference(api)
         assert api.post("/order", json=seeded.order(26)).status_code == 201
     return seeded
 

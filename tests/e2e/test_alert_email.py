@@ -5,7 +5,8 @@ from __future__ import annotations
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.db import Alert, Notification, Outbox, database_id, session
+from kitchen.db import session
+from kitchen.models import Alert, Notification, Outbox, database_id
 from tests.helpers import SmtpServer, burgers, eventually, onion, read_topic
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import eventually, free_port, is_up, run_to_end, seed
+from tests.helpers import eventually, free_port, is_up, run_to_end, seed_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +38,7 @@ def test_app_runs_with_embedded_defaults_and_stops_cleanly(tmp_path: Path) -> No
         assert proc.stdout.readline().strip() != ""  # the mock cluster's own banner
         eventually(lambda: is_up(base), timeout=30)
         with httpx.Client(base_url=base) as c:
-            seeded = seed(c)
+            seeded = seed_reference(c)
         order = httpx.post(f"{base}/order", json=seeded.order(26))
         assert order.status_code == 201
         order_id = order.json()["id"]

@@ -130,7 +130,7 @@ def test_every_line_is_json_and_no_secret_is_in_any(tmp_path: Path, clean_databa
     assert any(m.startswith("Kitchen listening on http://127.0.0.1:") for m in messages)
     assert {"main", "processing", "notification"} <= {e["role"] for e in entries}
     alert = next(e for e in entries if e["message"].startswith("alert 1: onion fell"))
-    assert (alert["role"], alert["logger"]) == ("processing", "kitchen.stock")
+    assert (alert["role"], alert["logger"]) == ("processing", "kitchen.processing")
     assert alert["alert_id"] == 1 and alert["order_id"] == order_ids[0]
     assert alert["merchant_id"] == merchant_id
     rejected = next(e for e in entries if e["message"].startswith(f"order {order_ids[1]} rej"))

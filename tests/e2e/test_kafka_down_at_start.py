@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import eventually, free_port, seed
+from tests.helpers import eventually, free_port, seed_reference
 from tests.reliability.harness import ROOT, KitchenProcess
 
 
@@ -51,7 +51,7 @@ def test_orders_are_taken_while_kafka_has_never_answered(
         api.start()  # waits for /health
         assert time.monotonic() - started < 10
         with httpx.Client(base_url=api.base, timeout=10) as c:
-            seeded = seed(c)
+            seeded = seed_reference(c)
         order = httpx.post(f"{api.base}/order", json=seeded.order(1), timeout=10)
         assert order.status_code == 201 and order.json()["status"] == "pending"
 
@@ -79,7 +79,7 @@ def test_everything_catches_up_when_the_broker_first_answers(
     try:
         api.start()
         with httpx.Client(base_url=api.base, timeout=10) as c:
-            seeded = seed(c)
+            seeded = seed_reference(c)
         order = httpx.post(f"{api.base}/order", json=seeded.order(1), timeout=10)
         assert order.status_code == 201
         order_id = order.json()["id"]

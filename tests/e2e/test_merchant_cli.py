@@ -13,7 +13,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.db import ApiKey, Merchant, ensure_default_merchant, session
+from kitchen.db import session
+from kitchen.merchants import ensure_default_merchant
+from kitchen.models import ApiKey, Merchant
 
 ROOT = Path(__file__).resolve().parents[2]
 

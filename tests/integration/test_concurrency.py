@@ -9,23 +9,24 @@ from collections import Counter
 from collections.abc import Callable
 
 from app import Kitchen
-from kitchen import catalogue, orders
-from kitchen.catalogue import BURGER
-from kitchen.db import Ingredient, LedgerEntry, Merchant, Order, Outbox, session, utcnow
+from kitchen import orders, seed
+from kitchen.db import session, utcnow
 from kitchen.domain import Line
-from kitchen.stock import apply_orders
-from tests.helpers import eventually, stock_after
+from kitchen.models import Ingredient, LedgerEntry, Merchant, Order, Outbox
+from kitchen.processing import apply_orders
+from kitchen.seed import BURGER
+from tests.helpers import SEED_RULES, eventually, stock_after
 
 
 def new_merchant(name: str) -> int:
     with session():
         merchant = Merchant.create(name=name, alert_email=f"{name}@example.com")
-    catalogue.seed(merchant.id)
+    seed.seed(merchant.id, SEED_RULES)
     return merchant.id
 
 
 def burger_of(merchant_id: int) -> int:
-    _, view = catalogue.seed(merchant_id)  # idempotent: returns the existing kitchen
+    _, view = seed.seed(merchant_id, SEED_RULES)  # idempotent: returns the existing kitchen
     return int(view["products"][0]["id"])
 
 

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from app import Kitchen
-from kitchen.db import Merchant, session
+from kitchen.db import session
+from kitchen.models import Merchant
 
 
 def test_a_later_start_does_not_overwrite_the_alert_address(

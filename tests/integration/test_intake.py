@@ -20,22 +20,23 @@ import peewee as pw
 import pytest
 
 from app import Kitchen
-from kitchen import catalogue, intake, orders
-from kitchen.db import Merchant, Order, OrderLine, Outbox, session
+from kitchen import intake, orders, seed
+from kitchen.db import session
 from kitchen.domain import Line
+from kitchen.models import Merchant, Order, OrderLine, Outbox
 from kitchen.validation import InvalidOrder
-from tests.helpers import eventually_async, serve
+from tests.helpers import SEED_RULES, eventually_async, serve
 
 
 def test_concurrent_orders_each_saved_once_with_their_event(
     make_kitchen: Callable[..., Kitchen],
 ) -> None:
     kitchen = make_kitchen("api")  # the database only: nothing consumes the events
-    _, reference = catalogue.seed(kitchen.merchant_id)
+    _, reference = seed.seed(kitchen.merchant_id, SEED_RULES)
     burger = reference["products"][0]["id"]
     with session():
         other = Merchant.create(name="other", alert_email="other@example.com")
-    _, theirs = catalogue.seed(other.id)
+    _, theirs = seed.seed(other.id, SEED_RULES)
     their_burger = theirs["products"][0]["id"]
 
     def body(n: int) -> dict[str, Any]:
@@ -90,7 +91,7 @@ def test_one_order_the_database_refuses_fails_alone(
     """A group the database refuses is saved again one order at a time, so that the one
     bad order gets its error and the others their orders."""
     kitchen = make_kitchen("api")
-    _, reference = catalogue.seed(kitchen.merchant_id)
+    _, reference = seed.seed(kitchen.merchant_id, SEED_RULES)
     burger = reference["products"][0]["id"]
     place_orders = orders.place_orders
     groups: list[list[int]] = []
@@ -133,7 +134,7 @@ def test_an_invalid_order_in_a_group_saves_nothing_of_its_own(
     make_kitchen: Callable[..., Kitchen],
 ) -> None:
     kitchen = make_kitchen("api")
-    _, reference = catalogue.seed(kitchen.merchant_id)
+    _, reference = seed.seed(kitchen.merchant_id, SEED_RULES)
     burger = reference["products"][0]["id"]
     group = [
         orders.NewOrder(kitchen.merchant_id, [Line(burger, 1)]),

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.db import Ingredient, LedgerEntry, session
-from tests.helpers import eventually, no_order_pending, seed
+from kitchen.db import session
+from kitchen.models import Ingredient, LedgerEntry
+from tests.helpers import eventually, no_order_pending, seed_reference
 
 
 def test_stock_is_the_sum_of_the_ledger_under_concurrent_changes(
@@ -19,7 +20,7 @@ def test_stock_is_the_sum_of_the_ledger_under_concurrent_changes(
 ) -> None:
     kitchen = make_kitchen()
     with TestClient(kitchen.web_app()) as api:
-        seeded = seed(api)
+        seeded = seed_reference(api)
         ids = [i["id"] for i in api.get("/ingredients").json()]
     errors: list[str] = []
 

@@ -16,8 +16,9 @@ from starlette.testclient import TestClient
 from app import Kitchen
 from kitchen import alerts, metrics
 from kitchen import settings as config
-from kitchen.db import Ingredient, Notification, session
+from kitchen.db import session
 from kitchen.mail import FolderMailer, PermanentMailError, SmtpMailer
+from kitchen.models import Ingredient, Notification
 from kitchen.notifications import backoff, send_due
 from tests.helpers import Seeded, SmtpServer, eventually, raise_onion_alert
 

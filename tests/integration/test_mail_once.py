@@ -15,16 +15,11 @@ from starlette.testclient import TestClient
 from app import Kitchen
 from kitchen import kafka
 from kitchen import settings as config
-from kitchen.db import (
-    Alert,
-    Ingredient,
-    Notification,
-    database_id,
-    ensure_default_merchant,
-    session,
-)
+from kitchen.db import session
 from kitchen.kafka import producer_config
 from kitchen.mail import SmtpMailer
+from kitchen.merchants import ensure_default_merchant
+from kitchen.models import Alert, Ingredient, Notification, database_id
 from kitchen.notifications import send_due
 from tests.helpers import REAL_KAFKA, SmtpServer, eventually, free_port
 

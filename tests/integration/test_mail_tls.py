@@ -10,7 +10,8 @@ import pytest
 import trustme
 
 from app import Kitchen
-from kitchen.db import Notification, session
+from kitchen.db import session
+from kitchen.models import Notification
 from tests.helpers import SmtpServer, eventually, free_port, raise_onion_alert
 
 LOGIN = {"smtp_user": "alerts@example.com", "smtp_password": "s3cret"}

@@ -15,18 +15,9 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen import logs, merchants
-from kitchen.db import (
-    Alert,
-    ApiKey,
-    Ingredient,
-    LedgerEntry,
-    Merchant,
-    Order,
-    RecipeLine,
-    session,
-    utcnow,
-)
+from kitchen.db import session, utcnow
 from kitchen.domain import MAX_GRAMS
+from kitchen.models import Alert, ApiKey, Ingredient, LedgerEntry, Merchant, Order, RecipeLine
 from kitchen.validation import Conflict, NotFound
 from tests.helpers import Seeded, client, eventually
 

@@ -14,10 +14,11 @@ from confluent_kafka import Producer
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen import db
+from kitchen import db, models
 from kitchen import settings as config
-from kitchen.db import Ingredient, session
+from kitchen.db import session
 from kitchen.kafka import producer_config
+from kitchen.models import Ingredient
 from tests.helpers import REAL_DATABASE, REAL_KAFKA, SmtpServer, eventually, raise_onion_alert
 
 
@@ -33,7 +34,7 @@ def reset_database(url: str, tmp_path: Path) -> str:
     if not REAL_DATABASE:
         return f"sqlite:///{tmp_path}/kitchen-after-reset.db"
     with session():
-        db.database.drop_tables(db.TABLES, cascade=True)
+        db.database.drop_tables(models.TABLES, cascade=True)
     return url
 
 
@@ -54,7 +55,7 @@ def test_after_a_database_reset_a_new_alert_is_a_new_message(
         finally:
             kitchen.stop()
         with session():
-            message_ids.append(db.Notification.get().message_id)
+            message_ids.append(models.Notification.get().message_id)
 
     assert message_ids[0] != message_ids[1]
     kept = sorted(email.message_from_string(f.read_text())["Message-ID"] for f in folder.iterdir())

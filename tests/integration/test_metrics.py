@@ -19,9 +19,10 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen import merchants, metrics
-from kitchen.db import Ingredient, session
+from kitchen.db import session
 from kitchen.events import Received
 from kitchen.kafka import ConsumerWorker, ensure_topics, producer_config
+from kitchen.models import Ingredient
 from tests.helpers import REAL_KAFKA, Seeded, SmtpServer, eventually
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -14,8 +14,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen import catalogue, db, merchants, migrations, orders, partitioning
-from kitchen.db import (
+from kitchen import merchants, migrations, models, orders, partitioning, seed
+from kitchen.db import database, session, transaction, utcnow
+from kitchen.domain import Line
+from kitchen.events import OrderCreated
+from kitchen.merchants import hash_key
+from kitchen.models import (
     Alert,
     ApiKey,
     Ingredient,
@@ -28,15 +32,8 @@ from kitchen.db import (
     Product,
     RecipeLine,
     SchemaMigration,
-    database,
-    hash_key,
-    session,
-    transaction,
-    utcnow,
 )
-from kitchen.domain import Line
-from kitchen.events import OrderCreated
-from tests.helpers import REAL_DATABASE, eventually, no_order_pending
+from tests.helpers import REAL_DATABASE, SEED_RULES, eventually, no_order_pending
 
 # The tables whose shape changed since the release that landed before issue 7, as that
 # release made them. The others (recipe lines, orders, alerts, ...) are unchanged.
@@ -174,7 +171,7 @@ def as_32bit() -> None:
 def previous_release_database() -> dict[str, object]:
     """Replace this test's database by one the previous release made, and fill it."""
     with session():
-        database.drop_tables(list(reversed(db.TABLES)))
+        database.drop_tables(list(reversed(models.TABLES)))
         database.create_tables(PREVIOUS)
         database.create_tables(UNCHANGED)
         database.create_tables(PREVIOUS_AFTER)
@@ -354,7 +351,7 @@ def test_a_database_partitioned_with_32bit_keys_is_made_64bit(
         "_column",
         lambda f: (
             real_column(f).replace("BIGINT", "INTEGER")
-            if f.column_name not in WERE_64BIT and f.model is not db.LedgerEntry
+            if f.column_name not in WERE_64BIT and f.model is not models.LedgerEntry
             else real_column(f)
         ),
     )
@@ -447,7 +444,7 @@ def test_the_ledger_loses_its_foreign_keys_on_postgresql(clean_database: str) ->
     with session():
         assert database.get_foreign_keys("ledger") == []
         merchant = Merchant.create(name="m", alert_email="m@x.io")
-    catalogue.seed(merchant.id)
+    seed.seed(merchant.id, SEED_RULES)
     with transaction():
         # The ledger as release 0003 left it.
         # (Not its key to orders: this new database's orders are partitioned by merchant,

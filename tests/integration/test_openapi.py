@@ -6,6 +6,9 @@ YAML (see the top of kitchen/http.py) fails here.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
@@ -16,6 +19,7 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen import openapi
+from kitchen.domain import MAX_GRAMS, MAX_ID, THRESHOLD_PLACES
 from kitchen.http import Api, build_app
 from kitchen.settings import Settings
 from tests.helpers import Seeded
@@ -27,6 +31,20 @@ def document(api: TestClient) -> dict[str, Any]:
     assert response.status_code == 200
     body: dict[str, Any] = response.json()
     return body
+
+
+def resolve(doc: dict[str, Any], node: Any) -> Any:
+    """`node`, or what its `$ref` names in `doc`."""
+    while isinstance(node, dict) and "$ref" in node:
+        found: Any = doc
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            found = found[part]
+        node = found
+    return node
+
+
+def parameters(doc: dict[str, Any], op: dict[str, Any]) -> list[dict[str, Any]]:
+    return [resolve(doc, p) for p in op.get("parameters", [])]
 
 
 def operations(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -89,9 +107,10 @@ def test_list_endpoints_state_their_query_parameters(document: dict[str, Any]) -
         "/products": [],
     }.items():
         op = ops[(path, "GET")]
-        assert [p["name"] for p in op.get("parameters", []) if p["in"] == "query"] == names
+        query = [p["name"] for p in parameters(document, op) if p["in"] == "query"]
+        assert query == names
         assert "422" in op["responses"], path  # an unknown query parameter
-    status = next(p for p in ops[("/orders", "GET")]["parameters"] if p["name"] == "status")
+    status = next(p for p in parameters(document, ops[("/orders", "GET")]) if p["name"] == "status")
     assert status["schema"] == {"enum": ["pending", "applied", "rejected"]}
 
 
@@ -113,12 +132,52 @@ def test_real_answers_match_their_schemas(
     for entry in api.get(f"/ingredients/{seeded.beef}/ledger").json():
         check(entry, "LedgerEntry")
     check(api.get("/health").json(), "Health")
+    check(api.post("/order/seed").json(), "Seeded")
+    low = api.post("/ingredients", json={"name": "saffron", "stock": 0, "full_stock": 10})
+    assert low.status_code == 201  # made below its threshold: an alert
+    for name, path in (("Order", "/orders"), ("Alert", "/alerts")):
+        listed = api.get(path).json()
+        assert listed, path
+        for each in listed:
+            check(each, name)
+    check(api.get("/dashboard").json(), "Dashboard")
     problem = api.post("/order", json=seeded.order(0))
     assert problem.headers["content-type"] == "application/problem+json"
     check(problem.json(), "Problem")
     check({"products": [{"product_id": 1, "quantity": 2}]}, "NewOrder")
     with pytest.raises(jsonschema.ValidationError):
         check({"products": [{"product_id": 1, "quantity": 0}]}, "NewOrder")
+
+
+def test_the_seed_answers_as_the_lists_do(make_kitchen: Callable[..., Kitchen]) -> None:
+    """POST /order/seed shows its ingredients and products as GET /ingredients and GET
+    /products do (threshold and low included), with the threshold that applies."""
+    kitchen = make_kitchen(roles="api", alerts={"threshold": 0.7})
+    with TestClient(kitchen.web_app()) as api:
+        created = api.post("/order/seed")
+        assert created.status_code == 201
+        again = api.post("/order/seed")
+        assert again.status_code == 200
+        for answer in (created.json(), again.json()):
+            assert answer["ingredients"] == api.get("/ingredients").json()
+            assert answer["products"] == api.get("/products").json()
+        assert {i["threshold"] for i in again.json()["ingredients"]} == {0.7}
+        assert [p["can_make"] for p in again.json()["products"]] == [50]  # onion: 1000 / 20
+
+
+def test_the_order_limits_are_the_settings(make_kitchen: Callable[..., Kitchen]) -> None:
+    """An order's limits are settings: the document states the ones the server runs with."""
+    kitchen = make_kitchen(roles="api", orders={"max_lines": 3, "max_quantity": 7})
+    with TestClient(kitchen.web_app()) as api:
+        schemas = api.get("/openapi.json").json()["components"]["schemas"]
+        assert schemas["NewOrder"]["properties"]["products"]["maxItems"] == 3
+        assert schemas["OrderLine"]["properties"]["quantity"]["maximum"] == 7
+        burger = api.post("/order/seed").json()["products"][0]["id"]
+        line = {"product_id": burger, "quantity": 7}
+        assert api.post("/order", json={"products": [line] * 3}).status_code == 201
+        assert api.post("/order", json={"products": [line] * 4}).status_code == 422
+        too_many = api.post("/order", json={"products": [{**line, "quantity": 8}]})
+        assert too_many.status_code == 422
 
 
 def test_a_bad_docstring_names_its_endpoint() -> None:
@@ -136,33 +195,228 @@ def test_a_bad_docstring_names_its_endpoint() -> None:
         openapi.document(app.routes)
 
 
-def test_each_limit_is_stated_and_is_the_servers(api: TestClient, document: dict[str, Any]) -> None:
-    """The largest value each schema states is accepted, and one more is a 422: the
-    limits the columns hold (64-bit ids, MAX_GRAMS grams, 6 decimal places of threshold)."""
-    schemas = document["components"]["schemas"]
-    grams = schemas["RecipeLine"]["properties"]["grams"]["maximum"]
-    assert grams == schemas["StockMove"]["properties"]["grams"]["maximum"] == 10**12
-    assert schemas["NewIngredient"]["properties"]["stock"]["maximum"] == grams
-    assert schemas["IngredientChange"]["properties"]["full_stock"]["maximum"] == grams
-    assert "par level" in schemas["Ingredient"]["properties"]["full_stock"]["description"]
-    threshold = schemas["IngredientChange"]["properties"]["threshold"]
-    assert (threshold["minimum"], threshold["maximum"]) == (0.000001, 0.999999)
-    assert document["components"]["parameters"]["id"]["schema"]["maximum"] == 2**63 - 1
-    before = [
-        p["schema"]["maximum"]
-        for op in operations(document).values()
-        for p in op.get("parameters", [])
-        if p.get("name") == "before"
-    ]
-    assert before == [2**63 - 1] * 3
+Path = tuple[str | int, ...]
 
-    r = api.post("/ingredients", json={"name": "flour", "stock": grams, "threshold": 0.000001})
-    assert r.status_code == 201, r.text
-    path = f"/ingredients/{r.json()['id']}"
-    assert api.post(f"{path}/count", json={"grams": grams}).status_code == 200
-    assert api.post(f"{path}/count", json={"grams": grams + 1}).status_code == 422
-    assert api.patch(path, json={"full_stock": grams, "threshold": 0.999999}).status_code == 200
-    assert api.patch(path, json={"full_stock": grams + 1}).status_code == 422
-    assert api.get("/ingredients/9223372036854775807").status_code == 404
-    assert api.get("/orders", params={"before": 2**63 - 1}).status_code == 200
-    assert api.get("/orders", params={"before": 2**63}).status_code == 422
+
+@dataclass(frozen=True)
+class Case:
+    """One value of one field, and what the server must make of it: accept it (`ok`),
+    refuse it with a 422 naming the field (`bad`), or refuse it only as naming no row
+    (`unknown`: an id the column holds, but of nothing)."""
+
+    field: Path
+    value: Any
+    expect: str  # ok, bad, unknown
+    why: str
+
+
+MISSING = object()  # as a Case's value: the field is left out
+
+
+def shown(field: Path) -> str:
+    """A field as problem documents name it: products[0].quantity."""
+    text = ""
+    for part in field:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+class Values:
+    """Valid values the schemas cannot give: fresh names (a taken one is a 409) and lists
+    of lines (a recipe names each ingredient once)."""
+
+    def __init__(self, lines: dict[str, Callable[[int], list[dict[str, Any]]]]) -> None:
+        self.lines = lines
+        self.made = 0
+
+    def text(self, length: int, schema: dict[str, Any]) -> str:
+        self.made += 1
+        if schema.get("format") == "email":
+            size = min(64, length - 2)  # what is left is the domain, 1 character or more
+            local = f"m{self.made}".ljust(size, "x")[:size]
+            domain = length - len(local) - 1
+            labels = ["d" * 63] * ((domain - 1) // 64) + ["d" * ((domain - 1) % 64 + 1)]
+            address = local + "@" + ".".join(labels)
+            assert len(address) == length
+            return address
+        if length <= 3:  # a short name, unique all the same
+            return chr(0x4E00 + self.made) * length
+        return f"n{self.made}".ljust(length, "x")
+
+
+def cases(doc: dict[str, Any], schema: dict[str, Any], at: Path, values: Values) -> list[Case]:
+    """What each property of `schema` (an object at `at` of the body) states: its least and
+    greatest value or length or count are accepted, one less or one more refused; the
+    required ones may not be left out, and no other property is taken."""
+    schema = resolve(doc, schema)
+    found: list[Case] = []
+    assert schema.get("additionalProperties") is False, f"{at}: unknown properties refused"
+    found.append(Case((*at, "bogus"), 1, "bad", "an unknown property"))
+    for name in schema.get("required", []):
+        found.append(Case((*at, name), MISSING, "bad", "required"))
+    for name, prop in schema["properties"].items():
+        prop = resolve(doc, prop)
+        field = (*at, name)
+        kind = prop.get("type")
+        if "enum" in prop:
+            found += [Case(field, v, "ok", "in the enum") for v in prop["enum"]]
+            found.append(Case(field, "other", "bad", "not in the enum"))
+        elif kind in ("integer", "number"):
+            assert "minimum" in prop and "maximum" in prop, f"{shown(field)} states no limits"
+            step = 1 if kind == "integer" else 10**-THRESHOLD_PLACES
+            low, high = prop["minimum"], prop["maximum"]
+            # An id at its maximum is one the column holds, but of no row.
+            top = "unknown" if name.endswith("_id") and high == MAX_ID else "ok"
+            found += [
+                Case(field, low, "ok", "minimum"),
+                Case(field, high, top, "maximum"),
+                Case(field, low - step, "bad", "minimum - 1"),
+                Case(field, high + step, "bad", "maximum + 1"),
+            ]
+        elif kind == "string":
+            assert "maxLength" in prop, f"{shown(field)} states no maxLength"
+            low, high = prop.get("minLength", 0), prop["maxLength"]
+            found += [
+                Case(field, values.text(max(low, 1), prop), "ok", "minLength"),
+                Case(field, values.text(high, prop), "ok", "maxLength"),
+                Case(field, values.text(high + 1, prop), "bad", "maxLength + 1"),
+            ]
+            if low:
+                found.append(Case(field, "", "bad", "minLength - 1"))
+        elif kind == "array":
+            assert "minItems" in prop and "maxItems" in prop, f"{shown(field)} states no count"
+            low, high = prop["minItems"], prop["maxItems"]
+            lines = values.lines[name]
+            found += [
+                Case(field, lines(low), "ok", "minItems"),
+                Case(field, lines(high), "ok", "maxItems"),
+                Case(field, lines(low - 1), "bad", "minItems - 1"),
+                Case(field, lines(high + 1), "bad", "maxItems + 1"),
+            ]
+            found += cases(doc, prop["items"], (*field, 0), values)
+        else:
+            raise AssertionError(f"{shown(field)}: no test for a schema like {prop}")
+    return found
+
+
+def with_case(body: dict[str, Any], case: Case) -> dict[str, Any]:
+    body = copy.deepcopy(body)
+    *parents, last = case.field
+    into: Any = body
+    for part in parents:
+        into = into[part]
+    if case.value is MISSING:
+        del into[last]
+    else:
+        into[last] = copy.deepcopy(case.value)
+    return body
+
+
+def check(response: Any, case: Case, where: str) -> None:
+    what = f"{where}: {shown(case.field)} = {str(case.value)[:60]!r} ({case.why})"
+    if case.expect == "ok":
+        assert response.status_code < 300, f"{what} refused: {response.text[:300]}"
+        return
+    assert response.status_code == 422, f"{what}: {response.status_code} {response.text[:300]}"
+    named = {e["field"]: e["message"] for e in response.json()["errors"]}
+    assert shown(case.field) in named, f"{what}: the 422 names {named}"
+    if case.expect == "unknown":
+        assert "unknown" in named[shown(case.field)], f"{what}: {named}"
+
+
+def test_each_request_schema_states_what_validation_accepts(
+    api: TestClient, document: dict[str, Any]
+) -> None:
+    """For each operation that takes a body, each property of its schema (and of the
+    objects in its lists): the stated minimum and maximum (value, length, count) are
+    accepted and one past either is a 422 naming the field; required properties are
+    required; unknown ones refused; enums hold. The query parameters likewise. So a
+    limit the server changes, or one the document leaves out, fails here."""
+    seeded = api.post("/order/seed").json()
+    burger = next(p["id"] for p in seeded["products"] if p["name"] == "Burger")
+    beef = next(i["id"] for i in seeded["ingredients"] if i["name"] == "beef")
+    recipes = document["components"]["schemas"]["NewProduct"]["properties"]["recipe"]
+    pool = [
+        api.post("/ingredients", json={"name": f"pool {n}", "stock": 0}).json()["id"]
+        for n in range(recipes["maxItems"] + 1)
+    ]
+    values = Values(
+        {
+            "products": lambda n: [{"product_id": burger, "quantity": 1}] * n,
+            "recipe": lambda n: [{"ingredient_id": i, "grams": 1} for i in pool[:n]],
+        }
+    )
+
+    def ingredient(stock: int = 0) -> str:
+        made = api.post("/ingredients", json={"name": values.text(8, {}), "stock": stock})
+        assert made.status_code == 201, made.text
+        return f"/ingredients/{made.json()['id']}"
+
+    def product() -> str:
+        body = {"name": values.text(8, {}), "recipe": values.lines["recipe"](1)}
+        made = api.post("/products", json=body)
+        assert made.status_code == 201, made.text
+        return f"/products/{made.json()['id']}"
+
+    # Each operation that takes a body: a fresh target and a valid body for each request.
+    Target = Callable[[], tuple[str, dict[str, Any]]]
+    targets: dict[tuple[str, str], Target] = {
+        ("/order", "POST"): lambda: ("/order", {"products": values.lines["products"](1)}),
+        ("/merchant", "PATCH"): lambda: ("/merchant", {}),
+        ("/ingredients", "POST"): lambda: (
+            "/ingredients",
+            {"name": values.text(8, {}), "stock": 0},
+        ),
+        ("/ingredients/{id}", "PATCH"): lambda: (ingredient(), {}),
+        ("/ingredients/{id}/restock", "POST"): lambda: (f"{ingredient()}/restock", {"grams": 1}),
+        ("/ingredients/{id}/count", "POST"): lambda: (f"{ingredient()}/count", {"grams": 0}),
+        # Waste of the most there can be needs that much in stock.
+        ("/ingredients/{id}/waste", "POST"): lambda: (
+            f"{ingredient(MAX_GRAMS)}/waste",
+            {"grams": 1},
+        ),
+        ("/products", "POST"): lambda: (
+            "/products",
+            {"name": values.text(8, {}), "recipe": values.lines["recipe"](1)},
+        ),
+        ("/products/{id}", "PATCH"): lambda: (product(), {"recipe": values.lines["recipe"](1)}),
+    }
+    with_body = {key for key, op in operations(document).items() if "requestBody" in op}
+    assert set(targets) == with_body, "an operation that takes a body has no target here"
+
+    probed = 0
+    for (path, method), target in targets.items():
+        op = operations(document)[(path, method)]
+        schema = resolve(document, op["requestBody"])["content"]["application/json"]["schema"]
+        for case in cases(document, schema, (), values):
+            url, body = target()
+            response = api.request(method, url, json=with_case(body, case))
+            check(response, case, f"{method} {path}")
+            probed += 1
+        for param in [p for p in parameters(document, op) if p["in"] == "header"]:
+            low, high = param["schema"]["minLength"], param["schema"]["maxLength"]
+            for length, expect in ((low, "ok"), (high, "ok"), (high + 1, "bad")):
+                value = f"k{values.made}".ljust(length, "k")[-length:]  # ASCII, as headers are
+                values.made += 1
+                case = Case((param["name"],), value, expect, "a header")
+                url, body = target()
+                response = api.request(method, url, json=body, headers={param["name"]: case.value})
+                check(response, case, f"{method} {path}")
+                probed += 1
+
+    for (path, method), op in operations(document).items():
+        query = [p for p in parameters(document, op) if p["in"] == "query"]
+        for param in query:
+            schema = param["schema"]
+            if "enum" in schema:
+                tries = [(v, "ok") for v in schema["enum"]] + [("other", "bad")]
+            else:
+                low, high = schema["minimum"], schema["maximum"]
+                tries = [(low, "ok"), (high, "ok"), (low - 1, "bad"), (high + 1, "bad")]
+            for value, expect in tries:
+                case = Case((param["name"],), value, expect, "a query parameter")
+                url = path.replace("{id}", str(beef))
+                response = api.request(method, url, params={param["name"]: value})
+                check(response, case, f"{method} {path}")
+                probed += 1
+    assert probed > 100, probed

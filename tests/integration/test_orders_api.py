@@ -12,8 +12,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.db import Ingredient, Order, OrderLine, Outbox, Product, RecipeLine, session
-from tests.helpers import Seeded, eventually, read_topic, seed, serve
+from kitchen.db import session
+from kitchen.models import Ingredient, Order, OrderLine, Outbox, Product, RecipeLine
+from tests.helpers import Seeded, eventually, read_topic, seed_reference, serve
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def intake(make_kitchen: Callable[..., Kitchen]) -> Kitchen:
 def seeded_api(intake: Kitchen) -> Iterator[tuple[TestClient, Seeded]]:
     """`api` and `seeded` (conftest) of this intake-only Kitchen."""
     with TestClient(intake.web_app()) as c:
-        yield c, seed(c)
+        yield c, seed_reference(c)
 
 
 def counts() -> tuple[int, int, int]:

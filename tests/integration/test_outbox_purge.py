@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime
 
 from kitchen import outbox, partitioning
-from kitchen.db import Outbox, database, session, transaction, utcnow
+from kitchen.db import database, session, transaction, utcnow
+from kitchen.models import Outbox
 from tests.helpers import REAL_DATABASE
 
 HOUR = datetime.timedelta(hours=1)

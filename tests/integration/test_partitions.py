@@ -12,20 +12,11 @@ from typing import Any
 
 import pytest
 
-from kitchen import alerts, catalogue, notifications, orders, partitioning, stock, views
-from kitchen.db import (
-    Alert,
-    Ingredient,
-    Merchant,
-    Order,
-    Product,
-    database,
-    session,
-    transaction,
-    utcnow,
-)
+from kitchen import alerts, notifications, orders, partitioning, processing, seed, views
+from kitchen.db import database, session, transaction, utcnow
 from kitchen.domain import Line
-from tests.helpers import REAL_DATABASE
+from kitchen.models import Alert, Ingredient, Merchant, Order, Product
+from tests.helpers import REAL_DATABASE, SEED_RULES
 
 pytestmark = pytest.mark.skipif(
     not REAL_DATABASE, reason="partitions are PostgreSQL's (set KITCHEN_TEST_DATABASE_URL)"
@@ -46,7 +37,7 @@ def merchants(count: int) -> list[int]:
     for n in range(count):
         with session():
             merchant = Merchant.create(name=f"m{n}", alert_email=f"m{n}@example.com")
-        catalogue.seed(merchant.id)
+        seed.seed(merchant.id, SEED_RULES)
         ids.append(merchant.id)
     return ids
 
@@ -145,7 +136,7 @@ def test_hot_queries_read_one_partition(
         merchant_of = {o.id: o.merchant_id for o in Order.select(Order.id, Order.merchant)}
     ids = list(merchant_of)
     statements()  # the test's own reads
-    result = stock.apply_orders(ids, NOTIFY, Fraction(1, 2), merchant_of)
+    result = processing.apply_orders(ids, NOTIFY, Fraction(1, 2), merchant_of)
     assert len(result.applied) == len(ids) and len(result.alerts) == len(shops)
     assert assert_one_partition_each(statements()) >= 3
 

@@ -9,10 +9,11 @@ from confluent_kafka import Producer
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen import catalogue
-from kitchen import stock as stock_module
-from kitchen.db import Ingredient, LedgerEntry, Order, session
+from kitchen import processing as processing_module
+from kitchen import seed
+from kitchen.db import session
 from kitchen.kafka import producer_config
+from kitchen.models import Ingredient, LedgerEntry, Order
 from tests import helpers
 from tests.helpers import assert_topic_stays_empty, eventually, read_topic, stock_after
 
@@ -100,12 +101,12 @@ def test_a_processing_bug_stops_loudly_and_loses_nothing(
 ) -> None:
     """An error that is not bad data (here a TypeError from a broken apply) is retried and
     shows in /ready; the order is not dead-lettered, and it is applied once the bug is gone."""
-    real_apply = stock_module.apply_orders
+    real_apply = processing_module.apply_orders
 
-    def broken(*args: object, **kwargs: object) -> stock_module.BatchResult:
+    def broken(*args: object, **kwargs: object) -> processing_module.BatchResult:
         raise TypeError("a bug in processing")
 
-    monkeypatch.setattr(stock_module, "apply_orders", broken)
+    monkeypatch.setattr(processing_module, "apply_orders", broken)
     order_id = order(api, 2)
     processing = next(w for w in kitchen.workers if w.name == "processing")
     eventually(lambda: api.get("/ready").status_code == 503)
@@ -113,7 +114,7 @@ def test_a_processing_bug_stops_loudly_and_loses_nothing(
     assert processing.last_error == "TypeError: a bug in processing"
     assert status(order_id) == "pending"
 
-    monkeypatch.setattr(stock_module, "apply_orders", real_apply)
+    monkeypatch.setattr(processing_module, "apply_orders", real_apply)
     eventually(lambda: status(order_id) == "applied", timeout=60)
     assert stock() == stock_after(2)
     eventually(lambda: api.get("/ready").status_code == 200)
@@ -135,5 +136,5 @@ def test_every_gram_an_order_takes_is_a_ledger_row(api: TestClient) -> None:
             assert sum(e.grams for e in entries) == ingredient.stock
             assert entries[-1].stock_after == ingredient.stock
             by_order = {e.order_id: e.grams for e in entries if e.reason == "order"}
-            grams = catalogue.BURGER[ingredient.name]
+            grams = seed.BURGER[ingredient.name]
             assert by_order == {i: -grams * (1 + n % 3) for n, i in enumerate(ids[:12])}

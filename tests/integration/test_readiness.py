@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen import db, migrations
+from kitchen import db, migrations, models
 from kitchen import settings as config
 from kitchen.http import Api, build_app
 from tests.helpers import eventually, free_port
@@ -41,7 +41,7 @@ def test_relay_failing_every_pass_makes_ready_503_until_it_recovers(
     with TestClient(kitchen.web_app()) as api:
         assert api.get("/ready").status_code == 200
         with db.session():
-            db.database.drop_tables([db.Outbox])  # every relay pass now fails
+            db.database.drop_tables([models.Outbox])  # every relay pass now fails
 
         eventually(lambda: api.get("/ready").status_code == 503, timeout=15)
         assert api.get("/ready").json() == {"status": "degraded", "roles": {"relay": False}}

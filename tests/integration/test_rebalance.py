@@ -13,10 +13,11 @@ from collections.abc import Callable
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.db import Ingredient, LedgerEntry, Order, session
+from kitchen.db import session
 from kitchen.events import OrderCreated, Received
 from kitchen.kafka import ConsumerWorker
-from tests.helpers import eventually, no_order_pending, seed, stock_after
+from kitchen.models import Ingredient, LedgerEntry, Order
+from tests.helpers import eventually, no_order_pending, seed_reference, stock_after
 
 # Enough for the most the load can order (MAX_ORDERS of 3 burgers, beef 150 g each): no
 # order is rejected for want of stock.
@@ -56,7 +57,7 @@ def test_a_member_joining_and_leaving_mid_stream_applies_every_order_once(
     errors: list[str] = []
     stop_load = threading.Event()
     with TestClient(first.web_app()) as api:
-        seeded = seed(api)
+        seeded = seed_reference(api)
         for name, grams in STOCK.items():
             ingredient = getattr(seeded, name)
             r = api.post(f"/ingredients/{ingredient}/count", json={"grams": grams})

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen import alerts, catalogue, orders
-from kitchen.db import Alert, Ingredient, Order, Outbox, session, utcnow
+from kitchen import alerts, orders, seed
+from kitchen.db import session, utcnow
 from kitchen.events import Notify
-from tests.helpers import seed
+from kitchen.models import Alert, Ingredient, Order, Outbox
+from tests.helpers import SEED_RULES, seed_reference
 
 LONG_AGO = utcnow() - datetime.timedelta(minutes=5)
 AFTER = datetime.timedelta(seconds=30)
@@ -27,7 +28,7 @@ def outbox(topic: str) -> list[dict[str, object]]:
 def lost_alert(kitchen: Kitchen) -> Alert:
     """An onion alert raised long ago whose NOTIFY never reached the notification role
     (the reference kitchen is seeded first, if it is not there yet)."""
-    catalogue.seed(kitchen.merchant_id)
+    seed.seed(kitchen.merchant_id, SEED_RULES)
     with session():
         onion = Ingredient.get(Ingredient.name == "onion")
         alert: Alert = Alert.create(
@@ -46,7 +47,7 @@ def test_orders_still_pending_are_published_again(make_kitchen: Callable[..., Ki
     kitchen = make_kitchen("api")  # no relay, no processing: orders stay pending
     topic = kitchen.settings.kafka.order_created_topic
     with TestClient(kitchen.web_app()) as api:
-        seeded = seed(api)
+        seeded = seed_reference(api)
         old = api.post("/order", json=seeded.order(1)).json()
         new = api.post("/order", json=seeded.order(2)).json()
     with session():
@@ -93,7 +94,7 @@ def test_redrive_adds_no_copy_while_the_event_still_waits_in_the_outbox(
     order_topic = kitchen.settings.kafka.order_created_topic
     notify_topic = kitchen.settings.kafka.notify_topic
     with TestClient(kitchen.web_app()) as api:
-        seeded = seed(api)
+        seeded = seed_reference(api)
         for _ in range(3):
             api.post("/order", json=seeded.order(1))
     lost_alert(kitchen)

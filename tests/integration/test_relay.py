@@ -14,11 +14,12 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen import outbox
-from kitchen.db import Order, Outbox, session, transaction, utcnow
+from kitchen.db import session, transaction, utcnow
 from kitchen.events import OrderCreated
-from kitchen.kafka import ensure_topics, producer_config
+from kitchen.kafka import Publisher, ensure_topics, producer_config
+from kitchen.models import Order, Outbox
 from kitchen.outbox import Relay
-from tests.helpers import REAL_KAFKA, eventually, read_topic, seed
+from tests.helpers import REAL_KAFKA, eventually, read_topic, seed_reference
 
 
 def fresh_topic(bootstrap: str) -> str:
@@ -43,10 +44,7 @@ def test_two_relays_send_every_row_once(make_kitchen: Callable[..., Kitchen]) ->
     kitchen = make_kitchen("api")  # the database and Kafka; the relays are started here
     topic = fresh_topic(kitchen.bootstrap_servers)
     queue(topic, 3000)
-    relays = [
-        Relay(Producer(producer_config(kitchen.bootstrap_servers)), batch_size=200)
-        for _ in range(2)
-    ]
+    relays = [Relay(Publisher.to(kitchen.bootstrap_servers), batch_size=200) for _ in range(2)]
     for relay in relays:
         relay.start()
     try:
@@ -84,7 +82,7 @@ def test_a_row_the_producer_refused_is_sent_on_the_next_pass(
     producer = RefusingProducer(
         producer_config(kitchen.bootstrap_servers), refuse=OrderCreated(2).encode().encode()
     )
-    relay = Relay(producer, batch_size=10)
+    relay = Relay(Publisher(producer), batch_size=10)
     with pytest.raises(BufferError):
         relay.publish_once()  # row 1 went out; row 2 was refused, row 3 never tried
     relay.publish_once()
@@ -100,7 +98,7 @@ def test_a_restart_on_the_embedded_kafka_queues_lost_orders_at_once(
 ) -> None:
     first = make_kitchen("api")
     with TestClient(first.web_app()) as api:
-        seeded = seed(api)
+        seeded = seed_reference(api)
         placed = [api.post("/order", json=seeded.order(1)).json() for _ in range(3)]
     with session():
         # The last run sent these events, then died with its embedded cluster: they are gone.
@@ -132,13 +130,13 @@ def test_a_relay_that_died_mid_pass_has_its_rows_sent_once_its_lease_expires(
     kitchen = make_kitchen("api")
     topic = fresh_topic(kitchen.bootstrap_servers)
     queue(topic, 300)
-    dead = Relay(Producer(producer_config(kitchen.bootstrap_servers)), batch_size=100)
+    dead = Relay(Publisher.to(kitchen.bootstrap_servers), batch_size=100)
     dead.LEASE = datetime.timedelta(seconds=8)  # the default (60 s) is too long to wait here
     lease_ends = time.monotonic() + 8
     claimed = sorted(row.id for row in dead._claim())  # then it dies: nothing produced
     assert len(claimed) == 100
 
-    alive = Relay(Producer(producer_config(kitchen.bootstrap_servers)), batch_size=100)
+    alive = Relay(Publisher.to(kitchen.bootstrap_servers), batch_size=100)
     alive.start()
     try:
         eventually(lambda: alive.published >= 200, timeout=30)

@@ -15,8 +15,9 @@ from starlette.testclient import TestClient
 
 from kitchen import admin
 from kitchen import settings as config
-from kitchen.db import Ingredient, LedgerEntry, Merchant, Order, Product, session
+from kitchen.db import session
 from kitchen.mail import PermanentMailError, check_message
+from kitchen.models import Ingredient, LedgerEntry, Merchant, Order, Product
 from kitchen.validation import email_problem
 from tests.helpers import eventually
 

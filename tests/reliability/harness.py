@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 
 from kitchen import db
-from kitchen.db import Ingredient, Notification, Order, session
+from kitchen.db import session
+from kitchen.models import Ingredient, Notification, Order
 from tests import helpers
 from tests.helpers import REAL_DATABASE, REAL_KAFKA, eventually, free_port
 
@@ -37,7 +38,7 @@ def seed_large_stock(base: str, database_url: str) -> helpers.Seeded:
     """Seed through the API, then raise the stock to STOCK (as full, armed levels);
     returns the seeded ids."""
     with httpx.Client(base_url=base, timeout=30) as client:
-        seeded = helpers.seed(client)
+        seeded = helpers.seed_reference(client)
     db.bind(database_url)
     with session():
         for name, grams in STOCK.items():

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kitchen.db import Ingredient, session
+from kitchen.db import session
+from kitchen.models import Ingredient
 from tests.helpers import REAL_DATABASE, REAL_KAFKA, SmtpServer
 from tests.reliability.harness import (
     KitchenProcess,

@@ -29,8 +29,9 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.db import Order, OrderLine, Outbox, session
+from kitchen.db import session
 from kitchen.http import is_json
+from kitchen.models import Order, OrderLine, Outbox
 from kitchen.settings import Orders
 
 # Hypothesis runs hundreds of requests per test.

@@ -6,7 +6,8 @@ import threading
 
 from starlette.testclient import TestClient
 
-from kitchen.db import Ingredient, Order, OrderLine, Outbox, session
+from kitchen.db import session
+from kitchen.models import Ingredient, Order, OrderLine, Outbox
 from tests.helpers import Seeded, eventually
 
 

@@ -21,8 +21,9 @@ from confluent_kafka.admin import AdminClient
 from peewee import fn
 
 from kitchen import merchants
-from kitchen.catalogue import BURGER
-from kitchen.db import Ingredient, Order, session
+from kitchen.db import session
+from kitchen.models import Ingredient, Order
+from kitchen.seed import BURGER
 from tests.helpers import REAL_DATABASE, SmtpServer, eventually
 from tests.reliability.harness import (
     KitchenProcess,

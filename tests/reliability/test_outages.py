@@ -13,7 +13,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from kitchen.db import Ingredient, Order, session
+from kitchen.db import session
+from kitchen.models import Ingredient, Order
 from tests.helpers import REAL_DATABASE, REAL_KAFKA, SmtpServer, eventually
 from tests.reliability.harness import (
     ROOT,

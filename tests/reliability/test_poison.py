@@ -8,8 +8,9 @@ from confluent_kafka import Producer
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.db import Ingredient, session
+from kitchen.db import session
 from kitchen.kafka import producer_config
+from kitchen.models import Ingredient
 from tests.helpers import SmtpServer, eventually, read_topic
 
 

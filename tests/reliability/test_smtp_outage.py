@@ -10,8 +10,9 @@ from confluent_kafka import Producer
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen.db import Ingredient, Notification, session
+from kitchen.db import session
 from kitchen.kafka import producer_config
+from kitchen.models import Ingredient, Notification
 from tests.helpers import Seeded, SmtpServer, eventually, read_topic, stock_after
 from tests.reliability.harness import settled_orders
 from tests.reliability.report import report

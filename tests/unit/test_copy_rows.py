@@ -4,7 +4,8 @@ import datetime
 
 import peewee as pw
 
-from kitchen.db import LedgerEntry, _copy_rows
+from kitchen.db import _copy_rows
+from kitchen.models import LedgerEntry
 
 FIELDS: list[pw.Field] = [
     LedgerEntry.grams,

@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from kitchen import catalogue
+from kitchen import seed
 from kitchen.domain import (
     MAX_GRAMS,
     IngredientState,
@@ -21,16 +21,16 @@ from kitchen.domain import (
 )
 
 # The reference kitchen with ids: beef 1, cheese 2, onion 3; the Burger is product 1.
-IDS = {name: i for i, name in enumerate(catalogue.REFERENCE_STOCK, start=1)}
+IDS = {name: i for i, name in enumerate(seed.REFERENCE_STOCK, start=1)}
 BURGER = 1
-RECIPES = {BURGER: {IDS[name]: grams for name, grams in catalogue.BURGER.items()}}
+RECIPES = {BURGER: {IDS[name]: grams for name, grams in seed.BURGER.items()}}
 HALF = Fraction(1, 2)
 
 
 def kitchen() -> dict[int, IngredientState]:
     return {
         i: IngredientState(
-            i, name, catalogue.REFERENCE_STOCK[name], catalogue.REFERENCE_STOCK[name], True, HALF
+            i, name, seed.REFERENCE_STOCK[name], seed.REFERENCE_STOCK[name], True, HALF
         )
         for name, i in IDS.items()
     }

@@ -17,7 +17,7 @@ KEY = "kitchen_" + "A" * 43
 def record(
     message: str, *args: object, thread: str = "MainThread", **extra: object
 ) -> logging.LogRecord:
-    r = logging.LogRecord("kitchen.stock", logging.INFO, __file__, 1, message, args, None)
+    r = logging.LogRecord("kitchen.processing", logging.INFO, __file__, 1, message, args, None)
     r.threadName = thread
     r.__dict__.update(extra)
     return r
@@ -31,7 +31,7 @@ def test_a_json_line_has_the_fields_and_the_ids_it_is_about() -> None:
         "time": entry["time"],
         "level": "info",
         "role": "processing",
-        "logger": "kitchen.stock",
+        "logger": "kitchen.processing",
         "message": "order 7 rejected",
         "order_id": 7,
         "merchant_id": 2,
@@ -88,8 +88,8 @@ def test_a_short_password_is_masked_where_it_sits_as_a_password() -> None:
     # Any URL's password, configured or not, and a quoted one with a space in it.
     assert redact("smtp://a:b@c:25 and password='p w' x") == "smtp://a:***@c:25 and password=*** x"
     # Where it is no password it stays: a line is not mangled, nor the password given away.
-    assert redact("kitchen.stock: http://127.0.0.1:8000/order") == (
-        "kitchen.stock: http://127.0.0.1:8000/order"
+    assert redact("kitchen.processing: http://127.0.0.1:8000/order") == (
+        "kitchen.processing: http://127.0.0.1:8000/order"
     )
 
 
@@ -116,7 +116,7 @@ def test_passwords_and_keys_are_masked_in_both_formats() -> None:
         assert "secret" not in line and KEY not in line, line
         assert "kitchen_***" in line
     # Too short to mask without mangling ordinary words (compose's password is "kitchen").
-    assert logs.Redactor(["kitchen"])("kitchen.stock") == "kitchen.stock"
+    assert logs.Redactor(["kitchen"])("kitchen.processing") == "kitchen.processing"
 
 
 def test_user_text_cannot_forge_a_text_line_or_drive_the_terminal() -> None:
@@ -124,7 +124,7 @@ def test_user_text_cannot_forge_a_text_line_or_drive_the_terminal() -> None:
     r = record("alert 3: %s fell to %d g", name, 480)
     line = logs.TextFormatter(logs.Redactor()).format(r)
     assert line.endswith(
-        "kitchen.stock: alert 3: onion\\n2026-01-02 03:04:05,678 ERROR kitchen: forged"
+        "kitchen.processing: alert 3: onion\\n2026-01-02 03:04:05,678 ERROR kitchen: forged"
         "\\r\\x1b[31mred\\u2028\\x9b2J fell to 480 g"
     )
     assert line.isprintable()  # one line, no control character left
@@ -139,7 +139,7 @@ def test_a_text_traceback_keeps_its_lines() -> None:
         r = record("failed for %s", "a\nb")
         r.exc_info = sys.exc_info()
     lines = logs.TextFormatter(logs.Redactor()).format(r).splitlines()
-    assert lines[0].endswith("kitchen.stock: failed for a\\nb")
+    assert lines[0].endswith("kitchen.processing: failed for a\\nb")
     assert lines[1] == "Traceback (most recent call last):"
     assert lines[-1] == "RuntimeError: boom"
 

@@ -18,22 +18,10 @@ from fractions import Fraction
 import peewee as pw
 
 from kitchen import alerts, domain, metrics
-from kitchen.db import (
-    Ingredient,
-    LedgerEntry,
-    Merchant,
-    Order,
-    OrderLine,
-    RecipeLine,
-    among,
-    bulk_insert,
-    locked,
-    transaction,
-    tuples,
-    utcnow,
-)
+from kitchen.db import among, bulk_insert, locked, transaction, tuples, utcnow
 from kitchen.events import Handler, OrderCreated, Received
 from kitchen.inventory import ingredient_state
+from kitchen.models import Ingredient, LedgerEntry, Merchant, Order, OrderLine, RecipeLine
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,198 @@
+"""Typed commands: what a request body or a CLI command asks a use case to do.
+
+Each command is a frozen dataclass with one `parse` that builds it from a JSON object
+(a request's body, or the CLI's arguments under the same field names), by the rules of
+`kitchen.validation`, and raises `kitchen.errors.Invalid` naming every bad field. The
+HTTP edge and the CLI call the same `parse`, so both say the same thing about the same
+mistake (the CLI names its own argument in the message: `--email: ...`). Use cases take
+the command, never a body.
+
+They live here together, not beside their use cases, because they belong to the edges:
+`kitchen.http` and `kitchen.admin` import them without reaching into `inventory` or
+`menu`, the use cases import them only as argument types, and every field an edge
+accepts, with its limit, can be read in one file. What needs the database (an
+ingredient of this merchant, a name not taken) stays with the use case.
+
+POST /order's command (`orders.NewOrder` of `domain.Line`) is parsed by
+`validation.parse_order`, written for the intake's hot path.
+
+A PATCH field that is absent or null is left as it is (None here): no field can be
+cleared today, so None needs no other "not given" mark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from kitchen.domain import is_id
+from kitchen.errors import FieldError, Invalid
+from kitchen.models import LedgerEntry
+from kitchen.validation import MAX_RECIPE_LINES, Body
+
+Recipe = dict[int, int]  # ingredient id -> grams in one unit, each ingredient once
+
+
+@dataclass(frozen=True)
+class CreateIngredient:
+    """POST /ingredients."""
+
+    name: str
+    stock: int
+    full_stock: int | None  # the par level; None: the stock
+    threshold: Fraction | None  # None: the merchant's
+
+    @classmethod
+    def parse(cls, data: Any) -> CreateIngredient:
+        body = Body(data, {"name", "stock", "full_stock", "threshold"})
+        name = body.text("name")
+        stock = body.grams("stock", positive=False)
+        full = body.grams("full_stock", required=False)
+        threshold = body.fraction("threshold")
+        body.check()
+        assert name is not None and stock is not None
+        return cls(name, stock, full, threshold)
+
+
+@dataclass(frozen=True)
+class PatchIngredient:
+    """PATCH /ingredients/{id}: None leaves a field as it is."""
+
+    name: str | None = None
+    full_stock: int | None = None
+    threshold: Fraction | None = None
+
+    @classmethod
+    def parse(cls, data: Any) -> PatchIngredient:
+        body = Body(data, {"name", "full_stock", "threshold"})
+        name = body.text("name", required=False)
+        full = body.grams("full_stock", required=False)
+        threshold = body.fraction("threshold")
+        body.check()
+        return cls(name, full, threshold)
+
+
+@dataclass(frozen=True)
+class StockMove:
+    """POST /ingredients/{id}/restock, /count or /waste: `kind` is the ledger's reason."""
+
+    kind: str  # LedgerEntry.RESTOCK, COUNT or WASTE
+    grams: int  # added, counted or wasted
+    note: str | None = None
+
+    @classmethod
+    def parse(cls, kind: str, data: Any) -> StockMove:
+        body = Body(data, {"grams", "note"})
+        grams = body.grams("grams", positive=kind != LedgerEntry.COUNT)
+        note = body.note("note")
+        body.check()
+        assert grams is not None
+        return cls(kind, grams, note)
+
+
+@dataclass(frozen=True)
+class CreateProduct:
+    """POST /products."""
+
+    name: str
+    recipe: Recipe
+
+    @classmethod
+    def parse(cls, data: Any) -> CreateProduct:
+        body = Body(data, {"name", "recipe"})
+        name = body.text("name")
+        body.check()
+        recipe = _recipe(body.data.get("recipe"), required=True)
+        assert name is not None and recipe is not None
+        return cls(name, recipe)
+
+
+@dataclass(frozen=True)
+class PatchProduct:
+    """PATCH /products/{id}: a new name, or the whole recipe, or both; None leaves it."""
+
+    name: str | None = None
+    recipe: Recipe | None = None
+
+    @classmethod
+    def parse(cls, data: Any) -> PatchProduct:
+        body = Body(data, {"name", "recipe"})
+        name = body.text("name", required=False)
+        body.check()
+        return cls(name, _recipe(body.data.get("recipe"), required=False))
+
+
+def _recipe(data: Any, required: bool) -> Recipe | None:
+    """`recipe: [{"ingredient_id", "grams"}]`, each ingredient once. Whether each is the
+    merchant's is for the use case to say (`menu`)."""
+    errors: list[FieldError] = []
+    if not isinstance(data, list) or not 1 <= len(data) <= MAX_RECIPE_LINES:
+        if data is None and not required:
+            return None
+        raise Invalid([FieldError("recipe", f"must be a list of 1 to {MAX_RECIPE_LINES} lines")])
+    recipe: Recipe = {}
+    for n, line in enumerate(data):
+        body = Body(line, {"ingredient_id", "grams"})
+        ingredient_id = line.get("ingredient_id") if isinstance(line, dict) else None
+        grams = body.grams("grams")
+        if not is_id(ingredient_id):
+            body.errors.append(FieldError("ingredient_id", "must be an ingredient id"))
+        elif ingredient_id in recipe:
+            body.errors.append(FieldError("ingredient_id", "is named twice"))
+        errors += [FieldError(f"recipe[{n}].{e.field}", e.message) for e in body.errors]
+        if not body.errors and grams is not None and is_id(ingredient_id):
+            recipe[ingredient_id] = grams
+    if errors:
+        raise Invalid(errors)
+    return recipe
+
+
+@dataclass(frozen=True)
+class PatchMerchant:
+    """PATCH /merchant: None leaves a field as it is."""
+
+    name: str | None = None
+    alert_email: str | None = None
+    threshold: Fraction | None = None
+
+    @classmethod
+    def parse(cls, data: Any) -> PatchMerchant:
+        body = Body(data, {"name", "alert_email", "threshold"})
+        name = body.text("name", required=False)
+        email = body.email("alert_email", required=False)
+        threshold = body.fraction("threshold")
+        body.check()
+        return cls(name, email, threshold)
+
+
+@dataclass(frozen=True)
+class CreateMerchant:
+    """`merchant create --name --email`."""
+
+    name: str
+    alert_email: str
+
+    @classmethod
+    def parse(cls, data: Any) -> CreateMerchant:
+        body = Body(data, {"name", "alert_email"})
+        name = body.text("name")
+        email = body.email("alert_email")
+        body.check()
+        assert name is not None and email is not None
+        return cls(name, email)
+
+
+@dataclass(frozen=True)
+class AddKey:
+    """`merchant key add MERCHANT --name`: the name of a new key."""
+
+    name: str
+
+    @classmethod
+    def parse(cls, data: Any) -> AddKey:
+        body = Body(data, {"name"})
+        name = body.text("name")
+        body.check()
+        assert name is not None
+        return cls(name)

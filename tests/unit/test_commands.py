@@ -1,0 +1,135 @@
+"""Typed commands (kitchen.commands): each body or set of CLI arguments becomes one frozen
+dataclass, by one parse shared by the HTTP edge and the CLI; use-case errors carry no
+HTTP status (kitchen.errors)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+from fractions import Fraction
+from typing import Any
+
+import pytest
+
+from kitchen import admin, commands, errors
+from kitchen.errors import FieldError, Invalid
+from kitchen.validation import email_problem, name_problem
+
+
+@pytest.mark.parametrize(
+    "parse, data, command",
+    [
+        (
+            commands.CreateIngredient.parse,
+            {"name": " flour ", "stock": 0, "full_stock": 900, "threshold": 0.25},
+            commands.CreateIngredient("flour", 0, 900, Fraction(1, 4)),
+        ),
+        (
+            commands.CreateIngredient.parse,
+            {"name": "salt", "stock": 5},
+            commands.CreateIngredient("salt", 5, None, None),
+        ),
+        (
+            commands.PatchIngredient.parse,
+            {"threshold": 0.3},
+            commands.PatchIngredient(threshold=Fraction(3, 10)),
+        ),
+        (commands.PatchIngredient.parse, {"name": None}, commands.PatchIngredient()),
+        (
+            lambda data: commands.StockMove.parse("count", data),
+            {"grams": 0, "note": "shelf"},
+            commands.StockMove("count", 0, "shelf"),
+        ),
+        (
+            commands.CreateProduct.parse,
+            {"name": "Soup", "recipe": [{"ingredient_id": 7, "grams": 100}]},
+            commands.CreateProduct("Soup", {7: 100}),
+        ),
+        (commands.PatchProduct.parse, {"recipe": None}, commands.PatchProduct()),
+        (
+            commands.PatchMerchant.parse,
+            {"alert_email": " a@example.com "},
+            commands.PatchMerchant(alert_email="a@example.com"),
+        ),
+        (
+            commands.CreateMerchant.parse,
+            {"name": "Chez Ada", "alert_email": "ada@example.com"},
+            commands.CreateMerchant("Chez Ada", "ada@example.com"),
+        ),
+        (commands.AddKey.parse, {"name": "till-1"}, commands.AddKey("till-1")),
+    ],
+)
+def test_a_body_becomes_its_typed_command(parse: Any, data: Any, command: Any) -> None:
+    parsed = parse(data)
+    assert parsed == command and type(parsed) is type(command)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(parsed, dataclasses.fields(parsed)[0].name, None)
+
+
+@pytest.mark.parametrize(
+    "parse, data, field, message",
+    [
+        (
+            lambda data: commands.StockMove.parse("waste", data),
+            {"grams": 0},
+            "grams",
+            "must be a positive integer of grams",
+        ),
+        (commands.CreateProduct.parse, {"name": "Soup"}, "recipe", "must be a list of 1 to"),
+        (
+            commands.PatchProduct.parse,
+            {"recipe": [{"ingredient_id": 7, "grams": 1}, {"ingredient_id": 7, "grams": 2}]},
+            "recipe[1].ingredient_id",
+            "is named twice",
+        ),
+        (commands.AddKey.parse, {"name": "a", "colour": "red"}, "colour", "is not a known"),
+    ],
+)
+def test_a_bad_body_names_its_field(parse: Any, data: Any, field: str, message: str) -> None:
+    with pytest.raises(Invalid) as raised:
+        parse(data)
+    [error] = raised.value.errors
+    assert error.field == field and error.message.startswith(message)
+
+
+def _cli(capsys: pytest.CaptureFixture[str], **args: Any) -> tuple[int, str]:
+    code = admin.run(argparse.Namespace(key_action=None, **args))
+    return code, capsys.readouterr().err
+
+
+def test_the_cli_says_what_the_api_says_naming_its_argument(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Exit 2 and one line, each message the API's for the same field (the same parse)."""
+    code, err = _cli(capsys, action="create", name=" ", email="not-an-address")
+    assert code == 2
+    assert err == (
+        f"merchant create: --email: {email_problem('not-an-address')}; "
+        f"--name: {name_problem(' ')}\n"
+    )
+    with pytest.raises(Invalid) as raised:
+        commands.PatchMerchant.parse({"name": " ", "alert_email": "not-an-address"})
+    assert raised.value.errors == [
+        FieldError("name", name_problem(" ") or ""),
+        FieldError("alert_email", email_problem("not-an-address") or ""),
+    ]
+
+
+def test_use_case_errors_carry_no_http_status() -> None:
+    kinds = [
+        c for _, c in inspect.getmembers(errors, inspect.isclass) if c.__module__ == errors.__name__
+    ]
+    raised = [k for k in kinds if issubclass(k, Exception)]
+    assert {k.__name__ for k in raised} >= {"Invalid", "NotFound", "Conflict", "KeyReused"}
+    for kind in raised:
+        assert not any(hasattr(kind, a) for a in ("status", "status_code", "title")), kind
+
+
+def test_the_cli_has_an_exit_code_for_each_error_a_use_case_raises_to_it() -> None:
+    def code(exc: Exception) -> int:
+        return next(c for kind, c in admin.EXIT_CODES.items() if isinstance(exc, kind))
+
+    assert code(errors.Invalid([FieldError("name", "bad")])) == 2
+    assert code(errors.NotFound("merchant", 9)) == 1
+    assert code(errors.Conflict("taken")) == 1

@@ -1,0 +1,29 @@
+"""Which module may import what: the Kafka client is kafka.py's alone."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+KITCHEN = ROOT / "kitchen"
+
+
+def importers(package: str) -> set[str]:
+    """The kitchen/ modules (and app.py) that import `package` (or anything under it)."""
+    found = set()
+    for path in [*KITCHEN.glob("*.py"), ROOT / "app.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            if any(n == package or n.startswith(package + ".") for n in names):
+                found.add(path.name)
+    return found
+
+
+def test_only_kafka_py_imports_the_kafka_client() -> None:
+    assert importers("confluent_kafka") == {"kafka.py"}
