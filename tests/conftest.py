@@ -23,7 +23,7 @@ from app import Kitchen
 from kitchen import db, migrations, models
 from kitchen import settings as config
 from kitchen.kafka import EmbeddedKafka
-from tests.helpers import REAL_DATABASE, REAL_KAFKA, SmtpServer, free_port
+from tests.helpers import REAL_DATABASE, REAL_KAFKA, Seeded, SmtpServer, free_port, seed_reference
 
 
 @pytest.fixture
@@ -111,11 +111,21 @@ def kitchen(make_kitchen: Callable[..., Kitchen]) -> Kitchen:
 
 
 @pytest.fixture
-def api(kitchen: Kitchen) -> Iterator[TestClient]:
-    """HTTP client of an all-roles Kitchen with the reference kitchen seeded."""
+def seeded_api(kitchen: Kitchen) -> Iterator[tuple[TestClient, Seeded]]:
     with TestClient(kitchen.web_app()) as c:
-        assert c.post("/order/seed").status_code == 201
-        yield c
+        yield c, seed_reference(c)
+
+
+@pytest.fixture
+def api(seeded_api: tuple[TestClient, Seeded]) -> TestClient:
+    """HTTP client of an all-roles Kitchen with the reference kitchen seeded."""
+    return seeded_api[0]
+
+
+@pytest.fixture
+def seeded(seeded_api: tuple[TestClient, Seeded]) -> Seeded:
+    """The ids of the reference kitchen that `api` seeded."""
+    return seeded_api[1]
 
 
 @pytest.fixture

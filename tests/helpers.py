@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -19,15 +20,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import Message as EmailMessage
 from fractions import Fraction
+from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
+import httpx
 import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
+from app import Kitchen
 from kitchen import inventory
+from kitchen.db import session
+from kitchen.models import Ingredient, Order
 from kitchen.seed import BURGER, REFERENCE_STOCK
 
 REAL_DATABASE = os.environ.get("KITCHEN_TEST_DATABASE_URL", "")
@@ -41,6 +49,86 @@ SEED_RULES = inventory.AlertRules(Fraction(1, 2), "notify")
 # Grams of the reference kitchen left after `burgers` burgers.
 def stock_after(burgers: int, stock: dict[str, int] = REFERENCE_STOCK) -> dict[str, int]:
     return {name: stock[name] - burgers * grams for name, grams in BURGER.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Seeded:
+    """The ids of the reference kitchen, from the seed's answer: tests name rows by these,
+    never by a number that holds only while id sequences start fresh."""
+
+    burger: int
+    beef: int
+    cheese: int
+    onion: int
+
+    @classmethod
+    def from_answer(cls, answer: dict[str, Any]) -> Seeded:
+        ids = {row["name"].lower(): row["id"] for row in answer["products"] + answer["ingredients"]}
+        return cls(ids["burger"], ids["beef"], ids["cheese"], ids["onion"])
+
+    def order(self, burgers: int) -> dict[str, Any]:
+        """The body of an order for `burgers` burgers."""
+        return {"products": [{"product_id": self.burger, "quantity": burgers}]}
+
+
+def seed_reference(api: TestClient | httpx.Client, status: int = 201) -> Seeded:
+    """POST /order/seed (201: created; 200: it was there) and the ids it answers."""
+    r = api.post("/order/seed")
+    assert r.status_code == status, r.text
+    return Seeded.from_answer(r.json())
+
+
+def client(kitchen: Kitchen, key: str | None = None) -> TestClient:
+    """An HTTP client of `kitchen`'s app, as the merchant whose key is `key` (none: keyless)."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return TestClient(kitchen.web_app(), headers=headers)
+
+
+def burgers(api: TestClient, quantity: int, applied: bool = False) -> dict[str, Any]:
+    """Order `quantity` of the caller's Burger (found by name): 201, the order; with
+    `applied`, once processing has applied it."""
+    [burger] = [p for p in api.get("/products").json() if p["name"] == "Burger"]
+    r = api.post("/order", json={"products": [{"product_id": burger["id"], "quantity": quantity}]})
+    assert r.status_code == 201, r.text
+    order: dict[str, Any] = r.json()
+    if applied:
+        eventually(lambda: api.get(f"/order/{order['id']}").json()["status"] == "applied")
+    return order
+
+
+def raise_onion_alert(kitchen: Kitchen) -> Seeded:
+    """Seed `kitchen` and order 26 burgers: onion falls to 480 g of 1,000, below half,
+    so one alert (and one mail) follows."""
+    with TestClient(kitchen.web_app()) as api:
+        seeded = seed_reference(api)
+        assert api.post("/order", json=seeded.order(26)).status_code == 201
+    return seeded
+
+
+def onion() -> Ingredient:
+    """The reference kitchen's onion row as stored now (the only merchant's)."""
+    with session():
+        return Ingredient.get(Ingredient.name == "onion")
+
+
+def no_order_pending() -> bool:
+    """Whether processing has settled every order (applied or rejected)."""
+    with session():
+        return not Order.select().where(Order.status == Order.PENDING).exists()
+
+
+def run_to_end(command: list[str], cwd: Path, env: dict[str, str]) -> CompletedProcess[str]:
+    """`command` (e.g. python app.py merchant create ...) run to its end, as a user would
+    in a terminal; its exit code and its output as text."""
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+
+def is_up(base: str) -> bool:
+    """Whether a Kitchen process at `base` answers its health check yet."""
+    try:
+        return httpx.get(f"{base}/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def free_port() -> int:

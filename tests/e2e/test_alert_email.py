@@ -6,20 +6,8 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen.db import session
-from kitchen.models import Alert, Ingredient, Notification, Outbox, database_id
-from tests.helpers import SmtpServer, eventually, read_topic
-
-
-def burgers(api: TestClient, quantity: int) -> None:
-    response = api.post("/order", json={"products": [{"product_id": 1, "quantity": quantity}]})
-    assert response.status_code == 201
-    order_id = response.json()["id"]
-    eventually(lambda: api.get(f"/order/{order_id}").json()["status"] == "applied")
-
-
-def onion() -> Ingredient:
-    with session():
-        return Ingredient.get(Ingredient.name == "onion")
+from kitchen.models import Alert, Notification, Outbox, database_id
+from tests.helpers import SmtpServer, burgers, eventually, onion, read_topic
 
 
 def body_text(message: object) -> str:
@@ -33,9 +21,9 @@ def test_onion_below_half_sends_one_notify_and_one_email(
     kitchen: Kitchen, api: TestClient, smtp: SmtpServer
 ) -> None:
     for _ in range(5):
-        burgers(api, 5)  # 25 burgers: onion at exactly 500 g, not below 50%
+        burgers(api, 5, applied=True)  # 25 burgers: onion at exactly 500 g, not below 50%
     assert onion().stock == 500 and onion().alert_armed
-    burgers(api, 1)  # 480 g: below
+    burgers(api, 1, applied=True)  # 480 g: below
     eventually(lambda: len(smtp.messages) == 1)
 
     notify = read_topic(kitchen.bootstrap_servers, kitchen.settings.kafka.notify_topic, expect=1)
@@ -56,7 +44,7 @@ def test_onion_below_half_sends_one_notify_and_one_email(
     assert "<br>" not in text
 
     for _ in range(3):
-        burgers(api, 2)  # further use below 50%: nothing more
+        burgers(api, 2, applied=True)  # further use below 50%: nothing more
     assert onion().stock == 360 and not onion().alert_armed
     with session():
         eventually(lambda: Outbox.select().where(Outbox.sent_at.is_null()).count() == 0)
@@ -70,17 +58,17 @@ def test_onion_below_half_sends_one_notify_and_one_email(
 def test_a_restock_rearms_exactly_one_further_email(
     kitchen: Kitchen, api: TestClient, smtp: SmtpServer
 ) -> None:
-    burgers(api, 26)  # onion 480 g: the first alert
+    burgers(api, 26, applied=True)  # onion 480 g: the first alert
     eventually(lambda: len(smtp.messages) == 1)
     path = f"/ingredients/{onion().id}"
     assert api.post(f"{path}/restock", json={"grams": 10}).json()["alert_armed"] is False  # 490
-    burgers(api, 1)  # 470 g: still the same crossing, no mail
+    burgers(api, 1, applied=True)  # 470 g: still the same crossing, no mail
     assert api.post(f"{path}/restock", json={"grams": 530}).json()["alert_armed"] is True  # 1000
     assert len(smtp.messages) == 1  # a restock itself mails nothing
-    burgers(api, 25)  # 500 g: at the line
-    burgers(api, 1)  # 480 g: the second crossing, the second mail
+    burgers(api, 25, applied=True)  # 500 g: at the line
+    burgers(api, 1, applied=True)  # 480 g: the second crossing, the second mail
     eventually(lambda: len(smtp.messages) == 2)
-    burgers(api, 3)  # 420 g: nothing more
+    burgers(api, 3, applied=True)  # 420 g: nothing more
     with session():
         eventually(lambda: Outbox.select().where(Outbox.sent_at.is_null()).count() == 0)
         eventually(lambda: Notification.select().where(Notification.sent_at.is_null()).count() == 0)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import eventually, free_port
+from tests.helpers import eventually, free_port, is_up, run_to_end, seed_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,9 +36,10 @@ def test_app_runs_with_embedded_defaults_and_stops_cleanly(tmp_path: Path) -> No
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() != ""  # the mock cluster's own banner
-        eventually(lambda: _up(base), timeout=30)
-        assert httpx.post(f"{base}/order/seed").status_code == 201
-        order = httpx.post(f"{base}/order", json={"products": [{"product_id": 1, "quantity": 26}]})
+        eventually(lambda: is_up(base), timeout=30)
+        with httpx.Client(base_url=base) as c:
+            seeded = seed_reference(c)
+        order = httpx.post(f"{base}/order", json=seeded.order(26))
         assert order.status_code == 201
         order_id = order.json()["id"]
         eventually(lambda: httpx.get(f"{base}/order/{order_id}").json()["status"] == "applied")
@@ -88,18 +89,15 @@ def test_the_images_defaults_start_in_production_on_every_address(tmp_path: Path
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        eventually(lambda: _up(base), timeout=30)
+        eventually(lambda: is_up(base), timeout=30)
         assert httpx.get(f"{base}/ingredients").status_code == 401
         assert httpx.post(f"{base}/order/seed").status_code == 401
         assert httpx.get(f"{base}/metrics").status_code == 401  # no token set
         # The first key, as docs/containers.md makes it with `docker exec`.
-        created = subprocess.run(
+        created = run_to_end(
             [*app, "merchant", "create", "--name", "Chez Ada", "--email", "ada@example.com"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
+            tmp_path,
+            env,
         )
         assert created.returncode == 0, created.stderr
         key = created.stdout.splitlines()[-1]
@@ -113,10 +111,3 @@ def test_the_images_defaults_start_in_production_on_every_address(tmp_path: Path
     [mode] = [line for line in output.splitlines() if " mode: " in line]
     assert mode.endswith("INFO kitchen: production mode: every request needs a merchant's key")
     assert "metrics.token is not set: GET /metrics answers 401 to every scrape" in output
-
-
-def _up(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/health", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False

@@ -30,6 +30,9 @@ from app import Kitchen
 from kitchen import merchants
 from tests.helpers import serve
 
+# Selenium drives Chromium.
+pytestmark = pytest.mark.browser
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 # The README's picture comes from this test: set KITCHEN_TEST_SCREENSHOT=docs/dashboard.png

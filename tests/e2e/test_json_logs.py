@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from kitchen import logs
-from tests.helpers import SmtpServer, eventually, free_port
+from tests.helpers import SmtpServer, eventually, free_port, is_up, run_to_end
 
 ROOT = Path(__file__).resolve().parents[2]
 SMTP_PASSWORD = "Smtp-Pa55word-never-logged"
@@ -77,13 +77,8 @@ def test_every_line_is_json_and_no_secret_is_in_any(tmp_path: Path, clean_databa
         KITCHEN_DATABASE_URL=clean_database,
     )
     app = [sys.executable, str(ROOT / "app.py")]
-    created = subprocess.run(
-        [*app, "merchant", "create", "--name", "Ada", "--email", "ada@example.com"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    created = run_to_end(
+        [*app, "merchant", "create", "--name", "Ada", "--email", "ada@example.com"], tmp_path, env
     )
     assert created.returncode == 0, created.stderr
     key = created.stdout.splitlines()[-1]
@@ -97,7 +92,7 @@ def test_every_line_is_json_and_no_secret_is_in_any(tmp_path: Path, clean_databa
     base = f"http://127.0.0.1:{env['KITCHEN_HTTP_PORT']}"
     auth = {"Authorization": f"Bearer {key}"}
     try:
-        eventually(lambda: _up(base), timeout=30)
+        eventually(lambda: is_up(base), timeout=30)
         with httpx.Client(base_url=base, headers=auth, timeout=10) as client:
             onion = client.post("/ingredients", json={"name": "onion", "stock": 1000})
             assert onion.status_code == 201, onion.text
@@ -161,13 +156,10 @@ def test_a_start_error_is_one_json_line_with_the_password_masked(tmp_path: Path)
         {"KITCHEN_DATABASE_URL": url},
         {"KITCHEN_DATABASE_URL": url.replace("postgresql", "postgress")},  # a settings error
     ):
-        done = subprocess.run(
+        done = run_to_end(
             [sys.executable, str(ROOT / "app.py"), "--settings", str(ROOT / "settings.toml")],
-            cwd=tmp_path,
-            env=environment(tmp_path, **settings),
-            capture_output=True,
-            text=True,
-            timeout=60,
+            tmp_path,
+            environment(tmp_path, **settings),
         )
         assert done.returncode == 2, done.stderr
         [entry] = json_lines(done.stderr)
@@ -176,10 +168,3 @@ def test_a_start_error_is_one_json_line_with_the_password_masked(tmp_path: Path)
         assert "kitchen:***@127.0.0.1" in entry["message"]
         assert DB_PASSWORD not in done.stderr + done.stdout
         assert done.stdout == ""
-
-
-def _up(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/health", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False

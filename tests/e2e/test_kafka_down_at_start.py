@@ -13,10 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import eventually, free_port
+from tests.helpers import eventually, free_port, seed_reference
 from tests.reliability.harness import ROOT, KitchenProcess
-
-BURGER = {"products": [{"product_id": 1, "quantity": 1}]}
 
 
 def start_without_http(workdir: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -52,8 +50,9 @@ def test_orders_are_taken_while_kafka_has_never_answered(
     try:
         api.start()  # waits for /health
         assert time.monotonic() - started < 10
-        assert httpx.post(f"{api.base}/order/seed", timeout=10).status_code == 201
-        order = httpx.post(f"{api.base}/order", json=BURGER, timeout=10)
+        with httpx.Client(base_url=api.base, timeout=10) as c:
+            seeded = seed_reference(c)
+        order = httpx.post(f"{api.base}/order", json=seeded.order(1), timeout=10)
         assert order.status_code == 201 and order.json()["status"] == "pending"
 
         ready = httpx.get(f"{api.base}/ready", timeout=10)
@@ -79,8 +78,9 @@ def test_everything_catches_up_when_the_broker_first_answers(
     broker = [str(ROOT / "tools/kafka/run"), "--dir", str(tmp_path / "kafka")]
     try:
         api.start()
-        assert httpx.post(f"{api.base}/order/seed", timeout=10).status_code == 201
-        order = httpx.post(f"{api.base}/order", json=BURGER, timeout=10)
+        with httpx.Client(base_url=api.base, timeout=10) as c:
+            seeded = seed_reference(c)
+        order = httpx.post(f"{api.base}/order", json=seeded.order(1), timeout=10)
         assert order.status_code == 201
         order_id = order.json()["id"]
         time.sleep(3)

@@ -10,9 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
-from tests.helpers import eventually, free_port
+from tests.helpers import eventually, free_port, is_up
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +35,7 @@ def test_sigterm_drops_a_request_stuck_in_its_body_after_shutdown_seconds(
         stderr=subprocess.DEVNULL,
     )
     try:
-        eventually(lambda: _up(port), timeout=30)
+        eventually(lambda: is_up(f"http://127.0.0.1:{port}"), timeout=30)
         with socket.create_connection(("127.0.0.1", port)) as stuck:
             # Promises 1000 bytes, sends 10, and then nothing: the server waits for the rest.
             stuck.sendall(
@@ -55,10 +53,3 @@ def test_sigterm_drops_a_request_stuck_in_its_body_after_shutdown_seconds(
             proc.wait()
     assert code == 0
     assert took < 2 + 5
-
-
-def _up(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False

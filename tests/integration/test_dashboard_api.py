@@ -5,27 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 
 from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen import merchants
-from tests.helpers import SmtpServer, eventually
-
-
-def client(kitchen: Kitchen, key: str | None = None) -> TestClient:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return TestClient(kitchen.web_app(), headers=headers)
-
-
-def burgers(api: TestClient, quantity: int) -> dict[str, Any]:
-    [burger] = [p for p in api.get("/products").json() if p["name"] == "Burger"]
-    line = {"product_id": burger["id"], "quantity": quantity}
-    r = api.post("/order", json={"products": [line]})
-    assert r.status_code == 201
-    order: dict[str, Any] = r.json()
-    return order
+from tests.helpers import SmtpServer, burgers, client, eventually
 
 
 def test_orders_newest_first_and_alerts_with_their_email(api: TestClient, smtp: SmtpServer) -> None:

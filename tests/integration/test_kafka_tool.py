@@ -71,6 +71,7 @@ def test_a_wanted_port_in_use_fails_and_names_it() -> None:
             cluster.pick_ports(port - 1, 2)
 
 
+@pytest.mark.slow  # starts a broker twice: about 30 s
 @pytest.mark.skipif(shutil.which("java") is None, reason="needs Java for tools/kafka/run")
 def test_a_killed_broker_comes_back_with_its_data(tmp_path: Path) -> None:
     folder = tmp_path / "kafka"

@@ -11,8 +11,8 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen.db import session
-from kitchen.models import Ingredient, LedgerEntry, Order
-from tests.helpers import eventually
+from kitchen.models import Ingredient, LedgerEntry
+from tests.helpers import eventually, no_order_pending, seed_reference
 
 
 def test_stock_is_the_sum_of_the_ledger_under_concurrent_changes(
@@ -20,7 +20,7 @@ def test_stock_is_the_sum_of_the_ledger_under_concurrent_changes(
 ) -> None:
     kitchen = make_kitchen()
     with TestClient(kitchen.web_app()) as api:
-        api.post("/order/seed")
+        seeded = seed_reference(api)
         ids = [i["id"] for i in api.get("/ingredients").json()]
     errors: list[str] = []
 
@@ -30,7 +30,7 @@ def test_stock_is_the_sum_of_the_ledger_under_concurrent_changes(
             for _ in range(40):
                 kind = rng.choice(["order", "order", "restock", "count", "waste"])
                 if kind == "order":
-                    body = {"products": [{"product_id": 1, "quantity": rng.randint(1, 4)}]}
+                    body = seeded.order(rng.randint(1, 4))
                     r = c.post("/order", json=body)
                     ok = r.status_code == 201
                 else:
@@ -50,11 +50,7 @@ def test_stock_is_the_sum_of_the_ledger_under_concurrent_changes(
         t.join(120)
     assert errors == []
 
-    def settled() -> bool:
-        with session():
-            return not Order.select().where(Order.status == Order.PENDING).exists()
-
-    eventually(settled, timeout=60)
+    eventually(no_order_pending, timeout=60)
     with session():
         reasons = set()
         for ingredient in Ingredient.select():

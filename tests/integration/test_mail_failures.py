@@ -20,14 +20,7 @@ from kitchen.db import session
 from kitchen.mail import FolderMailer, PermanentMailError, SmtpMailer
 from kitchen.models import Ingredient, Notification
 from kitchen.notifications import backoff, send_due
-from tests.helpers import SmtpServer, eventually
-
-
-def raise_onion_alert(kitchen: Kitchen) -> None:
-    with TestClient(kitchen.web_app()) as api:
-        assert api.post("/order/seed").status_code == 201
-        r = api.post("/order", json={"products": [{"product_id": 1, "quantity": 26}]})
-        assert r.status_code == 201
+from tests.helpers import Seeded, SmtpServer, eventually, raise_onion_alert
 
 
 def mail_row() -> Notification:
@@ -101,7 +94,11 @@ def emails(outcome: str) -> float:
 
 
 def test_a_message_that_cannot_be_built_fails_once_for_good(
-    kitchen: Kitchen, api: TestClient, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
+    kitchen: Kitchen,
+    api: TestClient,
+    seeded: Seeded,
+    smtp: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The API refuses such a name; one saved before it did (or by hand) is in the database.
     evil = "salt\u000bBcc: evil@example.org"
@@ -110,7 +107,7 @@ def test_a_message_that_cannot_be_built_fails_once_for_good(
             Ingredient.merchant == kitchen.merchant_id, Ingredient.name == "onion"
         ).execute()
     failed = emails("failed")
-    r = api.post("/order", json={"products": [{"product_id": 1, "quantity": 26}]})
+    r = api.post("/order", json=seeded.order(26))
     assert r.status_code == 201
 
     row = row_where(lambda n: n.failed_at is not None or n.attempts >= 2)

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import trustme
-from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen.db import session
 from kitchen.models import Notification
-from tests.helpers import SmtpServer, eventually, free_port
+from tests.helpers import SmtpServer, eventually, free_port, raise_onion_alert
 
 LOGIN = {"smtp_user": "alerts@example.com", "smtp_password": "s3cret"}
 
@@ -51,13 +50,6 @@ def tls_server(tls_mode: str) -> Iterator[Callable[[ssl.SSLContext], SmtpServer]
     yield start
     for server in servers:
         server.stop()
-
-
-def raise_onion_alert(kitchen: Kitchen) -> None:
-    with TestClient(kitchen.web_app()) as api:
-        assert api.post("/order/seed").status_code == 201
-        r = api.post("/order", json={"products": [{"product_id": 1, "quantity": 26}]})
-        assert r.status_code == 201
 
 
 def notification() -> Notification | None:

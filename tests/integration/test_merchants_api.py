@@ -19,12 +19,7 @@ from kitchen.db import session, utcnow
 from kitchen.domain import MAX_GRAMS
 from kitchen.models import Alert, ApiKey, Ingredient, LedgerEntry, Merchant, Order, RecipeLine
 from kitchen.validation import Conflict, NotFound
-from tests.helpers import eventually
-
-
-def client(kitchen: Kitchen, key: str | None = None) -> TestClient:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return TestClient(kitchen.web_app(), headers=headers)
+from tests.helpers import Seeded, client, eventually
 
 
 @pytest.fixture
@@ -159,15 +154,17 @@ def test_ingredients_and_products_can_make(api: TestClient) -> None:
     assert dup.status_code == 422
 
 
-def test_a_deleted_product_keeps_its_orders_but_takes_no_new_ones(api: TestClient) -> None:
-    first = api.post("/order", json={"products": [{"product_id": 1, "quantity": 1}]}).json()
-    assert api.delete("/products/1").status_code == 204
-    assert api.get("/products/1").status_code == 404
+def test_a_deleted_product_keeps_its_orders_but_takes_no_new_ones(
+    api: TestClient, seeded: Seeded
+) -> None:
+    first = api.post("/order", json=seeded.order(1)).json()
+    assert api.delete(f"/products/{seeded.burger}").status_code == 204
+    assert api.get(f"/products/{seeded.burger}").status_code == 404
     assert api.get("/products").json() == []
-    r = api.post("/order", json={"products": [{"product_id": 1, "quantity": 1}]})
+    r = api.post("/order", json=seeded.order(1))
     assert r.status_code == 422
     eventually(lambda: api.get(f"/order/{first['id']}").json()["status"] == "applied")
-    assert api.get(f"/order/{first['id']}").json()["lines"] == [{"product_id": 1, "quantity": 1}]
+    assert api.get(f"/order/{first['id']}").json()["lines"] == seeded.order(1)["products"]
     # Its name is free again.
     onion = next(i for i in api.get("/ingredients").json() if i["name"] == "onion")
     burger = {"name": "Burger", "recipe": [{"ingredient_id": onion["id"], "grams": 1}]}
@@ -351,6 +348,44 @@ def test_a_remembered_key_works_at_most_its_ttl() -> None:
     assert known.get("kitchen_other") is None
 
 
+def test_remembered_keys_are_bounded_whatever_clients_send() -> None:
+    """KnownKeys holds at most LIMIT keys: past that it forgets them all and starts over
+    (each forgotten key is asked of the database again), so a client sending endless
+    valid keys cannot grow it without end."""
+    known = merchants.KnownKeys(clock=lambda: 100.0)  # time stands still: nothing expires
+    limit = merchants.KnownKeys.LIMIT
+    for n in range(limit):
+        known.remember(f"kitchen_{n}", merchants.Caller(1, n, f"key-{n}"))
+    assert known.get("kitchen_0") == merchants.Caller(1, 0, "key-0")
+    assert known.get(f"kitchen_{limit - 1}") is not None
+    known.remember("kitchen_one_more", merchants.Caller(1, limit, "one-more"))
+    assert known.get("kitchen_one_more") == merchants.Caller(1, limit, "one-more")
+    assert known.get("kitchen_0") is None and known.get(f"kitchen_{limit - 1}") is None
+    assert len(known._known) <= limit
+
+
+def test_a_key_rotated_while_one_app_serves_stops_within_the_ttl(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    """Rotation through one running app (its key cache warm): the new key works at once,
+    the old one stops within KnownKeys.TTL. A fresh app per request would pass this even
+    if remembered keys never expired."""
+    kitchen = make_kitchen("api", app={"env": "production"})
+    ada, old = merchants.create("Ada's", "ada@example.com")
+    with TestClient(kitchen.web_app()) as c:
+
+        def status(key: str) -> int:
+            return c.get("/merchant", headers={"Authorization": f"Bearer {key}"}).status_code
+
+        assert status(old) == 200  # looked up once: this app remembers it now
+        new = merchants.rotate_key(ada.id)
+        rotated = time.monotonic()
+        assert status(new) == 200
+        eventually(lambda: status(old) == 401, timeout=10, interval=0.05)
+        assert time.monotonic() - rotated < merchants.KnownKeys.TTL + 1
+        assert status(new) == 200
+
+
 def test_stock_above_the_par_level_leaves_it_and_alerts_from_it(api: TestClient) -> None:
     """full_stock is the par level: a count or restock above it leaves it, and the
     threshold stays a fraction of it (onion: 1000 g par, low below 500 g)."""
@@ -374,9 +409,9 @@ def test_stock_above_the_par_level_leaves_it_and_alerts_from_it(api: TestClient)
 
 @pytest.mark.parametrize("value", [1e-9, 0.0000004, 0.99999999, 0.9999996])
 def test_a_threshold_that_would_be_stored_as_0_or_1_is_refused(
-    api: TestClient, value: float
+    api: TestClient, seeded: Seeded, value: float
 ) -> None:
-    path = "/ingredients/2"
+    path = f"/ingredients/{seeded.cheese}"
     before = api.get(path).json()
     for method, url, extra in (
         (api.patch, path, {}),
@@ -396,8 +431,8 @@ def test_a_threshold_that_would_be_stored_as_0_or_1_is_refused(
         assert Merchant.get().threshold is None
 
 
-def test_a_threshold_is_stored_as_it_was_checked(api: TestClient) -> None:
-    r = api.patch("/ingredients/2", json={"threshold": 0.000001})
+def test_a_threshold_is_stored_as_it_was_checked(api: TestClient, seeded: Seeded) -> None:
+    r = api.patch(f"/ingredients/{seeded.cheese}", json={"threshold": 0.000001})
     assert r.status_code == 200 and r.json()["threshold"] == 0.000001
     r = api.patch("/merchant", json={"threshold": 0.999999})
     assert r.status_code == 200 and r.json()["threshold"] == 0.999999
@@ -409,7 +444,7 @@ def test_a_threshold_is_stored_as_it_was_checked(api: TestClient) -> None:
         assert Fraction(str(stored["salt"])) == Fraction("0.123456")
         assert Merchant.get().threshold == "999999/1000000"
     # The onion follows the merchant's 0.999999: 1000 g of a 1000 g par is not below it.
-    assert api.get("/ingredients/3").json()["low"] is False
+    assert api.get(f"/ingredients/{seeded.onion}").json()["low"] is False
 
 
 def test_grams_up_to_the_stated_limit_fit_the_columns(api: TestClient) -> None:

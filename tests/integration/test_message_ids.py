@@ -19,7 +19,7 @@ from kitchen import settings as config
 from kitchen.db import session
 from kitchen.kafka import producer_config
 from kitchen.models import Ingredient
-from tests.helpers import REAL_DATABASE, REAL_KAFKA, SmtpServer, eventually
+from tests.helpers import REAL_DATABASE, REAL_KAFKA, SmtpServer, eventually, raise_onion_alert
 
 
 def start(settings: config.Settings, **sections: dict[str, Any]) -> Kitchen:
@@ -36,13 +36,6 @@ def reset_database(url: str, tmp_path: Path) -> str:
     with session():
         db.database.drop_tables(models.TABLES, cascade=True)
     return url
-
-
-def raise_onion_alert(kitchen: Kitchen) -> None:
-    with TestClient(kitchen.web_app()) as api:
-        assert api.post("/order/seed").status_code == 201
-        r = api.post("/order", json={"products": [{"product_id": 1, "quantity": 26}]})
-        assert r.status_code == 201
 
 
 def test_after_a_database_reset_a_new_alert_is_a_new_message(

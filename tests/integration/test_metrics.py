@@ -23,7 +23,7 @@ from kitchen.db import session
 from kitchen.events import Received
 from kitchen.kafka import ConsumerWorker, ensure_topics, producer_config
 from kitchen.models import Ingredient
-from tests.helpers import REAL_KAFKA, SmtpServer, eventually
+from tests.helpers import REAL_KAFKA, Seeded, SmtpServer, eventually
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -57,11 +57,11 @@ def kitchen(make_kitchen: Callable[..., Kitchen]) -> Kitchen:
 
 
 def test_orders_stock_outbox_and_mail_move_the_numbers(
-    kitchen: Kitchen, api: TestClient, smtp: SmtpServer
+    kitchen: Kitchen, api: TestClient, seeded: Seeded, smtp: SmtpServer
 ) -> None:
     before = scrape(api)  # development, no token set: open
     placed = [
-        api.post("/order", json={"products": [{"product_id": 1, "quantity": q}]}).json()["id"]
+        api.post("/order", json=seeded.order(q)).json()["id"]
         # 2 + 24 burgers take onion from 1000 g to 480 g (below 50 %: one alert email);
         # 1000 burgers need more beef than there is: rejected.
         for q in (2, 24, 1000)

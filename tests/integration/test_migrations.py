@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 import peewee as pw
 import pytest
@@ -14,6 +17,7 @@ from app import Kitchen
 from kitchen import merchants, migrations, models, orders, partitioning, seed
 from kitchen.db import database, session, transaction, utcnow
 from kitchen.domain import Line
+from kitchen.events import OrderCreated
 from kitchen.merchants import hash_key
 from kitchen.models import (
     Alert,
@@ -29,7 +33,7 @@ from kitchen.models import (
     RecipeLine,
     SchemaMigration,
 )
-from tests.helpers import REAL_DATABASE, SEED_RULES
+from tests.helpers import REAL_DATABASE, SEED_RULES, eventually, no_order_pending
 
 # The tables whose shape changed since the release that landed before issue 7, as that
 # release made them. The others (recipe lines, orders, alerts, ...) are unchanged.
@@ -537,3 +541,137 @@ def test_the_default_merchant_is_the_oldest_even_renamed(
     with transaction():
         Merchant.create(name="m2", alert_email="d@x.io")
         assert Merchant.select().where(Merchant.name == "m2").count() == 3
+
+
+def _insert(table: str, **values: object) -> None:
+    """A row with the columns `table` has at this schema (the others are left out)."""
+    have = {c.name for c in database.get_columns(table)}
+    row = {k: v for k, v in values.items() if k in have}
+    pw.Table(table, list(row)).bind(database.obj).insert(**row).execute()
+
+
+@pytest.mark.parametrize("schema", range(1, len(migrations.NAMES)), ids=migrations.NAMES[:-1])
+def test_a_database_at_each_intermediate_schema_upgrades_and_works(
+    clean_database: str,
+    make_kitchen: Callable[..., Kitchen],
+    monkeypatch: pytest.MonkeyPatch,
+    schema: int,
+) -> None:
+    """A database a release left at schema N (the base, then history[:N]), with an order
+    placed at that schema, upgrades to the newest; every row is kept, and Kitchen applies
+    the pending orders and takes new ones with the exact grams."""
+    n = schema
+    previous_release_database()
+    history = migrations.history
+    with monkeypatch.context() as patched:
+        patched.setattr(migrations, "history", lambda partitions: history(partitions)[:n])
+        assert migrations.upgrade() == migrations.NAMES[:n]
+    # An order of 3 burgers placed by merchant 2 at schema N, with that schema's columns.
+    with transaction():
+        burger = database.execute_sql("SELECT id FROM product WHERE merchant_id = 2").fetchone()[0]
+        late = Order.create(merchant=2, status=Order.PENDING)
+        _insert("order_lines", merchant_id=2, order_id=late.id, product_id=burger, quantity=3)
+        _insert(
+            "outbox",
+            merchant_id=2,
+            topic="order_created",
+            key="2",
+            payload=OrderCreated(late.id, 2).encode(),
+            ref_id=late.id,
+            created_at=utcnow(),
+        )
+    with session():
+        orders_before = [(o.id, o.merchant_id, o.status) for o in Order.select().order_by(Order.id)]
+        lines_before = sorted(
+            database.execute_sql("SELECT order_id, product_id, quantity FROM order_lines")
+        )
+        payloads = [r for (r,) in database.execute_sql("SELECT payload FROM outbox ORDER BY id")]
+
+    assert migrations.upgrade() == migrations.NAMES[n:]
+
+    with session():
+        assert [m.name for m in SchemaMigration.select().order_by(SchemaMigration.id)] == (
+            migrations.NAMES
+        )
+        assert [(o.id, o.merchant_id, o.status) for o in Order.select()] == orders_before
+        lines = [(ln.order_id, ln.product_id, ln.quantity) for ln in OrderLine.select()]
+        assert sorted(lines) == lines_before
+        assert [r.payload for r in Outbox.select().order_by(Outbox.id)] == payloads
+        assert {(i.merchant_id, i.name): i.stock for i in Ingredient.select()} == {
+            (1, "beef"): 19_700,
+            (1, "onion"): 480,
+            (2, "beef"): 19_700,
+            (2, "onion"): 480,
+        }
+    kitchen = make_kitchen()
+    with transaction():  # the events the old release queued, on this test's topic
+        Outbox.update(topic=kitchen.settings.kafka.order_created_topic).execute()
+    kitchen.wake_relay()
+    with TestClient(kitchen.web_app()) as c:  # keyless: the default merchant, 1
+        eventually(no_order_pending)
+        [mine] = c.get("/products").json()  # merchant 1's burger, whatever its id
+        placed = c.post("/order", json={"products": [{"product_id": mine["id"], "quantity": 1}]})
+        assert placed.status_code == 201, placed.text
+        eventually(lambda: c.get(f"/order/{placed.json()['id']}").json()["status"] == "applied")
+    with session():
+        assert Order.get_by_id(late.id).status == Order.APPLIED
+        # 10 g of each a burger: merchant 1, 2 pending + 1 new; merchant 2, 2 pending + 3.
+        assert {(i.merchant_id, i.name): i.stock for i in Ingredient.select()} == {
+            (1, "beef"): 19_670,
+            (1, "onion"): 450,
+            (2, "beef"): 19_650,
+            (2, "onion"): 430,
+        }
+        for i in Ingredient.select():
+            ledger = LedgerEntry.select(pw.fn.SUM(LedgerEntry.grams))
+            assert ledger.where(LedgerEntry.ingredient == i.id).scalar() == i.stock
+
+
+def test_two_processes_upgrading_at_once_apply_each_migration_once(
+    clean_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two Kitchens starting together on an old database: they take turns, each migration
+    runs once, neither fails, and the data is upgraded once."""
+    previous_release_database()
+    history = migrations.history
+
+    def slow(operations: migrations.Migration) -> migrations.Migration:
+        def run(m: Any) -> None:
+            time.sleep(0.1)  # widens the race: both have read what is done before either ends
+            operations(m)
+
+        return run
+
+    monkeypatch.setattr(
+        migrations, "history", lambda p: [(name, slow(op)) for name, op in history(p)]
+    )
+    with session():
+        lines_before = sorted(database.execute_sql("SELECT order_id, quantity FROM order_lines"))
+    start = threading.Barrier(2)
+    applied: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def kitchen_starting() -> None:
+        try:
+            start.wait(10)
+            applied.append(migrations.upgrade())
+        except BaseException as e:  # the test reports it
+            errors.append(e)
+        finally:
+            database.close()
+
+    threads = [threading.Thread(target=kitchen_starting) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert len(applied) == 2 and sorted(applied[0] + applied[1]) == sorted(migrations.NAMES)
+    with session():
+        assert [m.name for m in SchemaMigration.select().order_by(SchemaMigration.id)] == (
+            migrations.NAMES
+        )
+        assert sorted((ln.order_id, ln.quantity) for ln in OrderLine.select()) == lines_before
+        # 0002 gave each ingredient one initial ledger row: once, not twice.
+        for i in Ingredient.select():
+            assert LedgerEntry.select().where(LedgerEntry.ingredient == i.id).count() == 1

@@ -10,8 +10,8 @@ from starlette.testclient import TestClient
 from app import Kitchen
 from kitchen.db import session
 from kitchen.kafka import producer_config
-from kitchen.models import Alert, Ingredient
-from tests.helpers import SmtpServer, eventually
+from kitchen.models import Alert
+from tests.helpers import SmtpServer, eventually, onion
 
 ATTACKER = "attacker@evil.example"
 
@@ -20,11 +20,6 @@ def publish(kitchen: Kitchen, payload: dict[str, object]) -> None:
     producer = Producer(producer_config(kitchen.bootstrap_servers))
     producer.produce(kitchen.settings.kafka.notify_topic, json.dumps(payload).encode(), key=b"1")
     assert producer.flush(10) == 0
-
-
-def onion() -> Ingredient:
-    with session():
-        return Ingredient.get(Ingredient.name == "onion")
 
 
 def test_a_notify_for_a_real_alert_is_mailed_to_the_alerts_address(

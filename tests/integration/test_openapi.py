@@ -22,6 +22,7 @@ from kitchen import openapi
 from kitchen.domain import MAX_GRAMS, MAX_ID, THRESHOLD_PLACES
 from kitchen.http import Api, build_app
 from kitchen.settings import Settings
+from tests.helpers import Seeded
 
 
 @pytest.fixture
@@ -113,12 +114,14 @@ def test_list_endpoints_state_their_query_parameters(document: dict[str, Any]) -
     assert status["schema"] == {"enum": ["pending", "applied", "rejected"]}
 
 
-def test_real_answers_match_their_schemas(api: TestClient, document: dict[str, Any]) -> None:
+def test_real_answers_match_their_schemas(
+    api: TestClient, seeded: Seeded, document: dict[str, Any]
+) -> None:
     def check(instance: Any, name: str) -> None:
         schema = {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
         jsonschema.Draft202012Validator(schema).validate(instance)
 
-    order = api.post("/order", json={"products": [{"product_id": 1, "quantity": 2}]}).json()
+    order = api.post("/order", json=seeded.order(2)).json()
     check(order, "Order")
     check(api.get(f"/order/{order['id']}").json(), "Order")
     for ingredient in api.get("/ingredients").json():
@@ -126,7 +129,7 @@ def test_real_answers_match_their_schemas(api: TestClient, document: dict[str, A
     for product in api.get("/products").json():
         check(product, "Product")
     check(api.get("/merchant").json(), "Merchant")
-    for entry in api.get("/ingredients/1/ledger").json():
+    for entry in api.get(f"/ingredients/{seeded.beef}/ledger").json():
         check(entry, "LedgerEntry")
     check(api.get("/health").json(), "Health")
     check(api.post("/order/seed").json(), "Seeded")
@@ -138,7 +141,7 @@ def test_real_answers_match_their_schemas(api: TestClient, document: dict[str, A
         for each in listed:
             check(each, name)
     check(api.get("/dashboard").json(), "Dashboard")
-    problem = api.post("/order", json={"products": [{"product_id": 1, "quantity": 0}]})
+    problem = api.post("/order", json=seeded.order(0))
     assert problem.headers["content-type"] == "application/problem+json"
     check(problem.json(), "Problem")
     check({"products": [{"product_id": 1, "quantity": 2}]}, "NewOrder")

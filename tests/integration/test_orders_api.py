@@ -6,8 +6,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
 from starlette.testclient import TestClient
@@ -15,7 +14,7 @@ from starlette.testclient import TestClient
 from app import Kitchen
 from kitchen.db import session
 from kitchen.models import Ingredient, Order, OrderLine, Outbox, Product, RecipeLine
-from tests.helpers import eventually, read_topic, serve
+from tests.helpers import Seeded, eventually, read_topic, seed_reference, serve
 
 
 @pytest.fixture
@@ -25,10 +24,10 @@ def intake(make_kitchen: Callable[..., Kitchen]) -> Kitchen:
 
 
 @pytest.fixture
-def api(intake: Kitchen) -> Any:
+def seeded_api(intake: Kitchen) -> Iterator[tuple[TestClient, Seeded]]:
+    """`api` and `seeded` (conftest) of this intake-only Kitchen."""
     with TestClient(intake.web_app()) as c:
-        assert c.post("/order/seed").status_code == 201
-        yield c
+        yield c, seed_reference(c)
 
 
 def counts() -> tuple[int, int, int]:
@@ -36,18 +35,20 @@ def counts() -> tuple[int, int, int]:
         return Order.select().count(), OrderLine.select().count(), Outbox.select().count()
 
 
-def test_valid_order_is_saved_and_announced(intake: Kitchen, api: TestClient) -> None:
-    response = api.post("/order", json={"products": [{"product_id": 1, "quantity": 2}]})
+def test_valid_order_is_saved_and_announced(
+    intake: Kitchen, api: TestClient, seeded: Seeded
+) -> None:
+    response = api.post("/order", json=seeded.order(2))
 
     assert response.status_code == 201
     body = response.json()
-    assert body["status"] == "pending" and body["lines"] == [{"product_id": 1, "quantity": 2}]
+    assert body["status"] == "pending" and body["lines"] == seeded.order(2)["products"]
     assert response.headers["location"] == f"/order/{body['id']}"
     with session():
         order = Order.get_by_id(body["id"])
         assert (order.status, order.merchant_id) == ("pending", intake.merchant_id)
         lines = OrderLine.select().where(OrderLine.order == order.id)
-        assert [(ln.product_id, ln.quantity) for ln in lines] == [(1, 2)]
+        assert [(ln.product_id, ln.quantity) for ln in lines] == [(seeded.burger, 2)]
     events = read_topic(
         intake.bootstrap_servers, intake.settings.kafka.order_created_topic, expect=1
     )
@@ -58,13 +59,11 @@ def test_valid_order_is_saved_and_announced(intake: Kitchen, api: TestClient) ->
         eventually(lambda: Outbox.select().where(Outbox.sent_at.is_null()).count() == 0)
 
 
-def test_get_order(api: TestClient) -> None:
-    order_id = api.post("/order", json={"products": [{"product_id": 1, "quantity": 3}]}).json()[
-        "id"
-    ]
+def test_get_order(api: TestClient, seeded: Seeded) -> None:
+    order_id = api.post("/order", json=seeded.order(3)).json()["id"]
     view = api.get(f"/order/{order_id}").json()
     assert view["id"] == order_id and view["status"] == "pending"
-    assert view["lines"] == [{"product_id": 1, "quantity": 3}]
+    assert view["lines"] == seeded.order(3)["products"]
     missing = api.get("/order/999999")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"

@@ -14,13 +14,12 @@ from kitchen import seed
 from kitchen.db import session
 from kitchen.kafka import producer_config
 from kitchen.models import Ingredient, LedgerEntry, Order
+from tests import helpers
 from tests.helpers import assert_topic_stays_empty, eventually, read_topic, stock_after
 
 
 def order(api: TestClient, burgers: int) -> int:
-    response = api.post("/order", json={"products": [{"product_id": 1, "quantity": burgers}]})
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
+    return int(helpers.burgers(api, burgers)["id"])
 
 
 def status(order_id: int) -> str:

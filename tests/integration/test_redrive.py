@@ -13,7 +13,7 @@ from kitchen import alerts, orders, seed
 from kitchen.db import session, utcnow
 from kitchen.events import Notify
 from kitchen.models import Alert, Ingredient, Order, Outbox
-from tests.helpers import SEED_RULES
+from tests.helpers import SEED_RULES, seed_reference
 
 LONG_AGO = utcnow() - datetime.timedelta(minutes=5)
 AFTER = datetime.timedelta(seconds=30)
@@ -47,9 +47,9 @@ def test_orders_still_pending_are_published_again(make_kitchen: Callable[..., Ki
     kitchen = make_kitchen("api")  # no relay, no processing: orders stay pending
     topic = kitchen.settings.kafka.order_created_topic
     with TestClient(kitchen.web_app()) as api:
-        api.post("/order/seed")
-        old = api.post("/order", json={"products": [{"product_id": 1, "quantity": 1}]}).json()
-        new = api.post("/order", json={"products": [{"product_id": 1, "quantity": 2}]}).json()
+        seeded = seed_reference(api)
+        old = api.post("/order", json=seeded.order(1)).json()
+        new = api.post("/order", json=seeded.order(2)).json()
     with session():
         Order.update(emitted_at=LONG_AGO).where(Order.id == old["id"]).execute()
         # Their events reached Kafka (the relay marked them sent), which then lost them.
@@ -94,9 +94,9 @@ def test_redrive_adds_no_copy_while_the_event_still_waits_in_the_outbox(
     order_topic = kitchen.settings.kafka.order_created_topic
     notify_topic = kitchen.settings.kafka.notify_topic
     with TestClient(kitchen.web_app()) as api:
-        api.post("/order/seed")
+        seeded = seed_reference(api)
         for _ in range(3):
-            api.post("/order", json={"products": [{"product_id": 1, "quantity": 1}]})
+            api.post("/order", json=seeded.order(1))
     lost_alert(kitchen)
     assert alerts.redrive(notify_topic, AFTER) == 1  # its first NOTIFY: now it waits
     for _ in range(4):

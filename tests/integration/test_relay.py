@@ -19,7 +19,7 @@ from kitchen.events import OrderCreated
 from kitchen.kafka import Publisher, ensure_topics, producer_config
 from kitchen.models import Order, Outbox
 from kitchen.outbox import Relay
-from tests.helpers import REAL_KAFKA, eventually, read_topic
+from tests.helpers import REAL_KAFKA, eventually, read_topic, seed_reference
 
 
 def fresh_topic(bootstrap: str) -> str:
@@ -98,11 +98,8 @@ def test_a_restart_on_the_embedded_kafka_queues_lost_orders_at_once(
 ) -> None:
     first = make_kitchen("api")
     with TestClient(first.web_app()) as api:
-        api.post("/order/seed")
-        placed = [
-            api.post("/order", json={"products": [{"product_id": 1, "quantity": 1}]}).json()
-            for _ in range(3)
-        ]
+        seeded = seed_reference(api)
+        placed = [api.post("/order", json=seeded.order(1)).json() for _ in range(3)]
     with session():
         # The last run sent these events, then died with its embedded cluster: they are gone.
         Outbox.update(sent_at=utcnow()).execute()

@@ -22,7 +22,7 @@ import httpx
 
 from kitchen import db
 from kitchen.db import session
-from kitchen.models import Ingredient, Order
+from kitchen.models import Ingredient, Notification, Order
 from tests import helpers
 from tests.helpers import REAL_DATABASE, REAL_KAFKA, eventually, free_port
 
@@ -32,18 +32,37 @@ ROOT = Path(__file__).resolve().parents[2]
 # Bigger than the reference kitchen, for loads of thousands of burgers: beef runs out
 # after 2000, and beef and onion fall below 50 % on the way.
 STOCK = {"beef": 300_000, "cheese": 150_000, "onion": 50_000}
-ONE_BURGER = {"products": [{"product_id": 1, "quantity": 1}]}
 
 
-def seed_large_stock(base: str, database_url: str) -> None:
-    """Seed through the API, then raise the stock to STOCK (as full, armed levels)."""
-    assert httpx.post(f"{base}/order/seed", timeout=30).status_code == 201
+def seed_large_stock(base: str, database_url: str) -> helpers.Seeded:
+    """Seed through the API, then raise the stock to STOCK (as full, armed levels);
+    returns the seeded ids."""
+    with httpx.Client(base_url=base, timeout=30) as client:
+        seeded = helpers.seed_reference(client)
     db.bind(database_url)
     with session():
         for name, grams in STOCK.items():
             Ingredient.update(stock=grams, full_stock=grams, alert_armed=True).where(
                 Ingredient.name == name
             ).execute()
+    return seeded
+
+
+def mail_settled(alerts: int, timeout: float = 120) -> None:
+    """Wait until `alerts` mails are recorded as sent and none is left to send. Only then
+    can a test count the emails: a sender killed after the server took a mail but before
+    it recorded that holds the row for mail.claim_seconds (24 s with stack_env's timeout),
+    and its resend, a duplicate, arrives only after; once every row is recorded as sent,
+    no sender takes one again, and a resend is recorded after the server has it."""
+
+    def done() -> bool:
+        with session():
+            rows = list(Notification.select(Notification.sent_at, Notification.failed_at))
+        return len(rows) >= alerts and all(
+            n.sent_at is not None or n.failed_at is not None for n in rows
+        )
+
+    eventually(done, timeout=timeout, interval=0.5)
 
 
 def settled_orders(timeout: float) -> dict[int, str]:

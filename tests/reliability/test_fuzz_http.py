@@ -34,6 +34,9 @@ from kitchen.http import is_json
 from kitchen.models import Order, OrderLine, Outbox
 from kitchen.settings import Orders
 
+# Hypothesis runs hundreds of requests per test.
+pytestmark = pytest.mark.slow
+
 PRODUCT = 1  # the seeded Burger
 MAX_LINES, MAX_QUANTITY = Orders().max_lines, Orders().max_quantity
 MAX_BODY = 65536

@@ -17,7 +17,6 @@ from kitchen.db import session
 from kitchen.models import Ingredient, Order
 from tests.helpers import REAL_DATABASE, REAL_KAFKA, SmtpServer, eventually
 from tests.reliability.harness import (
-    ONE_BURGER,
     ROOT,
     KitchenProcess,
     Tally,
@@ -29,6 +28,9 @@ from tests.reliability.harness import (
 )
 from tests.reliability.report import report
 from tests.reliability.tcp_proxy import TcpProxy
+
+# Outages of 10 and 30 s under load.
+pytestmark = pytest.mark.slow
 
 # Re-drive off: only Kafka redelivery may bring an event back, which is what is tested.
 NO_REDRIVE = {"KITCHEN_SCHEDULER_REDRIVE_AFTER_SECONDS": "3600"}
@@ -58,14 +60,14 @@ def test_postgresql_down_answers_503_then_drains(
     kitchen = KitchenProcess(tmp_path, env)
     kitchen.start()
     try:
-        seed_large_stock(kitchen.base, clean_database)  # the test reads PostgreSQL directly
+        seeded = seed_large_stock(kitchen.base, clean_database)  # the test reads PostgreSQL
         tally = Tally()
         # The clients retry each 503 with the same Idempotency-Key: their load runs on through
         # the outage, and what they were refused is accepted once the database is back.
         load = threading.Thread(
             target=place_orders,
             args=(kitchen.base, 600),
-            kwargs={"clients": 6, "product_id": 1, "tally": tally},
+            kwargs={"clients": 6, "product_id": seeded.burger, "tally": tally},
         )
         load.start()
         eventually(lambda: len(tally.acknowledged) >= 150, timeout=60)
@@ -77,7 +79,7 @@ def test_postgresql_down_answers_503_then_drains(
         assert pending_at_cut > 0
 
         during = [
-            httpx.post(f"{kitchen.base}/order", json=ONE_BURGER, timeout=30) for _ in range(5)
+            httpx.post(f"{kitchen.base}/order", json=seeded.order(1), timeout=30) for _ in range(5)
         ]
         assert [r.status_code for r in during] == [503] * 5
         problem = during[0].json()
@@ -100,7 +102,7 @@ def test_postgresql_down_answers_503_then_drains(
         burgers = sum(tally.quantities[k] for k in tally.acknowledged)
         assert set(statuses.values()) == {"applied"}
         assert stock() == stock_after(burgers)
-        after = httpx.post(f"{kitchen.base}/order", json=ONE_BURGER, timeout=30)
+        after = httpx.post(f"{kitchen.base}/order", json=seeded.order(1), timeout=30)
         assert after.status_code == 201
         report(
             "PostgreSQL down 10 s",
@@ -141,14 +143,19 @@ def test_kafka_down_30_s_orders_still_accepted_then_drained(
         outage["up"] = time.monotonic()
 
     try:
-        seed_large_stock(kitchen.base, clean_database)
+        seeded = seed_large_stock(kitchen.base, clean_database)
         tally = Tally()
         chaos = threading.Thread(target=take_kafka_down)
         chaos.start()
         # About 30 orders a second for 40 s, before, during and after the outage; about
         # 1800 burgers, which the stock covers (beef: 2000).
         place_orders(
-            kitchen.base, 1200, clients=4, product_id=1, tally=tally, pace=lambda: time.sleep(0.13)
+            kitchen.base,
+            1200,
+            clients=4,
+            product_id=seeded.burger,
+            tally=tally,
+            pace=lambda: time.sleep(0.13),
         )
         chaos.join()
         during = [t for t in tally.acknowledged_at if outage["down"] <= t <= outage["restarting"]]

@@ -13,7 +13,7 @@ from app import Kitchen
 from kitchen.db import session
 from kitchen.kafka import producer_config
 from kitchen.models import Ingredient, Notification
-from tests.helpers import SmtpServer, eventually, read_topic, stock_after
+from tests.helpers import Seeded, SmtpServer, eventually, read_topic, stock_after
 from tests.reliability.harness import settled_orders
 from tests.reliability.report import report
 
@@ -23,7 +23,7 @@ STOCK = {"beef": 30_000, "cheese": 8_000, "onion": 6_000}
 
 
 def test_alerts_wait_for_smtp_and_are_mailed_once(
-    kitchen: Kitchen, api: TestClient, smtp: SmtpServer
+    kitchen: Kitchen, api: TestClient, seeded: Seeded, smtp: SmtpServer
 ) -> None:
     with session():
         for name, grams in STOCK.items():
@@ -34,7 +34,7 @@ def test_alerts_wait_for_smtp_and_are_mailed_once(
     down_at = time.monotonic()
     ids = []
     for _ in range(201):  # the 201st finds no beef left
-        r = api.post("/order", json={"products": [{"product_id": 1, "quantity": 1}]})
+        r = api.post("/order", json=seeded.order(1))
         assert r.status_code == 201
         ids.append(r.json()["id"])
 
