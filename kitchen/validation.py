@@ -15,9 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 from kitchen.domain import MAX_GRAMS, MAX_ID, THRESHOLD_PLACES, Line, threshold
-from kitchen.errors import Conflict as Conflict  # importable from here, as before
 from kitchen.errors import FieldError, Invalid, InvalidOrder, MalformedBody
-from kitchen.errors import NotFound as NotFound  # importable from here, as before
 from kitchen.events import decode_json
 
 NAME_LENGTH = 100  # merchants, ingredients, products

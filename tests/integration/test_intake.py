@@ -23,8 +23,8 @@ from app import Kitchen
 from kitchen import intake, orders, seed
 from kitchen.db import session
 from kitchen.domain import Line
+from kitchen.errors import InvalidOrder
 from kitchen.models import Merchant, Order, OrderLine, Outbox
-from kitchen.validation import InvalidOrder
 from tests.helpers import SEED_RULES, eventually_async, serve
 
 

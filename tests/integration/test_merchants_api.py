@@ -17,8 +17,8 @@ from app import Kitchen
 from kitchen import logs, merchants
 from kitchen.db import session, utcnow
 from kitchen.domain import MAX_GRAMS
+from kitchen.errors import Conflict, NotFound
 from kitchen.models import Alert, ApiKey, Ingredient, LedgerEntry, Merchant, Order, RecipeLine
-from kitchen.validation import Conflict, NotFound
 from tests.helpers import Seeded, client, eventually
 
 
