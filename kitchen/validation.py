@@ -196,11 +196,6 @@ def email_problem(value: object) -> str | None:
     return None
 
 
-def is_email(value: str) -> bool:
-    """Whether `value` passes `email_problem`."""
-    return email_problem(value) is None
-
-
 def decode_body(body: bytes) -> Any:
     try:
         return decode_json(body)
