@@ -8,6 +8,7 @@ parks it on the dead-letter topic. Who writes, reads and re-drives each event:
 | ------------ | --------------- | ------------------------------------- | ------------- |
 | OrderCreated | `order_created` | orders.place_orders / orders.redrive  | processing    |
 | Notify       | `notify`        | alerts.raise_alert / alerts.redrive   | notifications |
+| OrderEvent   | `order_events`  | processing, payments, webhooks        | payment_worker|
 
 Both are keyed by merchant id, so one merchant's events stay in order on one partition.
 Fields may be added to an event; none is removed or changes meaning.
@@ -15,6 +16,7 @@ Fields may be added to an event; none is removed or changes meaning.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -146,6 +148,51 @@ class Notify:
             full_stock=typed("full_stock", int),
             threshold=typed("threshold", float),
         )
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    """What happened to an order, on `order_events`: `{"type", "id": <order id>,
+    "merchant_id", ...}` with the fields of its kind (amount, currency, reason, ...).
+
+    Types: ORDER_APPLIED and ORDER_REJECTED (processing, for every merchant),
+    PAYMENT_AUTHORIZED, ORDER_PAID, PAYMENT_VOIDED, PAYMENT_FAILED, ORDER_CANCELLED and
+    ORDER_REFUNDED (the payment cycle, kitchen/payments.py). A reader ignores types it
+    does not know: more may come.
+    """
+
+    APPLIED, REJECTED = "ORDER_APPLIED", "ORDER_REJECTED"
+    AUTHORIZED, PAID = "PAYMENT_AUTHORIZED", "ORDER_PAID"
+    VOIDED, FAILED = "PAYMENT_VOIDED", "PAYMENT_FAILED"
+    CANCELLED, REFUNDED = "ORDER_CANCELLED", "ORDER_REFUNDED"
+    TYPES = (APPLIED, REJECTED, AUTHORIZED, PAID, VOIDED, FAILED, CANCELLED, REFUNDED)
+    NAME = "order event"
+
+    type: str
+    id: int  # the order's id
+    merchant_id: int
+    # Fields of the kind: amount, currency, reason, refunded_amount, payment_status.
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def encode(self) -> str:
+        return _encode(
+            {"type": self.type, "id": self.id, "merchant_id": self.merchant_id, **self.details}
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> OrderEvent:
+        payload = _object(raw, cls.NAME)
+        kind, order_id, merchant_id = (
+            payload.get("type"),
+            payload.get("id"),
+            payload.get("merchant_id"),
+        )
+        if not isinstance(kind, str) or not is_id(order_id) or not is_id(merchant_id):
+            raise UnusableEvent(
+                f"bad {cls.NAME}: needs a type, an order id and a merchant_id (integers)"
+            )
+        details = {k: v for k, v in payload.items() if k not in ("type", "id", "merchant_id")}
+        return cls(kind, order_id, merchant_id, details)
 
 
 E = TypeVar("E")

@@ -255,6 +255,20 @@ def _64bit_ids(m: SchemaMigrator) -> None:
         database.execute_sql(f'ALTER SEQUENCE "{sequence}" AS BIGINT')
 
 
+def _payments(m: SchemaMigrator) -> None:
+    """Issue 18: merchants may require payments, in a currency; products have prices.
+    (The payment tables are new: `upgrade` creates them.)"""
+    # In SQL rather than peewee's add_column, which makes a NOT NULL column on SQLite by
+    # rebuilding the table: other tables name merchant in foreign keys.
+    database.execute_sql(
+        """ALTER TABLE "merchant" ADD COLUMN "payments" VARCHAR(255) NOT NULL DEFAULT 'off'"""
+    )
+    database.execute_sql(
+        """ALTER TABLE "merchant" ADD COLUMN "currency" VARCHAR(255) NOT NULL DEFAULT 'EUR'"""
+    )
+    migrate(m.add_column("product", "price", Product.price))
+
+
 def history(partitions: int) -> list[tuple[str, Migration]]:
     """(name, migration), oldest first. The schema of the first release (issue 4) is the
     base. `partitions` is the setting, for the migration that partitions the tables."""
@@ -267,6 +281,7 @@ def history(partitions: int) -> list[tuple[str, Migration]]:
         ("0006_default_merchant_mended", _default_merchant_mended),
         ("0007_named_keys", _named_keys),
         ("0008_64bit_ids", _64bit_ids),
+        ("0009_payments", _payments),
     ]
 
 
@@ -296,9 +311,11 @@ def upgrade(partitions: int = partitioning.DEFAULT) -> list[str]:
         # them all at once.
         if partitioning.enabled() and (fresh or partitioning.count(Order)):
             database.create_tables([t for t in missing if t not in partitioning.PARTITIONED])
+            # A table new in this release gets as many partitions as the others have.
+            count = partitioning.count(Order) or partitions
             for table in partitioning.PARTITIONED:
                 if table in missing:
-                    partitioning.create(table, partitions)
+                    partitioning.create(table, count)
         else:
             database.create_tables(missing)
         if fresh:

@@ -42,6 +42,10 @@ class Merchant(Base):
     # The default merchant (see ensure_default_merchant): found by this mark, not by its
     # name, which its owner may change.
     is_default = pw.BooleanField(default=False)
+    # "required": an order is paid (held) before the kitchen cooks it (kitchen/payments.py);
+    # "off": orders go to the kitchen at once, unpaid.
+    payments = pw.CharField(default="off")
+    currency = pw.CharField(default="EUR")  # ISO 4217 of its prices and payments
 
 
 # At most one default merchant: two processes starting at once cannot both make one.
@@ -101,6 +105,9 @@ class Product(Base):
     name = pw.CharField()
     # A deleted product stays for the orders that name it; new orders cannot.
     deleted_at = pw.DateTimeField(null=True)
+    # In the merchant's currency's minor units (cents); none: not for sale where payments
+    # are required.
+    price = pw.BigIntegerField(null=True)
 
 
 # A name is unique among a merchant's products that are not deleted (a partial index).
@@ -126,6 +133,9 @@ class RecipeLine(Base):
 class Order(Base):
     merchant_id: int
     PENDING, APPLIED, REJECTED = "pending", "applied", "rejected"
+    # Paid orders wait for the hold before they are pending; any order not yet applied
+    # can be cancelled (kitchen/payments.py).
+    AWAITING_PAYMENT, CANCELLED = "awaiting_payment", "cancelled"
 
     merchant = pw.ForeignKeyField(Merchant, backref="orders")
     status = pw.CharField(default=PENDING, index=True)
@@ -244,6 +254,9 @@ class LedgerEntry(Base):
     an ingredient's stock is the sum of its ledger."""
 
     ORDER, RESTOCK, COUNT, WASTE, INITIAL = "order", "restock", "count", "waste", "initial"
+    # An applied order's ingredients given back: its payment could not be captured, or
+    # it was refunded with restock.
+    COMPENSATION, REFUND = "compensation", "refund"
 
     merchant_id: int
     ingredient_id: int
@@ -269,6 +282,131 @@ class LedgerEntry(Base):
     class Meta:
         table_name = "ledger"
         indexes = ((("ingredient", "id"), False),)
+
+
+class Payment(Base):
+    """The payment of one order of a merchant that requires payments: a hold on the card
+    at the provider, captured once the kitchen applied the order (kitchen/payments.py
+    has the states and who moves them)."""
+
+    REQUIRES_PAYMENT, AUTHORIZED, CAPTURED = "requires_payment", "authorized", "captured"
+    PARTIALLY_REFUNDED, REFUNDED = "partially_refunded", "refunded"
+    VOIDED, FAILED, EXPIRED = "voided", "failed", "expired"
+    # What the payments role still has to ask of the provider (`action`).
+    CAPTURE, VOID, EXPIRE = "capture", "void", "expire"
+
+    merchant_id: int
+    order_id: int
+    merchant = pw.ForeignKeyField(Merchant, index=False)
+    order = pw.ForeignKeyField(Order, index=False)
+    provider = pw.CharField()  # "fake" or "stripe"
+    provider_id = pw.CharField(null=True)  # the provider's id (pi_...), once it answered
+    client_secret = pw.CharField(null=True)  # for the till to confirm the card
+    status = pw.CharField(default=REQUIRES_PAYMENT)
+    amount = pw.BigIntegerField()  # minor units, computed from the prices
+    currency = pw.CharField()
+    captured_amount = pw.BigIntegerField(default=0)
+    refunded_amount = pw.BigIntegerField(default=0)
+    failure = pw.TextField(null=True)  # why it failed, expired or was voided
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+    # The hold must be authorized by then, or the payment expires.
+    expires_at = pw.DateTimeField()
+    # The provider call the payments role owes (CAPTURE, VOID, EXPIRE), retried with
+    # back-off until the provider answers; a worker owns the row until claimed_until.
+    action = pw.CharField(null=True)
+    attempts = pw.BigIntegerField(default=0)
+    next_attempt_at = pw.DateTimeField(null=True)
+    claimed_until = pw.DateTimeField(null=True)
+    last_error = pw.TextField(null=True)
+
+    class Meta:
+        indexes = (
+            (("merchant", "order"), True),
+            (("merchant", "provider_id"), True),
+            (("action", "next_attempt_at"), False),
+            (("status", "expires_at"), False),
+        )
+
+
+class Refund(Base):
+    """One refund asked of a captured payment (POST /order/{id}/refund)."""
+
+    REQUESTED, SUCCEEDED, FAILED = "requested", "succeeded", "failed"
+
+    merchant_id: int
+    payment_id: int
+    order_id: int
+    merchant = pw.ForeignKeyField(Merchant, index=False)
+    payment = pw.ForeignKeyField(Payment, index=False)
+    order = pw.ForeignKeyField(Order, index=False)
+    amount = pw.BigIntegerField()
+    restock = pw.BooleanField(default=False)
+    reason = pw.TextField(null=True)
+    status = pw.CharField(default=REQUESTED)
+    provider_id = pw.CharField(null=True)  # re_..., once the provider answered
+    created_at = pw.DateTimeField(default=utcnow)
+    done_at = pw.DateTimeField(null=True)
+    # As Payment's: the provider call, retried with back-off, owned by one worker.
+    attempts = pw.BigIntegerField(default=0)
+    next_attempt_at = pw.DateTimeField(null=True)
+    claimed_until = pw.DateTimeField(null=True)
+    last_error = pw.TextField(null=True)
+
+    class Meta:
+        indexes = (
+            (("merchant", "payment"), False),
+            (("status", "next_attempt_at"), False),
+        )
+
+
+class PaymentEvent(Base):
+    """A provider webhook event already applied: written in the transaction of the change
+    it made, so the same event delivered again changes nothing."""
+
+    merchant_id: int
+    payment_id: int
+    merchant = pw.ForeignKeyField(Merchant, index=False)
+    event_id = pw.CharField()  # evt_...
+    type = pw.CharField()
+    payment = pw.ForeignKeyField(Payment, index=False)
+    received_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "payment_event"
+        indexes = ((("merchant", "event_id"), True),)
+
+
+class FakeIntent(Base):
+    """The fake provider's own record of a payment (kitchen/fake_provider.py): kept in
+    Kitchen's database so that every role, in any process, sees the same payments."""
+
+    intent_id = pw.CharField(unique=True)  # pi_fake_...
+    merchant_id = pw.BigIntegerField()
+    order_id = pw.BigIntegerField()
+    status = pw.CharField()  # as Stripe's PaymentIntent
+    amount = pw.BigIntegerField()
+    currency = pw.CharField()
+    amount_received = pw.BigIntegerField(default=0)
+    amount_refunded = pw.BigIntegerField(default=0)
+    client_secret = pw.CharField()
+    failure = pw.TextField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "fake_intent"
+
+
+class FakeRequest(Base):
+    """A call the fake provider answered, by its idempotency key: the same key answers
+    the same, as Stripe does, so a retry never charges twice."""
+
+    key = pw.CharField(unique=True)
+    answer = pw.TextField()  # JSON of the first answer
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "fake_request"
 
 
 class SchemaMigration(Base):
@@ -303,6 +441,11 @@ TABLES: list[type[Base]] = [
     Alert,
     Notification,
     LedgerEntry,
+    Payment,
+    Refund,
+    PaymentEvent,
+    FakeIntent,
+    FakeRequest,
 ]
 
 

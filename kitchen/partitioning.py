@@ -23,7 +23,18 @@ import logging
 import peewee as pw
 
 from kitchen.db import database
-from kitchen.models import Alert, Base, LedgerEntry, Notification, Order, OrderLine, Outbox
+from kitchen.models import (
+    Alert,
+    Base,
+    LedgerEntry,
+    Notification,
+    Order,
+    OrderLine,
+    Outbox,
+    Payment,
+    PaymentEvent,
+    Refund,
+)
 from kitchen.settings import Database
 
 log = logging.getLogger(__name__)
@@ -34,7 +45,17 @@ DEFAULT = Database().partitions  # the setting's default
 ID_TYPE = "BIGINT"
 
 # Each before the tables whose foreign keys name it.
-PARTITIONED: list[type[Base]] = [Order, OrderLine, Alert, Notification, LedgerEntry, Outbox]
+PARTITIONED: list[type[Base]] = [
+    Order,
+    OrderLine,
+    Alert,
+    Notification,
+    LedgerEntry,
+    Outbox,
+    Payment,
+    Refund,
+    PaymentEvent,
+]
 
 
 def enabled() -> bool:

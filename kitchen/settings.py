@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 from kitchen import domain
 from kitchen.validation import email_problem
 
-ROLES = ("api", "processing", "notification", "relay")
+ROLES = ("api", "processing", "notification", "relay", "payments")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +44,7 @@ class Roles:
     processing: bool = True
     notification: bool = True
     relay: bool = True
+    payments: bool = True
 
     def enabled(self) -> list[str]:
         return [role for role in ROLES if getattr(self, role)]
@@ -74,6 +75,9 @@ class Kafka:
     notify_topic: str = "notify"
     processing_group: str = "kitchen-processing"
     notification_group: str = "kitchen-notification"
+    # ORDER_APPLIED, PAYMENT_AUTHORIZED, ... (kitchen/events.py), keyed by merchant.
+    order_events_topic: str = "order_events"
+    payments_group: str = "kitchen-payments"
     partitions: int = 6
     # Copies of each partition of the topics Kitchen creates (at most one per broker),
     # and how many must have a write before it is acknowledged: a broker may be lost.
@@ -142,6 +146,25 @@ class Scheduler:
 
 
 @dataclasses.dataclass(frozen=True)
+class Payments:
+    # "fake": the embedded provider, its payments in Kitchen's database (development
+    # adds POST /payments/fake/{id}/authorize and /decline); "stripe": Stripe's API.
+    provider: str = "fake"
+    # A hold not authorized within this many minutes is cancelled, the order with it.
+    hold_minutes: int = 15
+    # The secret webhooks are signed with (Stripe's whsec_...): POST /payments/webhook
+    # refuses every event (400) without it. Better set by KITCHEN_PAYMENTS_WEBHOOK_SECRET.
+    webhook_secret: str = ""
+    stripe_api_key: str = ""
+    # Where the Stripe client sends its calls (a test points it at localstripe).
+    stripe_api_base: str = "https://api.stripe.com"
+    # A provider call that could not be answered is tried again after this many seconds,
+    # doubled each time up to retry_max_seconds.
+    retry_seconds: int = 2
+    retry_max_seconds: int = 300
+
+
+@dataclasses.dataclass(frozen=True)
 class Log:
     # "text" for a terminal; "json": one JSON object per line, for a log collector.
     format: str = "text"
@@ -170,6 +193,7 @@ class Settings:
     scheduler: Scheduler = Scheduler()
     log: Log = Log()
     metrics: Metrics = Metrics()
+    payments: Payments = Payments()
 
 
 # Variables the test suite (and the benchmark, CI) read: settings never take them, so no
@@ -325,13 +349,16 @@ POSITIVE = (
     "orders.max_quantity",
     "scheduler.redrive_after_seconds",
     "scheduler.mail_retry_seconds",
+    "payments.hold_minutes",
+    "payments.retry_seconds",
+    "payments.retry_max_seconds",
 )
 PORTS = ("http.port", "mail.smtp_port")
 # Each partition is a table PostgreSQL plans and vacuums on its own: beyond a few hundred,
 # planning every statement costs more than partitioning saves.
 MAX_PARTITIONS = 256
 ADDRESSES = ("alerts.email", "mail.sender")
-TOPICS = ("kafka.order_created_topic", "kafka.notify_topic")
+TOPICS = ("kafka.order_created_topic", "kafka.notify_topic", "kafka.order_events_topic")
 # Kafka's legal topic characters; Kitchen appends ".dlq" to each topic's name.
 TOPIC = re.compile(r"[A-Za-z0-9._-]{1,245}")
 
@@ -370,6 +397,10 @@ def check(s: Settings) -> list[str]:
             f"alerts.threshold: must be between 0 and 1 (exclusive) once rounded to "
             f"{domain.THRESHOLD_PLACES} decimal places, got {threshold}"
         )
+    if s.payments.provider not in ("fake", "stripe"):
+        problems.append(f"payments.provider: must be fake or stripe, got {s.payments.provider!r}")
+    if s.payments.provider == "stripe" and not s.payments.stripe_api_key:
+        problems.append("payments.stripe_api_key: needed with payments.provider = stripe")
     if s.log.format not in ("text", "json"):
         problems.append(f"log.format: must be text or json, got {s.log.format!r}")
     if s.app.env not in ("development", "production"):
@@ -473,7 +504,12 @@ def mask_url(url: str) -> str:
 def secrets(s: Settings) -> list[str]:
     """The passwords and tokens among the settings, for the log formatter to mask should
     one ever reach a line (the code never logs them)."""
-    found = [s.mail.smtp_password, s.metrics.token]
+    found = [
+        s.mail.smtp_password,
+        s.metrics.token,
+        s.payments.webhook_secret,
+        s.payments.stripe_api_key,
+    ]
     with contextlib.suppress(ValueError):
         password = urlsplit(s.database.url).password
         if password:

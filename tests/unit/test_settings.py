@@ -15,7 +15,8 @@ def test_shipped_file_gives_the_embedded_defaults() -> None:
     assert s.database.url == "sqlite:///kitchen.db"
     assert s.kafka.bootstrap_servers == "embedded" and s.kafka.embedded
     assert s.kafka.order_created_topic == "order_created" and s.kafka.notify_topic == "notify"
-    assert s.roles.enabled() == ["api", "processing", "notification", "relay"]
+    assert s.roles.enabled() == ["api", "processing", "notification", "relay", "payments"]
+    assert s.payments.provider == "fake" and s.kafka.order_events_topic == "order_events"
     assert s.mail.smtp_host == "" and s.alerts.threshold == 0.5
     assert s.log.format == "text"
     assert s.database.partitions == 8
