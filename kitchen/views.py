@@ -23,6 +23,7 @@ from kitchen.models import (
     Notification,
     Order,
     OrderLine,
+    Payment,
     Product,
     RecipeLine,
 )
@@ -84,6 +85,22 @@ def order(o: OrderRow, lines: Iterable[Line]) -> dict[str, Any]:
     return view
 
 
+def payment(p: Payment | None) -> dict[str, Any] | None:
+    """An order's payment as the API shows it (null for an order without one); the
+    client secret only while the till still has to confirm the card."""
+    if p is None:
+        return None
+    return {
+        "id": p.provider_id,
+        "provider": p.provider,
+        "status": p.status,
+        "amount": p.amount,
+        "currency": p.currency,
+        "refunded_amount": p.refunded_amount,
+        "client_secret": p.client_secret if p.status == Payment.REQUIRES_PAYMENT else None,
+    }
+
+
 def order_by_id(order_id: int, merchant_id: int) -> dict[str, Any] | None:
     with session():
         found = Order.get_or_none(Order.id == order_id, Order.merchant == merchant_id)
@@ -93,7 +110,11 @@ def order_by_id(order_id: int, merchant_id: int) -> dict[str, Any] | None:
             OrderLine.merchant == merchant_id, OrderLine.order == order_id
         )
         rows = rows.order_by(OrderLine.id)
-        return order(found, [Line(r.product_id, r.quantity) for r in rows])
+        paid = Payment.get_or_none(Payment.merchant == merchant_id, Payment.order == order_id)
+        return {
+            **order(found, [Line(r.product_id, r.quantity) for r in rows]),
+            "payment": payment(paid),
+        }
 
 
 def recent_orders(
@@ -115,7 +136,13 @@ def recent_orders(
             )
             for r in found.order_by(OrderLine.id):
                 lines[r.order_id].append(Line(r.product_id, r.quantity))
-        return [order(o, lines[o.id]) for o in rows]
+        payments: dict[int, Payment] = {}
+        if rows:
+            paid = Payment.select().where(
+                Payment.merchant == merchant_id, Payment.order.in_([o.id for o in rows])
+            )
+            payments = {p.order_id: p for p in paid}
+        return [{**order(o, lines[o.id]), "payment": payment(payments.get(o.id))} for o in rows]
 
 
 def alert(a: Alert, ingredient_name: str, mail: Notification | None) -> dict[str, Any]:

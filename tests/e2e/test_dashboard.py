@@ -28,7 +28,12 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from app import Kitchen
 from kitchen import merchants
-from tests.helpers import serve
+from kitchen.db import session, transaction
+from kitchen.fake_provider import FakeProvider
+from kitchen.models import Merchant, Order, OrderLine, Payment, Product
+from kitchen.payments import Cycle
+from kitchen.providers import Hold
+from tests.helpers import Seeded, serve
 
 # Selenium drives Chromium.
 pytestmark = pytest.mark.browser
@@ -292,3 +297,87 @@ def test_production_asks_for_the_key_once_and_shows_only_that_merchants_kitchen(
         )
         assert not browser.find_element(By.ID, "board").is_displayed()
         assert browser.execute_script("return sessionStorage.length") == 0
+
+
+def awaiting_payment(kitchen: Kitchen, cycle: Cycle, product_id: int, quantity: int) -> int:
+    """An order of a merchant that requires payments, as POST /order leaves it: awaiting
+    payment, its hold made at the fake provider. Returns the order's id."""
+    with transaction():
+        order = Order.create(merchant=kitchen.merchant_id, status=Order.AWAITING_PAYMENT)
+        OrderLine.create(
+            merchant=kitchen.merchant_id, order=order.id, product=product_id, quantity=quantity
+        )
+        payment = cycle.open(kitchen.merchant_id, order.id, 1250 * quantity, "EUR", "fake", 15)
+    hold = Hold(order.id, kitchen.merchant_id, payment.amount, "EUR")
+    intent = FakeProvider().create_hold(hold, f"test-{order.id}-hold")
+    cycle.hold_made(kitchen.merchant_id, payment.id, intent.id, intent.client_secret)
+    return int(order.id)
+
+
+def test_the_cook_sees_each_orders_payment_state_and_amount(
+    make_kitchen: Callable[..., Kitchen], browser: WebDriver, tmp_path: Path
+) -> None:
+    kitchen = make_kitchen()
+    cycle = Cycle.of(kitchen.settings)
+    merchant = kitchen.merchant_id
+    with serve(kitchen.web_app()) as url, httpx.Client(base_url=url) as http:
+        seeded = Seeded.from_answer(http.post("/order/seed").json())
+        # Placed before the merchant required payments: no payment, nothing in its cell.
+        unpaid = http.post("/order", json=seeded.order(1)).json()["id"]
+        with transaction():
+            Merchant.update(payments="required", currency="EUR").where(
+                Merchant.id == merchant
+            ).execute()
+            Product.update(price=1250).where(Product.id == seeded.burger).execute()
+        paid = awaiting_payment(kitchen, cycle, seeded.burger, 2)
+        browser.get(url + "/")
+
+        def payment_of(order_id: int) -> str:
+            return row_text(browser, f'tr[data-order="{order_id}"]', "td.payment")
+
+        def badge_of(order_id: int) -> str:
+            return row_text(browser, f'tr[data-order="{order_id}"]', ".badge")
+
+        # Awaiting the card: nothing went to the kitchen yet.
+        until(lambda: badge_of(paid) == "awaiting payment", what="awaiting payment")
+        assert payment_of(paid) == "requires payment \u00b7 25.00 EUR"
+        until(lambda: badge_of(unpaid) == "applied", what="the unpaid order applied")
+        assert payment_of(unpaid) == ""
+
+        # The hold is authorized: the kitchen cooks it; then the money is taken.
+        with session():
+            payment = Payment.get(Payment.merchant == merchant, Payment.order == paid)
+        assert cycle.authorized(merchant, payment.id)
+        until(lambda: badge_of(paid) == "applied", what="the paid order applied")
+        assert payment_of(paid) == "authorized \u00b7 25.00 EUR"
+        assert cycle.captured(merchant, payment.id, 2500)
+        until(lambda: payment_of(paid) == "captured \u00b7 25.00 EUR", what="captured · 25.00 EUR")
+
+        # Part of it refunded: the amount held stays, what went back is under it.
+        refund = cycle.request_refund(merchant, paid, 1005, False, "cold fries")
+        assert cycle.refunded(merchant, refund.id, "re_test")
+        until(
+            lambda: payment_of(paid) == "partially refunded \u00b7 25.00 EUR\n10.05 EUR refunded",
+            what="partially refunded",
+        )
+
+        # Another one cancelled before anyone paid: its hold is voided.
+        cancelled = awaiting_payment(kitchen, cycle, seeded.burger, 1)
+        cycle.cancel(merchant, cancelled, "guest left")
+        with session():
+            hold = Payment.get(Payment.merchant == merchant, Payment.order == cancelled)
+        assert cycle.voided(merchant, hold.id)
+        until(lambda: badge_of(cancelled) == "cancelled", what="the cancelled order")
+        until(lambda: payment_of(cancelled) == "voided \u00b7 12.50 EUR", what="voided")
+        assert "guest left" in row_text(browser, f'tr[data-order="{cancelled}"]', ".reason")
+
+        listed = [
+            (r.get_attribute("data-order"), text(r, ".badge"), text(r, "td.payment"))
+            for r in browser.find_elements(By.CSS_SELECTOR, "#orders tbody tr")
+        ]
+        assert listed == [
+            (str(cancelled), "cancelled", "voided \u00b7 12.50 EUR"),
+            (str(paid), "applied", "partially refunded \u00b7 25.00 EUR\n10.05 EUR refunded"),
+            (str(unpaid), "applied", ""),
+        ]
+        browser.save_screenshot(str(tmp_path / "dashboard-payments.png"))  # to look at
