@@ -22,8 +22,16 @@ from kitchen import merchants, metrics
 from kitchen.db import session
 from kitchen.events import Received
 from kitchen.kafka import ConsumerWorker, ensure_topics, producer_config
-from kitchen.models import Ingredient
-from tests.helpers import REAL_KAFKA, Seeded, SmtpServer, eventually
+from kitchen.models import Ingredient, Payment
+from kitchen.payments import Cycle
+from tests.helpers import (
+    REAL_KAFKA,
+    Seeded,
+    SmtpServer,
+    awaiting_payment,
+    eventually,
+    seed_reference,
+)
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -136,6 +144,54 @@ def test_orders_stock_outbox_and_mail_move_the_numbers(
         if n == "kitchen_consumer_lag" and ("group", k.processing_group) in ls
     ]
     assert all(s["topic"] == k.order_created_topic and s["partition"].isdigit() for s in series)
+
+
+def test_payments_are_counted_by_the_state_they_moved_to(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    """kitchen_payments_total{outcome}: one count per move of a payment, whoever moved it;
+    a repeated event that moves nothing is not counted again."""
+    # Only the API: no payments role to capture on its own, the test moves the payments.
+    kitchen = make_kitchen("api")
+    cycle = Cycle.of(kitchen.settings)
+    merchant = kitchen.merchant_id
+    with TestClient(kitchen.web_app()) as api:
+        seeded = seed_reference(api)
+        before = scrape(api)
+        paid = awaiting_payment(cycle, merchant, seeded.burger, 2, 1250)
+        declined = awaiting_payment(cycle, merchant, seeded.burger, 1, 1250)
+        with session():
+            payment, card = (
+                Payment.get(Payment.merchant == merchant, Payment.order == o).id
+                for o in (paid, declined)
+            )
+        assert cycle.authorized(merchant, payment)
+        assert not cycle.authorized(merchant, payment)  # the webhook delivered twice
+        assert cycle.captured(merchant, payment, 2500)
+        assert not cycle.captured(merchant, payment, 2500)
+        for amount in (1000, 1500):
+            refund = cycle.request_refund(merchant, paid, amount, False, None)
+            assert cycle.refunded(merchant, refund.id, f"re_{amount}")
+        assert cycle.declined(merchant, card, "Your card was declined.")
+        after = scrape(api)
+
+    grown = {
+        outcome: total(after, "kitchen_payments_total", outcome=outcome)
+        - total(before, "kitchen_payments_total", outcome=outcome)
+        for outcome in metrics.PAYMENT_OUTCOMES
+    }
+    assert grown == {
+        "authorized": 1,
+        "captured": 1,
+        "voided": 0,
+        "expired": 0,
+        "failed": 1,
+        "partially_refunded": 1,
+        "refunded": 1,
+        "refund_failed": 0,
+    }
+    with session():
+        assert Payment.get(Payment.merchant == merchant, Payment.id == payment).status == "refunded"
 
 
 def test_lag_counts_the_events_a_failing_consumer_has_not_done(bootstrap: str) -> None:
