@@ -70,8 +70,9 @@ class OrderRow(Protocol):
     def key_name(self) -> Any: ...
 
 
-def order(o: OrderRow, lines: Iterable[Line]) -> dict[str, Any]:
-    """An order as the API shows it, in the 201 of POST /order and in GET /order/{id}."""
+def order(o: OrderRow, lines: Iterable[Line], paid: Payment | None = None) -> dict[str, Any]:
+    """An order as the API shows it, in the 201 of POST /order and in GET /order/{id};
+    `paid` its payment (a merchant that requires payments), shown as `payment`."""
     view: dict[str, Any] = {
         "id": o.id,
         "status": o.status,
@@ -79,17 +80,17 @@ def order(o: OrderRow, lines: Iterable[Line]) -> dict[str, Any]:
         "created_at": iso(o.created_at),
         "processed_at": iso(o.processed_at),
         "key": o.key_name,  # the name of the API key that placed it; null without a key
+        "payment": payment(paid) if paid is not None else None,
     }
     if o.reason:
         view["reason"] = o.reason
     return view
 
 
-def payment(p: Payment | None) -> dict[str, Any] | None:
-    """An order's payment as the API shows it (null for an order without one); the
-    client secret only while the till still has to confirm the card."""
-    if p is None:
-        return None
+def payment(p: Payment) -> dict[str, Any]:
+    """A payment as the API shows it, in its order's view: `id` is the provider's (null
+    until the provider answered); `client_secret`, for the till to confirm the card with,
+    only while the payment waits for it."""
     return {
         "id": p.provider_id,
         "provider": p.provider,
@@ -101,6 +102,15 @@ def payment(p: Payment | None) -> dict[str, Any] | None:
     }
 
 
+def payments_of(merchant_id: int, order_ids: list[int]) -> dict[int, Payment]:
+    """The payments of these orders of the merchant, by order id: one query (the
+    merchant's partition) for a whole page."""
+    if not order_ids:
+        return {}
+    found = Payment.select().where(Payment.merchant == merchant_id, Payment.order.in_(order_ids))
+    return {p.order_id: p for p in found}
+
+
 def order_by_id(order_id: int, merchant_id: int) -> dict[str, Any] | None:
     with session():
         found = Order.get_or_none(Order.id == order_id, Order.merchant == merchant_id)
@@ -110,11 +120,8 @@ def order_by_id(order_id: int, merchant_id: int) -> dict[str, Any] | None:
             OrderLine.merchant == merchant_id, OrderLine.order == order_id
         )
         rows = rows.order_by(OrderLine.id)
-        paid = Payment.get_or_none(Payment.merchant == merchant_id, Payment.order == order_id)
-        return {
-            **order(found, [Line(r.product_id, r.quantity) for r in rows]),
-            "payment": payment(paid),
-        }
+        paid = payments_of(merchant_id, [order_id]).get(order_id)
+        return order(found, [Line(r.product_id, r.quantity) for r in rows], paid)
 
 
 def recent_orders(
@@ -136,13 +143,8 @@ def recent_orders(
             )
             for r in found.order_by(OrderLine.id):
                 lines[r.order_id].append(Line(r.product_id, r.quantity))
-        payments: dict[int, Payment] = {}
-        if rows:
-            paid = Payment.select().where(
-                Payment.merchant == merchant_id, Payment.order.in_([o.id for o in rows])
-            )
-            payments = {p.order_id: p for p in paid}
-        return [{**order(o, lines[o.id]), "payment": payment(payments.get(o.id))} for o in rows]
+        paid = payments_of(merchant_id, [o.id for o in rows])
+        return [order(o, lines[o.id], paid.get(o.id)) for o in rows]
 
 
 def alert(a: Alert, ingredient_name: str, mail: Notification | None) -> dict[str, Any]:
