@@ -196,7 +196,7 @@ class FakeCard:
             payment = Payment.get_or_none(
                 Payment.merchant == merchant_id, Payment.provider_id == intent_id
             )
-        if payment is None:
+        if payment is None or payment.provider != self.provider.name:
             raise NotFound("payment", intent_id)
         try:
             if action == "authorize":

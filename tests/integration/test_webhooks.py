@@ -429,6 +429,44 @@ def test_a_declined_card_cancels_the_order(paid: Paid) -> None:
     assert stock == stock_after(0)
 
 
+def test_a_hold_cancelled_at_the_provider_before_the_card_cancels_the_order(
+    paid: Paid,
+) -> None:
+    """Cancelled at the provider (its dashboard, its own expiry) while the order waits
+    for the card: the order is cancelled, it would wait for nothing."""
+    cancelled = paid.intent(status=providers.CANCELED)
+    received(post(paid.api, event(providers.CANCELED_EVENT, cancelled)))
+    assert paid.payment().status == Payment.VOIDED
+    order = paid.order()
+    assert (order.status, order.reason) == (
+        Order.CANCELLED,
+        "cancelled: the payment was cancelled",
+    )
+    assert paid.order_events() == [OrderEvent.VOIDED, OrderEvent.CANCELLED]
+    assert paid.order_created() == 0
+
+
+def test_a_hold_cancelled_after_the_kitchen_cooked_gives_the_stock_back(paid: Paid) -> None:
+    """The provider cancels an authorized hold (it expired there) after the order was
+    applied: it can no longer be captured, so the stock goes back (compensation), the
+    order is rejected, the payment failed. Three transactions deep (the webhook's, the
+    Cycle's `voided`, its `capture_refused`): savepoints, one commit."""
+    received(post(paid.api, authorized(paid)))
+    eventually(lambda: paid.order().status == Order.APPLIED)
+    stock = {i["name"]: i["stock"] for i in paid.api.get("/ingredients").json()}
+    assert stock == stock_after(BURGERS)
+
+    cancelled = paid.intent(status=providers.CANCELED)
+    received(post(paid.api, event(providers.CANCELED_EVENT, cancelled)))
+    assert paid.payment().status == Payment.FAILED
+    order = paid.order()
+    assert order.status == Order.REJECTED
+    assert order.reason == "payment could not be captured: the hold was cancelled"
+    stock = {i["name"]: i["stock"] for i in paid.api.get("/ingredients").json()}
+    assert stock == stock_after(0)
+    assert paid.order_events()[-2:] == [OrderEvent.FAILED, OrderEvent.REJECTED]
+
+
 def test_a_refund_seen_at_the_provider_counts(paid: Paid) -> None:
     received(post(paid.api, authorized(paid)))
     amount = BURGERS * PRICE
@@ -515,9 +553,14 @@ def test_production_without_a_secret_refuses_every_webhook(
 
 
 def test_development_without_a_secret_refuses_events_from_outside(
-    make_kitchen: Callable[..., Kitchen], make_paid: Callable[..., Paid]
+    make_kitchen: Callable[..., Kitchen],
+    make_paid: Callable[..., Paid],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    paid = make_paid(make_kitchen())  # no webhook_secret
+    with caplog.at_level(logging.INFO, logger="kitchen.webhooks"):
+        paid = make_paid(make_kitchen())  # no webhook_secret
+    assert webhooks.UNSET_IN_DEVELOPMENT in caplog.text
+    assert "cannot be verified" in webhooks.UNSET_IN_DEVELOPMENT
     before = paid.state()
     response = post(paid.api, authorized(paid))  # signed with a secret Kitchen does not have
     assert response.status_code == 400
@@ -561,6 +604,31 @@ def test_the_fake_card_declines(
     assert paid.payment().status == Payment.FAILED
     assert paid.order_events() == [OrderEvent.FAILED, OrderEvent.CANCELLED]
     assert paid.order_created() == 0
+    # Another card declined (the intent still waits for one, as Stripe's does): the
+    # payment failed already, nothing more changes.
+    before = paid.state()
+    again = paid.api.post(f"/payments/fake/{paid.intent_id}/decline")
+    assert again.status_code == 200
+    assert again.json()["status"] == Order.CANCELLED
+    after = paid.state()
+    assert after["payment_events"] == before["payment_events"] + 1
+    assert {**after, "payment_events": 0} == {**before, "payment_events": 0}
+
+
+def test_the_fake_card_cannot_hold_a_cancelled_payment(
+    make_kitchen: Callable[..., Kitchen], make_paid: Callable[..., Paid]
+) -> None:
+    paid = make_paid(make_kitchen(payments={"webhook_secret": SECRET}))
+    key = idempotency_key(paid.order_id, "cancel", paid.merchant_id)
+    FakeProvider().cancel(paid.intent_id, key)
+    before = paid.state()
+    for action in ("authorize", "decline"):
+        response = paid.api.post(f"/payments/fake/{paid.intent_id}/{action}")
+        assert response.status_code == 409, response.text
+        assert response.json()["detail"] == (
+            f"this PaymentIntent cannot be {action}d: it is canceled"
+        )
+    assert paid.state() == before
 
 
 def test_the_fake_card_is_for_its_merchant_only(
@@ -577,6 +645,17 @@ def test_the_fake_card_is_for_its_merchant_only(
             assert response.json()["detail"] == f"there is no payment {paid.intent_id}"
         unknown = other.post("/payments/fake/pi_fake_nothing/authorize")
         assert unknown.status_code == 404
+    # The merchant's own payment, made with another provider: not the fake card's.
+    with transaction():
+        Payment.update(provider="stripe").where(
+            Payment.merchant == paid.merchant_id, Payment.id == paid.payment_id
+        ).execute()
+    stripe = paid.api.post(f"/payments/fake/{paid.intent_id}/authorize")
+    assert stripe.status_code == 404, stripe.text
+    with transaction():
+        Payment.update(provider="fake").where(
+            Payment.merchant == paid.merchant_id, Payment.id == paid.payment_id
+        ).execute()
     assert paid.state() == before
 
 
