@@ -21,6 +21,8 @@ from typing import Any, Protocol
 
 import stripe
 
+from kitchen.domain import is_id
+
 # PaymentIntent states, as Stripe names them.
 REQUIRES_PAYMENT_METHOD = "requires_payment_method"
 REQUIRES_CAPTURE = "requires_capture"  # the hold exists: authorized
@@ -212,6 +214,9 @@ def _metadata(value: Any) -> dict[str, str]:
 
 
 def _int(value: str | None) -> int | None:
-    if value is None or not value.isdigit() or len(value) > 19:
+    """An id from metadata: ASCII digits only ("²" is a digit to isdigit, not to int),
+    within what the id columns hold."""
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 19:
         return None
-    return int(value)
+    number = int(value)
+    return number if is_id(number) else None

@@ -503,11 +503,16 @@ def test_an_unknown_payment_or_type_is_acknowledged_and_changes_nothing(
         "metadata": {"merchant_id": "999999"},
     }
     no_merchant = paid.intent(metadata={"order_id": str(paid.order_id)})
+    # Not an id Kitchen could have written: past the 64-bit column, not ASCII digits.
+    too_big = paid.intent(metadata={"merchant_id": "9" * 19})
+    not_ascii = paid.intent(metadata={"merchant_id": "\u00b2"})
     with caplog.at_level(logging.INFO, logger="kitchen.webhooks"):
         for body in (
             event(providers.AUTHORIZED, unknown),
             event(providers.AUTHORIZED, other),
             event(providers.AUTHORIZED, no_merchant),
+            event(providers.AUTHORIZED, too_big),
+            event(providers.AUTHORIZED, not_ascii),
             event("payment_intent.created", paid.intent()),  # a type that moves nothing
         ):
             received(post(paid.api, body))
