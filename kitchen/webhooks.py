@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,12 @@ def webhook_secret(settings: config.Settings) -> str:
     if configured or settings.app.production:
         return configured
     return _PROCESS_SECRET
+
+
+def is_provider_id(value: str) -> bool:
+    """An id a provider gives (evt_..., pi_...): what the id columns can hold and compare
+    (a NUL is refused by PostgreSQL's driver; over 255 characters by the column)."""
+    return re.fullmatch(r"[A-Za-z0-9_-]{1,255}", value) is not None
 
 
 # What each event type does to the payment it names: a Cycle transition. Other types are
@@ -98,13 +105,15 @@ class Webhooks:
     def deliver(self, raw: bytes, signature: str | None) -> Delivery:
         """Verify (BadSignature otherwise: nothing changes) and apply one event."""
         event = providers.parse_event(raw, signature, self.secret)
+        if not is_provider_id(event.id):
+            raise providers.BadSignature("signed, but its id is not an event id")
         intent = event.intent
         transition = TRANSITIONS.get(event.type)
         if transition is None:
             log.info("webhook %s (%s): a type that moves no payment, ignored", event.id, event.type)
             return Delivery(event, "ignored")
         merchant_id = intent.merchant_id
-        if merchant_id is None or not intent.id:
+        if merchant_id is None or not is_provider_id(intent.id):
             log.warning(
                 "webhook %s (%s): intent %r names no merchant in its metadata, ignored",
                 event.id,
@@ -192,6 +201,8 @@ class FakeCard:
         `intent_id`: what became of the event, and the order after it. NotFound for
         another merchant's payment or an unknown one, Conflict when the fake provider
         refuses (the intent is captured or cancelled)."""
+        if not is_provider_id(intent_id):
+            raise NotFound("payment", intent_id[:100])
         with session():
             payment = Payment.get_or_none(
                 Payment.merchant == merchant_id, Payment.provider_id == intent_id

@@ -344,6 +344,8 @@ def test_unverified_webhooks_are_refused_and_change_nothing(paid: Paid) -> None:
         "not a header": post(paid.api, body, header="garbage"),
         "garbage body, signed": post(paid.api, b"{not json"),
         "not an event, signed": post(paid.api, {"id": "evt_1", "type": providers.AUTHORIZED}),
+        "an event id with a NUL, signed": post(paid.api, {**body, "id": "evt_\u0000"}),
+        "an event id too long, signed": post(paid.api, {**body, "id": "evt_" + "x" * 300}),
         "not UTF-8, signed": post(paid.api, latin, f"t={now},v1={signature(latin, SECRET, now)}"),
     }
     for why, response in refused.items():
@@ -506,6 +508,7 @@ def test_an_unknown_payment_or_type_is_acknowledged_and_changes_nothing(
     # Not an id Kitchen could have written: past the 64-bit column, not ASCII digits.
     too_big = paid.intent(metadata={"merchant_id": "9" * 19})
     not_ascii = paid.intent(metadata={"merchant_id": "\u00b2"})
+    nul = paid.intent(id="pi_fake\u0000")  # PostgreSQL's driver refuses a NUL
     with caplog.at_level(logging.INFO, logger="kitchen.webhooks"):
         for body in (
             event(providers.AUTHORIZED, unknown),
@@ -513,6 +516,8 @@ def test_an_unknown_payment_or_type_is_acknowledged_and_changes_nothing(
             event(providers.AUTHORIZED, no_merchant),
             event(providers.AUTHORIZED, too_big),
             event(providers.AUTHORIZED, not_ascii),
+            event(providers.AUTHORIZED, nul),
+            event(providers.AUTHORIZED, paid.intent(id="pi_" + "x" * 300)),
             event("payment_intent.created", paid.intent()),  # a type that moves nothing
         ):
             received(post(paid.api, body))
@@ -648,8 +653,9 @@ def test_the_fake_card_is_for_its_merchant_only(
             response = other.post(f"/payments/fake/{paid.intent_id}/{action}")
             assert response.status_code == 404, response.text
             assert response.json()["detail"] == f"there is no payment {paid.intent_id}"
-        unknown = other.post("/payments/fake/pi_fake_nothing/authorize")
-        assert unknown.status_code == 404
+        for unknown in ("pi_fake_nothing", "pi%00", "x" * 300):
+            response = other.post(f"/payments/fake/{unknown}/authorize")
+            assert response.status_code == 404, (unknown, response.text)
     # The merchant's own payment, made with another provider: not the fake card's.
     with transaction():
         Payment.update(provider="stripe").where(
