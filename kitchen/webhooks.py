@@ -27,7 +27,7 @@ import peewee as pw
 
 from kitchen import payments, providers, views
 from kitchen import settings as config
-from kitchen.db import database, locked, session, transaction
+from kitchen.db import locked, session, transaction
 from kitchen.errors import Conflict, NotFound
 from kitchen.fake_provider import FakeProvider
 from kitchen.models import Order, Payment, PaymentEvent
@@ -70,11 +70,18 @@ def is_provider_id(value: str) -> bool:
 Transition = Callable[[payments.Cycle, int, int, providers.Intent], bool]
 TRANSITIONS: dict[str, Transition] = {
     providers.AUTHORIZED: lambda c, m, p, i: c.authorized(m, p),
-    providers.FAILED: lambda c, m, p, i: c.declined(m, p, i.failure or "declined"),
+    providers.FAILED: lambda c, m, p, i: c.declined(m, p, _reason(i.failure)),
     providers.SUCCEEDED_EVENT: lambda c, m, p, i: c.captured(m, p, i.amount_received),
     providers.CANCELED_EVENT: lambda c, m, p, i: c.voided(m, p),
     providers.REFUNDED_EVENT: lambda c, m, p, i: c.refund_seen(m, p, i.amount_refunded),
 }
+
+
+def _reason(failure: str | None) -> str:
+    """The provider's decline message, as the order's reason: printable (PostgreSQL
+    refuses a NUL) and short."""
+    text = "".join(ch for ch in failure or "" if ch.isprintable())[:200].strip()
+    return text or "declined"
 
 
 @dataclass(frozen=True)
@@ -110,7 +117,9 @@ class Webhooks:
         intent = event.intent
         transition = TRANSITIONS.get(event.type)
         if transition is None:
-            log.info("webhook %s (%s): a type that moves no payment, ignored", event.id, event.type)
+            log.info(
+                "webhook %s (%.100s): a type that moves no payment, ignored", event.id, event.type
+            )
             return Delivery(event, "ignored")
         merchant_id = intent.merchant_id
         if merchant_id is None or not is_provider_id(intent.id):
@@ -124,38 +133,49 @@ class Webhooks:
         return self._apply(event, merchant_id, transition)
 
     def _apply(self, event: Event, merchant_id: int, transition: Transition) -> Delivery:
-        with transaction():
-            payment = self._lock(merchant_id, event.intent.id)
-            if payment is None:
-                log.warning(
-                    "webhook %s (%s): no payment %s of merchant %d, ignored",
-                    event.id,
-                    event.type,
-                    event.intent.id,
-                    merchant_id,
+        try:
+            with transaction():
+                payment = self._lock(merchant_id, event.intent.id)
+                if payment is None:
+                    log.warning(
+                        "webhook %s (%s): no payment %s of merchant %d, ignored",
+                        event.id,
+                        event.type,
+                        event.intent.id,
+                        merchant_id,
+                    )
+                    return Delivery(event, "unknown", merchant_id=merchant_id)
+                if _seen(merchant_id, event.id):
+                    log.info("webhook %s: already applied", event.id)
+                    return Delivery(event, "seen", False, merchant_id, payment.order_id)
+                # The Cycle's own transaction is a savepoint inside this one: the change
+                # and the event's row below commit together, or neither does.
+                moved = transition(self.cycle, merchant_id, payment.id, event.intent)
+                PaymentEvent.create(
+                    merchant=merchant_id, event_id=event.id, type=event.type, payment=payment.id
                 )
-                return Delivery(event, "unknown", merchant_id=merchant_id)
-            if not _first_time(merchant_id, payment.id, event):
-                log.info("webhook %s: already applied", event.id)
-                return Delivery(event, "seen", False, merchant_id, payment.order_id)
-            # The Cycle's own transaction is a savepoint inside this one: the change and
-            # the event's row commit together, or neither does.
-            moved = transition(self.cycle, merchant_id, payment.id, event.intent)
-            log.info(
-                "webhook %s (%s) for payment %d: %s",
-                event.id,
-                event.type,
-                payment.id,
-                "applied" if moved else "changed nothing (late or repeated)",
-                extra={"order_id": payment.order_id, "merchant_id": merchant_id},
-            )
-            return Delivery(event, "applied", moved, merchant_id, payment.order_id)
+        except pw.IntegrityError:
+            # The unique (merchant, event id) row: another delivery of this event committed
+            # first. Its change stands; this one's rolled back whole.
+            log.info("webhook %s: already applied (by a concurrent delivery)", event.id)
+            return Delivery(event, "seen", False, merchant_id)
+        log.info(
+            "webhook %s (%s) for payment %d: %s",
+            event.id,
+            event.type,
+            payment.id,
+            "applied" if moved else "changed nothing (late or repeated)",
+            extra={"order_id": payment.order_id, "merchant_id": merchant_id},
+        )
+        return Delivery(event, "applied", moved, merchant_id, payment.order_id)
 
     @staticmethod
     def _lock(merchant_id: int, intent_id: str) -> Payment | None:
         """The payment of the intent, its order's row locked first (as the Cycle and
         processing lock): events about one payment take turns from here to the commit,
-        so the event-id check above cannot race."""
+        so the event-id check cannot race, and the payment's row is locked before the
+        PaymentEvent row's foreign key takes its share lock (no deadlock with the
+        Cycle, which locks the payment after the order)."""
         found: Payment | None = Payment.get_or_none(
             Payment.merchant == merchant_id, Payment.provider_id == intent_id
         )
@@ -167,24 +187,16 @@ class Webhooks:
         return found
 
 
-def _first_time(merchant_id: int, payment_id: int, event: Event) -> bool:
-    """Record the event as applied, in the caller's transaction; False if it was already.
-    Deliveries of one event take turns on its order's row lock, so the second finds the
-    first one's row; the unique index is the guarantee all the same (IntegrityError:
-    another delivery committed it first)."""
-    seen = PaymentEvent.select().where(
-        PaymentEvent.merchant == merchant_id, PaymentEvent.event_id == event.id
+def _seen(merchant_id: int, event_id: str) -> bool:
+    """Whether the event was applied already. Deliveries of one event take turns on its
+    order's row lock (`_lock`), so the second one finds the first one's row here; the
+    unique index stays the guarantee (IntegrityError at the insert)."""
+    found: bool = (
+        PaymentEvent.select()
+        .where(PaymentEvent.merchant == merchant_id, PaymentEvent.event_id == event_id)
+        .exists()
     )
-    if seen.exists():
-        return False
-    try:
-        with database.atomic():  # a savepoint: a refused row leaves the transaction usable
-            PaymentEvent.create(
-                merchant=merchant_id, event_id=event.id, type=event.type, payment=payment_id
-            )
-    except pw.IntegrityError:
-        return False
-    return True
+    return found
 
 
 class FakeCard:

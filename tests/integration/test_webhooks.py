@@ -245,6 +245,23 @@ def test_an_authorized_hold_sends_the_order_to_the_kitchen(paid: Paid) -> None:
     assert view["status"] == Order.APPLIED
 
 
+def test_the_relay_is_woken_after_a_commit_that_queued_events(paid: Paid) -> None:
+    woken: list[int] = []
+    api = Api(
+        paid.kitchen.settings,
+        paid.merchant_id,
+        on_commit=lambda: woken.append(paid.payment().status == Payment.AUTHORIZED),
+        provider=FakeProvider(),
+    )
+    with TestClient(build_app(api)) as hooks:
+        once = authorized(paid)
+        received(post(hooks, once))
+        assert woken == [True]  # after the commit: the relay sees the rows
+        received(post(hooks, once))  # a repeat queues nothing
+        received(post(hooks, event("payment_intent.created", paid.intent())))
+        assert woken == [True]
+
+
 def test_the_same_event_three_times_changes_once(paid: Paid) -> None:
     once = authorized(paid)
     received(post(paid.api, once))
@@ -429,6 +446,15 @@ def test_a_declined_card_cancels_the_order(paid: Paid) -> None:
     assert_topic_stays_empty(paid.kitchen.bootstrap_servers, kafka.order_created_topic)
     stock = {i["name"]: i["stock"] for i in paid.api.get("/ingredients").json()}
     assert stock == stock_after(0)
+
+
+def test_a_decline_message_becomes_a_printable_reason(paid: Paid) -> None:
+    message = "Insufficient\u0000 funds\n" + "x" * 300
+    failed = event(providers.FAILED, paid.intent(last_payment_error={"message": message}))
+    received(post(paid.api, failed))
+    reason = "payment declined: Insufficient funds" + "x" * (200 - len("Insufficient funds"))
+    assert (paid.order().status, paid.order().reason) == (Order.CANCELLED, reason)
+    assert paid.payment().failure == reason
 
 
 def test_a_hold_cancelled_at_the_provider_before_the_card_cancels_the_order(
