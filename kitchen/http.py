@@ -375,7 +375,7 @@ class Api:
           "200": {$ref: "#/components/responses/Order"}
           "404": {$ref: "#/components/responses/NotFound"}
           "409":
-            description: The order is applied already ("already applied: refund it") or rejected.
+            description: 'The order is applied already ("already applied: refund it") or rejected.'
             content:
               application/problem+json: {schema: {$ref: "#/components/schemas/Problem"}}
         """
