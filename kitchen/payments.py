@@ -202,7 +202,10 @@ class Cycle:
                 next_attempt_at=utcnow(),
             )
             if restock:
-                self._give_back(order, LedgerEntry.REFUND)
+                try:
+                    self._give_back(order, LedgerEntry.REFUND)
+                except domain.StockError as exc:  # more than an ingredient may hold
+                    raise Invalid([FieldError("restock", str(exc))]) from None
             return refund
 
     # -- what the provider says (webhooks, and the worker's answers) ----------------------
