@@ -47,6 +47,7 @@ class Localstripe:
     base_url: str  # e.g. http://127.0.0.1:40123: the adapter's api_base
     api_key: str
     log: Path  # localstripe's own output (its access log), to read when a test fails
+    state: Path  # where it keeps its objects (its pickle file)
     started_seconds: float  # from spawning the process to its first answer
 
 
@@ -73,7 +74,9 @@ def running(folder: Path, timeout: float = 30.0) -> Iterator[Localstripe]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, process, log, timeout)
-        yield Localstripe(base, API_KEY, log, time.monotonic() - started)
+        yield Localstripe(
+            base, API_KEY, log, folder / "localstripe.pickle", time.monotonic() - started
+        )
     finally:
         process.terminate()
         try:
@@ -128,6 +131,28 @@ def confirm(base_url: str, intent_id: str, card: str = VISA) -> httpx.Response:
     )
     attached.raise_for_status()
     return httpx.post(f"{base_url}/v1/payment_intents/{intent_id}/confirm", auth=auth, timeout=10)
+
+
+def missing_event(base_url: str, intent_id: str, kind: str, secret: str) -> tuple[bytes, str]:
+    """The event Stripe would send and localstripe does not (it sends no
+    payment_intent.amount_capturable_updated or payment_intent.canceled): body and
+    Stripe-Signature header, the intent as localstripe holds it now, signed with `secret`.
+    An end-to-end test posts it to Kitchen's POST /payments/webhook after `confirm`."""
+    from kitchen import providers  # not at the top: the localstripe process needs none of it
+
+    intent = httpx.get(
+        f"{base_url}/v1/payment_intents/{intent_id}", auth=(API_KEY, ""), timeout=10
+    ).raise_for_status()
+    body = json.dumps(
+        {
+            "id": f"evt_{kind.rsplit('.', 1)[1]}_{intent_id}",
+            "object": "event",
+            "type": kind,
+            "created": int(time.time()),
+            "data": {"object": intent.json()},
+        }
+    ).encode()
+    return body, providers.sign(body, secret)
 
 
 class WebhookReceiver:
@@ -186,7 +211,7 @@ def _serve(fd: int, folder: str) -> None:
     from aiohttp import web
     from localstripe import resources, server
 
-    state = os.path.join(folder, "localstripe.pickle")
+    state = os.path.join(folder, "localstripe.pickle")  # Localstripe.state
 
     def dump_to_disk(self: resources.Store) -> None:
         with open(state, "wb") as f:

@@ -6,7 +6,9 @@ signed webhooks localstripe sends read by Kitchen's own verification."""
 from __future__ import annotations
 
 import itertools
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,7 +24,15 @@ from kitchen.providers import (
 )
 from kitchen.stripe_provider import StripeProvider
 from tests.helpers import eventually, free_port
-from tests.localstripe import DECLINED, VISA, Localstripe, WebhookReceiver, confirm
+from tests.localstripe import (
+    DECLINED,
+    VISA,
+    Localstripe,
+    WebhookReceiver,
+    confirm,
+    missing_event,
+    running,
+)
 
 MERCHANT = 7
 _orders = itertools.count(1001)
@@ -246,3 +256,59 @@ def test_what_localstripe_does_not_emulate(
             assert webhooks.events(intent.id, kind) == []
     refunds = [body for body, _ in webhooks.received if b'"charge.refunded"' in body]
     assert refunds == []
+
+
+def test_localstripe_runs_on_loopback_with_its_state_in_the_test_folder(
+    tmp_path: Path, localstripe: Localstripe
+) -> None:
+    """The fixture's promises: 127.0.0.1 only, no /tmp/localstripe.pickle shared with every
+    other run on the machine, and a stop that frees the port."""
+    assert localstripe.base_url.startswith("http://127.0.0.1:")
+    assert localstripe.state.is_relative_to(localstripe.log.parent)
+    shared = Path("/tmp/localstripe.pickle")
+    before = shared.stat().st_mtime_ns if shared.exists() else None
+
+    with running(tmp_path / "own") as own:
+        provider = StripeProvider(own.api_key, own.base_url)
+        intent = hold(provider)
+        assert own.state.exists()
+        assert intent.id.encode() in own.state.read_bytes()
+        port = int(own.base_url.rsplit(":", 1)[1])
+        assert _listening(port) == ["127.0.0.1"]
+
+    assert (shared.stat().st_mtime_ns if shared.exists() else None) == before
+    with pytest.raises(ProviderUnavailable):
+        provider.retrieve(intent.id)
+
+
+def _listening(port: int) -> list[str]:
+    """The addresses a socket listens on at `port`, as Linux lists them (IPv4 and IPv6)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+                found.append(socket.inet_ntop(family, words))
+    return found
+
+
+def test_the_events_localstripe_does_not_send_can_be_made_from_its_state(
+    provider: StripeProvider, localstripe: Localstripe
+) -> None:
+    """tests/localstripe.py `missing_event`: what an end-to-end test posts to Kitchen in
+    place of Stripe's payment_intent.amount_capturable_updated."""
+    intent = authorized(provider, localstripe, 990)
+
+    body, header = missing_event(localstripe.base_url, intent.id, providers.AUTHORIZED, SECRET)
+
+    event = parse_event(body, header, SECRET)
+    assert (event.type, event.intent.id, event.intent.status) == (
+        providers.AUTHORIZED,
+        intent.id,
+        providers.REQUIRES_CAPTURE,
+    )
+    assert (event.intent.amount, event.intent.order_id) == (990, intent.order_id)
