@@ -35,6 +35,11 @@ How Stripe's errors map to Kitchen's (stripe-python picks the class from the HTT
                           (no retry can succeed)
     any other StripeError (none expected of these calls)              ProviderUnavailable
 
+Stripe saves the answer of the first call with a key once the call began, 500s included,
+and replays it to every retry with that key for 24 hours: after a 500 the retry answers
+the same 500, so the caller learns the intent's real state from `retrieve` (a GET, no
+key) rather than by retrying alone.
+
 PaymentRefused carries Stripe's message and its error `code` ("card_declined",
 "payment_intent_unexpected_state", "resource_missing", ...) when it gave one.
 
@@ -151,7 +156,7 @@ def _intent(found: stripe.PaymentIntent) -> Intent:
         if "amount_received" not in obj:
             captured = charge.get("captured") and charge.get("status") == "succeeded"
             obj["amount_received"] = charge.get(
-                "amount_captured", charge["amount"] if captured else 0
+                "amount_captured", charge.get("amount", 0) if captured else 0
             )
         obj.setdefault("amount_refunded", charge.get("amount_refunded", 0))
     return intent_of(obj)

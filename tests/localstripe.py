@@ -220,6 +220,15 @@ def _serve(fd: int, folder: str) -> None:
     # The same as localstripe's own, with our path instead of /tmp/localstripe.pickle; it
     # never loads a previous state (--from-scratch).
     resources.Store.dump_to_disk = dump_to_disk
+    # A test run killed outright (SIGKILL) cannot stop it: it stops when its parent is gone.
+    parent = os.getppid()
+
+    def orphaned() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=orphaned, daemon=True).start()
     # Its access log and webhook deliveries ("webhook ... delivered") go to the log file.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     web.run_app(server.app, sock=socket.socket(fileno=fd), print=None)
