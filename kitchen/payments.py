@@ -126,10 +126,10 @@ class Cycle:
                 Payment.merchant == merchant_id, Payment.id == payment_id
             ).execute()
 
-    def hold_failed(self, merchant_id: int, payment_id: int, reason: str) -> None:
+    def hold_failed(self, merchant_id: int, payment_id: int, reason: str) -> bool:
         """The provider refused the hold (or could not be reached) while the order was
         placed: nothing was held, the order is cancelled."""
-        self._end_unpaid(merchant_id, payment_id, P.FAILED, f"payment failed: {reason}")
+        return self._end_unpaid(merchant_id, payment_id, P.FAILED, f"payment failed: {reason}")
 
     def cancel(self, merchant_id: int, order_id: int, reason: str | None) -> Order:
         """POST /order/{id}/cancel: an order not yet applied becomes cancelled, and its
