@@ -29,7 +29,7 @@ def reconcile(cycle: Cycle, provider: Provider, limit: int = 100) -> int:
     """Ask about up to `limit` payments waiting for their hold; returns how many moved."""
     with session():
         waiting = [
-            (p.merchant_id, p.id, p.provider_id)
+            (p.merchant_id, p.id, str(p.provider_id))
             for p in Payment.select(Payment.merchant, Payment.id, Payment.provider_id)
             .where(
                 Payment.status == Payment.REQUIRES_PAYMENT,
