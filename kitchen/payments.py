@@ -207,9 +207,9 @@ class Cycle:
         cancelled meanwhile, in which case the hold is voided. Returns whether it moved."""
         with transaction():
             payment = self._lock(merchant_id, payment_id)
-            order = payment.order if payment else None
-            if payment is None or order is None or not self._move(payment, P.AUTHORIZED):
+            if payment is None or not self._move(payment, P.AUTHORIZED):
                 return False
+            order = _order(merchant_id, payment.order_id)
             self._event(OrderEvent.AUTHORIZED, payment)
             if order.status == Order.AWAITING_PAYMENT:
                 Order.update(status=Order.PENDING, emitted_at=utcnow()).where(
@@ -247,7 +247,8 @@ class Cycle:
             payment = self._lock(merchant_id, payment_id)
             if payment is None:
                 return False
-            if payment.status == P.AUTHORIZED and payment.order.status == Order.APPLIED:
+            order = _order(merchant_id, payment.order_id)
+            if payment.status == P.AUTHORIZED and order.status == Order.APPLIED:
                 return self.capture_refused(merchant_id, payment_id, "the hold was cancelled")
             status = P.EXPIRED if payment.action == P.EXPIRE else P.VOIDED
             if not self._move(payment, status):
@@ -361,7 +362,7 @@ class Cycle:
                 payment = self._lock(merchant_id, payment_id)
                 if payment is None or payment.status != P.REQUIRES_PAYMENT or payment.action:
                     continue
-                order = payment.order
+                order = _order(merchant_id, payment.order_id)
                 if order.status == Order.AWAITING_PAYMENT:
                     self._cancel_order(order, "cancelled: payment not authorized in time")
                 self._owe(payment, P.EXPIRE)
