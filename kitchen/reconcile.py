@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 QUIET = datetime.timedelta(seconds=10)
 
 
-def reconcile(cycle: Cycle, provider: Provider, limit: int = 100) -> int:
+def reconcile(
+    cycle: Cycle, provider: Provider, limit: int = 100, quiet: datetime.timedelta = QUIET
+) -> int:
     """Ask about up to `limit` payments waiting for their hold; returns how many moved."""
     with session():
         waiting = [
@@ -35,7 +37,7 @@ def reconcile(cycle: Cycle, provider: Provider, limit: int = 100) -> int:
                 Payment.status == Payment.REQUIRES_PAYMENT,
                 Payment.provider == provider.name,
                 Payment.provider_id.is_null(False),
-                Payment.created_at < utcnow() - QUIET,
+                Payment.created_at < utcnow() - quiet,
             )
             .order_by(Payment.id)
             .limit(limit)
