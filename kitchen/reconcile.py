@@ -1,4 +1,5 @@
-"""Ask the provider about holds it has not told Kitchen about.
+"""Ask the provider about holds it has not told Kitchen about, and finish what a lost
+event left undone.
 
 Webhooks are the provider's news, but one can be lost (Kitchen down for longer than the
 provider retries, a firewall, a wrong secret fixed later) and some providers send none
@@ -6,6 +7,11 @@ for an authorization (localstripe). So the payments role asks, now and then, abo
 payment still waiting for its hold: what the provider says moves it exactly as the
 webhook would have (`payments.Cycle`, forward only; a webhook that arrives after all
 changes nothing). Each payment is asked at most once per pass, oldest first.
+
+Likewise the kitchen's outcome: ORDER_APPLIED or ORDER_REJECTED tells the payments role
+to capture or void, and the embedded Kafka forgets events on a restart. The database
+holds the truth (the order's status), so `stranded` gives an authorized payment whose
+order the kitchen has already settled the action that event would have given it.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import logging
 
 from kitchen import providers
 from kitchen.db import session, utcnow
-from kitchen.models import Payment
+from kitchen.models import Order, Payment
 from kitchen.payments import Cycle
 from kitchen.providers import PaymentRefused, Provider, ProviderUnavailable
 
@@ -59,3 +65,37 @@ def reconcile(
     if moved:
         log.info("reconcile: %d payments moved by what the provider said", moved)
     return moved
+
+
+def stranded(cycle: Cycle, limit: int = 500, quiet: datetime.timedelta = QUIET) -> int:
+    """Authorized payments with nothing owed whose order is applied (capture), rejected
+    or cancelled (void) since longer than `quiet`: the event that should have said so
+    was lost. Returns how many were given their action."""
+    settled = {Order.APPLIED: cycle.order_applied, Order.REJECTED: cycle.order_rejected}
+    with session():
+        found = [
+            (p.merchant_id, p.order_id, status)
+            for p, status in (
+                (p, p.order.status)
+                for p in Payment.select(Payment, Order)
+                .join(
+                    Order,
+                    on=(Order.merchant == Payment.merchant) & (Order.id == Payment.order),
+                )
+                .where(
+                    Payment.status == Payment.AUTHORIZED,
+                    Payment.action.is_null(),
+                    Payment.updated_at < utcnow() - quiet,
+                    Order.status.in_([Order.APPLIED, Order.REJECTED, Order.CANCELLED]),
+                )
+                .order_by(Payment.id)
+                .limit(limit)
+            )
+        ]
+    given = 0
+    for merchant_id, order_id, status in found:
+        act = settled.get(status, cycle.order_rejected)  # cancelled: void, as rejected
+        given += act(merchant_id, order_id)
+    if given:
+        log.warning("%d payments waited for a lost order event: capture or void now", given)
+    return given

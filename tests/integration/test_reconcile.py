@@ -10,7 +10,7 @@ from kitchen.fake_provider import FakeProvider
 from kitchen.models import Merchant, Order, Outbox, Payment
 from kitchen.payments import Cycle
 from kitchen.providers import Hold, Intent, ProviderUnavailable, idempotency_key
-from kitchen.reconcile import reconcile
+from kitchen.reconcile import reconcile, stranded
 
 NOW = datetime.timedelta(0)
 
@@ -76,3 +76,23 @@ def test_a_provider_that_does_not_answer_moves_nothing(clean_database: str) -> N
     assert reconcile(cycle, Down(), quiet=NOW) == 0
     assert order_of(payment_id).status == Order.AWAITING_PAYMENT
     assert reconcile(cycle, provider, quiet=NOW) == 1  # back: it is found
+
+
+def test_a_payment_whose_order_event_was_lost_is_given_its_capture_or_void(
+    clean_database: str,
+) -> None:
+    cycle, provider = Cycle.of(config.Settings()), FakeProvider()
+    paid = []
+    for outcome in (Order.APPLIED, Order.REJECTED, Order.CANCELLED, Order.PENDING):
+        merchant_id, payment_id, intent_id = waiting_order(cycle, provider)
+        provider.authorize(intent_id)
+        assert cycle.authorized(merchant_id, payment_id)
+        with transaction():  # the kitchen settled it; its ORDER_APPLIED/... never arrived
+            Order.update(status=outcome).where(Order.id == order_of(payment_id).id).execute()
+        paid.append(payment_id)
+
+    assert stranded(cycle, quiet=NOW) == 3
+    with session():
+        actions = [Payment.get_by_id(i).action for i in paid]
+    assert actions == [Payment.CAPTURE, Payment.VOID, Payment.VOID, None]
+    assert stranded(cycle, quiet=NOW) == 0  # owed already: nothing twice
