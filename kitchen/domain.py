@@ -154,6 +154,12 @@ def restock(ingredient: IngredientState, grams: int) -> bool:
     return settle_alert(ingredient)
 
 
+def give_back(ingredient: IngredientState, grams: int) -> bool:
+    """Stock an order took, returned (its payment failed, or it was refunded with
+    restock): a restock of exactly what the ledger says it took."""
+    return restock(ingredient, grams)
+
+
 def count(ingredient: IngredientState, grams: int) -> bool:
     """A physical count: the stock becomes what was counted, above the par level too (which
     stays). Returns whether it crossed."""

@@ -63,6 +63,7 @@ from kitchen import (
     models,
     openapi,
     orders,
+    payments,
     seed,
     views,
 )
@@ -78,6 +79,7 @@ from kitchen.errors import (
 )
 from kitchen.intake import Intake
 from kitchen.models import LedgerEntry
+from kitchen.providers import Provider
 from kitchen.settings import Settings
 from kitchen.validation import KEY_LENGTH, decode_body, parse_order
 
@@ -155,8 +157,12 @@ class Api:
         readiness: Callable[[], dict[str, Any]] = lambda: {},
         intake: Intake | None = None,
         key_uses: merchants.KeyUses | None = None,
+        provider: Provider | None = None,
     ) -> None:
         self.settings = settings
+        # The payment cycle (kitchen/payments.py) and the provider that holds the money.
+        self.cycle = payments.Cycle.of(settings)
+        self.provider = provider or payments.provider_for(settings.payments)
         self.intake = intake or Intake(settings.kafka.order_created_topic, on_commit=on_commit)
         self.default_merchant_id = merchant_id  # who a keyless request is, in development
         self._keyless = merchants.Caller(merchant_id)

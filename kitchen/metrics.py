@@ -125,6 +125,24 @@ EMAILS = Counter(
     registry=REGISTRY,
 )
 EMAIL_OUTCOMES = ("sent", "failed", "retried")
+PAYMENTS = Counter(
+    "kitchen_payments",
+    "Payments by the state they moved to (authorized, captured, voided, expired, failed, "
+    "partially_refunded, refunded), and refund_failed, counted by the process that moved "
+    "them (README, Payments).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+PAYMENT_OUTCOMES = (
+    "authorized",
+    "captured",
+    "voided",
+    "expired",
+    "failed",
+    "partially_refunded",
+    "refunded",
+    "refund_failed",
+)
 
 # -- HTTP --------------------------------------------------------------------------------
 
@@ -187,6 +205,11 @@ def outbox_published(n: int) -> None:
 def email(outcome: str) -> None:
     assert outcome in EMAIL_OUTCOMES, outcome
     EMAILS.labels(outcome).inc()
+
+
+def payment_outcome(outcome: str) -> None:
+    assert outcome in PAYMENT_OUTCOMES, outcome
+    PAYMENTS.labels(outcome).inc()
 
 
 # (method, route, status) -> that request counter and latency histogram: `labels()` takes
