@@ -126,10 +126,10 @@ class Cycle:
                 Payment.merchant == merchant_id, Payment.id == payment_id
             ).execute()
 
-    def hold_failed(self, merchant_id: int, payment_id: int, reason: str) -> None:
+    def hold_failed(self, merchant_id: int, payment_id: int, reason: str) -> bool:
         """The provider refused the hold (or could not be reached) while the order was
         placed: nothing was held, the order is cancelled."""
-        self._end_unpaid(merchant_id, payment_id, P.FAILED, f"payment failed: {reason}")
+        return self._end_unpaid(merchant_id, payment_id, P.FAILED, f"payment failed: {reason}")
 
     def cancel(self, merchant_id: int, order_id: int, reason: str | None) -> Order:
         """POST /order/{id}/cancel: an order not yet applied becomes cancelled, and its
@@ -215,9 +215,9 @@ class Cycle:
         cancelled meanwhile, in which case the hold is voided. Returns whether it moved."""
         with transaction():
             payment = self._lock(merchant_id, payment_id)
-            order = payment.order if payment else None
-            if payment is None or order is None or not self._move(payment, P.AUTHORIZED):
+            if payment is None or not self._move(payment, P.AUTHORIZED):
                 return False
+            order = _order(merchant_id, payment.order_id)
             self._event(OrderEvent.AUTHORIZED, payment)
             if order.status == Order.AWAITING_PAYMENT:
                 Order.update(status=Order.PENDING, emitted_at=utcnow()).where(
@@ -255,7 +255,8 @@ class Cycle:
             payment = self._lock(merchant_id, payment_id)
             if payment is None:
                 return False
-            if payment.status == P.AUTHORIZED and payment.order.status == Order.APPLIED:
+            order = _order(merchant_id, payment.order_id)
+            if payment.status == P.AUTHORIZED and order.status == Order.APPLIED:
                 return self.capture_refused(merchant_id, payment_id, "the hold was cancelled")
             status = P.EXPIRED if payment.action == P.EXPIRE else P.VOIDED
             if not self._move(payment, status):
@@ -372,7 +373,7 @@ class Cycle:
                 payment = self._lock(merchant_id, payment_id)
                 if payment is None or payment.status != P.REQUIRES_PAYMENT or payment.action:
                     continue
-                order = payment.order
+                order = _order(merchant_id, payment.order_id)
                 if order.status == Order.AWAITING_PAYMENT:
                     self._cancel_order(order, "cancelled: payment not authorized in time")
                 self._owe(payment, P.EXPIRE)
