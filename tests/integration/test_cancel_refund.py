@@ -62,6 +62,13 @@ class Shop:
             [order_id], s.kafka.notify_topic, s.alerts.threshold_fraction, {order_id: self.merchant}
         )
 
+    def events(self, order_id: int) -> list[str]:
+        """The types of the order_events queued about an order, in order."""
+        topic = self.kitchen.settings.kafka.order_events_topic
+        with session():
+            rows = Outbox.select().where(Outbox.ref_id == order_id, Outbox.topic == topic)
+            return [json.loads(r.payload)["type"] for r in rows.order_by(Outbox.id)]
+
     def order_created_queued(self, order_id: int) -> int:
         """How many ORDER_CREATED of the order were queued for the kitchen."""
         topic = self.kitchen.settings.kafka.order_created_topic
@@ -147,13 +154,6 @@ def ledger_of(order_id: int) -> list[tuple[str, str, int]]:
         return [(r.ingredient.name, r.reason, r.grams) for r in rows]
 
 
-def events_of(order_id: int) -> list[str]:
-    """The types of the order_events queued about an order, in order."""
-    with session():
-        rows = Outbox.select().where(Outbox.ref_id == order_id, Outbox.topic == "order_events")
-        return [json.loads(r.payload)["type"] for r in rows.order_by(Outbox.id)]
-
-
 # -- cancel ------------------------------------------------------------------------------
 
 
@@ -166,7 +166,7 @@ def test_cancel_a_pending_order_and_processing_skips_it(shop: Shop) -> None:
     assert view["status"] == "cancelled"
     assert view["reason"] == "cancelled: the customer left"
     assert view["lines"] == [{"product_id": shop.burger, "quantity": 2}]
-    assert events_of(order_id) == ["ORDER_CANCELLED"]
+    assert shop.events(order_id) == ["ORDER_CANCELLED"]
 
     # The ORDER_CREATED still on its way meets a cancelled order: skipped, stock untouched.
     result = shop.apply(order_id)
@@ -179,7 +179,7 @@ def test_cancel_a_pending_order_and_processing_skips_it(shop: Shop) -> None:
     again = shop.api.post(f"/order/{order_id}/cancel", json={"reason": "another reason"})
     assert again.status_code == 200
     assert again.json() == view
-    assert events_of(order_id) == ["ORDER_CANCELLED"]
+    assert shop.events(order_id) == ["ORDER_CANCELLED"]
     assert shop.api.get(f"/order/{order_id}").json() == view
 
 
@@ -259,7 +259,7 @@ def test_cancel_an_applied_or_rejected_order_is_a_conflict(shop: Shop) -> None:
     assert order_row(applied).status == Order.APPLIED
     assert order_row(rejected).status == Order.REJECTED
     assert stock() == stock_after(1)
-    assert events_of(applied) == events_of(rejected) == []
+    assert shop.events(applied) == shop.events(rejected) == []
 
 
 def test_cancel_another_merchants_order_or_none_is_not_found(shop: Shop) -> None:
@@ -299,7 +299,7 @@ def test_cancel_an_order_awaiting_payment_voids_its_hold_and_a_late_authorizatio
     assert (payment.status, payment.action) == (Payment.AUTHORIZED, Payment.VOID)
     assert order_row(order_id).status == Order.CANCELLED
     assert shop.order_created_queued(order_id) == 0
-    assert events_of(order_id) == ["ORDER_CANCELLED", "PAYMENT_AUTHORIZED"]
+    assert shop.events(order_id) == ["ORDER_CANCELLED", "PAYMENT_AUTHORIZED"]
     # The worker voids it: voided, nothing charged, no stock moved.
     shop.provider.cancel(intent, idempotency_key(order_id, "cancel", shop.merchant))
     assert shop.cycle.voided(shop.merchant, payment_id)
@@ -369,7 +369,7 @@ def test_refund_in_parts_until_nothing_is_left(shop: Shop) -> None:
     with session():
         refunds = Refund.select().where(Refund.payment == payment_id).order_by(Refund.id)
         assert [(x.amount, x.status) for x in refunds] == [(500, "succeeded"), (1200, "succeeded")]
-    assert events_of(order_id)[-2:] == ["ORDER_REFUNDED", "ORDER_REFUNDED"]
+    assert shop.events(order_id)[-2:] == ["ORDER_REFUNDED", "ORDER_REFUNDED"]
 
     r = shop.api.post(f"/order/{order_id}/refund", json={"amount": 1})
     assert r.status_code == 409
@@ -576,7 +576,7 @@ def test_cancel_racing_apply_ends_one_way_only(shop: Shop, paid: bool) -> None:
             assert cancelled == (409, f"order {order_id} is already applied: refund it")
             assert batch.applied == [order_id]
             assert len(moved) == len(BURGER)
-            assert "ORDER_CANCELLED" not in events_of(order_id)
+            assert "ORDER_CANCELLED" not in shop.events(order_id)
             if paid:
                 assert shop.cycle.order_applied(shop.merchant, order_id)
                 assert payment_row(payment_id).action == Payment.CAPTURE
@@ -585,7 +585,7 @@ def test_cancel_racing_apply_ends_one_way_only(shop: Shop, paid: bool) -> None:
             assert cancelled == (200, "cancelled")
             assert (batch.applied, batch.skipped) == ([], [order_id])
             assert moved == []
-            assert events_of(order_id)[-1] == "ORDER_CANCELLED"
+            assert shop.events(order_id)[-1] == "ORDER_CANCELLED"
             if paid:
                 assert shop.cycle.order_applied(shop.merchant, order_id) is False
                 assert payment_row(payment_id).action == Payment.VOID
