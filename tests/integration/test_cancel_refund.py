@@ -612,3 +612,28 @@ def test_a_restock_past_the_limit_of_grams_is_refused_whole(shop: Shop) -> None:
     with session():
         assert Refund.select().count() == 0
     assert payment_row(payment_id).status == Payment.CAPTURED
+
+
+def test_cancel_racing_the_authorization_always_voids_the_hold(shop: Shop) -> None:
+    """The card is authorized while the till cancels the order, round after round: the
+    order ends cancelled, the hold is owed a void, and the kitchen never cooks it, even
+    when the authorization won and queued ORDER_CREATED."""
+    for _ in range(20):
+        order_id, payment_id = shop.paid_order(1, upto="awaiting")
+        intent = str(payment_row(payment_id).provider_id)
+        shop.provider.authorize(intent)
+        authorized, cancelled = at_once(
+            partial(shop.cycle.authorized, shop.merchant, payment_id),
+            partial(cancel_directly, shop, order_id),
+        )
+        assert (authorized, cancelled) == (True, (200, "cancelled"))
+        payment = payment_row(payment_id)
+        assert (payment.status, payment.action) == (Payment.AUTHORIZED, Payment.VOID)
+        assert order_row(order_id).status == Order.CANCELLED
+        # Whichever won, an ORDER_CREATED that went out meets a cancelled order.
+        if shop.order_created_queued(order_id):  # the authorization committed first
+            assert shop.events(order_id) == ["PAYMENT_AUTHORIZED", "ORDER_CANCELLED"]
+        else:
+            assert shop.events(order_id) == ["ORDER_CANCELLED", "PAYMENT_AUTHORIZED"]
+        assert shop.apply(order_id).skipped == [order_id]
+    assert stock() == stock_after(0)
