@@ -37,6 +37,8 @@ LEDGER_REASONS = (
     LedgerEntry.RESTOCK,
     LedgerEntry.COUNT,
     LedgerEntry.WASTE,
+    LedgerEntry.REFUND,  # stock an order took, given back (issue 18)
+    LedgerEntry.COMPENSATION,
 )
 # What became of an alert's email (see `alert`).
 SENT, FAILED, WAITING = MAIL_STATES = ("sent", "failed", "waiting")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import jsonschema
 import pytest
 from starlette.testclient import TestClient
 
@@ -340,6 +341,9 @@ def test_refund_in_parts_until_nothing_is_left(shop: Shop) -> None:
         "status": "requested",
         "reason": "cold fries",
     }
+    document = shop.api.get("/openapi.json").json()
+    schema = {"$ref": "#/components/schemas/Refund", "components": document["components"]}
+    jsonschema.Draft202012Validator(schema).validate(first)
     # Requested, not made: the payment shows nothing refunded yet.
     assert (payment_row(payment_id).status, payment_row(payment_id).refunded_amount) == (
         Payment.CAPTURED,
@@ -441,6 +445,17 @@ def test_refund_with_restock_gives_the_stock_back(shop: Shop) -> None:
         onion = Ingredient.get(Ingredient.name == "onion")
         last = LedgerEntry.select().where(LedgerEntry.ingredient == onion.id)
         assert last.order_by(LedgerEntry.id.desc()).first().stock_after == 1000
+    # GET .../ledger shows it, as its OpenAPI schema says.
+    [entry] = shop.api.get(f"/ingredients/{onion.id}/ledger", params={"limit": 1}).json()
+    assert {k: entry[k] for k in ("grams", "reason", "order_id", "stock_after")} == {
+        "grams": 26 * BURGER["onion"],
+        "reason": "refund",
+        "order_id": order_id,
+        "stock_after": 1000,
+    }
+    document = shop.api.get("/openapi.json").json()
+    schema = {"$ref": "#/components/schemas/LedgerEntry", "components": document["components"]}
+    jsonschema.Draft202012Validator(schema).validate(entry)
 
     # The provider refuses the refund; asked again with restock, the stock is not given
     # back twice (the food is not coming back twice).
