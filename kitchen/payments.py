@@ -146,7 +146,7 @@ class Cycle:
                 raise Conflict(f"order {order_id} is already {order.status}")
             why = f"cancelled: {reason}" if reason else "cancelled"
             self._cancel_order(order, why)
-            payment = _payment_of(merchant_id, order_id)
+            payment = _payment_of(merchant_id, order_id, lock=True)
             if payment is not None and payment.status in (P.REQUIRES_PAYMENT, P.AUTHORIZED):
                 self._owe(payment, P.VOID)
             return _order(merchant_id, order_id)
@@ -170,22 +170,27 @@ class Cycle:
                 raise Conflict(f"order {order_id} has no payment to refund")
             if payment.status not in (P.CAPTURED, P.PARTIALLY_REFUNDED):
                 raise Conflict(f"order {order_id}'s payment is {payment.status}, not captured")
-            # Refunds done or under way (a failed one may be asked again).
-            asked = [
-                r.amount
-                for r in Refund.select(Refund.amount).where(
-                    Refund.merchant == merchant_id,
-                    Refund.payment == payment.id,
-                    Refund.status != Refund.FAILED,
-                )
-            ]
-            left = payment.captured_amount - sum(asked)
+            # Refunds done or under way (a failed one may be asked again). The provider
+            # may have refunded more than Kitchen asked (from its dashboard: refund_seen).
+            done, under_way = _refunds_of(merchant_id, payment.id)
+            captured = payment.captured_amount
+            left = captured - max(done, payment.refunded_amount) - under_way
             amount = left if amount is None else amount
+            if left <= 0:
+                raise Invalid(
+                    [FieldError("amount", f"nothing is left to refund of the {captured} captured")]
+                )
             if amount <= 0 or amount > left:
                 raise Invalid(
-                    [FieldError("amount", f"must be from 1 to {left} (captured and not refunded)")]
+                    [
+                        FieldError(
+                            "amount",
+                            f"must be from 1 to {left}: {left} of the {captured} captured "
+                            "is left to refund",
+                        )
+                    ]
                 )
-            if restock and (amount != payment.captured_amount or asked):
+            if restock and amount != captured:
                 raise Invalid([FieldError("restock", "only with a full refund")])
             refund = Refund.create(
                 merchant=merchant_id,
@@ -197,7 +202,10 @@ class Cycle:
                 next_attempt_at=utcnow(),
             )
             if restock:
-                self._give_back(order, LedgerEntry.REFUND)
+                try:
+                    self._give_back(order, LedgerEntry.REFUND)
+                except domain.StockError as exc:  # more than an ingredient may hold
+                    raise Invalid([FieldError("restock", str(exc))]) from None
             return refund
 
     # -- what the provider says (webhooks, and the worker's answers) ----------------------
@@ -287,7 +295,10 @@ class Cycle:
             Refund.update(status=Refund.SUCCEEDED, provider_id=provider_id, done_at=utcnow()).where(
                 Refund.merchant == merchant_id, Refund.id == refund_id
             ).execute()
-            total = payment.refunded_amount + refund.amount
+            # charge.refunded may have counted this refund already (refund_seen): the
+            # provider's total, or Kitchen's own refunds', whichever is more; never both.
+            done, _ = _refunds_of(merchant_id, payment.id)
+            total = max(payment.refunded_amount, done)
             status = P.REFUNDED if total >= payment.captured_amount else P.PARTIALLY_REFUNDED
             self._move(payment, status, refunded_amount=total)
             self._event(
@@ -468,12 +479,17 @@ class Cycle:
         transaction; the alert rules re-arm as after a restock."""
         merchant_id = order.merchant_id
         taken: dict[int, int] = {}
+        # Less what was given back already (a refund with restock that failed, asked
+        # again): an order's stock comes back once.
         for entry in LedgerEntry.select(LedgerEntry.ingredient, LedgerEntry.grams).where(
             LedgerEntry.merchant == merchant_id,
             LedgerEntry.order == order.id,
-            LedgerEntry.reason == LedgerEntry.ORDER,
+            LedgerEntry.reason.in_(
+                [LedgerEntry.ORDER, LedgerEntry.REFUND, LedgerEntry.COMPENSATION]
+            ),
         ):
             taken[entry.ingredient_id] = taken.get(entry.ingredient_id, 0) - entry.grams
+        taken = {i: grams for i, grams in taken.items() if grams > 0}
         if not taken:
             return
         merchant = Merchant.get_by_id(merchant_id)
@@ -519,3 +535,16 @@ def _refund(merchant_id: int, refund_id: int) -> Refund | None:
         Refund.select().where(Refund.merchant == merchant_id, Refund.id == refund_id)
     ).first()
     return found
+
+
+def _refunds_of(merchant_id: int, payment_id: int) -> tuple[int, int]:
+    """What Kitchen's refunds of the payment add up to: succeeded, and still requested."""
+    done = under_way = 0
+    for r in Refund.select(Refund.amount, Refund.status).where(
+        Refund.merchant == merchant_id, Refund.payment == payment_id
+    ):
+        if r.status == Refund.SUCCEEDED:
+            done += r.amount
+        elif r.status == Refund.REQUESTED:
+            under_way += r.amount
+    return done, under_way
