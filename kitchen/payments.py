@@ -476,7 +476,9 @@ class Cycle:
 
     def _give_back(self, order: Order, reason: str) -> None:
         """Return what the kitchen took for `order` (its ledger rows), in this
-        transaction; the alert rules re-arm as after a restock."""
+        transaction; the alert rules re-arm as after a restock. A refund past the stock
+        limit is refused (StockError); a compensation cannot be refused (the payment has
+        failed already), so it gives back up to the limit."""
         merchant_id = order.merchant_id
         taken: dict[int, int] = {}
         # Less what was given back already (a refund with restock that failed, asked
@@ -499,6 +501,10 @@ class Cycle:
         now = utcnow()
         for row in rows:
             state = ingredient_state(row, merchant, self.threshold)
+            if reason == LedgerEntry.COMPENSATION:
+                taken[row.id] = min(taken[row.id], domain.MAX_GRAMS - state.stock)
+                if taken[row.id] <= 0:
+                    continue
             domain.give_back(state, taken[row.id])
             Ingredient.update(stock=state.stock, alert_armed=state.armed).where(
                 Ingredient.id == row.id
