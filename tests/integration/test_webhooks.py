@@ -304,6 +304,35 @@ def test_concurrent_deliveries_of_one_event_apply_once(paid: Paid) -> None:
     assert paid.order_events() == [OrderEvent.AUTHORIZED]
 
 
+def test_the_change_and_the_event_row_commit_together(
+    paid: Paid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the check (as a concurrent delivery could get), the event's unique row is
+    refused at the insert: the change the Cycle made before it (in its savepoint) rolls
+    back with it."""
+    received(post(paid.api, authorized(paid)))
+    amount = BURGERS * PRICE
+    captured = paid.intent(status=providers.SUCCEEDED, amount_received=amount)
+    received(post(paid.api, event(providers.SUCCEEDED_EVENT, captured)))
+    charge = {
+        "object": "charge",
+        "payment_intent": paid.intent_id,
+        "amount_captured": amount,
+        "amount_refunded": 500,
+        "metadata": {"merchant_id": str(paid.merchant_id)},
+    }
+    refunded = event(providers.REFUNDED_EVENT, charge)
+    received(post(paid.api, refunded))
+    before = paid.state()
+    assert before["payment"][2] == 500
+
+    monkeypatch.setattr(webhooks, "_seen", lambda merchant_id, event_id: False)
+    # The same event id, saying more was refunded: the Cycle would move the payment.
+    more = {**refunded, "data": {"object": {**charge, "amount_refunded": amount}}}
+    received(post(paid.api, more))
+    assert paid.state() == before
+
+
 def test_authorize_and_decline_at_once_end_in_one_state(paid: Paid) -> None:
     """Two different events racing: whichever commits first wins, the other changes
     nothing (a payment never moves from authorized to failed by a decline)."""
