@@ -93,8 +93,6 @@ class Delivery:
     event: Event
     outcome: str
     moved: bool = False
-    merchant_id: int | None = None
-    order_id: int | None = None
 
 
 class Webhooks:
@@ -144,10 +142,10 @@ class Webhooks:
                         event.intent.id,
                         merchant_id,
                     )
-                    return Delivery(event, "unknown", merchant_id=merchant_id)
+                    return Delivery(event, "unknown")
                 if _seen(merchant_id, event.id):
                     log.info("webhook %s: already applied", event.id)
-                    return Delivery(event, "seen", False, merchant_id, payment.order_id)
+                    return Delivery(event, "seen")
                 # The Cycle's own transaction is a savepoint inside this one: the change
                 # and the event's row below commit together, or neither does.
                 moved = transition(self.cycle, merchant_id, payment.id, event.intent)
@@ -158,7 +156,7 @@ class Webhooks:
             # The unique (merchant, event id) row: another delivery of this event committed
             # first. Its change stands; this one's rolled back whole.
             log.info("webhook %s: already applied (by a concurrent delivery)", event.id)
-            return Delivery(event, "seen", False, merchant_id)
+            return Delivery(event, "seen")
         log.info(
             "webhook %s (%s) for payment %d: %s",
             event.id,
@@ -167,7 +165,7 @@ class Webhooks:
             "applied" if moved else "changed nothing (late or repeated)",
             extra={"order_id": payment.order_id, "merchant_id": merchant_id},
         )
-        return Delivery(event, "applied", moved, merchant_id, payment.order_id)
+        return Delivery(event, "applied", moved)
 
     @staticmethod
     def _lock(merchant_id: int, intent_id: str) -> Payment | None:
