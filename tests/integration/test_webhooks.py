@@ -417,6 +417,18 @@ def test_an_old_and_a_new_secret_are_both_accepted_while_it_rotates(paid: Paid) 
     assert paid.payment().status == Payment.AUTHORIZED
 
 
+def test_any_content_type_is_taken(paid: Paid) -> None:
+    """The signature vouches for the body, whatever its Content-Type says."""
+    raw = json.dumps(authorized(paid)).encode()
+    response = paid.api.post(
+        "/payments/webhook",
+        content=raw,
+        headers={"Stripe-Signature": providers.sign(raw, SECRET), "Content-Type": "text/plain"},
+    )
+    received(response)
+    assert paid.payment().status == Payment.AUTHORIZED
+
+
 def test_a_body_over_the_limit_is_413(make_kitchen: Callable[..., Kitchen]) -> None:
     kitchen = make_kitchen("api", payments={"webhook_secret": SECRET}, http={"max_body_bytes": 100})
     with TestClient(kitchen.web_app()) as api:
