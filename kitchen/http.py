@@ -315,8 +315,10 @@ class Api:
                 self.on_commit()
         else:
             headers["Idempotent-Replayed"] = "true"
+        # A replayed order may have a payment (its merchant required payments then).
+        paid = None if created else await self._run(paid_orders.payment_of, merchant_id, order.id)
         # A replay's lines are the first request's: the same key needs the same lines.
-        return JSONResponse(views.order(order, lines), status_code=201, headers=headers)
+        return JSONResponse(views.order(order, lines, paid), status_code=201, headers=headers)
 
     async def _requires_payments(self, merchant_id: int) -> bool:
         required = self.payment_modes.get(merchant_id)

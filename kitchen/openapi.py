@@ -558,7 +558,8 @@ def base(orders: Orders) -> dict[str, Any]:
                         "The database is unavailable (nothing was saved), or, for a merchant "
                         "that requires payments, the payment provider is: nothing was "
                         "charged, the order is cancelled; retry (the same Idempotency-Key "
-                        "places a new order) after Retry-After seconds."
+                        "places a new order) after Retry-After seconds. (A retry of an order "
+                        "placed already leaves it waiting for its hold.)"
                     ),
                     "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
                 },

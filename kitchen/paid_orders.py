@@ -237,3 +237,8 @@ def current(merchant_id: int, order_id: int) -> tuple[Order, Payment | None]:
         return Order.get(Order.merchant == merchant_id, Order.id == order_id), _payment(
             merchant_id, order_id
         )
+
+
+def payment_of(merchant_id: int, order_id: int) -> Payment | None:
+    with session():
+        return _payment(merchant_id, order_id)

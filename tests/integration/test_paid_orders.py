@@ -5,7 +5,8 @@ order cancelled. The merchant's settings and the products' prices that it rests 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -331,6 +332,54 @@ def test_a_retry_makes_the_hold_a_crashed_first_request_did_not_record(
     assert r.json()["payment"]["id"] == made.id
     assert r.json()["payment"]["client_secret"] == made.client_secret
     assert counts()["intents"] == 1
+
+
+def test_a_retry_after_payments_were_switched_off_still_shows_the_payment(
+    paying: tuple[TestClient, Seeded, int],
+) -> None:
+    api, seeded, _ = paying
+    key = {"Idempotency-Key": "before-the-switch"}
+    first = api.post("/order", json=seeded.order(1), headers=key)
+    assert first.status_code == 201 and first.json()["payment"]["amount"] == BURGER_PRICE
+    assert api.patch("/merchant", json={"payments": "off"}).status_code == 200
+    again = api.post("/order", json=seeded.order(1), headers=key)
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert counts()["orders"] == 1
+
+
+def test_payment_modes_are_remembered_for_a_moment_and_forgotten_on_change() -> None:
+    now = [100.0]
+    modes = paid_orders.PaymentModes(clock=lambda: now[0])
+    assert modes.get(7) is None
+    modes.remember(7, True)
+    modes.remember(8, False)
+    assert (modes.get(7), modes.get(8)) == (True, False)
+    now[0] += modes.TTL + 0.01
+    assert modes.get(7) is None  # read again from the database
+    modes.remember(7, True)
+    modes.forget(7)  # a PATCH /merchant of this process
+    assert modes.get(7) is None
+
+
+def test_the_orders_list_reads_a_pages_payments_in_one_query(
+    make_kitchen: Callable[..., Kitchen], caplog: pytest.LogCaptureFixture
+) -> None:
+    kitchen = make_kitchen("api")  # no other role reads payments meanwhile
+    with client(kitchen) as api:
+        seeded = seed_reference(api)
+        assert api.patch(f"/products/{seeded.burger}", json={"price": BURGER_PRICE}).is_success
+        unpaid = api.post("/order", json=seeded.order(1)).json()
+        assert api.patch("/merchant", json={"payments": "required"}).is_success
+        paid = [api.post("/order", json=seeded.order(n)).json() for n in (1, 2, 3)]
+        with caplog.at_level(logging.DEBUG, logger="peewee"):
+            listed = api.get("/orders").json()
+        queries = [str(r.msg) for r in caplog.records if r.name == "peewee"]
+    assert [o["payment"] for o in listed] == [o["payment"] for o in reversed(paid)] + [None]
+    assert [o["payment"]["amount"] for o in listed[:3]] == [2550, 1700, 850]
+    assert listed[3]["id"] == unpaid["id"]
+    assert len([q for q in queries if 'FROM "payment"' in q]) == 1, queries
 
 
 def test_an_off_merchant_orders_as_before(api: TestClient, seeded: Seeded) -> None:
