@@ -206,7 +206,7 @@ def schemas(orders: Orders) -> dict[str, Any]:
         },
         "Order": {
             "type": "object",
-            "required": ["id", "status", "lines", "created_at", "processed_at"],
+            "required": ["id", "status", "lines", "created_at", "processed_at", "payment"],
             "properties": {
                 "id": ID,
                 "status": {"enum": list(ORDER_STATUSES)},
