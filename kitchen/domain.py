@@ -30,7 +30,7 @@ MAX_GRAMS = 10**12
 # inside the 64-bit columns whatever an order's quantities multiply them by before the
 # sum is checked (Python's integers do not overflow).
 MAX_PRICE = 10**12
-MAX_AMOUNT = 10**12
+MAX_ORDER_AMOUNT = 10**12
 
 # Thresholds are kept to this many decimal places: what is checked is what is stored.
 THRESHOLD_PLACES = 6

@@ -34,7 +34,7 @@ import peewee as pw
 
 from kitchen import orders, providers
 from kitchen.db import session, transaction, utcnow
-from kitchen.domain import MAX_AMOUNT, Line, order_amount
+from kitchen.domain import MAX_ORDER_AMOUNT, Line, order_amount
 from kitchen.errors import FieldError, InvalidOrder, KeyReused
 from kitchen.models import Merchant, Order, OrderLine, Payment, Product
 from kitchen.payments import Cycle
@@ -106,7 +106,7 @@ def place(
     """Save the order, its lines and its payment (not yet asked of the provider) in one
     transaction. With an Idempotency-Key used already: that first order (KeyReused if
     it was for other lines). InvalidOrder for an unknown product, one without a price,
-    or an amount over MAX_AMOUNT."""
+    or an amount over MAX_ORDER_AMOUNT."""
     fingerprint = orders.request_hash(lines) if idempotency_key is not None else None
     for _ in range(2):
         try:
@@ -121,13 +121,13 @@ def place(
                         return PaidOrder(first, _payment(merchant_id, first.id), False)
                 merchant = Merchant.get_by_id(merchant_id)
                 amount = order_amount(lines, _prices(merchant_id, lines))
-                if amount > MAX_AMOUNT:
+                if amount > MAX_ORDER_AMOUNT:
                     raise InvalidOrder(
                         [
                             FieldError(
                                 "products",
                                 f"the order comes to {amount} (minor units), more than the "
-                                f"{MAX_AMOUNT} one payment may hold",
+                                f"{MAX_ORDER_AMOUNT} one payment may hold",
                             )
                         ]
                     )
