@@ -324,6 +324,19 @@ def test_a_retry_makes_the_hold_a_crashed_first_request_did_not_record(
         idempotency_key(placed.order.id, "hold", kitchen.merchant_id),
     )
 
+    # A retry while the provider is down leaves the order waiting (the first request, or
+    # the hold's expiry, decides its end).
+    with client(kitchen, provider=Down()) as failing:
+        down = failing.post("/order", json=seeded.order(2), headers={"Idempotency-Key": "crashed"})
+    assert down.status_code == 503
+    assert down.json()["detail"] == (
+        "payment provider unavailable: connection refused; nothing was charged, "
+        "the order waits for its payment"
+    )
+    with session():
+        assert Order.get_by_id(placed.order.id).status == Order.AWAITING_PAYMENT
+        assert Payment.get_by_id(placed.payment.id).status == Payment.REQUIRES_PAYMENT
+
     r = api.post("/order", json=seeded.order(2), headers={"Idempotency-Key": "crashed"})
 
     assert r.status_code == 201, r.text
