@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import jsonschema
 import pytest
 from starlette.testclient import TestClient
 
@@ -657,6 +658,40 @@ def test_the_fake_card_authorizes_through_the_webhook(
     assert again.status_code == 200
     assert again.json()["status"] == Order.APPLIED
     assert paid.order_created() == 1
+
+
+def test_an_order_placed_paid_and_cooked_over_http(make_kitchen: Callable[..., Kitchen]) -> None:
+    """The walkthrough, all HTTP: a merchant requires payments, an order waits for its
+    payment, the fake card authorizes it (answered with the order as the Order schema
+    says), the kitchen cooks it."""
+    kitchen = make_kitchen()  # development, no secret: the process's own
+    with client(kitchen) as api:
+        seeded = seed_reference(api)
+        assert api.patch(f"/products/{seeded.burger}", json={"price": PRICE}).status_code == 200
+        assert api.patch("/merchant", json={"payments": "required"}).status_code == 200
+        placed = api.post("/order", json=seeded.order(BURGERS))
+        assert placed.status_code == 201, placed.text
+        order = placed.json()
+        assert order["status"] == Order.AWAITING_PAYMENT
+        payment = order["payment"]
+        assert (payment["status"], payment["amount"]) == ("requires_payment", BURGERS * PRICE)
+
+        held = api.post(f"/payments/fake/{payment['id']}/authorize")
+        assert held.status_code == 200, held.text
+        view = held.json()
+        assert (view["id"], view["status"]) == (order["id"], Order.PENDING)
+        assert view["payment"] == {
+            **payment,
+            "status": Payment.AUTHORIZED,
+            "client_secret": None,
+        }
+        schemas = api.get("/openapi.json").json()["components"]
+        jsonschema.Draft202012Validator(
+            {"$ref": "#/components/schemas/Order", "components": schemas}
+        ).validate(view)
+        eventually(lambda: api.get(f"/order/{order['id']}").json()["status"] == Order.APPLIED)
+        stock = {i["name"]: i["stock"] for i in api.get("/ingredients").json()}
+        assert stock == stock_after(BURGERS)
 
 
 def test_the_fake_card_declines(
