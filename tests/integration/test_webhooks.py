@@ -46,6 +46,7 @@ from tests.helpers import (
     assert_topic_stays_empty,
     client,
     eventually,
+    read_topic,
     seed_reference,
     stock_after,
 )
@@ -246,6 +247,13 @@ def test_an_authorized_hold_sends_the_order_to_the_kitchen(paid: Paid) -> None:
     assert stock == stock_after(BURGERS)
     view = paid.api.get(f"/order/{paid.order_id}").json()
     assert view["status"] == Order.APPLIED
+    # PAYMENT_AUTHORIZED reaches order_events, keyed by the merchant.
+    topic = paid.kitchen.settings.kafka.order_events_topic
+    records = read_topic(paid.kitchen.bootstrap_servers, topic, expect=1)
+    mine = [r for r in records if r.json()["merchant_id"] == paid.merchant_id]
+    assert [r.json()["type"] for r in mine][:1] == [OrderEvent.AUTHORIZED]
+    assert mine[0].key == str(paid.merchant_id)
+    assert mine[0].json()["id"] == paid.order_id
 
 
 def test_the_relay_is_woken_after_a_commit_that_queued_events(paid: Paid) -> None:
