@@ -67,6 +67,7 @@ from kitchen import (
     payments,
     seed,
     views,
+    webhooks,
 )
 from kitchen.domain import MAX_GRAMS, MAX_ID, Line, is_id
 from kitchen.errors import (
@@ -78,9 +79,10 @@ from kitchen.errors import (
     MalformedBody,
     NotFound,
 )
+from kitchen.fake_provider import FakeProvider
 from kitchen.intake import Intake
 from kitchen.models import LedgerEntry
-from kitchen.providers import PaymentRefused, Provider, ProviderUnavailable
+from kitchen.providers import BadSignature, PaymentRefused, Provider, ProviderUnavailable
 from kitchen.settings import Settings
 from kitchen.validation import KEY_LENGTH, decode_body, parse_order
 
@@ -165,6 +167,7 @@ class Api:
         self.cycle = payments.Cycle.of(settings)
         self.provider = provider or payments.provider_for(settings.payments)
         self.payment_modes = paid_orders.PaymentModes()  # which merchants require payments
+        self.webhooks = webhooks.Webhooks(settings, self.cycle)  # POST /payments/webhook
         self.intake = intake or Intake(settings.kafka.order_created_topic, on_commit=on_commit)
         self.default_merchant_id = merchant_id  # who a keyless request is, in development
         self._keyless = merchants.Caller(merchant_id)
@@ -738,6 +741,107 @@ class Api:
         await self._run(menu.delete, merchant_id, product_id)
         return Response(status_code=204)
 
+    # -- payments: the provider's webhooks, development's fake card -----------------------
+
+    async def payment_webhook(self, request: Request) -> Response:
+        """What the payment provider tells Kitchen (Stripe-shaped events), signed with the
+        `[payments] webhook_secret` instead of a merchant's key.
+        ---
+        summary: Receive a payment provider's webhook (its signature, no key)
+        description: >-
+          Verified by the `Stripe-Signature` header (`t=<unix seconds>,v1=<hex
+          HMAC-SHA256 of "<t>.<raw body>">`, at most 300 s old; several `v1=` while the
+          secret rotates). The payment is found by the PaymentIntent's id and its
+          `metadata.merchant_id`. The types that move a payment:
+          `payment_intent.amount_capturable_updated` (authorized: the order goes to the
+          kitchen), `payment_intent.payment_failed` (declined: the order is cancelled),
+          `payment_intent.succeeded` (captured), `payment_intent.canceled` (voided) and
+          `charge.refunded`. A payment only moves forward: an event that arrives late
+          changes nothing. An event id already applied, another type, or a payment
+          Kitchen does not know are answered 200 all the same, and change nothing.
+          Answered once the change is committed.
+        security: []
+        parameters:
+          - name: Stripe-Signature
+            in: header
+            required: true
+            schema: {type: string}
+            description: "t=<unix seconds>,v1=<hex signature>[,v1=...]"
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [id, type, data]
+                properties:
+                  id: {type: string, description: "the event's id (evt_...)"}
+                  type: {type: string}
+                  data:
+                    type: object
+                    required: [object]
+                    properties:
+                      object:
+                        type: object
+                        description: the PaymentIntent (a Charge for charge.refunded)
+        responses:
+          "200":
+            description: Received (applied, or nothing to change).
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [received]
+                  properties: {received: {const: true}}
+          "400": {$ref: "#/components/responses/BadRequest"}
+          "413": {$ref: "#/components/responses/TooLarge"}
+        """
+        raw = await self._body(request)
+        signature = request.headers.get("stripe-signature")
+        try:
+            delivery = await self._run(self.webhooks.deliver, raw, signature)
+        except BadSignature as exc:
+            raise Problem(400, "Bad webhook", f"the webhook is refused: {exc}") from None
+        if delivery.moved:
+            self.on_commit()  # events went to the outbox: wake the relay
+        return JSONResponse({"received": True})
+
+    def fake_card(self, action: str) -> Callable[[Request], Awaitable[Response]]:
+        """POST /payments/fake/{payment_id}/authorize and /decline (development only)."""
+
+        async def endpoint(request: Request) -> Response:
+            intent_id = request.path_params["payment_id"]
+            fake = self.settings.payments.provider == "fake"
+            if (
+                self.settings.app.production
+                or not fake
+                or not isinstance(self.provider, FakeProvider)
+            ):
+                detail = 'the fake card is for development with [payments] provider = "fake"'
+                raise Problem(404, "Not found", detail)
+            merchant_id = await self.merchant_of(request)
+            card = webhooks.FakeCard(self.provider, self.webhooks)
+            delivery, view = await self._run(card.use, merchant_id, intent_id, action)
+            if delivery.moved:
+                self.on_commit()
+            return JSONResponse(view)
+
+        what = "authorizes" if action == "authorize" else "declines"
+        endpoint.__doc__ = f"""The fake provider's card {what} the payment.
+        ---
+        summary: The fake card {what} a payment (development only)
+        description: >-
+          Development, with the fake provider, only (404 otherwise). `payment_id` is the
+          payment's `id` as the order shows it (pi_fake_...). The fake provider sends
+          Kitchen the signed webhook Stripe would send, through the same verification as
+          POST /payments/webhook; the answer is the order after it.
+        responses:
+          "200": {{$ref: "#/components/responses/Order"}}
+          "404": {{$ref: "#/components/responses/NotFound"}}
+          "409": {{$ref: "#/components/responses/Conflict"}}
+        """
+        return endpoint
+
     # -- operations ----------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
@@ -950,6 +1054,12 @@ def build_app(api: Api) -> Starlette:
         Route("/products/{id}", api.get_product, methods=["GET"]),
         Route("/products/{id}", api.patch_product, methods=["PATCH"]),
         Route("/products/{id}", api.delete_product, methods=["DELETE"]),
+        # Payments: the provider's webhooks; the fake card (development only).
+        Route("/payments/webhook", api.payment_webhook, methods=["POST"]),
+        Route(
+            "/payments/fake/{payment_id}/authorize", api.fake_card("authorize"), methods=["POST"]
+        ),
+        Route("/payments/fake/{payment_id}/decline", api.fake_card("decline"), methods=["POST"]),
         Route("/health", api.health, methods=["GET"]),
         Route("/ready", api.ready, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),

@@ -10,7 +10,8 @@ the models use (and from the `[orders]` settings), never from numbers written he
 
 `document` adds what every operation of a kind answers, so that docstrings never repeat
 it: the path parameters (`{id}`); 401 and 503 to each operation that takes a merchant's
-key (one without a `security` of its own); 400, 413, 415 and 422 to each that takes a body.
+key (one without a `security` of its own); 400, 413, 415 and 422 to each of those that
+takes a body.
 """
 
 from __future__ import annotations
@@ -672,7 +673,9 @@ def document(routes: list[BaseRoute], orders: Orders | None = None) -> dict[str,
             responses = {str(k): v for k, v in operation["responses"].items()}
             if "security" not in operation:
                 responses = {**KEYED, **responses}
-            if "requestBody" in operation:
+            if "requestBody" in operation and "security" not in operation:
+                # The JSON bodies of the merchant's endpoints (Api._json). The webhook's
+                # raw, signed body states its own.
                 responses = {**WITH_BODY, **responses}
             operation["responses"] = dict(sorted(copy.deepcopy(responses).items()))
     data: dict[str, Any] = json.loads(json.dumps(schema))

@@ -262,6 +262,11 @@ class Cycle:
             if not self._move(payment, status):
                 return False
             self._event(OrderEvent.VOIDED, payment)
+            # Cancelled at the provider before any hold (its dashboard, its own expiry):
+            # the order would wait for a payment that can no longer come.
+            order = _order(merchant_id, payment.order_id)
+            if order.status == Order.AWAITING_PAYMENT:
+                self._cancel_order(order, "cancelled: the payment was cancelled")
             return True
 
     def capture_refused(self, merchant_id: int, payment_id: int, reason: str) -> bool:

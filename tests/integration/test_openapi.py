@@ -80,8 +80,11 @@ def test_bodies_and_problem_responses(document: dict[str, Any]) -> None:
     assert "Problem" in document["components"]["schemas"]
     responses = document["components"]["responses"]
     for (path, method), op in operations(document).items():
-        if method in ("POST", "PATCH") and path != "/order/seed":
+        # The seed and the fake card take no body; the webhook's is raw and signed.
+        bodiless = path == "/order/seed" or path.startswith("/payments/fake/")
+        if method in ("POST", "PATCH") and not bodiless:
             assert "requestBody" in op, f"{method} {path} documents no request body"
+        if "requestBody" in op and path != "/payments/webhook":
             assert "415" in op["responses"], f"{method} {path} documents no 415"
         for status, response in op["responses"].items():
             if int(status) < 400 or path == "/ready":
@@ -94,7 +97,11 @@ def test_bodies_and_problem_responses(document: dict[str, Any]) -> None:
             assert schema == {"$ref": "#/components/schemas/Problem"}
     open_ones = {p for (p, _), op in operations(document).items() if op.get("security") == []}
     # The dashboard page holds no data: its script asks for the key.
-    assert open_ones == {"/health", "/ready", "/openapi.json", "/"}
+    assert open_ones == {"/health", "/ready", "/openapi.json", "/", "/payments/webhook"}
+    # The webhook is signed instead: it states the 400 and 413 it answers, and no 415 or
+    # 422 (any content type, no field to name).
+    webhook = operations(document)[("/payments/webhook", "POST")]
+    assert sorted(webhook["responses"]) == ["200", "400", "413"]
     # /metrics takes the scrape token, not a merchant's key.
     assert operations(document)[("/metrics", "GET")]["security"] == [{"metrics_token": []}]
     assert document["components"]["securitySchemes"]["metrics_token"]["scheme"] == "bearer"
@@ -436,7 +443,12 @@ def test_each_request_schema_states_what_validation_accepts(
         ("/order/{id}/cancel", "POST"): lambda: (f"/order/{unpaid_order()}/cancel", {}),
         ("/order/{id}/refund", "POST"): lambda: (f"/order/{captured_order()}/refund", {}),
     }
-    with_body = {key for key, op in operations(document).items() if "requestBody" in op}
+    # The webhook's body is the provider's event, signed (tests/integration/test_webhooks.py).
+    with_body = {
+        key
+        for key, op in operations(document).items()
+        if "requestBody" in op and key != ("/payments/webhook", "POST")
+    }
     assert set(targets) == with_body, "an operation that takes a body has no target here"
 
     probed = 0
