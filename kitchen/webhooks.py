@@ -69,7 +69,7 @@ def is_provider_id(value: str) -> bool:
 # acknowledged and ignored (the provider sends many).
 Transition = Callable[[payments.Cycle, int, int, providers.Intent], bool]
 TRANSITIONS: dict[str, Transition] = {
-    providers.AUTHORIZED: lambda c, m, p, i: c.authorized(m, p),
+    providers.AUTHORIZED: lambda c, m, p, i: c.authorized(m, p, i),
     providers.FAILED: lambda c, m, p, i: c.declined(m, p, _reason(i.failure)),
     providers.SUCCEEDED_EVENT: lambda c, m, p, i: c.captured(m, p, i.amount_received),
     providers.CANCELED_EVENT: lambda c, m, p, i: c.voided(m, p),

@@ -286,6 +286,20 @@ def test_the_same_event_three_times_changes_once(paid: Paid) -> None:
     assert paid.order_events() == [OrderEvent.AUTHORIZED]
 
 
+def test_a_hold_for_less_or_in_another_currency_pays_for_nothing(paid: Paid) -> None:
+    before = paid.state()
+    for changes in ({"amount": PRICE * BURGERS - 1}, {"currency": "usd"}):
+        held = event(providers.AUTHORIZED, paid.intent(status="requires_capture", **changes))
+        received(post(paid.api, held))
+        after = paid.state()  # still waiting for a hold that pays for it
+        assert (after["order"], after["payment"], after["outbox"]) == (
+            before["order"],
+            before["payment"],
+            before["outbox"],
+        )
+    assert paid.order_created() == 0
+
+
 def test_concurrent_deliveries_of_one_event_apply_once(paid: Paid) -> None:
     """Eight deliveries of the same event at once (threads, one transaction each): one
     applies, the others find it applied; on PostgreSQL they wait on the order's row."""
