@@ -47,6 +47,7 @@ from kitchen.kafka import BrokerUnreachable, ConsumerWorker, EmbeddedKafka, Publ
 from kitchen.mail import Mailer, make_mailer
 from kitchen.merchants import ensure_default_merchant
 from kitchen.outbox import Relay
+from kitchen.providers import Provider
 
 log = logging.getLogger("kitchen")
 
@@ -283,7 +284,9 @@ class Kitchen:
             parts["relay"] = self.relay.ready
         return parts
 
-    def web_app(self) -> Starlette:
+    def web_app(self, provider: Provider | None = None) -> Starlette:
+        """The HTTP app; `provider`: the payment provider (default: the settings'), which
+        tests replace."""
         api = Api(
             self.settings,
             self.merchant_id,
@@ -291,6 +294,7 @@ class Kitchen:
             self.readiness,
             self.intake,
             self.key_uses,
+            provider,
         )
         return build_app(api)
 

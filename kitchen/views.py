@@ -26,17 +26,26 @@ from kitchen.models import (
     Payment,
     Product,
     RecipeLine,
+    Refund,
 )
 
 # What an order's status and a ledger entry's reason may be (GET /orders?status= takes
 # the first; the OpenAPI enums are these).
-ORDER_STATUSES = (Order.PENDING, Order.APPLIED, Order.REJECTED)
+ORDER_STATUSES = (
+    Order.PENDING,
+    Order.APPLIED,
+    Order.REJECTED,
+    Order.AWAITING_PAYMENT,
+    Order.CANCELLED,
+)
 LEDGER_REASONS = (
     LedgerEntry.INITIAL,
     LedgerEntry.ORDER,
     LedgerEntry.RESTOCK,
     LedgerEntry.COUNT,
     LedgerEntry.WASTE,
+    LedgerEntry.REFUND,  # stock an order took, given back (issue 18)
+    LedgerEntry.COMPENSATION,
 )
 # What became of an alert's email (see `alert`).
 SENT, FAILED, WAITING = MAIL_STATES = ("sent", "failed", "waiting")
@@ -198,6 +207,7 @@ def product(p: Product, stock: dict[int, int] | None = None) -> dict[str, Any]:
         "id": p.id,
         "name": p.name,
         "recipe": [{"ingredient_id": r.ingredient_id, "grams": r.grams} for r in recipe],
+        "price": p.price,  # minor units of the merchant's currency; null: no price
     }
     if stock is not None:
         shown["can_make"] = min(
@@ -229,6 +239,8 @@ def merchant(m: Merchant, default_threshold: Fraction) -> dict[str, Any]:
         "name": m.name,
         "alert_email": m.alert_email,
         "threshold": float(Fraction(m.threshold or default_threshold)),
+        "payments": m.payments,
+        "currency": m.currency,
     }
 
 
@@ -248,3 +260,16 @@ def seeded(products: list[dict[str, Any]], ingredients: list[dict[str, Any]]) ->
     """POST /order/seed: the reference kitchen's products and ingredients, each shown as
     GET /products and GET /ingredients show them."""
     return {"products": products, "ingredients": ingredients}
+
+
+def refund(r: Refund) -> dict[str, Any]:
+    """A refund as POST /order/{id}/refund answers it (`requested` until the payments role
+    has had the provider make it)."""
+    return {
+        "id": r.id,
+        "order_id": r.order_id,
+        "amount": r.amount,
+        "restock": r.restock,
+        "status": r.status,
+        "reason": r.reason,
+    }

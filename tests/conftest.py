@@ -24,6 +24,8 @@ from kitchen import db, migrations, models
 from kitchen import settings as config
 from kitchen.kafka import EmbeddedKafka
 from tests.helpers import REAL_DATABASE, REAL_KAFKA, Seeded, SmtpServer, free_port, seed_reference
+from tests.localstripe import Localstripe
+from tests.localstripe import running as localstripe_running
 
 
 @pytest.fixture
@@ -67,8 +69,10 @@ def test_settings(clean_database: str, smtp: SmtpServer, tmp_path: Any) -> confi
                 "bootstrap_servers": REAL_KAFKA or "embedded",
                 "order_created_topic": f"order_created-{run}" if REAL_KAFKA else "order_created",
                 "notify_topic": f"notify-{run}" if REAL_KAFKA else "notify",
+                "order_events_topic": f"order_events-{run}" if REAL_KAFKA else "order_events",
                 "processing_group": f"processing-{run}",
                 "notification_group": f"notification-{run}",
+                "payments_group": f"payments-{run}",
             },
             "mail": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "folder": str(tmp_path)},
             "scheduler": {"redrive_after_seconds": 30, "mail_retry_seconds": 1},
@@ -137,6 +141,14 @@ def bootstrap() -> Iterator[str]:
     cluster = EmbeddedKafka()
     yield cluster.bootstrap_servers
     cluster.close()
+
+
+@pytest.fixture(scope="session")
+def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Localstripe]:
+    """localstripe (the Stripe emulator, tests/localstripe.py) on a free local port, one
+    for the session: every test makes intents of its own."""
+    with localstripe_running(tmp_path_factory.mktemp("localstripe")) as emulator:
+        yield emulator
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

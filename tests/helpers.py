@@ -38,7 +38,7 @@ from kitchen.db import session, transaction
 from kitchen.fake_provider import FakeProvider
 from kitchen.models import Ingredient, Order, OrderLine
 from kitchen.payments import Cycle
-from kitchen.providers import Hold, idempotency_key
+from kitchen.providers import Hold, Provider, idempotency_key
 from kitchen.seed import BURGER, REFERENCE_STOCK
 
 REAL_DATABASE = os.environ.get("KITCHEN_TEST_DATABASE_URL", "")
@@ -81,10 +81,13 @@ def seed_reference(api: TestClient | httpx.Client, status: int = 201) -> Seeded:
     return Seeded.from_answer(r.json())
 
 
-def client(kitchen: Kitchen, key: str | None = None) -> TestClient:
-    """An HTTP client of `kitchen`'s app, as the merchant whose key is `key` (none: keyless)."""
+def client(
+    kitchen: Kitchen, key: str | None = None, provider: Provider | None = None
+) -> TestClient:
+    """An HTTP client of `kitchen`'s app, as the merchant whose key is `key` (none: keyless);
+    `provider`: a payment provider in place of the settings' (one that fails, say)."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return TestClient(kitchen.web_app(), headers=headers)
+    return TestClient(kitchen.web_app(provider), headers=headers)
 
 
 def burgers(api: TestClient, quantity: int, applied: bool = False) -> dict[str, Any]:

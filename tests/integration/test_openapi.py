@@ -19,8 +19,11 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen import openapi
+from kitchen.commands import MAX_AMOUNT
+from kitchen.db import session, utcnow
 from kitchen.domain import MAX_GRAMS, MAX_ID, THRESHOLD_PLACES
 from kitchen.http import Api, build_app
+from kitchen.models import Order, Payment
 from kitchen.settings import Settings
 from tests.helpers import Seeded
 
@@ -77,8 +80,11 @@ def test_bodies_and_problem_responses(document: dict[str, Any]) -> None:
     assert "Problem" in document["components"]["schemas"]
     responses = document["components"]["responses"]
     for (path, method), op in operations(document).items():
-        if method in ("POST", "PATCH") and path != "/order/seed":
+        # The seed and the fake card take no body; the webhook's is raw and signed.
+        bodiless = path == "/order/seed" or path.startswith("/payments/fake/")
+        if method in ("POST", "PATCH") and not bodiless:
             assert "requestBody" in op, f"{method} {path} documents no request body"
+        if "requestBody" in op and path != "/payments/webhook":
             assert "415" in op["responses"], f"{method} {path} documents no 415"
         for status, response in op["responses"].items():
             if int(status) < 400 or path == "/ready":
@@ -91,7 +97,11 @@ def test_bodies_and_problem_responses(document: dict[str, Any]) -> None:
             assert schema == {"$ref": "#/components/schemas/Problem"}
     open_ones = {p for (p, _), op in operations(document).items() if op.get("security") == []}
     # The dashboard page holds no data: its script asks for the key.
-    assert open_ones == {"/health", "/ready", "/openapi.json", "/"}
+    assert open_ones == {"/health", "/ready", "/openapi.json", "/", "/payments/webhook"}
+    # The webhook is signed instead: it states the 400 and 413 it answers, and no 415 or
+    # 422 (any content type, no field to name).
+    webhook = operations(document)[("/payments/webhook", "POST")]
+    assert sorted(webhook["responses"]) == ["200", "400", "413"]
     # /metrics takes the scrape token, not a merchant's key.
     assert operations(document)[("/metrics", "GET")]["security"] == [{"metrics_token": []}]
     assert document["components"]["securitySchemes"]["metrics_token"]["scheme"] == "bearer"
@@ -111,7 +121,9 @@ def test_list_endpoints_state_their_query_parameters(document: dict[str, Any]) -
         assert query == names
         assert "422" in op["responses"], path  # an unknown query parameter
     status = next(p for p in parameters(document, ops[("/orders", "GET")]) if p["name"] == "status")
-    assert status["schema"] == {"enum": ["pending", "applied", "rejected"]}
+    assert status["schema"] == {
+        "enum": ["pending", "applied", "rejected", "awaiting_payment", "cancelled"]
+    }
 
 
 def test_real_answers_match_their_schemas(
@@ -147,6 +159,19 @@ def test_real_answers_match_their_schemas(
     check({"products": [{"product_id": 1, "quantity": 2}]}, "NewOrder")
     with pytest.raises(jsonschema.ValidationError):
         check({"products": [{"product_id": 1, "quantity": 0}]}, "NewOrder")
+
+    # A merchant that requires payments: its products' prices, its orders' payments.
+    assert api.patch(f"/products/{seeded.burger}", json={"price": 850}).status_code == 200
+    check(api.get(f"/products/{seeded.burger}").json(), "Product")
+    merchant = api.patch("/merchant", json={"payments": "required", "currency": "USD"})
+    check(merchant.json(), "Merchant")
+    paid = api.post("/order", json=seeded.order(2))
+    assert paid.status_code == 201, paid.text
+    check(paid.json(), "Order")
+    assert paid.json()["payment"]["client_secret"]
+    check(api.get(f"/order/{paid.json()['id']}").json(), "Order")
+    for each in api.get("/orders").json():
+        check(each, "Order")
 
 
 def test_the_seed_answers_as_the_lists_do(make_kitchen: Callable[..., Kitchen]) -> None:
@@ -257,6 +282,9 @@ def cases(doc: dict[str, Any], schema: dict[str, Any], at: Path, values: Values)
     for name, prop in schema["properties"].items():
         prop = resolve(doc, prop)
         field = (*at, name)
+        if {"type": "null"} in prop.get("oneOf", []):  # null is a value of its own (a price)
+            found.append(Case(field, None, "ok", "null"))
+            [prop] = [resolve(doc, p) for p in prop["oneOf"] if p != {"type": "null"}]
         kind = prop.get("type")
         if "enum" in prop:
             found += [Case(field, v, "ok", "in the enum") for v in prop["enum"]]
@@ -272,6 +300,15 @@ def cases(doc: dict[str, Any], schema: dict[str, Any], at: Path, values: Values)
                 Case(field, high, top, "maximum"),
                 Case(field, low - step, "bad", "minimum - 1"),
                 Case(field, high + step, "bad", "maximum + 1"),
+            ]
+        elif kind == "string" and "pattern" in prop:
+            # A code of a stated shape (a currency): its example, and the example spoilt.
+            [good] = prop["examples"][:1]
+            found += [
+                Case(field, good, "ok", "the example"),
+                Case(field, good.lower(), "bad", "not the pattern"),
+                Case(field, good + good[0], "bad", "maxLength + 1"),
+                Case(field, good[:-1], "bad", "minLength - 1"),
             ]
         elif kind == "string":
             assert "maxLength" in prop, f"{shown(field)} states no maxLength"
@@ -358,6 +395,29 @@ def test_each_request_schema_states_what_validation_accepts(
         assert made.status_code == 201, made.text
         return f"/products/{made.json()['id']}"
 
+    # Orders to cancel (awaiting payment: no role moves them meanwhile) and to refund (the
+    # most a refund may ask, captured).
+    merchant = api.get("/merchant").json()["id"]
+
+    def unpaid_order() -> int:
+        with session():
+            return int(Order.create(merchant=merchant, status=Order.AWAITING_PAYMENT).id)
+
+    def captured_order() -> int:
+        with session():
+            order = Order.create(merchant=merchant, status=Order.APPLIED)
+            Payment.create(
+                merchant=merchant,
+                order=order.id,
+                provider="fake",
+                status=Payment.CAPTURED,
+                amount=MAX_AMOUNT,
+                captured_amount=MAX_AMOUNT,
+                currency="EUR",
+                expires_at=utcnow(),
+            )
+            return int(order.id)
+
     # Each operation that takes a body: a fresh target and a valid body for each request.
     Target = Callable[[], tuple[str, dict[str, Any]]]
     targets: dict[tuple[str, str], Target] = {
@@ -380,8 +440,15 @@ def test_each_request_schema_states_what_validation_accepts(
             {"name": values.text(8, {}), "recipe": values.lines["recipe"](1)},
         ),
         ("/products/{id}", "PATCH"): lambda: (product(), {"recipe": values.lines["recipe"](1)}),
+        ("/order/{id}/cancel", "POST"): lambda: (f"/order/{unpaid_order()}/cancel", {}),
+        ("/order/{id}/refund", "POST"): lambda: (f"/order/{captured_order()}/refund", {}),
     }
-    with_body = {key for key, op in operations(document).items() if "requestBody" in op}
+    # The webhook's body is the provider's event, signed (tests/integration/test_webhooks.py).
+    with_body = {
+        key
+        for key, op in operations(document).items()
+        if "requestBody" in op and key != ("/payments/webhook", "POST")
+    }
     assert set(targets) == with_body, "an operation that takes a body has no target here"
 
     probed = 0
