@@ -504,6 +504,24 @@ def test_a_declined_card_cancels_the_order(paid: Paid) -> None:
     assert stock == stock_after(0)
 
 
+def test_a_card_held_after_a_decline_is_released(paid: Paid) -> None:
+    """Declined, then the customer's second card holds the same intent: the order stays
+    cancelled and the payments role voids the hold nobody will capture."""
+    received(post(paid.api, FakeProvider().decline(paid.intent_id)))
+    with transaction():  # a second card on the same intent (Stripe allows it)
+        FakeIntent.update(status="requires_capture", failure=None).where(
+            FakeIntent.intent_id == paid.intent_id
+        ).execute()
+    received(post(paid.api, event(providers.AUTHORIZED, paid.intent())))
+    with session():
+        eventually(
+            lambda: FakeIntent.get(FakeIntent.intent_id == paid.intent_id).status == "canceled"
+        )
+    eventually(lambda: paid.payment().action is None)
+    assert (paid.payment().status, paid.order().status) == (Payment.FAILED, Order.CANCELLED)
+    assert paid.order_created() == 0
+
+
 def test_a_decline_message_becomes_a_printable_reason(paid: Paid) -> None:
     message = "Insufficient\u0000 funds\n" + "x" * 300
     failed = event(providers.FAILED, paid.intent(last_payment_error={"message": message}))
