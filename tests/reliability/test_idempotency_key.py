@@ -7,7 +7,6 @@ import threading
 from starlette.testclient import TestClient
 
 from app import Kitchen
-
 from kitchen.db import session
 from kitchen.models import Ingredient, Order, OrderLine, Outbox
 from tests.helpers import Seeded, eventually
