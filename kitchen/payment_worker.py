@@ -259,6 +259,16 @@ class Settler:
                     Payment.action == action,
                     Payment.status.not_in([P.REQUIRES_PAYMENT, P.AUTHORIZED]),
                 ).execute()
+                still = Payment.get_or_none(
+                    Payment.merchant == merchant_id,
+                    Payment.id == payment_id,
+                    Payment.action == action,
+                )
+            if still is not None:
+                # Owed, yet the cycle would not move it: a bug, not a reason to call the
+                # provider in a tight loop.
+                self._retry(Payment, payment, RuntimeError(f"payment {payment_id} did not move"))
+                return
         _release(Payment, merchant_id, payment_id)
 
     def _capture(self, payment: Payment) -> bool:
@@ -395,17 +405,20 @@ def _claim(
     One queue across merchants, as the outbox's: the due rows are few (an index on what
     is owed), and one query serves every merchant's partition."""
     now = utcnow()
-    with transaction():
-        query = (
-            model.select(model.merchant, model.id)
-            .where(
-                due,
-                model.next_attempt_at <= now,
-                model.claimed_until.is_null() | (model.claimed_until < now),
-            )
-            .order_by(model.next_attempt_at, model.id)
-            .limit(limit)
+    query = (
+        model.select(model.merchant, model.id)
+        .where(
+            due,
+            model.next_attempt_at <= now,
+            model.claimed_until.is_null() | (model.claimed_until < now),
         )
+        .order_by(model.next_attempt_at, model.id)
+        .limit(limit)
+    )
+    with session():
+        if not query.exists():
+            return []  # the usual answer, without a write transaction (SQLite's lock)
+    with transaction():
         if isinstance(database.obj, pw.PostgresqlDatabase):
             # Rows another settler is claiming right now are skipped, not waited for.
             query = query.for_update(skip_locked=True)

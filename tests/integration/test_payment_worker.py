@@ -354,3 +354,29 @@ def test_a_void_of_a_hold_captured_meanwhile_is_left_for_a_person(
     assert provider.calls == Counter({p.key("cancel"): 1})  # asked once, never again
     assert (p.intent().status, p.intent().amount_received) == (SUCCEEDED, 2500)
     assert payment.claimed_until is None
+
+
+def test_a_payment_the_cycle_will_not_move_is_retried_later_not_in_a_loop(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    kitchen = make_kitchen("api,relay,processing")
+    seeded = seed_kitchen(kitchen)
+    p = paid_order(kitchen, seeded, 1)
+    eventually(lambda: p.order().status == Order.APPLIED)
+
+    class Stuck(Cycle):
+        def captured(self, merchant_id: int, payment_id: int, amount: int) -> bool:
+            return False  # as a bug would
+
+    cycle = Stuck.of(kitchen.settings)
+    assert cycle.order_applied(p.merchant_id, p.order_id)
+    settler = payment_worker.Settler(FakeProvider(), cycle, 60, 300)
+    before = utcnow()
+    assert settler.settle_once() == 1
+    payment = p.payment()
+    assert (payment.action, payment.attempts) == (Payment.CAPTURE, 1)
+    assert payment.last_error == f"RuntimeError: payment {p.payment_id} did not move"
+    assert payment.next_attempt_at is not None
+    assert payment.next_attempt_at >= before + datetime.timedelta(seconds=60)
+    assert payment.claimed_until is None
+    assert settler.settle_once() == 0  # not due again for a minute
