@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from kitchen.domain import is_id
+from kitchen.domain import MAX_ID, is_id
 from kitchen.errors import FieldError, Invalid
 from kitchen.models import LedgerEntry
 from kitchen.validation import MAX_RECIPE_LINES, Body
@@ -196,3 +196,49 @@ class AddKey:
         body.check()
         assert name is not None
         return cls(name)
+
+
+# The most a refund may ask, in cents: what the (64-bit) amount columns hold.
+MAX_AMOUNT = MAX_ID
+
+
+@dataclass(frozen=True)
+class CancelOrder:
+    """POST /order/{id}/cancel: the body is optional (None: no body)."""
+
+    reason: str | None = None
+
+    @classmethod
+    def parse(cls, data: Any) -> CancelOrder:
+        if data is None:
+            return cls()
+        body = Body(data, {"reason"})
+        reason = body.note("reason")
+        body.check()
+        return cls(reason)
+
+
+@dataclass(frozen=True)
+class RefundOrder:
+    """POST /order/{id}/refund: `amount` in cents (None: all that is left); `restock`
+    gives the order's ingredients back, with a full refund only. Whether the amount is
+    left to refund is the payment's to say (`payments.Cycle.request_refund`)."""
+
+    amount: int | None = None
+    restock: bool = False
+    reason: str | None = None
+
+    @classmethod
+    def parse(cls, data: Any) -> RefundOrder:
+        body = Body(data, {"amount", "restock", "reason"})
+        amount = body.data.get("amount")
+        if body.has("amount") and (type(amount) is not int or not 1 <= amount <= MAX_AMOUNT):
+            body.errors.append(
+                FieldError("amount", f"must be a whole number of cents from 1 to {MAX_AMOUNT}")
+            )
+        restock = body.data.get("restock", False)
+        if type(restock) is not bool:
+            body.errors.append(FieldError("restock", "must be true or false"))
+        reason = body.note("reason")
+        body.check()
+        return cls(amount, restock, reason)

@@ -355,6 +355,80 @@ class Api:
         created, view = await self._run(seed.seed, merchant_id, self.rules)
         return JSONResponse(view, status_code=201 if created else 200)
 
+    # -- cancel and refund (issue 18) ----------------------------------------------------
+
+    async def cancel_order(self, request: Request) -> Response:
+        """Cancel an order the kitchen has not applied yet; its hold, if any, is voided.
+        ---
+        summary: Cancel an order
+        description: >-
+          An order still awaiting payment or pending becomes `cancelled` (with `reason`
+          "cancelled" or "cancelled: <the reason given>"), and processing skips it; the
+          payments role voids its hold, if it has one, so nothing is charged. Cancelling
+          it again answers the same. Works for merchants without payments too. Whichever of
+          the cancel and the kitchen commits first wins: an order the kitchen applied
+          already is a 409 (refund it instead). The body is optional.
+        requestBody:
+          required: false
+          content: {application/json: {schema: {$ref: "#/components/schemas/OrderCancel"}}}
+        responses:
+          "200": {$ref: "#/components/responses/Order"}
+          "404": {$ref: "#/components/responses/NotFound"}
+          "409":
+            description: 'The order is applied already ("already applied: refund it") or rejected.'
+            content:
+              application/problem+json: {schema: {$ref: "#/components/schemas/Problem"}}
+        """
+        merchant_id = await self.merchant_of(request)
+        order_id = self._id(request, "order")
+        empty = (
+            request.headers.get("content-length", "0") == "0"
+            and "transfer-encoding" not in request.headers
+        )
+        cancel = commands.CancelOrder.parse(None if empty else await self._json(request))
+
+        def work() -> dict[str, Any] | None:
+            self.cycle.cancel(merchant_id, order_id, cancel.reason)
+            return views.order_by_id(order_id, merchant_id)
+
+        view = await self._run(work)
+        self.on_commit()  # ORDER_CANCELLED went to the outbox
+        return JSONResponse(view)
+
+    async def refund_order(self, request: Request) -> Response:
+        """Refund an order's captured payment, in full or in part; the payments role has the
+        provider make it.
+        ---
+        summary: Refund an order
+        description: >-
+          Records the refund (`requested`) and answers at once; the payment shows it as
+          `refunded_amount` (status `partially_refunded` or `refunded`) once the provider
+          made it. Up to what was captured and is not refunded or being refunded already
+          (more is a 422 that says how much is left); without `amount`, all of that.
+          `restock` (with a full refund only) gives the order's ingredients back now: ledger
+          reason `refund`, and an alert re-arms as after a restock. Send `{}` for a full
+          refund.
+        requestBody:
+          required: true
+          content: {application/json: {schema: {$ref: "#/components/schemas/RefundRequest"}}}
+        responses:
+          "202":
+            description: The refund, requested.
+            content: {application/json: {schema: {$ref: "#/components/schemas/Refund"}}}
+          "404": {$ref: "#/components/responses/NotFound"}
+          "409":
+            description: The order has no payment, or its payment is not captured.
+            content:
+              application/problem+json: {schema: {$ref: "#/components/schemas/Problem"}}
+        """
+        merchant_id = await self.merchant_of(request)
+        order_id = self._id(request, "order")
+        ask = commands.RefundOrder.parse(await self._json(request))
+        refund = await self._run(
+            self.cycle.request_refund, merchant_id, order_id, ask.amount, ask.restock, ask.reason
+        )
+        return JSONResponse(views.refund(refund), status_code=202)
+
     # -- the merchant --------------------------------------------------------------------
 
     async def get_merchant(self, request: Request) -> Response:
@@ -782,6 +856,8 @@ def build_app(api: Api) -> Starlette:
         Route("/order/seed", api.seed, methods=["POST"]),
         Route("/order/{id}", api.get_order, methods=["GET"]),
         Route("/orders", api.recent_orders, methods=["GET"]),
+        Route("/order/{id}/cancel", api.cancel_order, methods=["POST"]),
+        Route("/order/{id}/refund", api.refund_order, methods=["POST"]),
         Route("/alerts", api.alerts, methods=["GET"]),
         Route("/merchant", api.get_merchant, methods=["GET"]),
         Route("/merchant", api.patch_merchant, methods=["PATCH"]),

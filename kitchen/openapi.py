@@ -25,7 +25,9 @@ import yaml
 from starlette.routing import BaseRoute
 from starlette.schemas import SchemaGenerator
 
+from kitchen.commands import MAX_AMOUNT
 from kitchen.domain import MAX_GRAMS, MAX_ID, THRESHOLD_PLACES
+from kitchen.models import Refund
 from kitchen.settings import Orders
 from kitchen.validation import EMAIL_LENGTH, KEY_LENGTH, MAX_RECIPE_LINES, NAME_LENGTH, NOTE_LENGTH
 from kitchen.views import LEDGER_PAGE, LEDGER_REASONS, MAIL_STATES, MAX_PAGE, ORDER_STATUSES, PAGE
@@ -364,6 +366,48 @@ def schemas(orders: Orders) -> dict[str, Any]:
                     "description": "each role of this process: true when it works",
                     "additionalProperties": {"type": "boolean"},
                 },
+            },
+        },
+        # Cancel and refund (issue 18).
+        "OrderCancel": {
+            "type": "object",
+            "description": "Optional: the body may be left out.",
+            "additionalProperties": False,
+            "properties": {"reason": {**NOTE, "description": "why; the order's reason says it"}},
+        },
+        "RefundRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "amount": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_AMOUNT,
+                    "description": "cents; at most what was captured and is not refunded or "
+                    "being refunded (more is a 422 saying how much is left); default: all of it",
+                },
+                "restock": {
+                    "enum": [True, False],
+                    "default": False,
+                    "description": "give the order's ingredients back (ledger reason `refund`); "
+                    "with a full refund only",
+                },
+                "reason": NOTE,
+            },
+        },
+        "Refund": {
+            "type": "object",
+            "required": ["id", "order_id", "amount", "restock", "status", "reason"],
+            "properties": {
+                "id": ID,
+                "order_id": ID,
+                "amount": {"type": "integer", "minimum": 1, "maximum": MAX_AMOUNT},
+                "restock": {"type": "boolean"},
+                "status": {
+                    "enum": [Refund.REQUESTED, Refund.SUCCEEDED, Refund.FAILED],
+                    "description": "requested until the provider has made it",
+                },
+                "reason": {"type": ["string", "null"]},
             },
         },
     }

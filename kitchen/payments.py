@@ -126,10 +126,10 @@ class Cycle:
                 Payment.merchant == merchant_id, Payment.id == payment_id
             ).execute()
 
-    def hold_failed(self, merchant_id: int, payment_id: int, reason: str) -> None:
+    def hold_failed(self, merchant_id: int, payment_id: int, reason: str) -> bool:
         """The provider refused the hold (or could not be reached) while the order was
         placed: nothing was held, the order is cancelled."""
-        self._end_unpaid(merchant_id, payment_id, P.FAILED, f"payment failed: {reason}")
+        return self._end_unpaid(merchant_id, payment_id, P.FAILED, f"payment failed: {reason}")
 
     def cancel(self, merchant_id: int, order_id: int, reason: str | None) -> Order:
         """POST /order/{id}/cancel: an order not yet applied becomes cancelled, and its
@@ -146,7 +146,7 @@ class Cycle:
                 raise Conflict(f"order {order_id} is already {order.status}")
             why = f"cancelled: {reason}" if reason else "cancelled"
             self._cancel_order(order, why)
-            payment = _payment_of(merchant_id, order_id)
+            payment = _payment_of(merchant_id, order_id, lock=True)
             if payment is not None and payment.status in (P.REQUIRES_PAYMENT, P.AUTHORIZED):
                 self._owe(payment, P.VOID)
             return _order(merchant_id, order_id)
@@ -170,22 +170,27 @@ class Cycle:
                 raise Conflict(f"order {order_id} has no payment to refund")
             if payment.status not in (P.CAPTURED, P.PARTIALLY_REFUNDED):
                 raise Conflict(f"order {order_id}'s payment is {payment.status}, not captured")
-            # Refunds done or under way (a failed one may be asked again).
-            asked = [
-                r.amount
-                for r in Refund.select(Refund.amount).where(
-                    Refund.merchant == merchant_id,
-                    Refund.payment == payment.id,
-                    Refund.status != Refund.FAILED,
-                )
-            ]
-            left = payment.captured_amount - sum(asked)
+            # Refunds done or under way (a failed one may be asked again). The provider
+            # may have refunded more than Kitchen asked (from its dashboard: refund_seen).
+            done, under_way = _refunds_of(merchant_id, payment.id)
+            captured = payment.captured_amount
+            left = captured - max(done, payment.refunded_amount) - under_way
             amount = left if amount is None else amount
+            if left <= 0:
+                raise Invalid(
+                    [FieldError("amount", f"nothing is left to refund of the {captured} captured")]
+                )
             if amount <= 0 or amount > left:
                 raise Invalid(
-                    [FieldError("amount", f"must be from 1 to {left} (captured and not refunded)")]
+                    [
+                        FieldError(
+                            "amount",
+                            f"must be from 1 to {left}: {left} of the {captured} captured "
+                            "is left to refund",
+                        )
+                    ]
                 )
-            if restock and (amount != payment.captured_amount or asked):
+            if restock and amount != captured:
                 raise Invalid([FieldError("restock", "only with a full refund")])
             refund = Refund.create(
                 merchant=merchant_id,
@@ -197,7 +202,10 @@ class Cycle:
                 next_attempt_at=utcnow(),
             )
             if restock:
-                self._give_back(order, LedgerEntry.REFUND)
+                try:
+                    self._give_back(order, LedgerEntry.REFUND)
+                except domain.StockError as exc:  # more than an ingredient may hold
+                    raise Invalid([FieldError("restock", str(exc))]) from None
             return refund
 
     # -- what the provider says (webhooks, and the worker's answers) ----------------------
@@ -207,9 +215,9 @@ class Cycle:
         cancelled meanwhile, in which case the hold is voided. Returns whether it moved."""
         with transaction():
             payment = self._lock(merchant_id, payment_id)
-            order = payment.order if payment else None
-            if payment is None or order is None or not self._move(payment, P.AUTHORIZED):
+            if payment is None or not self._move(payment, P.AUTHORIZED):
                 return False
+            order = _order(merchant_id, payment.order_id)
             self._event(OrderEvent.AUTHORIZED, payment)
             if order.status == Order.AWAITING_PAYMENT:
                 Order.update(status=Order.PENDING, emitted_at=utcnow()).where(
@@ -247,7 +255,8 @@ class Cycle:
             payment = self._lock(merchant_id, payment_id)
             if payment is None:
                 return False
-            if payment.status == P.AUTHORIZED and payment.order.status == Order.APPLIED:
+            order = _order(merchant_id, payment.order_id)
+            if payment.status == P.AUTHORIZED and order.status == Order.APPLIED:
                 return self.capture_refused(merchant_id, payment_id, "the hold was cancelled")
             status = P.EXPIRED if payment.action == P.EXPIRE else P.VOIDED
             if not self._move(payment, status):
@@ -286,7 +295,10 @@ class Cycle:
             Refund.update(status=Refund.SUCCEEDED, provider_id=provider_id, done_at=utcnow()).where(
                 Refund.merchant == merchant_id, Refund.id == refund_id
             ).execute()
-            total = payment.refunded_amount + refund.amount
+            # charge.refunded may have counted this refund already (refund_seen): the
+            # provider's total, or Kitchen's own refunds', whichever is more; never both.
+            done, _ = _refunds_of(merchant_id, payment.id)
+            total = max(payment.refunded_amount, done)
             status = P.REFUNDED if total >= payment.captured_amount else P.PARTIALLY_REFUNDED
             self._move(payment, status, refunded_amount=total)
             self._event(
@@ -361,7 +373,7 @@ class Cycle:
                 payment = self._lock(merchant_id, payment_id)
                 if payment is None or payment.status != P.REQUIRES_PAYMENT or payment.action:
                     continue
-                order = payment.order
+                order = _order(merchant_id, payment.order_id)
                 if order.status == Order.AWAITING_PAYMENT:
                     self._cancel_order(order, "cancelled: payment not authorized in time")
                 self._owe(payment, P.EXPIRE)
@@ -464,15 +476,22 @@ class Cycle:
 
     def _give_back(self, order: Order, reason: str) -> None:
         """Return what the kitchen took for `order` (its ledger rows), in this
-        transaction; the alert rules re-arm as after a restock."""
+        transaction; the alert rules re-arm as after a restock. A refund past the stock
+        limit is refused (StockError); a compensation cannot be refused (the payment has
+        failed already), so it gives back up to the limit."""
         merchant_id = order.merchant_id
         taken: dict[int, int] = {}
+        # Less what was given back already (a refund with restock that failed, asked
+        # again): an order's stock comes back once.
         for entry in LedgerEntry.select(LedgerEntry.ingredient, LedgerEntry.grams).where(
             LedgerEntry.merchant == merchant_id,
             LedgerEntry.order == order.id,
-            LedgerEntry.reason == LedgerEntry.ORDER,
+            LedgerEntry.reason.in_(
+                [LedgerEntry.ORDER, LedgerEntry.REFUND, LedgerEntry.COMPENSATION]
+            ),
         ):
             taken[entry.ingredient_id] = taken.get(entry.ingredient_id, 0) - entry.grams
+        taken = {i: grams for i, grams in taken.items() if grams > 0}
         if not taken:
             return
         merchant = Merchant.get_by_id(merchant_id)
@@ -482,6 +501,10 @@ class Cycle:
         now = utcnow()
         for row in rows:
             state = ingredient_state(row, merchant, self.threshold)
+            if reason == LedgerEntry.COMPENSATION:
+                taken[row.id] = min(taken[row.id], domain.MAX_GRAMS - state.stock)
+                if taken[row.id] <= 0:
+                    continue
             domain.give_back(state, taken[row.id])
             Ingredient.update(stock=state.stock, alert_armed=state.armed).where(
                 Ingredient.id == row.id
@@ -518,3 +541,16 @@ def _refund(merchant_id: int, refund_id: int) -> Refund | None:
         Refund.select().where(Refund.merchant == merchant_id, Refund.id == refund_id)
     ).first()
     return found
+
+
+def _refunds_of(merchant_id: int, payment_id: int) -> tuple[int, int]:
+    """What Kitchen's refunds of the payment add up to: succeeded, and still requested."""
+    done = under_way = 0
+    for r in Refund.select(Refund.amount, Refund.status).where(
+        Refund.merchant == merchant_id, Refund.payment == payment_id
+    ):
+        if r.status == Refund.SUCCEEDED:
+            done += r.amount
+        elif r.status == Refund.REQUESTED:
+            under_way += r.amount
+    return done, under_way

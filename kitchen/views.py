@@ -25,6 +25,7 @@ from kitchen.models import (
     OrderLine,
     Product,
     RecipeLine,
+    Refund,
 )
 
 # What an order's status and a ledger entry's reason may be (GET /orders?status= takes
@@ -36,6 +37,8 @@ LEDGER_REASONS = (
     LedgerEntry.RESTOCK,
     LedgerEntry.COUNT,
     LedgerEntry.WASTE,
+    LedgerEntry.REFUND,  # stock an order took, given back (issue 18)
+    LedgerEntry.COMPENSATION,
 )
 # What became of an alert's email (see `alert`).
 SENT, FAILED, WAITING = MAIL_STATES = ("sent", "failed", "waiting")
@@ -219,3 +222,16 @@ def seeded(products: list[dict[str, Any]], ingredients: list[dict[str, Any]]) ->
     """POST /order/seed: the reference kitchen's products and ingredients, each shown as
     GET /products and GET /ingredients show them."""
     return {"products": products, "ingredients": ingredients}
+
+
+def refund(r: Refund) -> dict[str, Any]:
+    """A refund as POST /order/{id}/refund answers it (`requested` until the payments role
+    has had the provider make it)."""
+    return {
+        "id": r.id,
+        "order_id": r.order_id,
+        "amount": r.amount,
+        "restock": r.restock,
+        "status": r.status,
+        "reason": r.reason,
+    }

@@ -24,6 +24,8 @@ from kitchen import db, migrations, models
 from kitchen import settings as config
 from kitchen.kafka import EmbeddedKafka
 from tests.helpers import REAL_DATABASE, REAL_KAFKA, Seeded, SmtpServer, free_port, seed_reference
+from tests.localstripe import Localstripe
+from tests.localstripe import running as localstripe_running
 
 
 @pytest.fixture
@@ -139,6 +141,14 @@ def bootstrap() -> Iterator[str]:
     cluster = EmbeddedKafka()
     yield cluster.bootstrap_servers
     cluster.close()
+
+
+@pytest.fixture(scope="session")
+def localstripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Localstripe]:
+    """localstripe (the Stripe emulator, tests/localstripe.py) on a free local port, one
+    for the session: every test makes intents of its own."""
+    with localstripe_running(tmp_path_factory.mktemp("localstripe")) as emulator:
+        yield emulator
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -19,8 +19,11 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen import openapi
+from kitchen.commands import MAX_AMOUNT
+from kitchen.db import session, utcnow
 from kitchen.domain import MAX_GRAMS, MAX_ID, THRESHOLD_PLACES
 from kitchen.http import Api, build_app
+from kitchen.models import Order, Payment
 from kitchen.settings import Settings
 from tests.helpers import Seeded
 
@@ -358,6 +361,29 @@ def test_each_request_schema_states_what_validation_accepts(
         assert made.status_code == 201, made.text
         return f"/products/{made.json()['id']}"
 
+    # Orders to cancel (awaiting payment: no role moves them meanwhile) and to refund (the
+    # most a refund may ask, captured).
+    merchant = api.get("/merchant").json()["id"]
+
+    def unpaid_order() -> int:
+        with session():
+            return int(Order.create(merchant=merchant, status=Order.AWAITING_PAYMENT).id)
+
+    def captured_order() -> int:
+        with session():
+            order = Order.create(merchant=merchant, status=Order.APPLIED)
+            Payment.create(
+                merchant=merchant,
+                order=order.id,
+                provider="fake",
+                status=Payment.CAPTURED,
+                amount=MAX_AMOUNT,
+                captured_amount=MAX_AMOUNT,
+                currency="EUR",
+                expires_at=utcnow(),
+            )
+            return int(order.id)
+
     # Each operation that takes a body: a fresh target and a valid body for each request.
     Target = Callable[[], tuple[str, dict[str, Any]]]
     targets: dict[tuple[str, str], Target] = {
@@ -380,6 +406,8 @@ def test_each_request_schema_states_what_validation_accepts(
             {"name": values.text(8, {}), "recipe": values.lines["recipe"](1)},
         ),
         ("/products/{id}", "PATCH"): lambda: (product(), {"recipe": values.lines["recipe"](1)}),
+        ("/order/{id}/cancel", "POST"): lambda: (f"/order/{unpaid_order()}/cancel", {}),
+        ("/order/{id}/refund", "POST"): lambda: (f"/order/{captured_order()}/refund", {}),
     }
     with_body = {key for key, op in operations(document).items() if "requestBody" in op}
     assert set(targets) == with_body, "an operation that takes a body has no target here"

@@ -133,3 +133,48 @@ def test_the_cli_has_an_exit_code_for_each_error_a_use_case_raises_to_it() -> No
     assert code(errors.Invalid([FieldError("name", "bad")])) == 2
     assert code(errors.NotFound("merchant", 9)) == 1
     assert code(errors.Conflict("taken")) == 1
+
+
+@pytest.mark.parametrize(
+    "parse, data, command",
+    [
+        (commands.CancelOrder.parse, None, commands.CancelOrder()),
+        (commands.CancelOrder.parse, {}, commands.CancelOrder()),
+        (commands.CancelOrder.parse, {"reason": " late\n"}, commands.CancelOrder("late")),
+        (commands.RefundOrder.parse, {}, commands.RefundOrder(None, False, None)),
+        (
+            commands.RefundOrder.parse,
+            {"amount": 1, "restock": False, "reason": "cold"},
+            commands.RefundOrder(1, False, "cold"),
+        ),
+        (
+            commands.RefundOrder.parse,
+            {"amount": commands.MAX_AMOUNT, "restock": True},
+            commands.RefundOrder(commands.MAX_AMOUNT, True, None),
+        ),
+    ],
+)
+def test_cancel_and_refund_bodies_become_commands(parse: Any, data: Any, command: Any) -> None:
+    parsed = parse(data)
+    assert parsed == command and type(parsed) is type(command)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(parsed, dataclasses.fields(parsed)[0].name, None)
+
+
+@pytest.mark.parametrize(
+    "data, fields",
+    [
+        ({"amount": 0}, ["amount"]),
+        ({"amount": commands.MAX_AMOUNT + 1}, ["amount"]),
+        ({"amount": 2.0}, ["amount"]),
+        ({"amount": False}, ["amount"]),
+        ({"restock": 1}, ["restock"]),
+        ({"restock": None}, ["restock"]),
+        ({"amount": "5", "restock": "no", "reason": " "}, ["amount", "restock", "reason"]),
+        ([], ["body"]),
+    ],
+)
+def test_a_bad_refund_names_every_field(data: Any, fields: list[str]) -> None:
+    with pytest.raises(Invalid) as raised:
+        commands.RefundOrder.parse(data)
+    assert [e.field for e in raised.value.errors] == fields

@@ -27,3 +27,9 @@ def importers(package: str) -> set[str]:
 
 def test_only_kafka_py_imports_the_kafka_client() -> None:
     assert importers("confluent_kafka") == {"kafka.py"}
+
+
+def test_only_the_payment_providers_import_stripe() -> None:
+    """Stripe's client lives in stripe_provider.py (providers.py uses the package's webhook
+    signatures only), so no other module can set the `stripe` module's global settings."""
+    assert importers("stripe") == {"providers.py", "stripe_provider.py"}
