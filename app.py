@@ -153,9 +153,9 @@ class Kitchen:
         if s.roles.payments:
             # Provider calls go out from their own thread, as mail does: the consumer only
             # records what is owed.
-            cycle = payments.Cycle.of(s)
+            cycle, provider = payments.Cycle.of(s), payments.provider_for(s.payments)
             self.settler = payment_worker.Settler(
-                payments.provider_for(s.payments),
+                provider,
                 cycle,
                 s.payments.retry_seconds,
                 s.payments.retry_max_seconds,
@@ -169,15 +169,8 @@ class Kitchen:
                     payment_worker.order_events_handler(cycle, self.settler.wake),
                 )
             )
-            redrive_after = datetime.timedelta(seconds=s.scheduler.redrive_after_seconds)
-            jobs.append(
-                (
-                    logs.in_role(
-                        "payments", payment_worker.jobs(cycle, self.settler, redrive_after)
-                    ),
-                    payment_worker.EVERY,
-                )
-            )
+            job = payment_worker.jobs(cycle, provider, self.settler)
+            jobs.append((logs.in_role("payments", job), payment_worker.EVERY))
         if k.embedded or not self._kafka_roles():
             self._start_kafka_roles()
         else:

@@ -23,9 +23,10 @@ key, the provider answers it with the first answer, and nothing is charged twice
     provider unavailable, or anything unexpected -> tried again after
                retry_seconds * 2**attempts (at most retry_max_seconds); the order waits
 
-The expiry job (`jobs`, every EVERY seconds) cancels orders whose payment was not
-authorized in time, and owes again the captures and voids whose ORDER_APPLIED /
-ORDER_REJECTED never arrived (an embedded cluster forgets its events at a restart).
+The role's job (`jobs`, every EVERY seconds) cancels orders whose payment was not
+authorized in time, owes the captures and voids whose ORDER_APPLIED / ORDER_REJECTED
+never arrived (an embedded cluster forgets its events at a restart) and asks the
+provider about holds whose webhook never came (kitchen/reconcile.py).
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ from typing import Any
 
 import peewee as pw
 
-from kitchen import logs
+from kitchen import logs, reconcile
 from kitchen.db import database, keyed, session, transaction, tuples, utcnow
 from kitchen.events import Handler, OrderEvent, Received
 from kitchen.kafka import FAILURES_BEFORE_UNREADY
-from kitchen.models import Order, Payment, Refund
+from kitchen.models import Payment, Refund
 from kitchen.payments import Cycle
 from kitchen.providers import (
     CANCELED,
@@ -108,43 +109,16 @@ def _waiting(wanted: dict[tuple[int, int], str]) -> dict[tuple[int, int], str]:
     return found
 
 
-def redrive(cycle: Cycle, after: datetime.timedelta, limit: int = 500) -> int:
-    """Owe the capture or void of authorized payments whose order the kitchen applied
-    or rejected more than `after` ago, with nothing owed yet: their ORDER_APPLIED /
-    ORDER_REJECTED was lost (an embedded cluster starts empty) or is very late. Owing
-    it twice is harmless: the cycle owes only once. Returns how many."""
-    before = utcnow() - after
-    with session():
-        query = (
-            Payment.select(Payment.merchant, Payment.order, Order.status)
-            .join(Order, on=(Order.merchant == Payment.merchant) & (Order.id == Payment.order))
-            .where(
-                Payment.status == P.AUTHORIZED,
-                Payment.action.is_null(),
-                Order.status.in_([Order.APPLIED, Order.REJECTED]),
-                Order.processed_at < before,
-            )
-            .order_by(Payment.id)
-            .limit(limit)
-        )
-        rows = tuples(query)
-    count = 0
-    for merchant_id, order_id, status in rows:
-        if status == Order.APPLIED:
-            count += cycle.order_applied(merchant_id, order_id)
-        else:
-            count += cycle.order_rejected(merchant_id, order_id)
-    if count:
-        log.warning("%d payments owed a capture or void whose order event never came", count)
-    return count
-
-
-def jobs(cycle: Cycle, settler: Settler, redrive_after: datetime.timedelta) -> Callable[[], None]:
+def jobs(cycle: Cycle, provider: Provider, settler: Settler) -> Callable[[], None]:
     """The payments role's periodic job: expire the holds not authorized in time, owe
-    again what a lost event left unowed, and wake the settler if that owed anything."""
+    what a lost ORDER_APPLIED / ORDER_REJECTED left unowed (reconcile.stranded), ask the
+    provider about holds it has not told Kitchen about (reconcile.reconcile); then wake
+    the settler if any of that owed a call."""
 
     def run() -> None:
-        if cycle.expire_due() + redrive(cycle, redrive_after):
+        owed = cycle.expire_due() + reconcile.stranded(cycle)
+        reconcile.reconcile(cycle, provider)  # an authorization moves the order, owes none
+        if owed:
             settler.wake()
 
     return run
