@@ -98,16 +98,14 @@ def apply_orders(
             status = Order.APPLIED if outcome.applied else Order.REJECTED
             outcomes[(merchant_id, status, outcome.reason)].append(order_id)
             (applied if outcome.applied else rejected).append(order_id)
-            event = (
-                OrderEvent(OrderEvent.APPLIED, order_id, merchant_id)
+            payload = (
+                OrderEvent.applied(order_id, merchant_id)
                 if outcome.applied
                 else OrderEvent(
                     OrderEvent.REJECTED, order_id, merchant_id, {"reason": outcome.reason}
-                )
+                ).encode()
             )
-            events.append(
-                (merchant_id, events_topic, str(merchant_id), event.encode(), order_id, now)
-            )
+            events.append((merchant_id, events_topic, str(merchant_id), payload, order_id, now))
             if not outcome.applied:
                 rejected_by[outcome.reason_class or "other"] += 1
                 notes.append(
