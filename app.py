@@ -49,6 +49,7 @@ from kitchen.kafka import BrokerUnreachable, ConsumerWorker, EmbeddedKafka, Publ
 from kitchen.mail import Mailer, make_mailer
 from kitchen.merchants import ensure_default_merchant
 from kitchen.outbox import Relay
+from kitchen.providers import Provider
 
 log = logging.getLogger("kitchen")
 
@@ -313,7 +314,9 @@ class Kitchen:
             parts["payments-settler"] = self.settler.ready
         return parts
 
-    def web_app(self) -> Starlette:
+    def web_app(self, provider: Provider | None = None) -> Starlette:
+        """The HTTP app; `provider`: the payment provider (default: the settings'), which
+        tests replace."""
         api = Api(
             self.settings,
             self.merchant_id,
@@ -321,6 +324,7 @@ class Kitchen:
             self.readiness,
             self.intake,
             self.key_uses,
+            provider,
         )
         return build_app(api)
 

@@ -16,22 +16,32 @@ ingredient of this merchant, a name not taken) stays with the use case.
 POST /order's command (`orders.NewOrder` of `domain.Line`) is parsed by
 `validation.parse_order`, written for the intake's hot path.
 
-A PATCH field that is absent or null is left as it is (None here): no field can be
-cleared today, so None needs no other "not given" mark.
+A PATCH field that is absent or null is left as it is (None here), but for a product's
+price, which null removes: there `KEEP` marks "not given".
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Final
 
 from kitchen.domain import MAX_ID, is_id
 from kitchen.errors import FieldError, Invalid
 from kitchen.models import LedgerEntry
-from kitchen.validation import MAX_RECIPE_LINES, Body
+from kitchen.validation import MAX_RECIPE_LINES, PAYMENT_MODES, Body
 
 Recipe = dict[int, int]  # ingredient id -> grams in one unit, each ingredient once
+
+
+class Keep(enum.Enum):
+    """A PATCH field that was not given, where null means something (a price removed)."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = Keep.KEEP
 
 
 @dataclass(frozen=True)
@@ -97,30 +107,35 @@ class CreateProduct:
 
     name: str
     recipe: Recipe
+    price: int | None = None  # minor units (cents); None: no price
 
     @classmethod
     def parse(cls, data: Any) -> CreateProduct:
-        body = Body(data, {"name", "recipe"})
+        body = Body(data, {"name", "recipe", "price"})
         name = body.text("name")
+        price = body.price("price")
         body.check()
         recipe = _recipe(body.data.get("recipe"), required=True)
         assert name is not None and recipe is not None
-        return cls(name, recipe)
+        return cls(name, recipe, price)
 
 
 @dataclass(frozen=True)
 class PatchProduct:
-    """PATCH /products/{id}: a new name, or the whole recipe, or both; None leaves it."""
+    """PATCH /products/{id}: a new name, or the whole recipe, or a price, or several;
+    None leaves a name or recipe, KEEP a price (None removes the price)."""
 
     name: str | None = None
     recipe: Recipe | None = None
+    price: int | Keep | None = KEEP
 
     @classmethod
     def parse(cls, data: Any) -> PatchProduct:
-        body = Body(data, {"name", "recipe"})
+        body = Body(data, {"name", "recipe", "price"})
         name = body.text("name", required=False)
+        price = body.price("price") if body.has("price") else KEEP
         body.check()
-        return cls(name, _recipe(body.data.get("recipe"), required=False))
+        return cls(name, _recipe(body.data.get("recipe"), required=False), price)
 
 
 def _recipe(data: Any, required: bool) -> Recipe | None:
@@ -155,15 +170,19 @@ class PatchMerchant:
     name: str | None = None
     alert_email: str | None = None
     threshold: Fraction | None = None
+    payments: str | None = None  # validation.PAYMENT_MODES
+    currency: str | None = None  # ISO 4217, upper case
 
     @classmethod
     def parse(cls, data: Any) -> PatchMerchant:
-        body = Body(data, {"name", "alert_email", "threshold"})
+        body = Body(data, {"name", "alert_email", "threshold", "payments", "currency"})
         name = body.text("name", required=False)
         email = body.email("alert_email", required=False)
         threshold = body.fraction("threshold")
+        payments = body.choice("payments", PAYMENT_MODES)
+        currency = body.currency("currency")
         body.check()
-        return cls(name, email, threshold)
+        return cls(name, email, threshold, payments, currency)
 
 
 @dataclass(frozen=True)

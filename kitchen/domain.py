@@ -26,6 +26,12 @@ MAX_ID = 2**63 - 1
 # a ledger row (-stock to +MAX_GRAMS) or a threshold product never comes near 2**63.
 MAX_GRAMS = 10**12
 
+# Prices and the amount of a paid order, in minor units (cents): ten billion euros, far
+# inside the 64-bit columns whatever an order's quantities multiply them by before the
+# sum is checked (Python's integers do not overflow).
+MAX_PRICE = 10**12
+MAX_ORDER_AMOUNT = 10**12
+
 # Thresholds are kept to this many decimal places: what is checked is what is stored.
 THRESHOLD_PLACES = 6
 
@@ -39,6 +45,12 @@ def is_id(value: Any) -> TypeGuard[int]:
 class Line:
     product_id: int
     quantity: int
+
+
+def order_amount(lines: Iterable[Line], prices: Mapping[int, int]) -> int:
+    """What an order costs: each line's price (by product id) times its quantity, summed,
+    in minor units; never a client's figure."""
+    return sum(prices[line.product_id] * line.quantity for line in lines)
 
 
 @dataclass

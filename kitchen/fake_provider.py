@@ -104,21 +104,32 @@ class FakeProvider:
 
     def authorize(self, intent_id: str) -> dict[str, Any]:
         """The customer's card is held: the event Stripe would send
-        (payment_intent.amount_capturable_updated)."""
+        (payment_intent.amount_capturable_updated). A cancelled or captured intent
+        cannot be: PaymentRefused, as Stripe refuses to confirm it."""
         with transaction():
             row = self._locked(intent_id)
+            if row.status not in (providers.REQUIRES_PAYMENT_METHOD, providers.REQUIRES_CAPTURE):
+                raise PaymentRefused(
+                    f"this PaymentIntent cannot be authorized: it is {row.status}",
+                    "payment_intent_unexpected_state",
+                )
             if row.status == providers.REQUIRES_PAYMENT_METHOD:
                 row.status = providers.REQUIRES_CAPTURE
                 row.save()
             return event(providers.AUTHORIZED, _object(row))
 
     def decline(self, intent_id: str) -> dict[str, Any]:
-        """The customer's card is declined: payment_intent.payment_failed."""
+        """The customer's card is declined: payment_intent.payment_failed. Only while
+        the intent waits for a card (else PaymentRefused: nothing was tried)."""
         with transaction():
             row = self._locked(intent_id)
-            if row.status == providers.REQUIRES_PAYMENT_METHOD:
-                row.failure = "Your card was declined."
-                row.save()
+            if row.status != providers.REQUIRES_PAYMENT_METHOD:
+                raise PaymentRefused(
+                    f"this PaymentIntent cannot be declined: it is {row.status}",
+                    "payment_intent_unexpected_state",
+                )
+            row.failure = "Your card was declined."
+            row.save()
             return event(providers.FAILED, _object(row))
 
     def _locked(self, intent_id: str) -> FakeIntent:

@@ -63,11 +63,13 @@ from kitchen import (
     models,
     openapi,
     orders,
+    paid_orders,
     payments,
     seed,
     views,
+    webhooks,
 )
-from kitchen.domain import MAX_GRAMS, MAX_ID, is_id
+from kitchen.domain import MAX_GRAMS, MAX_ID, Line, is_id
 from kitchen.errors import (
     Conflict,
     FieldError,
@@ -77,9 +79,10 @@ from kitchen.errors import (
     MalformedBody,
     NotFound,
 )
+from kitchen.fake_provider import FakeProvider
 from kitchen.intake import Intake
 from kitchen.models import LedgerEntry
-from kitchen.providers import Provider
+from kitchen.providers import BadSignature, PaymentRefused, Provider, ProviderUnavailable
 from kitchen.settings import Settings
 from kitchen.validation import KEY_LENGTH, decode_body, parse_order
 
@@ -163,6 +166,8 @@ class Api:
         # The payment cycle (kitchen/payments.py) and the provider that holds the money.
         self.cycle = payments.Cycle.of(settings)
         self.provider = provider or payments.provider_for(settings.payments)
+        self.payment_modes = paid_orders.PaymentModes()  # which merchants require payments
+        self.webhooks = webhooks.Webhooks(settings, self.cycle)  # POST /payments/webhook
         self.intake = intake or Intake(settings.kafka.order_created_topic, on_commit=on_commit)
         self.default_merchant_id = merchant_id  # who a keyless request is, in development
         self._keyless = merchants.Caller(merchant_id)
@@ -258,14 +263,26 @@ class Api:
     # -- orders --------------------------------------------------------------------------
 
     async def create_order(self, request: Request) -> Response:
-        """Place an order: saved with its ORDER_CREATED event in one transaction.
+        """Place an order: saved with its ORDER_CREATED event in one transaction; for a
+        merchant that requires payments, saved awaiting its payment's hold.
         ---
         summary: Place an order
-        description: The stock changes a moment later, when the processing role applies it.
+        description: >-
+          The stock changes a moment later, when the processing role applies it. For a
+          merchant whose `payments` is `required`, the order is `awaiting_payment` and its
+          `payment` (amount: the products' prices times the quantities, computed by
+          Kitchen) is held at the provider before the answer; the till confirms the card
+          with the payment's `client_secret`, and once the provider reports the hold the
+          order becomes `pending` and goes to the kitchen. Every product must have a
+          price (422). When the provider is down (503) or refuses (402), nothing was
+          charged, the order is cancelled and the Idempotency-Key is free again: a retry
+          with it places a new order.
         parameters: [{$ref: "#/components/parameters/idempotency_key"}]
         requestBody: {$ref: "#/components/requestBodies/NewOrder"}
         responses:
           "201": {$ref: "#/components/responses/Order"}
+          "402": {$ref: "#/components/responses/PaymentRefused"}
+          "503": {$ref: "#/components/responses/OrderUnavailable"}
         """
         caller = await self.caller(request)
         merchant_id = caller.merchant_id
@@ -278,6 +295,8 @@ class Api:
             self.settings.orders.max_lines,
             self.settings.orders.max_quantity,
         )
+        if await self._requires_payments(merchant_id):
+            return await self._paid_order(caller, lines, key)
         order: orders.Placed | models.Order
         if key is None:
             # The hot path: saved in a group with other requests (see kitchen.intake).
@@ -299,8 +318,51 @@ class Api:
                 self.on_commit()
         else:
             headers["Idempotent-Replayed"] = "true"
+        # A replayed order may have a payment (its merchant required payments then).
+        paid = None if created else await self._run(paid_orders.payment_of, merchant_id, order.id)
         # A replay's lines are the first request's: the same key needs the same lines.
-        return JSONResponse(views.order(order, lines), status_code=201, headers=headers)
+        return JSONResponse(views.order(order, lines, paid), status_code=201, headers=headers)
+
+    async def _requires_payments(self, merchant_id: int) -> bool:
+        required = self.payment_modes.get(merchant_id)
+        if required is None:
+            required = await self._run(paid_orders.requires_payments, merchant_id)
+            self.payment_modes.remember(merchant_id, required)
+        return required
+
+    async def _paid_order(
+        self, caller: merchants.Caller, lines: list[Line], key: str | None
+    ) -> Response:
+        """POST /order for a merchant that requires payments (kitchen/paid_orders.py):
+        the order and its payment saved, then the hold asked of the provider (it blocks:
+        in the thread pool, as the database work)."""
+        merchant_id = caller.merchant_id
+        placed = await self._run(
+            paid_orders.place,
+            self.cycle,
+            self.provider.name,
+            self.settings.payments.hold_minutes,
+            merchant_id,
+            lines,
+            key,
+            caller.key_name,
+        )
+        if placed.needs_hold:
+            try:
+                await self._run(paid_orders.hold, self.cycle, self.provider, placed)
+            except (ProviderUnavailable, PaymentRefused) as exc:
+                log.warning("order %d: no hold made: %s", placed.order.id, exc)
+                self.on_commit()  # the order's cancellation is in the outbox
+                retry = self.settings.payments.retry_seconds
+                raise hold_problem(exc, placed.created, retry) from None
+        order, payment = await self._run(paid_orders.current, merchant_id, placed.order.id)
+        headers = {"Location": f"/order/{order.id}"}
+        if placed.created:
+            metrics.order_accepted()
+        else:
+            headers["Idempotent-Replayed"] = "true"
+        # A replay's lines are the first request's: the same key needs the same lines.
+        return JSONResponse(views.order(order, lines, payment), status_code=201, headers=headers)
 
     async def get_order(self, request: Request) -> Response:
         """One order of the calling merchant.
@@ -443,7 +505,8 @@ class Api:
         return JSONResponse(await self._run(merchants.get, merchant_id, default))
 
     async def patch_merchant(self, request: Request) -> Response:
-        """Change the calling merchant's name, alert address or default threshold.
+        """Change the calling merchant's name, alert address, default threshold, whether
+        its orders must be paid (`payments`) or its currency.
         ---
         summary: Change the calling merchant
         requestBody: {$ref: "#/components/requestBodies/MerchantChange"}
@@ -453,7 +516,9 @@ class Api:
         """
         merchant_id = await self.merchant_of(request)
         change = commands.PatchMerchant.parse(await self._json(request))
-        return JSONResponse(await self._run(merchants.update, merchant_id, change, self.rules))
+        view = await self._run(merchants.update, merchant_id, change, self.rules)
+        self.payment_modes.forget(merchant_id)  # its next order takes the new path
+        return JSONResponse(view)
 
     # -- ingredients and their stock -----------------------------------------------------
 
@@ -676,6 +741,107 @@ class Api:
         await self._run(menu.delete, merchant_id, product_id)
         return Response(status_code=204)
 
+    # -- payments: the provider's webhooks, development's fake card -----------------------
+
+    async def payment_webhook(self, request: Request) -> Response:
+        """What the payment provider tells Kitchen (Stripe-shaped events), signed with the
+        `[payments] webhook_secret` instead of a merchant's key.
+        ---
+        summary: Receive a payment provider's webhook (its signature, no key)
+        description: >-
+          Verified by the `Stripe-Signature` header (`t=<unix seconds>,v1=<hex
+          HMAC-SHA256 of "<t>.<raw body>">`, at most 300 s old; several `v1=` while the
+          secret rotates). The payment is found by the PaymentIntent's id and its
+          `metadata.merchant_id`. The types that move a payment:
+          `payment_intent.amount_capturable_updated` (authorized: the order goes to the
+          kitchen), `payment_intent.payment_failed` (declined: the order is cancelled),
+          `payment_intent.succeeded` (captured), `payment_intent.canceled` (voided) and
+          `charge.refunded`. A payment only moves forward: an event that arrives late
+          changes nothing. An event id already applied, another type, or a payment
+          Kitchen does not know are answered 200 all the same, and change nothing.
+          Answered once the change is committed.
+        security: []
+        parameters:
+          - name: Stripe-Signature
+            in: header
+            required: true
+            schema: {type: string}
+            description: "t=<unix seconds>,v1=<hex signature>[,v1=...]"
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [id, type, data]
+                properties:
+                  id: {type: string, description: "the event's id (evt_...)"}
+                  type: {type: string}
+                  data:
+                    type: object
+                    required: [object]
+                    properties:
+                      object:
+                        type: object
+                        description: the PaymentIntent (a Charge for charge.refunded)
+        responses:
+          "200":
+            description: Received (applied, or nothing to change).
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [received]
+                  properties: {received: {const: true}}
+          "400": {$ref: "#/components/responses/BadRequest"}
+          "413": {$ref: "#/components/responses/TooLarge"}
+        """
+        raw = await self._body(request)
+        signature = request.headers.get("stripe-signature")
+        try:
+            delivery = await self._run(self.webhooks.deliver, raw, signature)
+        except BadSignature as exc:
+            raise Problem(400, "Bad webhook", f"the webhook is refused: {exc}") from None
+        if delivery.moved:
+            self.on_commit()  # events went to the outbox: wake the relay
+        return JSONResponse({"received": True})
+
+    def fake_card(self, action: str) -> Callable[[Request], Awaitable[Response]]:
+        """POST /payments/fake/{payment_id}/authorize and /decline (development only)."""
+
+        async def endpoint(request: Request) -> Response:
+            intent_id = request.path_params["payment_id"]
+            fake = self.settings.payments.provider == "fake"
+            if (
+                self.settings.app.production
+                or not fake
+                or not isinstance(self.provider, FakeProvider)
+            ):
+                detail = 'the fake card is for development with [payments] provider = "fake"'
+                raise Problem(404, "Not found", detail)
+            merchant_id = await self.merchant_of(request)
+            card = webhooks.FakeCard(self.provider, self.webhooks)
+            delivery, view = await self._run(card.use, merchant_id, intent_id, action)
+            if delivery.moved:
+                self.on_commit()
+            return JSONResponse(view)
+
+        what = "authorizes" if action == "authorize" else "declines"
+        endpoint.__doc__ = f"""The fake provider's card {what} the payment.
+        ---
+        summary: The fake card {what} a payment (development only)
+        description: >-
+          Development, with the fake provider, only (404 otherwise). `payment_id` is the
+          payment's `id` as the order shows it (pi_fake_...). The fake provider sends
+          Kitchen the signed webhook Stripe would send, through the same verification as
+          POST /payments/webhook; the answer is the order after it.
+        responses:
+          "200": {{$ref: "#/components/responses/Order"}}
+          "404": {{$ref: "#/components/responses/NotFound"}}
+          "409": {{$ref: "#/components/responses/Conflict"}}
+        """
+        return endpoint
+
     # -- operations ----------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
@@ -773,6 +939,20 @@ class Api:
             content: {application/json: {schema: {type: object}}}
         """
         return JSONResponse(openapi.document(request.app.routes, self.settings.orders))
+
+
+def hold_problem(exc: Exception, cancelled: bool, retry_after: int) -> Problem:
+    """The answer when the provider could not make an order's hold: 503 (down: retry
+    later) or 402 (refused for good, as Stripe answers a valid request that failed).
+    `cancelled`: the request placed the order, and it is cancelled now; otherwise it
+    is a retry, and the order still waits for its hold."""
+    outcome = "the order is cancelled" if cancelled else "the order waits for its payment"
+    if isinstance(exc, ProviderUnavailable):
+        detail = f"payment provider unavailable: {exc}; nothing was charged, {outcome}"
+        headers = {"Retry-After": str(max(1, retry_after))}
+        return Problem(503, "Payment provider unavailable", detail, None, headers)
+    detail = f"the payment provider refused the payment: {exc}; nothing was charged, {outcome}"
+    return Problem(402, "Payment refused", detail)
 
 
 def path_id(raw: str) -> int | None:
@@ -874,6 +1054,12 @@ def build_app(api: Api) -> Starlette:
         Route("/products/{id}", api.get_product, methods=["GET"]),
         Route("/products/{id}", api.patch_product, methods=["PATCH"]),
         Route("/products/{id}", api.delete_product, methods=["DELETE"]),
+        # Payments: the provider's webhooks; the fake card (development only).
+        Route("/payments/webhook", api.payment_webhook, methods=["POST"]),
+        Route(
+            "/payments/fake/{payment_id}/authorize", api.fake_card("authorize"), methods=["POST"]
+        ),
+        Route("/payments/fake/{payment_id}/decline", api.fake_card("decline"), methods=["POST"]),
         Route("/health", api.health, methods=["GET"]),
         Route("/ready", api.ready, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),

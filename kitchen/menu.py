@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from kitchen import views
-from kitchen.commands import CreateProduct, PatchProduct, Recipe
+from kitchen.commands import KEEP, CreateProduct, PatchProduct, Recipe
 from kitchen.db import session, transaction, utcnow
 from kitchen.errors import Conflict, FieldError, Invalid, NotFound
 from kitchen.models import Ingredient, Product, RecipeLine
@@ -60,11 +60,11 @@ def _name_free(merchant_id: int, name: str, product_id: int | None = None) -> No
 
 
 def create(merchant_id: int, new: CreateProduct) -> dict[str, Any]:
-    """POST /products: `{"name", "recipe": [{"ingredient_id", "grams"}]}`."""
+    """POST /products: `{"name", "recipe": [{"ingredient_id", "grams"}], "price"?}`."""
     with transaction():
         _check_ingredients(merchant_id, new.recipe)
         _name_free(merchant_id, new.name)
-        product = Product.create(merchant=merchant_id, name=new.name)
+        product = Product.create(merchant=merchant_id, name=new.name, price=new.price)
         _write_recipe(product, new.recipe)
         return views.product(product, _stock(merchant_id))
 
@@ -89,8 +89,9 @@ def one(merchant_id: int, product_id: int) -> dict[str, Any]:
 
 
 def update(merchant_id: int, product_id: int, change: PatchProduct) -> dict[str, Any]:
-    """PATCH /products/{id}: a new name, or the whole recipe, or both. Orders already
-    applied keep what they took; pending ones are applied with the recipe of the day."""
+    """PATCH /products/{id}: a new name, or the whole recipe, or a price (null removes
+    it), or several. Orders already applied keep what they took; pending ones are
+    applied with the recipe of the day. A paid order keeps the amount it was placed at."""
     name, recipe = change.name, change.recipe
     with transaction():
         product = _get(merchant_id, product_id)
@@ -99,6 +100,9 @@ def update(merchant_id: int, product_id: int, change: PatchProduct) -> dict[str,
         if name is not None:
             _name_free(merchant_id, name, product.id)
             product.name = name
+        if change.price is not KEEP:
+            product.price = change.price
+        if name is not None or change.price is not KEEP:
             product.save()
         if recipe is not None:
             _write_recipe(product, recipe)

@@ -217,8 +217,10 @@ def get(merchant_id: int, default: Fraction) -> dict[str, Any]:
 
 
 def update(merchant_id: int, change: PatchMerchant, rules: inventory.AlertRules) -> dict[str, Any]:
-    """PATCH /merchant: name, alert_email, threshold. A new default threshold settles the
-    alert of every ingredient that follows it, as a change of its own threshold would."""
+    """PATCH /merchant: name, alert_email, threshold, payments, currency. A new default
+    threshold settles the alert of every ingredient that follows it, as a change of its
+    own threshold would. Payments and currency apply to orders placed from then on: a
+    payment keeps the currency it was opened in."""
     name, email, threshold = change.name, change.alert_email, change.threshold
     with transaction():
         merchant = Merchant.get_by_id(merchant_id)
@@ -228,12 +230,22 @@ def update(merchant_id: int, change: PatchMerchant, rules: inventory.AlertRules)
             merchant.alert_email = email
         if threshold is not None:
             merchant.threshold = str(threshold)
+        if change.payments is not None:
+            merchant.payments = change.payments
+        if change.currency is not None:
+            merchant.currency = change.currency
         merchant.save()
         if threshold is not None:
             inventory.settle_followers(merchant, rules)
         changed = [
             f
-            for f, v in (("name", name), ("alert_email", email), ("threshold", threshold))
+            for f, v in (
+                ("name", name),
+                ("alert_email", email),
+                ("threshold", threshold),
+                ("payments", change.payments),
+                ("currency", change.currency),
+            )
             if v is not None
         ]
         # Who changed where alerts go is worth a line: it names the key that acted (logs).

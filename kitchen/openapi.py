@@ -10,7 +10,8 @@ the models use (and from the `[orders]` settings), never from numbers written he
 
 `document` adds what every operation of a kind answers, so that docstrings never repeat
 it: the path parameters (`{id}`); 401 and 503 to each operation that takes a merchant's
-key (one without a `security` of its own); 400, 413, 415 and 422 to each that takes a body.
+key (one without a `security` of its own); 400, 413, 415 and 422 to each of those that
+takes a body.
 """
 
 from __future__ import annotations
@@ -26,10 +27,18 @@ from starlette.routing import BaseRoute
 from starlette.schemas import SchemaGenerator
 
 from kitchen.commands import MAX_AMOUNT
-from kitchen.domain import MAX_GRAMS, MAX_ID, THRESHOLD_PLACES
+from kitchen.domain import MAX_GRAMS, MAX_ID, MAX_ORDER_AMOUNT, MAX_PRICE, THRESHOLD_PLACES
 from kitchen.models import Refund
+from kitchen.payments import STATES as PAYMENT_STATES
 from kitchen.settings import Orders
-from kitchen.validation import EMAIL_LENGTH, KEY_LENGTH, MAX_RECIPE_LINES, NAME_LENGTH, NOTE_LENGTH
+from kitchen.validation import (
+    EMAIL_LENGTH,
+    KEY_LENGTH,
+    MAX_RECIPE_LINES,
+    NAME_LENGTH,
+    NOTE_LENGTH,
+    PAYMENT_MODES,
+)
 from kitchen.views import LEDGER_PAGE, LEDGER_REASONS, MAIL_STATES, MAX_PAGE, ORDER_STATUSES, PAGE
 
 
@@ -101,6 +110,39 @@ EMAIL = {
     "description": "one address in ASCII, like name@example.com (no display name)",
 }
 
+# Payments (issue 18): prices and amounts are integers of the currency's minor units.
+PRICE = {
+    "type": "integer",
+    "minimum": 0,
+    "maximum": MAX_PRICE,
+    "description": "minor units (cents) of the merchant's currency",
+}
+# In requests a price may be null: no price (PATCH: the price is removed).
+PRICE_OR_NULL = {
+    "oneOf": [PRICE, {"type": "null"}],
+    "description": "minor units (cents) of the merchant's currency; null: no price (a "
+    "merchant that requires payments cannot sell the product)",
+}
+AMOUNT = {
+    "type": "integer",
+    "minimum": 0,
+    "maximum": MAX_ORDER_AMOUNT,
+    "description": "minor units (cents)",
+}
+CURRENCY = {
+    "type": "string",
+    "pattern": "^[A-Z]{3}$",
+    "minLength": 3,
+    "maxLength": 3,
+    "examples": ["EUR"],
+    "description": "an ISO 4217 code, upper case",
+}
+PAYMENTS = {
+    "enum": list(PAYMENT_MODES),
+    "description": "required: an order is held at the payment provider before it goes to "
+    "the kitchen, and every product needs a price; off: orders go to the kitchen at once",
+}
+
 
 def schemas(orders: Orders) -> dict[str, Any]:
     """components/schemas: requests as validation takes them, answers as `kitchen.views`
@@ -167,7 +209,7 @@ def schemas(orders: Orders) -> dict[str, Any]:
         },
         "Order": {
             "type": "object",
-            "required": ["id", "status", "lines", "created_at", "processed_at"],
+            "required": ["id", "status", "lines", "created_at", "processed_at", "payment"],
             "properties": {
                 "id": ID,
                 "status": {"enum": list(ORDER_STATUSES)},
@@ -178,23 +220,74 @@ def schemas(orders: Orders) -> dict[str, Any]:
                     "type": ["string", "null"],
                     "description": "the name of the API key that placed it (null: no key)",
                 },
-                "reason": {"type": "string", "description": "why it was rejected"},
+                "reason": {"type": "string", "description": "why it was rejected or cancelled"},
+                "payment": {
+                    "oneOf": [_ref("Payment"), {"type": "null"}],
+                    "description": "null: the order needs no payment (its merchant's "
+                    "payments were off)",
+                },
+            },
+        },
+        "Payment": {
+            "type": "object",
+            "description": "An order's payment: a hold on the card, captured once the kitchen "
+            "applied the order, voided when stock is short.",
+            "required": [
+                "id",
+                "provider",
+                "status",
+                "amount",
+                "currency",
+                "refunded_amount",
+                "client_secret",
+            ],
+            "properties": {
+                "id": {
+                    "type": ["string", "null"],
+                    "description": "the provider's id (pi_...); null until the provider answered",
+                },
+                "provider": {"type": "string", "description": "fake or stripe"},
+                "status": {"enum": list(PAYMENT_STATES)},
+                "amount": {
+                    **AMOUNT,
+                    "description": "the products' prices times the quantities, computed by "
+                    "Kitchen, in minor units",
+                },
+                "currency": CURRENCY,
+                "refunded_amount": AMOUNT,
+                "client_secret": {
+                    "type": ["string", "null"],
+                    "description": "what the till confirms the card with; only while the "
+                    "status is requires_payment",
+                },
             },
         },
         "Merchant": {
             "type": "object",
-            "required": ["id", "name", "alert_email", "threshold"],
+            "required": ["id", "name", "alert_email", "threshold", "payments", "currency"],
             "properties": {
                 "id": ID,
                 "name": {"type": "string"},
                 "alert_email": {"type": "string", "format": "email"},
                 "threshold": THRESHOLD,
+                "payments": PAYMENTS,
+                "currency": CURRENCY,
             },
         },
         "MerchantChange": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"name": NAME, "alert_email": EMAIL, "threshold": THRESHOLD},
+            "properties": {
+                "name": NAME,
+                "alert_email": EMAIL,
+                "threshold": THRESHOLD,
+                "payments": PAYMENTS,
+                "currency": {
+                    **CURRENCY,
+                    "description": "an ISO 4217 code, upper case: of the prices and of the "
+                    "payments opened from then on",
+                },
+            },
         },
         "Ingredient": {
             "type": "object",
@@ -310,11 +403,12 @@ def schemas(orders: Orders) -> dict[str, Any]:
         },
         "Product": {
             "type": "object",
-            "required": ["id", "name", "recipe"],
+            "required": ["id", "name", "recipe", "price"],
             "properties": {
                 "id": ID,
                 "name": {"type": "string"},
                 "recipe": _list("RecipeLine"),
+                "price": {"oneOf": [PRICE, {"type": "null"}], "description": "null: no price"},
                 "can_make": {"type": "integer", "minimum": 0},
                 "deleted_at": TIME,
             },
@@ -323,12 +417,12 @@ def schemas(orders: Orders) -> dict[str, Any]:
             "type": "object",
             "required": ["name", "recipe"],
             "additionalProperties": False,
-            "properties": {"name": NAME, "recipe": recipe},
+            "properties": {"name": NAME, "recipe": recipe, "price": PRICE_OR_NULL},
         },
         "ProductChange": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"name": NAME, "recipe": recipe},
+            "properties": {"name": NAME, "recipe": recipe, "price": PRICE_OR_NULL},
         },
         "Seeded": {
             "type": "object",
@@ -504,6 +598,20 @@ def base(orders: Orders) -> dict[str, Any]:
                 ),
                 "Invalid": _problem("JSON of the wrong shape; `errors` names each field."),
                 "Unavailable": _problem("The database is unavailable; nothing was saved, retry."),
+                "OrderUnavailable": {
+                    **_problem(
+                        "The database is unavailable (nothing was saved), or, for a merchant "
+                        "that requires payments, the payment provider is: nothing was "
+                        "charged, the order is cancelled; retry (the same Idempotency-Key "
+                        "places a new order) after Retry-After seconds. (A retry of an order "
+                        "placed already leaves it waiting for its hold.)"
+                    ),
+                    "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+                },
+                "PaymentRefused": _problem(
+                    "The payment provider refused the payment (a merchant that requires "
+                    "payments): nothing was charged, the order is cancelled."
+                ),
                 "Order": _json(_ref("Order"), "The order."),
                 "Orders": _json(_list("Order"), "Orders, newest first."),
                 "Alerts": _json(
@@ -565,7 +673,9 @@ def document(routes: list[BaseRoute], orders: Orders | None = None) -> dict[str,
             responses = {str(k): v for k, v in operation["responses"].items()}
             if "security" not in operation:
                 responses = {**KEYED, **responses}
-            if "requestBody" in operation:
+            if "requestBody" in operation and "security" not in operation:
+                # The JSON bodies of the merchant's endpoints (Api._json). The webhook's
+                # raw, signed body states its own.
                 responses = {**WITH_BODY, **responses}
             operation["responses"] = dict(sorted(copy.deepcopy(responses).items()))
     data: dict[str, Any] = json.loads(json.dumps(schema))

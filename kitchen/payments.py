@@ -39,7 +39,7 @@ from kitchen.errors import Conflict, FieldError, Invalid, NotFound
 from kitchen.events import OrderCreated, OrderEvent
 from kitchen.inventory import ingredient_state
 from kitchen.models import Ingredient, LedgerEntry, Merchant, Order, Payment, Refund
-from kitchen.providers import Provider
+from kitchen.providers import Intent, Provider
 
 log = logging.getLogger(__name__)
 
@@ -210,12 +210,30 @@ class Cycle:
 
     # -- what the provider says (webhooks, and the worker's answers) ----------------------
 
-    def authorized(self, merchant_id: int, payment_id: int) -> bool:
+    def authorized(self, merchant_id: int, payment_id: int, held: Intent | None = None) -> bool:
         """The hold exists: the order goes to the kitchen (ORDER_CREATED), unless it was
-        cancelled meanwhile, in which case the hold is voided. Returns whether it moved."""
+        cancelled meanwhile, in which case the hold is voided. Returns whether it moved.
+        `held`, the provider's word: a hold for less than the order's amount, or in
+        another currency, pays for nothing (logged; the order waits, then expires)."""
         with transaction():
             payment = self._lock(merchant_id, payment_id)
-            if payment is None or not self._move(payment, P.AUTHORIZED):
+            if payment is None:
+                return False
+            if held is not None and (
+                held.amount < payment.amount or held.currency != payment.currency
+            ):
+                log.error(
+                    "payment %d: the provider holds %d %s, the order costs %d %s: not "
+                    "sent to the kitchen",
+                    payment.id,
+                    held.amount,
+                    held.currency,
+                    payment.amount,
+                    payment.currency,
+                    extra={"order_id": payment.order_id, "merchant_id": merchant_id},
+                )
+                return False
+            if not self._move(payment, P.AUTHORIZED):
                 return False
             order = _order(merchant_id, payment.order_id)
             self._event(OrderEvent.AUTHORIZED, payment)
@@ -262,6 +280,11 @@ class Cycle:
             if not self._move(payment, status):
                 return False
             self._event(OrderEvent.VOIDED, payment)
+            # Cancelled at the provider before any hold (its dashboard, its own expiry):
+            # the order would wait for a payment that can no longer come.
+            order = _order(merchant_id, payment.order_id)
+            if order.status == Order.AWAITING_PAYMENT:
+                self._cancel_order(order, "cancelled: the payment was cancelled")
             return True
 
     def capture_refused(self, merchant_id: int, payment_id: int, reason: str) -> bool:

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 
 import stripe
 
+from kitchen.domain import is_id
+
 # PaymentIntent states, as Stripe names them.
 REQUIRES_PAYMENT_METHOD = "requires_payment_method"
 REQUIRES_CAPTURE = "requires_capture"  # the hold exists: authorized
@@ -153,6 +155,11 @@ def parse_event(payload: bytes, header: str | None, secret: str) -> Event:
         raise BadSignature(str(exc).split(". ")[0]) from None
     except UnicodeDecodeError:
         raise BadSignature("the body is not UTF-8") from None
+    # The stripe package lets a timestamp in the future through: signed "later" would
+    # stretch a captured event's replay window past the 300 s.
+    t = next(int(p.split("=")[1]) for p in header.split(",") if p.split("=")[0] == "t")
+    if t > time.time() + TOLERANCE_SECONDS:
+        raise BadSignature("Timestamp outside the tolerance zone (in the future)")
     try:
         body = json.loads(payload)
         obj = body["data"]["object"]
@@ -207,6 +214,9 @@ def _metadata(value: Any) -> dict[str, str]:
 
 
 def _int(value: str | None) -> int | None:
-    if value is None or not value.isdigit() or len(value) > 19:
+    """An id from metadata: ASCII digits only ("²" is a digit to isdigit, not to int),
+    within what the id columns hold."""
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 19:
         return None
-    return int(value)
+    number = int(value)
+    return number if is_id(number) else None

@@ -59,7 +59,7 @@ def reconcile(
             log.warning("reconcile: payment %d: %s", payment_id, exc)
             continue
         if intent.status in (providers.REQUIRES_CAPTURE, providers.SUCCEEDED):
-            moved += cycle.authorized(merchant_id, payment_id)
+            moved += cycle.authorized(merchant_id, payment_id, intent)
         elif intent.status == providers.CANCELED:
             moved += cycle.hold_failed(merchant_id, payment_id, "cancelled at the provider")
     if moved:

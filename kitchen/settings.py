@@ -30,7 +30,8 @@ class App:
     # development: a request without a key acts as the default merchant, and POST
     # /order/seed works. production: every endpoint needs a merchant's key but /health,
     # /ready, /openapi.json, the dashboard page (/) and its files (/static/...), which
-    # need none, and /metrics, which needs the [metrics] token instead.
+    # need none, and /metrics, which needs the [metrics] token instead, and POST
+    # /payments/webhook, which needs the payment provider's signature.
     env: str = "development"
 
     @property

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from kitchen.domain import MAX_GRAMS, MAX_ID, THRESHOLD_PLACES, Line, threshold
+from kitchen.domain import MAX_GRAMS, MAX_ID, MAX_PRICE, THRESHOLD_PLACES, Line, threshold
 from kitchen.errors import FieldError, Invalid, InvalidOrder, MalformedBody
 from kitchen.events import decode_json
 
@@ -22,6 +22,11 @@ NAME_LENGTH = 100  # merchants, ingredients, products
 NOTE_LENGTH = 500  # a restock, count or waste
 MAX_RECIPE_LINES = 100  # lines of a product's recipe
 KEY_LENGTH = 255  # an Idempotency-Key header
+# A merchant's `payments`: "off" (orders go to the kitchen at once, unpaid) or
+# "required" (an order waits for its payment's hold: kitchen/paid_orders.py).
+PAYMENTS_OFF, PAYMENTS_REQUIRED = PAYMENT_MODES = ("off", "required")
+# An ISO 4217 currency code's shape (whether the provider takes it is the provider's to say).
+CURRENCY = re.compile("[A-Z]{3}")
 
 
 class Body:
@@ -99,6 +104,46 @@ class Body:
             )
             return None
         return stored
+
+    def price(self, name: str) -> int | None:
+        """An optional price in minor units (cents), 0 to MAX_PRICE; null: no price. Use
+        `has(name)` to tell null from absent."""
+        value = self._get(name, False)
+        if value is None:
+            return None
+        if type(value) is not int or not 0 <= value <= MAX_PRICE:
+            self.errors.append(
+                FieldError(
+                    name,
+                    f"must be an integer of minor units (cents) from 0 to {MAX_PRICE}, "
+                    "or null for no price",
+                )
+            )
+            return None
+        return int(value)
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str | None:
+        """An optional value of `choices` (null: not given)."""
+        value = self._get(name, False)
+        if value is None:
+            return None
+        if not isinstance(value, str) or value not in choices:
+            self.errors.append(FieldError(name, f"must be one of {', '.join(choices)}"))
+            return None
+        return value
+
+    def currency(self, name: str) -> str | None:
+        """An optional ISO 4217 code: three upper-case letters (EUR, USD, JPY); null: not
+        given."""
+        value = self._get(name, False)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not CURRENCY.fullmatch(value):
+            self.errors.append(
+                FieldError(name, "must be an ISO 4217 currency code: three upper-case letters")
+            )
+            return None
+        return value
 
     def email(self, name: str, required: bool = True) -> str | None:
         value = self._get(name, required)

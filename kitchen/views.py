@@ -23,6 +23,7 @@ from kitchen.models import (
     Notification,
     Order,
     OrderLine,
+    Payment,
     Product,
     RecipeLine,
     Refund,
@@ -30,7 +31,13 @@ from kitchen.models import (
 
 # What an order's status and a ledger entry's reason may be (GET /orders?status= takes
 # the first; the OpenAPI enums are these).
-ORDER_STATUSES = (Order.PENDING, Order.APPLIED, Order.REJECTED)
+ORDER_STATUSES = (
+    Order.PENDING,
+    Order.APPLIED,
+    Order.REJECTED,
+    Order.AWAITING_PAYMENT,
+    Order.CANCELLED,
+)
 LEDGER_REASONS = (
     LedgerEntry.INITIAL,
     LedgerEntry.ORDER,
@@ -72,8 +79,9 @@ class OrderRow(Protocol):
     def key_name(self) -> Any: ...
 
 
-def order(o: OrderRow, lines: Iterable[Line]) -> dict[str, Any]:
-    """An order as the API shows it, in the 201 of POST /order and in GET /order/{id}."""
+def order(o: OrderRow, lines: Iterable[Line], paid: Payment | None = None) -> dict[str, Any]:
+    """An order as the API shows it, in the 201 of POST /order and in GET /order/{id};
+    `paid` its payment (a merchant that requires payments), shown as `payment`."""
     view: dict[str, Any] = {
         "id": o.id,
         "status": o.status,
@@ -81,10 +89,35 @@ def order(o: OrderRow, lines: Iterable[Line]) -> dict[str, Any]:
         "created_at": iso(o.created_at),
         "processed_at": iso(o.processed_at),
         "key": o.key_name,  # the name of the API key that placed it; null without a key
+        "payment": payment(paid) if paid is not None else None,
     }
     if o.reason:
         view["reason"] = o.reason
     return view
+
+
+def payment(p: Payment) -> dict[str, Any]:
+    """A payment as the API shows it, in its order's view: `id` is the provider's (null
+    until the provider answered); `client_secret`, for the till to confirm the card with,
+    only while the payment waits for it."""
+    return {
+        "id": p.provider_id,
+        "provider": p.provider,
+        "status": p.status,
+        "amount": p.amount,
+        "currency": p.currency,
+        "refunded_amount": p.refunded_amount,
+        "client_secret": p.client_secret if p.status == Payment.REQUIRES_PAYMENT else None,
+    }
+
+
+def payments_of(merchant_id: int, order_ids: list[int]) -> dict[int, Payment]:
+    """The payments of these orders of the merchant, by order id: one query (the
+    merchant's partition) for a whole page."""
+    if not order_ids:
+        return {}
+    found = Payment.select().where(Payment.merchant == merchant_id, Payment.order.in_(order_ids))
+    return {p.order_id: p for p in found}
 
 
 def order_by_id(order_id: int, merchant_id: int) -> dict[str, Any] | None:
@@ -96,7 +129,8 @@ def order_by_id(order_id: int, merchant_id: int) -> dict[str, Any] | None:
             OrderLine.merchant == merchant_id, OrderLine.order == order_id
         )
         rows = rows.order_by(OrderLine.id)
-        return order(found, [Line(r.product_id, r.quantity) for r in rows])
+        paid = payments_of(merchant_id, [order_id]).get(order_id)
+        return order(found, [Line(r.product_id, r.quantity) for r in rows], paid)
 
 
 def recent_orders(
@@ -118,7 +152,8 @@ def recent_orders(
             )
             for r in found.order_by(OrderLine.id):
                 lines[r.order_id].append(Line(r.product_id, r.quantity))
-        return [order(o, lines[o.id]) for o in rows]
+        paid = payments_of(merchant_id, [o.id for o in rows])
+        return [order(o, lines[o.id], paid.get(o.id)) for o in rows]
 
 
 def alert(a: Alert, ingredient_name: str, mail: Notification | None) -> dict[str, Any]:
@@ -172,6 +207,7 @@ def product(p: Product, stock: dict[int, int] | None = None) -> dict[str, Any]:
         "id": p.id,
         "name": p.name,
         "recipe": [{"ingredient_id": r.ingredient_id, "grams": r.grams} for r in recipe],
+        "price": p.price,  # minor units of the merchant's currency; null: no price
     }
     if stock is not None:
         shown["can_make"] = min(
@@ -203,6 +239,8 @@ def merchant(m: Merchant, default_threshold: Fraction) -> dict[str, Any]:
         "name": m.name,
         "alert_email": m.alert_email,
         "threshold": float(Fraction(m.threshold or default_threshold)),
+        "payments": m.payments,
+        "currency": m.currency,
     }
 
 

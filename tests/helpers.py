@@ -36,6 +36,7 @@ from app import Kitchen
 from kitchen import inventory
 from kitchen.db import session
 from kitchen.models import Ingredient, Order
+from kitchen.providers import Provider
 from kitchen.seed import BURGER, REFERENCE_STOCK
 
 REAL_DATABASE = os.environ.get("KITCHEN_TEST_DATABASE_URL", "")
@@ -78,10 +79,13 @@ def seed_reference(api: TestClient | httpx.Client, status: int = 201) -> Seeded:
     return Seeded.from_answer(r.json())
 
 
-def client(kitchen: Kitchen, key: str | None = None) -> TestClient:
-    """An HTTP client of `kitchen`'s app, as the merchant whose key is `key` (none: keyless)."""
+def client(
+    kitchen: Kitchen, key: str | None = None, provider: Provider | None = None
+) -> TestClient:
+    """An HTTP client of `kitchen`'s app, as the merchant whose key is `key` (none: keyless);
+    `provider`: a payment provider in place of the settings' (one that fails, say)."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return TestClient(kitchen.web_app(), headers=headers)
+    return TestClient(kitchen.web_app(provider), headers=headers)
 
 
 def burgers(api: TestClient, quantity: int, applied: bool = False) -> dict[str, Any]:

@@ -120,6 +120,8 @@ def test_patch_merchant(api: TestClient) -> None:
         "name": "default",
         "alert_email": "chef@example.com",
         "threshold": 0.25,
+        "payments": "off",
+        "currency": "EUR",
     }
     bad = api.patch("/merchant", json={"alert_email": "nobody", "threshold": 1.5, "x": 1})
     assert bad.status_code == 422
@@ -237,6 +239,8 @@ def test_renaming_the_default_merchant_keeps_it_after_a_restart(
             "name": "Chez Default",
             "alert_email": "",
             "threshold": 0.5,
+            "payments": "off",
+            "currency": "EUR",
         }
         assert len(c.get("/ingredients").json()) == 3  # its stock, reachable without a key
     with session():

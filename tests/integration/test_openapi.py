@@ -80,8 +80,11 @@ def test_bodies_and_problem_responses(document: dict[str, Any]) -> None:
     assert "Problem" in document["components"]["schemas"]
     responses = document["components"]["responses"]
     for (path, method), op in operations(document).items():
-        if method in ("POST", "PATCH") and path != "/order/seed":
+        # The seed and the fake card take no body; the webhook's is raw and signed.
+        bodiless = path == "/order/seed" or path.startswith("/payments/fake/")
+        if method in ("POST", "PATCH") and not bodiless:
             assert "requestBody" in op, f"{method} {path} documents no request body"
+        if "requestBody" in op and path != "/payments/webhook":
             assert "415" in op["responses"], f"{method} {path} documents no 415"
         for status, response in op["responses"].items():
             if int(status) < 400 or path == "/ready":
@@ -94,7 +97,11 @@ def test_bodies_and_problem_responses(document: dict[str, Any]) -> None:
             assert schema == {"$ref": "#/components/schemas/Problem"}
     open_ones = {p for (p, _), op in operations(document).items() if op.get("security") == []}
     # The dashboard page holds no data: its script asks for the key.
-    assert open_ones == {"/health", "/ready", "/openapi.json", "/"}
+    assert open_ones == {"/health", "/ready", "/openapi.json", "/", "/payments/webhook"}
+    # The webhook is signed instead: it states the 400 and 413 it answers, and no 415 or
+    # 422 (any content type, no field to name).
+    webhook = operations(document)[("/payments/webhook", "POST")]
+    assert sorted(webhook["responses"]) == ["200", "400", "413"]
     # /metrics takes the scrape token, not a merchant's key.
     assert operations(document)[("/metrics", "GET")]["security"] == [{"metrics_token": []}]
     assert document["components"]["securitySchemes"]["metrics_token"]["scheme"] == "bearer"
@@ -114,7 +121,9 @@ def test_list_endpoints_state_their_query_parameters(document: dict[str, Any]) -
         assert query == names
         assert "422" in op["responses"], path  # an unknown query parameter
     status = next(p for p in parameters(document, ops[("/orders", "GET")]) if p["name"] == "status")
-    assert status["schema"] == {"enum": ["pending", "applied", "rejected"]}
+    assert status["schema"] == {
+        "enum": ["pending", "applied", "rejected", "awaiting_payment", "cancelled"]
+    }
 
 
 def test_real_answers_match_their_schemas(
@@ -150,6 +159,19 @@ def test_real_answers_match_their_schemas(
     check({"products": [{"product_id": 1, "quantity": 2}]}, "NewOrder")
     with pytest.raises(jsonschema.ValidationError):
         check({"products": [{"product_id": 1, "quantity": 0}]}, "NewOrder")
+
+    # A merchant that requires payments: its products' prices, its orders' payments.
+    assert api.patch(f"/products/{seeded.burger}", json={"price": 850}).status_code == 200
+    check(api.get(f"/products/{seeded.burger}").json(), "Product")
+    merchant = api.patch("/merchant", json={"payments": "required", "currency": "USD"})
+    check(merchant.json(), "Merchant")
+    paid = api.post("/order", json=seeded.order(2))
+    assert paid.status_code == 201, paid.text
+    check(paid.json(), "Order")
+    assert paid.json()["payment"]["client_secret"]
+    check(api.get(f"/order/{paid.json()['id']}").json(), "Order")
+    for each in api.get("/orders").json():
+        check(each, "Order")
 
 
 def test_the_seed_answers_as_the_lists_do(make_kitchen: Callable[..., Kitchen]) -> None:
@@ -260,6 +282,9 @@ def cases(doc: dict[str, Any], schema: dict[str, Any], at: Path, values: Values)
     for name, prop in schema["properties"].items():
         prop = resolve(doc, prop)
         field = (*at, name)
+        if {"type": "null"} in prop.get("oneOf", []):  # null is a value of its own (a price)
+            found.append(Case(field, None, "ok", "null"))
+            [prop] = [resolve(doc, p) for p in prop["oneOf"] if p != {"type": "null"}]
         kind = prop.get("type")
         if "enum" in prop:
             found += [Case(field, v, "ok", "in the enum") for v in prop["enum"]]
@@ -275,6 +300,15 @@ def cases(doc: dict[str, Any], schema: dict[str, Any], at: Path, values: Values)
                 Case(field, high, top, "maximum"),
                 Case(field, low - step, "bad", "minimum - 1"),
                 Case(field, high + step, "bad", "maximum + 1"),
+            ]
+        elif kind == "string" and "pattern" in prop:
+            # A code of a stated shape (a currency): its example, and the example spoilt.
+            [good] = prop["examples"][:1]
+            found += [
+                Case(field, good, "ok", "the example"),
+                Case(field, good.lower(), "bad", "not the pattern"),
+                Case(field, good + good[0], "bad", "maxLength + 1"),
+                Case(field, good[:-1], "bad", "minLength - 1"),
             ]
         elif kind == "string":
             assert "maxLength" in prop, f"{shown(field)} states no maxLength"
@@ -409,7 +443,12 @@ def test_each_request_schema_states_what_validation_accepts(
         ("/order/{id}/cancel", "POST"): lambda: (f"/order/{unpaid_order()}/cancel", {}),
         ("/order/{id}/refund", "POST"): lambda: (f"/order/{captured_order()}/refund", {}),
     }
-    with_body = {key for key, op in operations(document).items() if "requestBody" in op}
+    # The webhook's body is the provider's event, signed (tests/integration/test_webhooks.py).
+    with_body = {
+        key
+        for key, op in operations(document).items()
+        if "requestBody" in op and key != ("/payments/webhook", "POST")
+    }
     assert set(targets) == with_body, "an operation that takes a body has no target here"
 
     probed = 0
