@@ -31,7 +31,7 @@ from kitchen.models import (
 from kitchen.payments import Cycle
 from kitchen.providers import CANCELED, REQUIRES_CAPTURE, SUCCEEDED, Intent
 from kitchen.seed import REFERENCE_STOCK
-from tests.helpers import eventually, read_topic, stock_after
+from tests.helpers import client, eventually, read_topic, seed_reference, stock_after
 from tests.paid_orders import Counting, Paid, paid_order, seed_kitchen
 
 
@@ -382,3 +382,37 @@ def test_a_payment_the_cycle_will_not_move_is_retried_later_not_in_a_loop(
     assert payment.next_attempt_at >= before + datetime.timedelta(seconds=60)
     assert payment.claimed_until is None
     assert settler.settle_once() == 0  # not due again for a minute
+
+
+def test_over_http_a_paid_order_is_captured_then_refunded(kitchen: Kitchen) -> None:
+    """The walkthrough to its end: placed, held by the fake card, cooked, captured by the
+    payments role; then refunded in part, and the rest."""
+    with client(kitchen) as api:
+        seeded = seed_reference(api)
+        assert api.patch(f"/products/{seeded.burger}", json={"price": 1250}).status_code == 200
+        assert api.patch("/merchant", json={"payments": "required"}).status_code == 200
+        order = api.post("/order", json=seeded.order(2)).json()
+        intent_id = order["payment"]["id"]
+        assert api.post(f"/payments/fake/{intent_id}/authorize").status_code == 200
+
+        def payment() -> dict[str, Any]:
+            view: dict[str, Any] = api.get(f"/order/{order['id']}").json()["payment"]
+            return view
+
+        eventually(lambda: payment()["status"] == "captured")
+        assert api.get(f"/order/{order['id']}").json()["status"] == "applied"
+        assert (payment()["amount"], payment()["refunded_amount"]) == (2500, 0)
+
+        r = api.post(f"/order/{order['id']}/refund", json={"amount": 1000, "reason": "cold"})
+        assert r.status_code == 202, r.text
+        eventually(lambda: payment()["status"] == "partially_refunded")
+        assert payment()["refunded_amount"] == 1000
+        assert api.post(f"/order/{order['id']}/refund", json={}).status_code == 202
+        eventually(lambda: payment()["status"] == "refunded")
+        assert payment()["refunded_amount"] == 2500
+    with session():
+        intent = FakeIntent.get(FakeIntent.intent_id == intent_id)
+        keys = [r.key for r in FakeRequest.select()]
+    assert (intent.amount_received, intent.amount_refunded) == (2500, 2500)
+    assert sum(1 for k in keys if k.endswith("-capture")) == 1
+    assert sum(1 for k in keys if "-refund-" in k) == 2
