@@ -63,6 +63,8 @@ CANCELLABLE = (Order.AWAITING_PAYMENT, Order.PENDING)
 
 def provider_for(settings: config.Payments) -> Provider:
     """The provider the settings name (`[payments] provider`)."""
+    if settings.provider == "none":
+        return providers.NoProvider()
     if settings.provider == "stripe":
         from kitchen.stripe_provider import StripeProvider
 
