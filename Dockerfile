@@ -65,7 +65,8 @@ ENV KITCHEN_APP_ENV=production \
     KITCHEN_HTTP_HOST=0.0.0.0 \
     KITCHEN_HTTP_PORT=8000 \
     KITCHEN_DATABASE_URL=sqlite:////app/data/kitchen.db \
-    KITCHEN_MAIL_FOLDER=/app/data/mail
+    KITCHEN_MAIL_FOLDER=/app/data/mail \
+    KITCHEN_PAYMENTS_PROVIDER=none
 
 # 10001 is `kitchen`; numeric so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001

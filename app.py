@@ -35,12 +35,14 @@ from kitchen import (
     notifications,
     orders,
     outbox,
+    payment_worker,
+    payments,
     processing,
     scheduler,
 )
 from kitchen import settings as config
 from kitchen.db import bind, is_data_error
-from kitchen.events import Handler, Notify, OrderCreated
+from kitchen.events import Handler, Notify, OrderCreated, OrderEvent
 from kitchen.http import Api, build_app
 from kitchen.intake import Intake
 from kitchen.kafka import BrokerUnreachable, ConsumerWorker, EmbeddedKafka, Publisher, ensure_topics
@@ -69,6 +71,7 @@ class Kitchen:
         self.workers: list[ConsumerWorker[Any]] = []
         self.jobs: BackgroundScheduler | None = None
         self.sender: notifications.Sender | None = None  # the notification role's mail
+        self.settler: payment_worker.Settler | None = None  # the payments role's calls
         self.bootstrap_servers = settings.kafka.bootstrap_servers
         self.merchant_id = 0
         # Set once the relay and consumers run (at once, or when Kafka first answers).
@@ -85,7 +88,7 @@ class Kitchen:
         s = self.settings
         self.merchant_id = open_database(s)
         k = s.kafka
-        topics = [k.order_created_topic, k.notify_topic]
+        topics = [k.order_created_topic, k.notify_topic, k.order_events_topic]
         topics += [f"{t}.dlq" for t in topics]
         if k.embedded:
             self.embedded = EmbeddedKafka()
@@ -128,7 +131,9 @@ class Kitchen:
                     k.processing_group,
                     k.order_created_topic,
                     OrderCreated.decode,
-                    processing.order_created_handler(k.notify_topic, threshold, self.wake_relay),
+                    processing.order_created_handler(
+                        k.notify_topic, k.order_events_topic, threshold, self.wake_relay
+                    ),
                 )
             )
         if s.roles.notification:
@@ -146,6 +151,27 @@ class Kitchen:
                     notifications.notify_handler(threshold, self.sender.wake),
                 )
             )
+        if s.roles.payments:
+            # Provider calls go out from their own thread, as mail does: the consumer only
+            # records what is owed.
+            cycle, provider = payments.Cycle.of(s), payments.provider_for(s.payments)
+            self.settler = payment_worker.Settler(
+                provider,
+                cycle,
+                s.payments.retry_seconds,
+                s.payments.retry_max_seconds,
+            )
+            self.workers.append(
+                self._worker(
+                    "payments",
+                    k.payments_group,
+                    k.order_events_topic,
+                    OrderEvent.decode,
+                    payment_worker.order_events_handler(cycle, self.settler.wake),
+                )
+            )
+            job = payment_worker.jobs(cycle, provider, self.settler)
+            jobs.append((logs.in_role("payments", job), payment_worker.EVERY))
         if k.embedded or not self._kafka_roles():
             self._start_kafka_roles()
         else:
@@ -161,6 +187,8 @@ class Kitchen:
             self.jobs = scheduler.start(jobs)
         if self.sender is not None:
             self.sender.start()
+        if self.settler is not None:
+            self.settler.start()
         if s.app.production:
             log.info("production mode: every request needs a merchant's key")
         else:
@@ -282,6 +310,8 @@ class Kitchen:
         parts = {w.name: w.ready for w in self.workers}
         if self.relay is not None:
             parts["relay"] = self.relay.ready
+        if self.settler is not None:
+            parts["payments-settler"] = self.settler.ready
         return parts
 
     def web_app(self, provider: Provider | None = None) -> Starlette:
@@ -311,6 +341,8 @@ class Kitchen:
             self.jobs.shutdown(wait=True)
         if self.sender is not None:
             self.sender.stop(self.settings.mail.claim_seconds)  # a send is cut before that
+        if self.settler is not None:
+            self.settler.stop()
         if self.settings.roles.api:
             with contextlib.suppress(pw.DatabaseError):  # a last use is not worth a failed stop
                 self.key_uses.flush()

@@ -71,6 +71,7 @@ from kitchen.kafka import (  # noqa: E402
 from kitchen.models import Alert, Ingredient, LedgerEntry, Merchant, Order, OrderLine, Outbox  # noqa: E402
 
 NOTIFY_TOPIC = "bench-notify"
+EVENTS_TOPIC = "bench-order-events"
 THRESHOLD = Fraction(1, 2)
 # The stock of each ingredient is this many times what the orders take: they leave 40 %
 # of it, so the last orders cross the 50 % threshold, once per ingredient.
@@ -272,7 +273,7 @@ def consumer_process(
         group,
         [topic],
         OrderCreated.decode,
-        processing.order_created_handler(NOTIFY_TOPIC, THRESHOLD),
+        processing.order_created_handler(NOTIFY_TOPIC, EVENTS_TOPIC, THRESHOLD),
         batch,
         unusable=db.is_data_error,
     )
@@ -357,7 +358,7 @@ class NaiveConsumer:
                 if message is None or message.error() is not None:
                     continue
                 order = OrderCreated.decode(message.value())
-                processing.apply_orders([order.id], NOTIFY_TOPIC, THRESHOLD)
+                processing.apply_orders([order.id], NOTIFY_TOPIC, EVENTS_TOPIC, THRESHOLD)
                 self.consumer.commit(message=message, asynchronous=False)
                 applied += 1
         finally:

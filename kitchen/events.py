@@ -51,8 +51,13 @@ def _object(raw: bytes | None, name: str) -> dict[str, Any]:
     return payload
 
 
+# One encoder for every event: json.dumps given separators builds a new one per call, a
+# third of the cost of encoding an event (processing encodes one per order).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def _encode(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, separators=(",", ":"))
+    return _ENCODER.encode(payload)
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,13 @@ class OrderEvent:
         return _encode(
             {"type": self.type, "id": self.id, "merchant_id": self.merchant_id, **self.details}
         )
+
+    @staticmethod
+    def applied(order_id: int, merchant_id: int) -> str:
+        """ORDER_APPLIED of an order, encoded: the same text as encode() makes, formatted
+        rather than built as JSON, since processing writes one per order it applies
+        (encoding each cost as much as the rest of announcing a batch, measured)."""
+        return f'{{"type":"ORDER_APPLIED","id":{int(order_id)},"merchant_id":{int(merchant_id)}}}'
 
     @classmethod
     def decode(cls, raw: bytes | None) -> OrderEvent:

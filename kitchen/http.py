@@ -84,7 +84,7 @@ from kitchen.intake import Intake
 from kitchen.models import LedgerEntry
 from kitchen.providers import BadSignature, PaymentRefused, Provider, ProviderUnavailable
 from kitchen.settings import Settings
-from kitchen.validation import KEY_LENGTH, decode_body, parse_order
+from kitchen.validation import KEY_LENGTH, PAYMENTS_REQUIRED, decode_body, parse_order
 
 log = logging.getLogger(__name__)
 
@@ -516,6 +516,14 @@ class Api:
         """
         merchant_id = await self.merchant_of(request)
         change = commands.PatchMerchant.parse(await self._json(request))
+        if change.payments == PAYMENTS_REQUIRED and self.settings.payments.provider == "none":
+            raise Invalid(
+                [
+                    FieldError(
+                        "payments", "this Kitchen takes no payments ([payments] provider = none)"
+                    )
+                ]
+            )
         view = await self._run(merchants.update, merchant_id, change, self.rules)
         self.payment_modes.forget(merchant_id)  # its next order takes the new path
         return JSONResponse(view)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from kitchen import domain, metrics, outbox
+from kitchen import domain, metrics, outbox, providers
 from kitchen import settings as config
 from kitchen.db import locked, session, transaction, utcnow
 from kitchen.errors import Conflict, FieldError, Invalid, NotFound
@@ -63,6 +63,8 @@ CANCELLABLE = (Order.AWAITING_PAYMENT, Order.PENDING)
 
 def provider_for(settings: config.Payments) -> Provider:
     """The provider the settings name (`[payments] provider`)."""
+    if settings.provider == "none":
+        return providers.NoProvider()
     if settings.provider == "stripe":
         from kitchen.stripe_provider import StripeProvider
 
@@ -232,6 +234,13 @@ class Cycle:
                     payment.currency,
                     extra={"order_id": payment.order_id, "merchant_id": merchant_id},
                 )
+                return False
+            if payment.status in (P.FAILED, P.EXPIRED, P.VOIDED) and held is not None:
+                # A card held after its payment ended (declined, then a second card on the
+                # same intent; or late): no order will use it, so it is released.
+                if held.status == providers.REQUIRES_CAPTURE and payment.action is None:
+                    self._owe(payment, P.VOID)
+                    return True
                 return False
             if not self._move(payment, P.AUTHORIZED):
                 return False

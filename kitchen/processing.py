@@ -3,7 +3,10 @@
 Deltas are summed per ingredient and written once per batch. An order that is no longer
 `pending` is skipped, so a redelivered or duplicated ORDER_CREATED changes nothing.
 Rows are locked in order (orders by merchant then id, then ingredients by id) so that
-several consumers never deadlock and never lose an update.
+several consumers never deadlock and never lose an update. Every order applied or
+rejected is announced on `order_events` (ORDER_APPLIED / ORDER_REJECTED, for every
+merchant: the payments role captures or voids on them), through the outbox in the
+batch's transaction, in one insert for the batch.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ import peewee as pw
 
 from kitchen import alerts, domain, metrics
 from kitchen.db import among, bulk_insert, locked, transaction, tuples, utcnow
-from kitchen.events import Handler, OrderCreated, Received
+from kitchen.events import Handler, OrderCreated, OrderEvent, Received
 from kitchen.inventory import ingredient_state
 from kitchen.models import Ingredient, LedgerEntry, Merchant, Order, OrderLine, RecipeLine
+from kitchen.orders import OUTBOX_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +55,13 @@ class BatchResult:
 def apply_orders(
     order_ids: list[int],
     notify_topic: str,
+    events_topic: str,
     threshold: Fraction,
     merchant_of: Mapping[int, int] | None = None,
 ) -> BatchResult:
-    """Apply the pending orders among `order_ids`, all in one transaction. `merchant_of`
-    names the merchant of the orders whose event said it (see `_lock_orders`)."""
+    """Apply the pending orders among `order_ids`, all in one transaction, with their
+    ORDER_APPLIED / ORDER_REJECTED on `events_topic`. `merchant_of` names the merchant of
+    the orders whose event said it (see `_lock_orders`)."""
     ids = sorted(set(order_ids))
     with transaction():
         orders = _lock_orders(ids, merchant_of or {})
@@ -82,6 +88,7 @@ def apply_orders(
         rejected_by: Counter[str] = Counter()
         notes: list[tuple[str, tuple[object, ...], dict[str, int]]] = []  # logged once committed
         ledger: list[tuple[object, ...]] = []
+        events: list[tuple[object, ...]] = []  # the batch's order_events outbox rows
         now = utcnow()
         # (merchant, status, reason) -> the orders that end so: one UPDATE per group, not
         # peewee's bulk_update, whose CASE of 500 branches cost more to build than to run.
@@ -91,6 +98,14 @@ def apply_orders(
             status = Order.APPLIED if outcome.applied else Order.REJECTED
             outcomes[(merchant_id, status, outcome.reason)].append(order_id)
             (applied if outcome.applied else rejected).append(order_id)
+            payload = (
+                OrderEvent.applied(order_id, merchant_id)
+                if outcome.applied
+                else OrderEvent(
+                    OrderEvent.REJECTED, order_id, merchant_id, {"reason": outcome.reason}
+                ).encode()
+            )
+            events.append((merchant_id, events_topic, str(merchant_id), payload, order_id, now))
             if not outcome.applied:
                 rejected_by[outcome.reason_class or "other"] += 1
                 notes.append(
@@ -125,6 +140,7 @@ def apply_orders(
                 Order.merchant == merchant_id, among(Order.id, group)
             ).execute()
         bulk_insert(LEDGER_FIELDS, ledger)  # the batch's ledger rows in one statement
+        bulk_insert(OUTBOX_FIELDS, events)  # and its order events in one more
         for ingredient_id, s in state.items():
             used = before[ingredient_id][0] - s.stock
             if used or s.armed != before[ingredient_id][1]:
@@ -217,10 +233,14 @@ def _lock_ingredients(
 
 
 def order_created_handler(
-    notify_topic: str, threshold: Fraction, on_alert: Callable[[], None] | None = None
+    notify_topic: str,
+    events_topic: str,
+    threshold: Fraction,
+    on_events: Callable[[], None] | None = None,
 ) -> Handler[OrderCreated]:
     """Build the consumer handler: apply a batch of ORDER_CREATED events; an id that names
-    no order is returned as unusable."""
+    no order is returned as unusable. `on_events` (the relay's wake) is called after a
+    batch that queued events."""
 
     def handler(
         batch: list[Received[OrderCreated]],
@@ -232,10 +252,10 @@ def order_created_handler(
         merchant_of = {
             r.event.id: m for r in batch if (m := r.event.merchant_id or r.merchant_key) is not None
         }
-        result = apply_orders(list(by_id), notify_topic, threshold, merchant_of)
+        result = apply_orders(list(by_id), notify_topic, events_topic, threshold, merchant_of)
         metrics.orders_processed(len(result.applied), result.rejected_by, len(result.alerts))
-        if result.alerts and on_alert is not None:
-            on_alert()
+        if (result.applied or result.rejected) and on_events is not None:
+            on_events()
         log.info(
             "batch of %d: %d applied, %d rejected, %d already done, %d alerts",
             len(batch),

@@ -126,6 +126,31 @@ class Provider(Protocol):
     def retrieve(self, intent_id: str) -> Intent: ...
 
 
+class NoProvider:
+    """`[payments] provider = none`: this Kitchen takes no payments. No merchant can
+    require them (PATCH /merchant refuses); one that did before is answered 503."""
+
+    name = "none"
+
+    def _none(self) -> ProviderUnavailable:
+        return ProviderUnavailable("this Kitchen has no payment provider ([payments] provider)")
+
+    def create_hold(self, hold: Hold, idempotency_key: str) -> Intent:
+        raise self._none()
+
+    def capture(self, intent_id: str, idempotency_key: str) -> Intent:
+        raise self._none()
+
+    def cancel(self, intent_id: str, idempotency_key: str) -> Intent:
+        raise self._none()
+
+    def refund(self, intent_id: str, amount: int, idempotency_key: str) -> Refund:
+        raise self._none()
+
+    def retrieve(self, intent_id: str) -> Intent:
+        raise self._none()
+
+
 def idempotency_key(order_id: int, operation: str, merchant_id: int) -> str:
     """The key of one operation on one order's payment: "kitchen-<merchant>-<order>-hold",
     "...-capture", "...-cancel", "...-refund-<refund id>". The same operation retried

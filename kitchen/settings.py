@@ -148,8 +148,9 @@ class Scheduler:
 
 @dataclasses.dataclass(frozen=True)
 class Payments:
-    # "fake": the embedded provider, its payments in Kitchen's database (development
-    # adds POST /payments/fake/{id}/authorize and /decline); "stripe": Stripe's API.
+    # "fake": the embedded provider, its payments in Kitchen's database, for development
+    # only (POST /payments/fake/{id}/authorize and /decline stand in for a card);
+    # "stripe": Stripe's API; "none": no merchant can require payments.
     provider: str = "fake"
     # A hold not authorized within this many minutes is cancelled, the order with it.
     hold_minutes: int = 15
@@ -398,8 +399,10 @@ def check(s: Settings) -> list[str]:
             f"alerts.threshold: must be between 0 and 1 (exclusive) once rounded to "
             f"{domain.THRESHOLD_PLACES} decimal places, got {threshold}"
         )
-    if s.payments.provider not in ("fake", "stripe"):
-        problems.append(f"payments.provider: must be fake or stripe, got {s.payments.provider!r}")
+    if s.payments.provider not in PROVIDERS:
+        problems.append(
+            f"payments.provider: must be one of {', '.join(PROVIDERS)}, got {s.payments.provider!r}"
+        )
     if s.payments.provider == "stripe" and not s.payments.stripe_api_key:
         problems.append("payments.stripe_api_key: needed with payments.provider = stripe")
     if s.log.format not in ("text", "json"):
@@ -430,6 +433,9 @@ def check(s: Settings) -> list[str]:
     return problems
 
 
+# The payment providers (kitchen/payments.py provider_for); "fake" in development only.
+PROVIDERS = ("fake", "stripe", "none")
+
 # [metrics] token: visible ASCII, no spaces (it travels in a header), 16 or more.
 MIN_TOKEN = 16
 METRICS_TOKEN = re.compile(rf"[!-~]{{{MIN_TOKEN},}}")
@@ -447,9 +453,15 @@ def is_loopback(host: str) -> bool:
 
 
 def serving_problem(s: Settings) -> str | None:
-    """Why this process must not serve HTTP with these settings, or None. Development
-    mode answers a request without a key as the default merchant: it listens only where
-    no other machine can reach it."""
+    """Why this process must not serve with these settings, or None. Development mode
+    answers a request without a key as the default merchant: it listens only where no
+    other machine can reach it. Production takes no fake payments."""
+    if s.app.production and s.payments.provider == "fake":
+        # Its cards are rows: an order "paid" so took no money.
+        return (
+            "payments.provider: fake is for development only (its cards are not real); set "
+            "KITCHEN_PAYMENTS_PROVIDER=stripe (with KITCHEN_PAYMENTS_STRIPE_API_KEY) or none"
+        )
     if not s.roles.api or s.app.production or is_loopback(s.http.host):
         return None
     return (

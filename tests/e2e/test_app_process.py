@@ -76,6 +76,7 @@ def test_the_images_defaults_start_in_production_on_every_address(tmp_path: Path
     env.update(
         {
             "KITCHEN_APP_ENV": "production",
+            "KITCHEN_PAYMENTS_PROVIDER": "none",  # as the image sets it
             "KITCHEN_HTTP_HOST": "0.0.0.0",
             "KITCHEN_HTTP_PORT": str(port),
             "KITCHEN_DATABASE_URL": f"sqlite:///{tmp_path}/data/kitchen.db",

@@ -68,6 +68,7 @@ def test_every_line_is_json_and_no_secret_is_in_any(tmp_path: Path, clean_databa
     env = environment(
         tmp_path,
         KITCHEN_APP_ENV="production",
+        KITCHEN_PAYMENTS_PROVIDER="none",
         KITCHEN_MAIL_SMTP_HOST="127.0.0.1",
         KITCHEN_MAIL_SMTP_PORT=str(smtp.port),
         KITCHEN_MAIL_SMTP_USER="alerts@example.com",

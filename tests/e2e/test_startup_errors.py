@@ -82,6 +82,16 @@ def run_with(
             "or KITCHEN_HTTP_HOST=127.0.0.1",
         ),
         ({"KITCHEN_METRICS_TOKEN": "secret"}, "metrics.token: must be at least 16"),
+        (
+            # The fake provider's cards are rows: no money moves in production.
+            {"KITCHEN_APP_ENV": "production"},
+            "payments.provider: fake is for development only",
+        ),
+        ({"KITCHEN_PAYMENTS_PROVIDER": "paypal"}, "payments.provider: must be one of"),
+        (
+            {"KITCHEN_PAYMENTS_PROVIDER": "stripe"},
+            "payments.stripe_api_key: needed with payments.provider = stripe",
+        ),
     ],
 )
 def test_bad_setting_exits_2_with_one_line(

@@ -60,7 +60,11 @@ class Shop:
     def apply(self, order_id: int) -> processing.BatchResult:
         s = self.kitchen.settings
         return processing.apply_orders(
-            [order_id], s.kafka.notify_topic, s.alerts.threshold_fraction, {order_id: self.merchant}
+            [order_id],
+            s.kafka.notify_topic,
+            s.kafka.order_events_topic,
+            s.alerts.threshold_fraction,
+            {order_id: self.merchant},
         )
 
     def events(self, order_id: int) -> list[str]:
@@ -260,7 +264,9 @@ def test_cancel_an_applied_or_rejected_order_is_a_conflict(shop: Shop) -> None:
     assert order_row(applied).status == Order.APPLIED
     assert order_row(rejected).status == Order.REJECTED
     assert stock() == stock_after(1)
-    assert shop.events(applied) == shop.events(rejected) == []
+    # Processing's events only: a refused cancel queues nothing.
+    assert shop.events(applied) == ["ORDER_APPLIED"]
+    assert shop.events(rejected) == ["ORDER_REJECTED"]
 
 
 def test_cancel_another_merchants_order_or_none_is_not_found(shop: Shop) -> None:

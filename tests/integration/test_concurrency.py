@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import random
 import threading
 from collections import Counter
@@ -46,8 +47,9 @@ def test_concurrent_batches_with_overlapping_orders_apply_each_once(
         for i in range(40)
     ]  # 20 x (1 + 2) = 60 burgers: onion 1000 - 1200 would not fit, so some are rejected
 
-    topic, threshold = (
+    topic, events, threshold = (
         kitchen.settings.kafka.notify_topic,
+        kitchen.settings.kafka.order_events_topic,
         kitchen.settings.alerts.threshold_fraction,
     )
     errors: list[BaseException] = []
@@ -61,7 +63,7 @@ def test_concurrent_batches_with_overlapping_orders_apply_each_once(
             while mine:
                 size = rng.randint(1, 7)
                 batch, mine = mine[:size], mine[size:]
-                apply_orders(batch, topic, threshold)
+                apply_orders(batch, topic, events, threshold)
         except BaseException as exc:
             errors.append(exc)
 
@@ -81,6 +83,13 @@ def test_concurrent_batches_with_overlapping_orders_apply_each_once(
     assert stock_of(kitchen.merchant_id) == stock_after(applied)
     assert all(str(r).startswith("insufficient stock: onion") for r in rejected)
     assert rejected and applied <= 50  # onion allows 50 burgers: the overflow was refused whole
+    # Each order announced once, as it ended, however many consumers met it.
+    with session():
+        announced = [json.loads(e.payload) for e in Outbox.select().where(Outbox.topic == events)]
+    ends = {"applied": "ORDER_APPLIED", "rejected": "ORDER_REJECTED"}
+    assert sorted((e["id"], e["type"]) for e in announced) == sorted(
+        (i, ends[status]) for i, (status, _) in done.items()
+    )
 
 
 def test_two_processing_consumers_in_one_group_share_a_stream(
@@ -157,7 +166,8 @@ def test_redrive_and_processing_lock_orders_in_the_same_order(
         try:
             while mine:
                 batch, mine = mine[:40], mine[40:]
-                apply_orders(batch, kitchen.settings.kafka.notify_topic, threshold)
+                k = kitchen.settings.kafka
+                apply_orders(batch, k.notify_topic, k.order_events_topic, threshold)
         except BaseException as exc:
             errors.append(exc)
 

@@ -17,7 +17,17 @@ from kitchen import paid_orders
 from kitchen.db import session
 from kitchen.domain import MAX_PRICE, Line
 from kitchen.fake_provider import FakeProvider
-from kitchen.models import FakeIntent, FakeRequest, Ingredient, Order, OrderLine, Outbox, Payment
+from kitchen.models import (
+    FakeIntent,
+    FakeRequest,
+    Ingredient,
+    Merchant,
+    Order,
+    OrderLine,
+    Outbox,
+    Payment,
+    Product,
+)
 from kitchen.payments import Cycle
 from kitchen.providers import Hold, Intent, PaymentRefused, ProviderUnavailable, idempotency_key
 from tests.helpers import Seeded, client, eventually, seed_reference, stock_after
@@ -472,3 +482,30 @@ def test_a_price_is_set_kept_and_removed(api: TestClient, seeded: Seeded) -> Non
     assert api.patch(path, json={"price": None}).json()["price"] is None
     listed = {p["id"]: p["price"] for p in api.get("/products").json()}
     assert listed == {seeded.burger: None, soup["id"]: 0, plain["id"]: None}
+
+
+def test_a_kitchen_without_a_provider_lets_no_merchant_require_payments(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    kitchen = make_kitchen(payments={"provider": "none"})
+    with client(kitchen) as api:
+        seeded = seed_reference(api)
+        r = api.patch("/merchant", json={"payments": "required"})
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"] == [
+            {
+                "field": "payments",
+                "message": "this Kitchen takes no payments ([payments] provider = none)",
+            }
+        ]
+        assert api.get("/merchant").json()["payments"] == "off"
+        # One that required them before the provider was taken away: 503, nothing held.
+        with session():
+            Merchant.update(payments="required").execute()
+            Product.update(price=850).execute()
+        r = api.post("/order", json=seeded.order(1))
+        assert r.status_code == 503, r.text
+        assert "no payment provider" in r.json()["detail"]
+        with session():
+            assert [o.status for o in Order.select()] == [Order.CANCELLED]
+        assert api.post("/order", json=seeded.order(1)).status_code == 503

@@ -136,7 +136,7 @@ def test_hot_queries_read_one_partition(
         merchant_of = {o.id: o.merchant_id for o in Order.select(Order.id, Order.merchant)}
     ids = list(merchant_of)
     statements()  # the test's own reads
-    result = processing.apply_orders(ids, NOTIFY, Fraction(1, 2), merchant_of)
+    result = processing.apply_orders(ids, NOTIFY, "order_events", Fraction(1, 2), merchant_of)
     assert len(result.applied) == len(ids) and len(result.alerts) == len(shops)
     assert assert_one_partition_each(statements()) >= 3
 

@@ -25,7 +25,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen import merchants, payments, providers, webhooks
+from kitchen import merchants, payment_worker, payments, providers, webhooks
 from kitchen.db import session, transaction
 from kitchen.events import OrderEvent
 from kitchen.fake_provider import FakeProvider, event
@@ -178,12 +178,18 @@ def paid_merchant(kitchen: Kitchen, name: str = "Paid") -> tuple[TestClient, int
     return api, merchant.id, key
 
 
+# Every role but payments: these tests bring the provider's news by hand, and the payments
+# role would capture an applied order's hold meanwhile (tests/integration/test_payment_worker.py
+# has the whole cycle).
+ROLES = "api,processing,notification,relay"
+
+
 @pytest.fixture
 def make_paid(make_kitchen: Callable[..., Kitchen]) -> Iterator[Callable[..., Paid]]:
     clients: list[TestClient] = []
 
     def make(kitchen: Kitchen | None = None) -> Paid:
-        kitchen = kitchen or make_kitchen(payments={"webhook_secret": SECRET})
+        kitchen = kitchen or make_kitchen(ROLES, payments={"webhook_secret": SECRET})
         api, merchant_id, key = paid_merchant(kitchen)
         clients.append(api)
         [burger] = [p["id"] for p in api.get("/products").json() if p["name"] == "Burger"]
@@ -504,6 +510,27 @@ def test_a_declined_card_cancels_the_order(paid: Paid) -> None:
     assert stock == stock_after(0)
 
 
+def test_a_card_held_after_a_decline_is_released(paid: Paid) -> None:
+    """Declined, then the customer's second card holds the same intent: the order stays
+    cancelled and the payments role voids the hold nobody will capture."""
+    received(post(paid.api, FakeProvider().decline(paid.intent_id)))
+    with transaction():  # a second card on the same intent (Stripe allows it)
+        FakeIntent.update(status="requires_capture", failure=None).where(
+            FakeIntent.intent_id == paid.intent_id
+        ).execute()
+    received(post(paid.api, event(providers.AUTHORIZED, paid.intent())))
+    assert paid.payment().action == Payment.VOID  # owed to the payments role
+    # The payments role (off in these tests' Kitchens) makes the call.
+    settings = paid.kitchen.settings
+    settler = payment_worker.Settler(FakeProvider(), payments.Cycle.of(settings), 1, 1)
+    assert settler.settle_once() == 1
+    with session():
+        assert FakeIntent.get(FakeIntent.intent_id == paid.intent_id).status == "canceled"
+    assert paid.payment().action is None
+    assert (paid.payment().status, paid.order().status) == (Payment.FAILED, Order.CANCELLED)
+    assert paid.order_created() == 0
+
+
 def test_a_decline_message_becomes_a_printable_reason(paid: Paid) -> None:
     message = "Insufficient\u0000 funds\n" + "x" * 300
     failed = event(providers.FAILED, paid.intent(last_payment_error={"message": message}))
@@ -650,7 +677,7 @@ def test_development_without_a_secret_refuses_events_from_outside(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.INFO, logger="kitchen.webhooks"):
-        paid = make_paid(make_kitchen())  # no webhook_secret
+        paid = make_paid(make_kitchen(ROLES))  # no webhook_secret
     assert webhooks.UNSET_IN_DEVELOPMENT in caplog.text
     assert "cannot be verified" in webhooks.UNSET_IN_DEVELOPMENT
     before = paid.state()
@@ -665,7 +692,7 @@ def test_development_without_a_secret_refuses_events_from_outside(
 def test_the_fake_card_authorizes_through_the_webhook(
     make_kitchen: Callable[..., Kitchen], make_paid: Callable[..., Paid]
 ) -> None:
-    paid = make_paid(make_kitchen())  # development, no secret: the process's own
+    paid = make_paid(make_kitchen(ROLES))  # development, no secret: the process's own
     response = paid.api.post(f"/payments/fake/{paid.intent_id}/authorize")
     assert response.status_code == 200, response.text
     view = response.json()
@@ -719,7 +746,7 @@ def test_an_order_placed_paid_and_cooked_over_http(make_kitchen: Callable[..., K
 def test_the_fake_card_declines(
     make_kitchen: Callable[..., Kitchen], make_paid: Callable[..., Paid]
 ) -> None:
-    paid = make_paid(make_kitchen(payments={"webhook_secret": SECRET}))
+    paid = make_paid(make_kitchen(ROLES, payments={"webhook_secret": SECRET}))
     response = paid.api.post(f"/payments/fake/{paid.intent_id}/decline")
     assert response.status_code == 200, response.text
     view = response.json()
@@ -744,7 +771,7 @@ def test_the_fake_card_declines(
 def test_the_fake_card_cannot_hold_a_cancelled_payment(
     make_kitchen: Callable[..., Kitchen], make_paid: Callable[..., Paid]
 ) -> None:
-    paid = make_paid(make_kitchen(payments={"webhook_secret": SECRET}))
+    paid = make_paid(make_kitchen(ROLES, payments={"webhook_secret": SECRET}))
     key = idempotency_key(paid.order_id, "cancel", paid.merchant_id)
     FakeProvider().cancel(paid.intent_id, key)
     before = paid.state()
@@ -760,7 +787,7 @@ def test_the_fake_card_cannot_hold_a_cancelled_payment(
 def test_the_fake_card_is_for_its_merchant_only(
     make_kitchen: Callable[..., Kitchen], make_paid: Callable[..., Paid]
 ) -> None:
-    kitchen = make_kitchen(payments={"webhook_secret": SECRET})
+    kitchen = make_kitchen(ROLES, payments={"webhook_secret": SECRET})
     paid = make_paid(kitchen)
     other, _, _ = paid_merchant(kitchen, "Other")
     before = paid.state()

@@ -300,7 +300,29 @@ def test_development_mode_serves_only_on_loopback(host: str, loopback: bool) -> 
     if problem:
         assert problem.startswith(f"http.host: development mode on {host}")
         assert "KITCHEN_APP_ENV=production" in problem and "KITCHEN_HTTP_HOST=127.0.0.1" in problem
-    prod = config.load(None, env={"KITCHEN_HTTP_HOST": host, "KITCHEN_APP_ENV": "production"})
+    prod = config.load(
+        None,
+        env={
+            "KITCHEN_HTTP_HOST": host,
+            "KITCHEN_APP_ENV": "production",
+            "KITCHEN_PAYMENTS_PROVIDER": "none",
+        },
+    )
     assert config.serving_problem(prod) is None
     # A process that serves no HTTP listens nowhere.
     assert config.serving_problem(config.with_roles(dev, "processing")) is None
+
+
+@pytest.mark.parametrize("provider", ["fake", "stripe", "none"])
+def test_production_takes_no_fake_payments(provider: str) -> None:
+    env = {
+        "KITCHEN_APP_ENV": "production",
+        "KITCHEN_PAYMENTS_PROVIDER": provider,
+        "KITCHEN_PAYMENTS_STRIPE_API_KEY": "sk_test_x",
+    }
+    problem = config.serving_problem(config.load(None, env=env))
+    assert (problem is not None) == (provider == "fake")
+    if problem:
+        assert problem.startswith("payments.provider: fake is for development only")
+    dev = config.load(None, env={**env, "KITCHEN_APP_ENV": "development"})
+    assert config.serving_problem(dev) is None
