@@ -34,11 +34,9 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen import inventory
-from kitchen.db import session, transaction
-from kitchen.fake_provider import FakeProvider
-from kitchen.models import Ingredient, Order, OrderLine
-from kitchen.payments import Cycle
-from kitchen.providers import Hold, Provider, idempotency_key
+from kitchen.db import session
+from kitchen.models import Ingredient, Order
+from kitchen.providers import Provider
 from kitchen.seed import BURGER, REFERENCE_STOCK
 
 REAL_DATABASE = os.environ.get("KITCHEN_TEST_DATABASE_URL", "")
@@ -121,23 +119,6 @@ def no_order_pending() -> bool:
     """Whether processing has settled every order (applied or rejected)."""
     with session():
         return not Order.select().where(Order.status == Order.PENDING).exists()
-
-
-def awaiting_payment(
-    cycle: Cycle, merchant_id: int, product_id: int, quantity: int, price: int
-) -> int:
-    """An order of a merchant that requires payments as POST /order leaves it: awaiting
-    payment (quantity x price cents, EUR), its hold made at the fake provider. Its id."""
-    with transaction():
-        order = Order.create(merchant=merchant_id, status=Order.AWAITING_PAYMENT)
-        OrderLine.create(
-            merchant=merchant_id, order=order.id, product=product_id, quantity=quantity
-        )
-        payment = cycle.open(merchant_id, order.id, price * quantity, "EUR", "fake", 15)
-    hold = Hold(order.id, merchant_id, payment.amount, "EUR")
-    intent = FakeProvider().create_hold(hold, idempotency_key(order.id, "hold", merchant_id))
-    cycle.hold_made(merchant_id, payment.id, intent.id, intent.client_secret)
-    return int(order.id)
 
 
 def run_to_end(command: list[str], cwd: Path, env: dict[str, str]) -> CompletedProcess[str]:

@@ -28,10 +28,7 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from app import Kitchen
 from kitchen import merchants
-from kitchen.db import session, transaction
-from kitchen.models import Merchant, Payment, Product
-from kitchen.payments import Cycle
-from tests.helpers import Seeded, awaiting_payment, serve
+from tests.helpers import Seeded, serve
 
 # Selenium drives Chromium.
 pytestmark = pytest.mark.browser
@@ -300,21 +297,24 @@ def test_production_asks_for_the_key_once_and_shows_only_that_merchants_kitchen(
 def test_the_cook_sees_each_orders_payment_state_and_amount(
     make_kitchen: Callable[..., Kitchen], browser: WebDriver, tmp_path: Path
 ) -> None:
-    # The payments role is off: the test moves the payment as the provider and that role
-    # would (kitchen/payments.py), so the page shows each state long enough to be read.
-    kitchen = make_kitchen("api,processing,notification,relay")
-    cycle = Cycle.of(kitchen.settings)
-    merchant = kitchen.merchant_id
+    """A merchant that requires payments, every role on: the payments role captures,
+    voids and refunds at the fake provider, and the page shows each order's payment as it
+    moves, as the cook reads it."""
+    kitchen = make_kitchen()
     with serve(kitchen.web_app()) as url, httpx.Client(base_url=url) as http:
         seeded = Seeded.from_answer(http.post("/order/seed").json())
         # Placed before the merchant required payments: no payment, nothing in its cell.
         unpaid = http.post("/order", json=seeded.order(1)).json()["id"]
-        with transaction():
-            Merchant.update(payments="required", currency="EUR").where(
-                Merchant.id == merchant
-            ).execute()
-            Product.update(price=1250).where(Product.id == seeded.burger).execute()
-        paid = awaiting_payment(cycle, merchant, seeded.burger, 2, 1250)
+        required = {"payments": "required", "currency": "EUR"}
+        assert http.patch("/merchant", json=required).status_code == 200
+        assert http.patch(f"/products/{seeded.burger}", json={"price": 1250}).status_code == 200
+
+        def place(burgers: int) -> tuple[int, str]:
+            placed = http.post("/order", json=seeded.order(burgers))
+            assert placed.status_code == 201
+            return placed.json()["id"], placed.json()["payment"]["id"]
+
+        paid, intent = place(2)
         browser.get(url + "/")
 
         def payment_of(order_id: int) -> str:
@@ -329,38 +329,37 @@ def test_the_cook_sees_each_orders_payment_state_and_amount(
         until(lambda: badge_of(unpaid) == "applied", what="the unpaid order applied")
         assert payment_of(unpaid) == ""
 
-        # The hold is authorized: the kitchen cooks it; then the money is taken.
-        with session():
-            payment = Payment.get(Payment.merchant == merchant, Payment.order == paid)
-        assert cycle.authorized(merchant, payment.id)
-        until(lambda: badge_of(paid) == "applied", what="the paid order applied")
-        assert payment_of(paid) == "authorized \u00b7 25.00 EUR"
-        assert cycle.captured(merchant, payment.id, 2500)
-        until(lambda: payment_of(paid) == "captured \u00b7 25.00 EUR", what="captured · 25.00 EUR")
+        # The card is held: the kitchen cooks it, then the money is taken.
+        assert http.post(f"/payments/fake/{intent}/authorize").status_code == 200
+        until(
+            lambda: (badge_of(paid), payment_of(paid)) == ("applied", "captured \u00b7 25.00 EUR"),
+            what="applied, captured \u00b7 25.00 EUR",
+        )
 
-        # Part of it refunded: the amount held stays, what went back is under it.
-        refund = cycle.request_refund(merchant, paid, 1005, False, "cold fries")
-        assert cycle.refunded(merchant, refund.id, "re_test")
+        # Part of it refunded: the amount stays, what went back is under it.
+        asked = http.post(f"/order/{paid}/refund", json={"amount": 1005, "reason": "cold fries"})
+        assert asked.status_code == 202
         until(
             lambda: payment_of(paid) == "partially refunded \u00b7 25.00 EUR\n10.05 EUR refunded",
             what="partially refunded",
         )
 
-        # Another one cancelled before anyone paid: its hold is voided.
-        cancelled = awaiting_payment(cycle, merchant, seeded.burger, 1, 1250)
-        cycle.cancel(merchant, cancelled, "guest left")
-        with session():
-            hold = Payment.get(Payment.merchant == merchant, Payment.order == cancelled)
-        assert cycle.voided(merchant, hold.id)
-        until(lambda: badge_of(cancelled) == "cancelled", what="the cancelled order")
+        # One cancelled before anyone paid (its hold voided), one declined.
+        cancelled, _ = place(1)
+        assert http.post(f"/order/{cancelled}/cancel", json={"reason": "guest left"}).is_success
+        declined, card = place(1)
+        assert http.post(f"/payments/fake/{card}/decline").status_code == 200
         until(lambda: payment_of(cancelled) == "voided \u00b7 12.50 EUR", what="voided")
+        until(lambda: payment_of(declined) == "failed \u00b7 12.50 EUR", what="failed")
         assert "guest left" in row_text(browser, f'tr[data-order="{cancelled}"]', ".reason")
+        assert "declined" in row_text(browser, f'tr[data-order="{declined}"]', ".reason")
 
         listed = [
             (r.get_attribute("data-order"), text(r, ".badge"), text(r, "td.payment"))
             for r in browser.find_elements(By.CSS_SELECTOR, "#orders tbody tr")
         ]
         assert listed == [
+            (str(declined), "cancelled", "failed \u00b7 12.50 EUR"),
             (str(cancelled), "cancelled", "voided \u00b7 12.50 EUR"),
             (str(paid), "applied", "partially refunded \u00b7 25.00 EUR\n10.05 EUR refunded"),
             (str(unpaid), "applied", ""),

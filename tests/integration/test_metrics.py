@@ -22,16 +22,10 @@ from kitchen import merchants, metrics
 from kitchen.db import session
 from kitchen.events import Received
 from kitchen.kafka import ConsumerWorker, ensure_topics, producer_config
-from kitchen.models import Ingredient, Payment
+from kitchen.models import Ingredient
 from kitchen.payments import Cycle
-from tests.helpers import (
-    REAL_KAFKA,
-    Seeded,
-    SmtpServer,
-    awaiting_payment,
-    eventually,
-    seed_reference,
-)
+from tests.helpers import REAL_KAFKA, Seeded, SmtpServer, eventually
+from tests.paid_orders import paid_order, seed_kitchen
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -155,24 +149,18 @@ def test_payments_are_counted_by_the_state_they_moved_to(
     kitchen = make_kitchen("api")
     cycle = Cycle.of(kitchen.settings)
     merchant = kitchen.merchant_id
+    seeded = seed_kitchen(kitchen)
     with TestClient(kitchen.web_app()) as api:
-        seeded = seed_reference(api)
         before = scrape(api)
-        paid = awaiting_payment(cycle, merchant, seeded.burger, 2, 1250)
-        declined = awaiting_payment(cycle, merchant, seeded.burger, 1, 1250)
-        with session():
-            payment, card = (
-                Payment.get(Payment.merchant == merchant, Payment.order == o).id
-                for o in (paid, declined)
-            )
-        assert cycle.authorized(merchant, payment)
-        assert not cycle.authorized(merchant, payment)  # the webhook delivered twice
-        assert cycle.captured(merchant, payment, 2500)
-        assert not cycle.captured(merchant, payment, 2500)
-        for amount in (1000, 1500):
-            refund = cycle.request_refund(merchant, paid, amount, False, None)
+        paid = paid_order(kitchen, seeded, 2)  # its hold authorized
+        assert not cycle.authorized(merchant, paid.payment_id)  # the webhook delivered twice
+        assert cycle.captured(merchant, paid.payment_id, paid.amount)
+        assert not cycle.captured(merchant, paid.payment_id, paid.amount)
+        for amount in (1000, paid.amount - 1000):
+            refund = cycle.request_refund(merchant, paid.order_id, amount, False, None)
             assert cycle.refunded(merchant, refund.id, f"re_{amount}")
-        assert cycle.declined(merchant, card, "Your card was declined.")
+        declined = paid_order(kitchen, seeded, 1, authorize=False)
+        assert cycle.declined(merchant, declined.payment_id, "Your card was declined.")
         after = scrape(api)
 
     grown = {
@@ -190,8 +178,8 @@ def test_payments_are_counted_by_the_state_they_moved_to(
         "refunded": 1,
         "refund_failed": 0,
     }
-    with session():
-        assert Payment.get(Payment.merchant == merchant, Payment.id == payment).status == "refunded"
+    assert paid.payment().status == "refunded"
+    assert declined.payment().status == "failed"
 
 
 def test_lag_counts_the_events_a_failing_consumer_has_not_done(bootstrap: str) -> None:
