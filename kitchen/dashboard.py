@@ -118,7 +118,7 @@ PAGE = """<!doctype html>
     <table id="orders">
       <thead><tr><th scope="col" class="num">#</th><th scope="col">Placed</th>
       <th scope="col">Items</th><th scope="col">Status</th>
-      <th scope="col">Payment</th></tr></thead>
+      <th scope="col" class="payment">Payment</th></tr></thead>
       <tbody></tbody>
     </table>
     <p id="orders-empty" class="empty" hidden>No orders yet.</p>

@@ -173,6 +173,8 @@
       );
       return tr;
     }));
+    // A merchant without payments sees no empty Payment column.
+    $("orders").classList.toggle("no-payments", !orders.some((o) => o.payment));
   }
 
   // What the cook needs of the payment: its state and amount ("captured · 12.50 EUR"),

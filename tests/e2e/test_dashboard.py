@@ -193,6 +193,8 @@ def test_the_dashboard_follows_orders_live_onion_turns_low_and_alerts(
             what="the orders",
         )
         assert listed == [("3", "rejected"), ("2", "applied"), ("1", "applied")]
+        # A merchant without payments: no Payment column at all.
+        assert not browser.find_element(By.CSS_SELECTOR, "#orders th.payment").is_displayed()
 
         assert browser.execute_script("return window.kitchenMarker") == "no reload"
 
@@ -328,6 +330,7 @@ def test_the_cook_sees_each_orders_payment_state_and_amount(
         assert payment_of(paid) == "requires payment \u00b7 25.00 EUR"
         until(lambda: badge_of(unpaid) == "applied", what="the unpaid order applied")
         assert payment_of(unpaid) == ""
+        assert browser.find_element(By.CSS_SELECTOR, "#orders th.payment").is_displayed()
 
         # The card is held: the kitchen cooks it, then the money is taken.
         assert http.post(f"/payments/fake/{intent}/authorize").status_code == 200
