@@ -21,7 +21,7 @@ def start_without_http(workdir: Path, env: dict[str, str]) -> subprocess.Popen[b
     workdir.mkdir(exist_ok=True)
     with open(workdir / "kitchen.log", "ab") as log:
         return subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--roles", "processing,notification"],
+            [sys.executable, str(ROOT / "app.py"), "--roles", "processing,notification,payments"],
             cwd=workdir,
             env={k: v for k, v in env.items() if k != "KITCHEN_HTTP_PORT"},
             stdout=log,
@@ -34,6 +34,7 @@ def kitchen_env(tmp_path: Path, database_url: str, kafka_port: int) -> dict[str,
     return {
         "KITCHEN_ROLES_PROCESSING": "false",
         "KITCHEN_ROLES_NOTIFICATION": "false",
+        "KITCHEN_ROLES_PAYMENTS": "false",
         "KITCHEN_DATABASE_URL": database_url,
         "KITCHEN_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",  # nothing listens
         "KITCHEN_MAIL_FOLDER": str(tmp_path / "mail"),
