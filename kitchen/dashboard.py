@@ -117,7 +117,8 @@ PAGE = """<!doctype html>
     <h2 id="orders-title">Latest orders</h2>
     <table id="orders">
       <thead><tr><th scope="col" class="num">#</th><th scope="col">Placed</th>
-      <th scope="col">Items</th><th scope="col">Status</th></tr></thead>
+      <th scope="col">Items</th><th scope="col">Status</th>
+      <th scope="col" class="payment">Payment</th></tr></thead>
       <tbody></tbody>
     </table>
     <p id="orders-empty" class="empty" hidden>No orders yet.</p>

@@ -39,6 +39,33 @@
     return today ? clock.format(at) : day.format(at) + " " + clock.format(at);
   }
 
+  // Digits after the point of currencies whose minor unit is not the hundredth
+  // (ISO 4217); every other currency has 2.
+  const EXPONENTS = new Map([
+    ["BIF", 0], ["CLP", 0], ["DJF", 0], ["GNF", 0], ["ISK", 0], ["JPY", 0], ["KMF", 0],
+    ["KRW", 0], ["PYG", 0], ["RWF", 0], ["UGX", 0], ["VND", 0], ["VUV", 0], ["XAF", 0],
+    ["XOF", 0], ["XPF", 0],
+    ["BHD", 3], ["IQD", 3], ["JOD", 3], ["KWD", 3], ["LYD", 3], ["OMR", 3], ["TND", 3],
+  ]);
+
+  // An amount in minor units (integer cents) as people read it: "12.50 EUR",
+  // "1,200 JPY". Integer division and remainder, never a float: 1999 cents is 19.99.
+  function money(minor, currency) {
+    const code = String(currency || "").toUpperCase();
+    const digits = EXPONENTS.has(code) ? EXPONENTS.get(code) : 2;
+    const scale = 10n ** BigInt(digits);
+    const value = BigInt(minor);
+    const size = value < 0n ? -value : value;
+    const whole = number.format(size / scale);
+    const part = digits ? "." + (size % scale).toString().padStart(digits, "0") : "";
+    return (value < 0n ? "-" : "") + whole + part + " " + code;
+  }
+
+  // A status as words: "awaiting_payment" -> "awaiting payment".
+  function words(status) {
+    return String(status).replace(/_/g, " ");
+  }
+
   function el(tag, className, text) {
     const node = document.createElement(tag);
     if (className) node.className = className;
@@ -137,13 +164,34 @@
         .map((l) => number.format(l.quantity) + " × " + (products.get(l.product_id) || "product " + l.product_id))
         .join(", ");
       const status = el("td", "status-cell");
-      status.append(el("span", "badge " + o.status, o.status));
+      status.append(el("span", "badge " + o.status, words(o.status)));
       if (o.reason) status.append(el("span", "reason", o.reason));
       const placed = el("td");
       placed.append(timeEl(o.created_at));
-      tr.append(el("td", "num", String(o.id)), placed, el("td", "", items), status);
+      tr.append(
+        el("td", "num", String(o.id)), placed, el("td", "", items), status, paymentCell(o.payment),
+      );
       return tr;
     }));
+    // A merchant without payments sees no empty Payment column.
+    $("orders").classList.toggle("no-payments", !orders.some((o) => o.payment));
+  }
+
+  // What the cook needs of the payment: its state and amount ("captured · 12.50 EUR"),
+  // and what was refunded; empty for an order without a payment (payments off).
+  function paymentCell(p) {
+    const td = el("td", "payment");
+    if (!p) return td;
+    td.dataset.payment = p.status;
+    td.append(
+      el("span", "payment-status", words(p.status)),
+      document.createTextNode(" · "),
+      el("span", "amount", money(p.amount, p.currency)),
+    );
+    if (p.refunded_amount) {
+      td.append(el("span", "refunded", money(p.refunded_amount, p.currency) + " refunded"));
+    }
+    return td;
   }
 
   function drawAlerts(alerts) {

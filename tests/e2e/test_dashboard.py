@@ -28,7 +28,7 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from app import Kitchen
 from kitchen import merchants
-from tests.helpers import serve
+from tests.helpers import Seeded, serve
 
 # Selenium drives Chromium.
 pytestmark = pytest.mark.browser
@@ -193,6 +193,8 @@ def test_the_dashboard_follows_orders_live_onion_turns_low_and_alerts(
             what="the orders",
         )
         assert listed == [("3", "rejected"), ("2", "applied"), ("1", "applied")]
+        # A merchant without payments: no Payment column at all.
+        assert not browser.find_element(By.CSS_SELECTOR, "#orders th.payment").is_displayed()
 
         assert browser.execute_script("return window.kitchenMarker") == "no reload"
 
@@ -292,3 +294,77 @@ def test_production_asks_for_the_key_once_and_shows_only_that_merchants_kitchen(
         )
         assert not browser.find_element(By.ID, "board").is_displayed()
         assert browser.execute_script("return sessionStorage.length") == 0
+
+
+def test_the_cook_sees_each_orders_payment_state_and_amount(
+    make_kitchen: Callable[..., Kitchen], browser: WebDriver, tmp_path: Path
+) -> None:
+    """A merchant that requires payments, every role on: the payments role captures,
+    voids and refunds at the fake provider, and the page shows each order's payment as it
+    moves, as the cook reads it."""
+    kitchen = make_kitchen()
+    with serve(kitchen.web_app()) as url, httpx.Client(base_url=url) as http:
+        seeded = Seeded.from_answer(http.post("/order/seed").json())
+        # Placed before the merchant required payments: no payment, nothing in its cell.
+        unpaid = http.post("/order", json=seeded.order(1)).json()["id"]
+        required = {"payments": "required", "currency": "EUR"}
+        assert http.patch("/merchant", json=required).status_code == 200
+        assert http.patch(f"/products/{seeded.burger}", json={"price": 1250}).status_code == 200
+
+        def place(burgers: int) -> tuple[int, str]:
+            placed = http.post("/order", json=seeded.order(burgers))
+            assert placed.status_code == 201
+            return placed.json()["id"], placed.json()["payment"]["id"]
+
+        paid, intent = place(2)
+        browser.get(url + "/")
+
+        def payment_of(order_id: int) -> str:
+            return row_text(browser, f'tr[data-order="{order_id}"]', "td.payment")
+
+        def badge_of(order_id: int) -> str:
+            return row_text(browser, f'tr[data-order="{order_id}"]', ".badge")
+
+        # Awaiting the card: nothing went to the kitchen yet.
+        until(lambda: badge_of(paid) == "awaiting payment", what="awaiting payment")
+        assert payment_of(paid) == "requires payment \u00b7 25.00 EUR"
+        until(lambda: badge_of(unpaid) == "applied", what="the unpaid order applied")
+        assert payment_of(unpaid) == ""
+        assert browser.find_element(By.CSS_SELECTOR, "#orders th.payment").is_displayed()
+
+        # The card is held: the kitchen cooks it, then the money is taken.
+        assert http.post(f"/payments/fake/{intent}/authorize").status_code == 200
+        until(
+            lambda: (badge_of(paid), payment_of(paid)) == ("applied", "captured \u00b7 25.00 EUR"),
+            what="applied, captured \u00b7 25.00 EUR",
+        )
+
+        # Part of it refunded: the amount stays, what went back is under it.
+        asked = http.post(f"/order/{paid}/refund", json={"amount": 1005, "reason": "cold fries"})
+        assert asked.status_code == 202
+        until(
+            lambda: payment_of(paid) == "partially refunded \u00b7 25.00 EUR\n10.05 EUR refunded",
+            what="partially refunded",
+        )
+
+        # One cancelled before anyone paid (its hold voided), one declined.
+        cancelled, _ = place(1)
+        assert http.post(f"/order/{cancelled}/cancel", json={"reason": "guest left"}).is_success
+        declined, card = place(1)
+        assert http.post(f"/payments/fake/{card}/decline").status_code == 200
+        until(lambda: payment_of(cancelled) == "voided \u00b7 12.50 EUR", what="voided")
+        until(lambda: payment_of(declined) == "failed \u00b7 12.50 EUR", what="failed")
+        assert "guest left" in row_text(browser, f'tr[data-order="{cancelled}"]', ".reason")
+        assert "declined" in row_text(browser, f'tr[data-order="{declined}"]', ".reason")
+
+        listed = [
+            (r.get_attribute("data-order"), text(r, ".badge"), text(r, "td.payment"))
+            for r in browser.find_elements(By.CSS_SELECTOR, "#orders tbody tr")
+        ]
+        assert listed == [
+            (str(declined), "cancelled", "failed \u00b7 12.50 EUR"),
+            (str(cancelled), "cancelled", "voided \u00b7 12.50 EUR"),
+            (str(paid), "applied", "partially refunded \u00b7 25.00 EUR\n10.05 EUR refunded"),
+            (str(unpaid), "applied", ""),
+        ]
+        browser.save_screenshot(str(tmp_path / "dashboard-payments.png"))  # to look at

@@ -23,7 +23,9 @@ from kitchen.db import session
 from kitchen.events import Received
 from kitchen.kafka import ConsumerWorker, ensure_topics, producer_config
 from kitchen.models import Ingredient
+from kitchen.payments import Cycle
 from tests.helpers import REAL_KAFKA, Seeded, SmtpServer, eventually
+from tests.paid_orders import paid_order, seed_kitchen
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -136,6 +138,48 @@ def test_orders_stock_outbox_and_mail_move_the_numbers(
         if n == "kitchen_consumer_lag" and ("group", k.processing_group) in ls
     ]
     assert all(s["topic"] == k.order_created_topic and s["partition"].isdigit() for s in series)
+
+
+def test_payments_are_counted_by_the_state_they_moved_to(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    """kitchen_payments_total{outcome}: one count per move of a payment, whoever moved it;
+    a repeated event that moves nothing is not counted again."""
+    # Only the API: no payments role to capture on its own, the test moves the payments.
+    kitchen = make_kitchen("api")
+    cycle = Cycle.of(kitchen.settings)
+    merchant = kitchen.merchant_id
+    seeded = seed_kitchen(kitchen)
+    with TestClient(kitchen.web_app()) as api:
+        before = scrape(api)
+        paid = paid_order(kitchen, seeded, 2)  # its hold authorized
+        assert not cycle.authorized(merchant, paid.payment_id)  # the webhook delivered twice
+        assert cycle.captured(merchant, paid.payment_id, paid.amount)
+        assert not cycle.captured(merchant, paid.payment_id, paid.amount)
+        for amount in (1000, paid.amount - 1000):
+            refund = cycle.request_refund(merchant, paid.order_id, amount, False, None)
+            assert cycle.refunded(merchant, refund.id, f"re_{amount}")
+        declined = paid_order(kitchen, seeded, 1, authorize=False)
+        assert cycle.declined(merchant, declined.payment_id, "Your card was declined.")
+        after = scrape(api)
+
+    grown = {
+        outcome: total(after, "kitchen_payments_total", outcome=outcome)
+        - total(before, "kitchen_payments_total", outcome=outcome)
+        for outcome in metrics.PAYMENT_OUTCOMES
+    }
+    assert grown == {
+        "authorized": 1,
+        "captured": 1,
+        "voided": 0,
+        "expired": 0,
+        "failed": 1,
+        "partially_refunded": 1,
+        "refunded": 1,
+        "refund_failed": 0,
+    }
+    assert paid.payment().status == "refunded"
+    assert declined.payment().status == "failed"
 
 
 def test_lag_counts_the_events_a_failing_consumer_has_not_done(bootstrap: str) -> None:
