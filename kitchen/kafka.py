@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kitchen import metrics
+from kitchen.background import Background
 from kitchen.events import Handler, Received, UnusableEvent
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,6 @@ class BrokerUnreachable(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-# A role is reported not ready after this many failed attempts in a row (about 3.5 s of
-# back-off): one failed batch is a hiccup, a streak is a role that is not working.
-FAILURES_BEFORE_UNREADY = 3
 
 
 class EmbeddedKafka:
@@ -308,7 +304,7 @@ def source(m: Message, cluster_id: str) -> str:
     return f"{cluster_id}/{m.topic()}-{m.partition()}-{m.offset()}"
 
 
-class ConsumerWorker(Generic[E]):
+class ConsumerWorker(Background, Generic[E]):
     """A consumer thread: poll a batch, decode it, hand it over, commit only after it is
     applied.
 
@@ -350,36 +346,17 @@ class ConsumerWorker(Generic[E]):
         self.batch_size = batch_size
         self.instance_id = instance_id
         self.session_timeout_ms = session_timeout_ms
+        super().__init__(name)
         self.failures = 0  # handler or consumer errors, each followed by a retry
-        self.failing = 0  # failures since the last committed batch
-        self.last_error: str | None = None
         self.processed = 0
         self.assigned: list[tuple[str, int]] = []  # partitions this consumer owns now
         self.cluster_id = ""  # of the cluster the consumer reads, for `source`
         self._committed: dict[tuple[str, int], int] = {}  # offsets this consumer committed
         self._lag_reported = 0.0  # time.monotonic() of the last lag report
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._supervise, name=name, daemon=True)
         self._dlq: Producer | None = None
         self._backoff = 0.5  # grows while failures repeat, reset by a committed batch
 
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    @property
-    def ready(self) -> bool:
-        """Alive, and not stuck failing the same work over and over."""
-        return self.alive and self.failing < FAILURES_BEFORE_UNREADY
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-    def _supervise(self) -> None:
+    def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 self._consume()

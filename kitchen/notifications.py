@@ -23,6 +23,7 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from kitchen import logs, metrics
+from kitchen.background import Background
 from kitchen.db import session, transaction, utcnow
 from kitchen.events import Handler, Notify, Received
 from kitchen.inventory import threshold_of
@@ -200,7 +201,7 @@ def send_due(
     return sent
 
 
-class Sender:
+class Sender(Background):
     """The notification role's mail thread: sends due mails when woken (rows were just
     recorded) and every `every` seconds (mails waiting for their retry), until stopped.
 
@@ -211,24 +212,10 @@ class Sender:
     BATCH = 50  # mails claimed one by one from each look at the due rows
 
     def __init__(self, mailer: Mailer, claim_seconds: int, every: float) -> None:
+        super().__init__("notification-mail")
         self.mailer = mailer
         self.claim_seconds = claim_seconds
         self.every = every
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="notification-mail", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self, timeout: float) -> None:
-        """Begin no other mail; wait up to `timeout` for the one under way."""
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout)
 
     def _run(self) -> None:
         with logs.role("notification"):

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import datetime
 import logging
-import threading
 import uuid
 from typing import Any, Protocol
 
 import peewee as pw
 
 from kitchen import metrics
+from kitchen.background import Background
 from kitchen.db import database, keyed, session, transaction, utcnow
-from kitchen.kafka import FAILURES_BEFORE_UNREADY, Delivered, Publisher
+from kitchen.kafka import Delivered, Publisher
 from kitchen.models import Outbox
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def release_claims() -> int:
         )
 
 
-class Relay:
+class Relay(Background):
     """Publishes unsent outbox rows in id order, in batches: produce all, then flush once."""
 
     # How long a relay owns the rows it claimed: longer than one pass can take (a flush of
@@ -79,43 +79,18 @@ class Relay:
     LEASE = datetime.timedelta(seconds=60)
 
     def __init__(self, publisher: Publisher, batch_size: int = 500) -> None:
+        super().__init__("relay")
         self.publisher = publisher
         self.batch_size = batch_size
         self.name = f"relay-{uuid.uuid4().hex[:12]}"  # whose claim a row carries
         self.published = 0
-        self.last_error: str | None = None
-        # Passes in a row that failed (an error, or Kafka refusing every row): /ready
-        # reports a relay that keeps failing, not only a dead thread.
-        self.failing = 0
+        # (`failing` counts passes in a row that failed: an error, or Kafka refusing
+        # every row.)
         # Rows produced and not yet answered for (row id -> merchant id), and the keys
         # (merchant id, row id) of those Kafka confirmed.
         self._inflight: dict[int, int] = {}
         self._delivered: list[tuple[int, int]] = []
         self._undelivered = 0
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="relay", daemon=True)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    @property
-    def ready(self) -> bool:
-        """Alive, and not failing pass after pass."""
-        return self.alive and self.failing < FAILURES_BEFORE_UNREADY
-
-    def wake(self) -> None:
-        """Called after a commit that added rows: publish now rather than at the next tick."""
-        self._wake.set()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import threading
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -41,9 +40,9 @@ from typing import Any
 import peewee as pw
 
 from kitchen import logs, reconcile
+from kitchen.background import Background
 from kitchen.db import database, keyed, session, transaction, tuples, utcnow
 from kitchen.events import Handler, OrderEvent, Received
-from kitchen.kafka import FAILURES_BEFORE_UNREADY
 from kitchen.models import Payment, Refund
 from kitchen.payments import Cycle
 from kitchen.providers import (
@@ -124,7 +123,7 @@ def jobs(cycle: Cycle, provider: Provider, settler: Settler) -> Callable[[], Non
     return run
 
 
-class Settler:
+class Settler(Background):
     """The payments role's provider thread: settles due payments and refunds when woken
     (the consumer owed something) and every `every` seconds (retries coming due), until
     stopped. Nothing it meets stops it: an error (the database away) is logged, and it
@@ -145,37 +144,13 @@ class Settler:
         every: float = 1.0,
         lease: datetime.timedelta | None = None,
     ) -> None:
+        super().__init__("payments-settler")
         self.provider = provider
         self.cycle = cycle
         self.retry_seconds = retry_seconds
         self.retry_max_seconds = retry_max_seconds
         self.every = every
         self.lease = lease or self.LEASE
-        self.last_error: str | None = None
-        self.failing = 0  # rounds in a row that failed (the database away): /ready says it
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="payments-settler", daemon=True)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    @property
-    def ready(self) -> bool:
-        return self.alive and self.failing < FAILURES_BEFORE_UNREADY
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """Begin no other call; wait up to `timeout` for the one under way."""
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout)
 
     def _run(self) -> None:
         with logs.role("payments"):
