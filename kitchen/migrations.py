@@ -23,6 +23,7 @@ from kitchen.db import database, session, transaction, utcnow
 from kitchen.merchants import hash_key
 from kitchen.models import (
     TABLES,
+    Alert,
     ApiKey,
     DatabaseId,
     Ingredient,
@@ -269,6 +270,27 @@ def _payments(m: SchemaMigrator) -> None:
     migrate(m.add_column("product", "price", Product.price))
 
 
+def _units_and_causes(m: SchemaMigrator) -> None:
+    """Issue 19: ingredients have a unit (what existed was grams); ledger rows say which
+    key made them; alerts say what caused them and what resolved them. An earlier
+    migration that made a table from today's model (0002's ledger, 0005's partitioned
+    tables) made these columns already: only missing ones are added."""
+
+    def missing(table: str, *fields: pw.Field) -> list[Any]:
+        have = {c.name for c in database.get_columns(table)}
+        return [m.add_column(table, f.column_name, f) for f in fields if f.column_name not in have]
+
+    if "unit" not in {c.name for c in database.get_columns("ingredient")}:
+        # In SQL, as in 0009: a NOT NULL column without a table rebuild on SQLite.
+        database.execute_sql(
+            """ALTER TABLE "ingredient" ADD COLUMN "unit" VARCHAR(255) NOT NULL DEFAULT 'g'"""
+        )
+    migrate(
+        *missing("ledger", LedgerEntry.key_name),
+        *missing("alert", Alert.cause, Alert.resolved_at, Alert.resolved_by),
+    )
+
+
 def history(partitions: int) -> list[tuple[str, Migration]]:
     """(name, migration), oldest first. The schema of the first release (issue 4) is the
     base. `partitions` is the setting, for the migration that partitions the tables."""
@@ -282,6 +304,7 @@ def history(partitions: int) -> list[tuple[str, Migration]]:
         ("0007_named_keys", _named_keys),
         ("0008_64bit_ids", _64bit_ids),
         ("0009_payments", _payments),
+        ("0010_units_and_causes", _units_and_causes),
     ]
 
 

@@ -87,9 +87,15 @@ class ApiKey(Base):
 class Ingredient(Base):
     merchant_id: int
     merchant = pw.ForeignKeyField(Merchant, backref="ingredients")
+    # What stock, par level, recipes and the ledger count in: "g", "ml" or "piece"
+    # (domain.UNITS), chosen when the ingredient is made and never changed: every amount
+    # of it stays an integer of this unit.
+    G, ML, PIECE = "g", "ml", "piece"
+
     name = pw.CharField()
-    stock = pw.BigIntegerField()  # grams
-    # The par level, in grams: 100% for the threshold. Set when the ingredient is created,
+    unit = pw.CharField(default=G)
+    stock = pw.BigIntegerField()  # in `unit`
+    # The par level, in `unit`: 100% for the threshold. Set when the ingredient is created,
     # changed only by PATCH; restocks and counts may take the stock above it.
     full_stock = pw.BigIntegerField()
     alert_armed = pw.BooleanField(default=True)
@@ -207,6 +213,14 @@ class Alert(Base):
     created_at = pw.DateTimeField(default=utcnow)
     emitted_at = pw.DateTimeField(default=utcnow)  # when NOTIFY was last queued
     redrives = pw.BigIntegerField(default=0)  # times NOTIFY was queued again (bounded)
+    # (Columns added by migration 0010 come last, as they do in an upgraded table.)
+    # What took the stock below: a ledger reason (order, count, waste, initial), or
+    # "levels" for a new par level or threshold.
+    cause = pw.CharField(null=True)
+    # When the stock climbed back to its threshold (the alert re-armed), and by what (a
+    # ledger reason: restock, count, refund, compensation; or "levels"); null: still open.
+    resolved_at = pw.DateTimeField(null=True)
+    resolved_by = pw.CharField(null=True)
 
 
 class Notification(Base):
@@ -278,6 +292,9 @@ class LedgerEntry(Base):
     note = pw.TextField(null=True)
     stock_after = pw.BigIntegerField()
     created_at = pw.DateTimeField(default=utcnow)
+    # The name of the API key of the person who made the change (a restock, a count);
+    # null for what processing did, and without a key.
+    key_name = pw.CharField(null=True)
 
     class Meta:
         table_name = "ledger"
