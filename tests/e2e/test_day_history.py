@@ -364,3 +364,42 @@ def test_history_fits_a_phone(kitchen_page: tuple[str, Seeded], browser: WebDriv
         no_csp_violation(browser)
     finally:
         browser.set_window_size(*DESKTOP)
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_history_speaks_the_ingredients_unit(
+    kitchen_page: tuple[str, Seeded], browser: WebDriver, how: str
+) -> None:
+    """Buns are counted in pieces: the ledger's changes, its stock after each, the chart's
+    threshold and its axis say pieces, never grams."""
+    url, _ = kitchen_page
+    with httpx.Client(base_url=url) as http:
+        r = http.post(
+            "/ingredients", json={"name": "bun", "unit": "piece", "stock": 40, "full_stock": 40}
+        )
+        assert r.status_code == 201, r.text
+        bun = r.json()["id"]
+        r = http.post(f"/ingredients/{bun}/waste", json={"amount": 1, "note": "squashed"})
+        assert r.status_code == 200, r.text
+    assert [(e.grams, e.reason, e.stock_after) for e in ledger(bun)] == [
+        (-1, "waste", 39),
+        (40, "initial", 40),
+    ]
+
+    until(lambda: ingredient(browser, "bun"), what="the bun's bar")
+    cook = Person(browser, how)
+    dialog = history_of(cook, browser, "bun")
+    until(lambda: len(listed(dialog)) == 2, what="the bun's two ledger rows")
+    assert [(r["change"], r["reason"], r["note"], r["after"]) for r in listed(dialog)] == [
+        ("\u22121 piece", "waste", "squashed", "39 pieces"),
+        ("+40 pieces", "starting stock", "", "40 pieces"),
+    ]
+    assert text(dialog, ".intro") == "Now 39 pieces of 40 pieces · low below 20 pieces."
+    assert text(dialog, ".chart-key") == ("Stock after each change\nThreshold: low below 20 pieces")
+    drawn = until(lambda: chart(browser), what="the chart")
+    assert drawn["data"][1] == [40, 39, 39] and drawn["data"][2] == [20, 20, 20]
+    # The stock axis's labels, as uPlot drew them on the canvas.
+    labels: list[str] = browser.execute_script(
+        "return document.querySelector('dialog[open] .chart-box').uplot.axes[1]._values"
+    )
+    assert labels and all(label.endswith(("pieces", " piece")) for label in labels), labels
