@@ -62,9 +62,10 @@
     return (today ? "" : "on " + dayMonth.format(time) + " ") + "at " + hourMinute.format(time);
   }
 
-  // Who made a ledger row: the API key's name; an order's processing; Kitchen itself
-  // (payments giving stock back); "not recorded" for a person's change made without a
-  // key (development) or before keys were recorded.
+  // Who made a ledger row: the API key's name; "order #N" for what processing did for an
+  // order (or payments gave back for it); "Kitchen" for processing's rows without one;
+  // "not recorded" for a person's change made without a key (development) or before
+  // keys were recorded.
   function who(entry) {
     if (entry.key) return entry.key;
     if (entry.order_id != null) return "order #" + entry.order_id;
@@ -99,8 +100,11 @@
     title.id = id + "-title";
     const close = button("Close", "quiet", () => dialog.close());
     head.append(title, close);
-    // Said once the ledger is read: its newest row is the stock now.
+    // Said once the ledger is read: its newest row is the stock now (the page's row may
+    // be up to one refresh older).
     const intro = el("p", "intro", "Reading the ledger…");
+    const now = (stock) => "Now " + amount(stock, unit) + " of " + amount(ing.full_stock, unit) +
+      " · low below " + amount(Math.ceil(line), unit) + ".";
 
     const figure = el("figure", "history-chart");
     const box = el("div", "chart-box");
@@ -166,9 +170,9 @@
     function series() {
       const rows = entries.slice().reverse();
       const times = rows.map((e) => Date.parse(e.at) / 1000);
-      const now = Math.max(Date.now() / 1000, times[times.length - 1] + 1);
+      const present = Math.max(Date.now() / 1000, times[times.length - 1] + 1);
       return [
-        [...times, now],
+        [...times, present],
         [...rows.map((e) => e.stock_after), entries[0].stock_after],
         [...rows.map(() => line), line],
       ];
@@ -280,6 +284,7 @@
       }
       if (!dialog.isConnected) return;
       if (!result.ok) {
+        if (first) intro.textContent = now(ing.stock);
         problem.textContent = K.explain(result).general;
         return;
       }
@@ -289,10 +294,7 @@
       addRows(page);
       older.hidden = result.data.length <= PAGE;
       draw();
-      if (first && entries.length) {
-        intro.textContent = "Now " + amount(entries[0].stock_after, unit) + " of " +
-          amount(ing.full_stock, unit) + " · low below " + amount(Math.ceil(line), unit) + ".";
-      }
+      if (first) intro.textContent = now(entries.length ? entries[0].stock_after : ing.stock);
       if (!entries.length) said.textContent = "No changes recorded.";
       else if (!first) {
         said.textContent = page.length + " older " + (page.length === 1 ? "entry" : "entries") +
