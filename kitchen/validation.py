@@ -28,8 +28,8 @@ PAYMENTS_OFF, PAYMENTS_REQUIRED = PAYMENT_MODES = ("off", "required")
 # An ISO 4217 currency code's shape (whether the provider takes it is the provider's to say).
 CURRENCY = re.compile("[A-Z]{3}")
 # An amount of an ingredient: `amount`, or `grams`, its older name (Body.amount). What a
-# message says the amount is counted in: by an ingredient's unit, or, for a field that
-# names no unit (recipe lines, moves), the ingredient's.
+# message says an amount is counted in: the unit the body names (POST /ingredients), else
+# the ingredient's, which the body does not say (moves, recipe lines, a new par level).
 AMOUNT, GRAMS = "amount", "grams"
 UNIT_WORDS = {"g": "of grams", "ml": "of millilitres", "piece": "of pieces"}
 IN_ITS_UNIT = "in the ingredient's unit"

@@ -4,13 +4,17 @@ names the amount in the ingredient's unit."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
+from kitchen import views
 from kitchen.db import session
 from kitchen.domain import MAX_GRAMS
-from kitchen.models import Ingredient, LedgerEntry
+from kitchen.models import Ingredient, LedgerEntry, Product
 from tests.helpers import SmtpServer, eventually
 
 
@@ -214,3 +218,20 @@ def test_the_unit_is_one_of_three_and_chosen_once(api: TestClient) -> None:
         row = Ingredient.get_by_id(egg["id"])
         assert (row.name, row.unit, row.stock) == ("egg", "piece", 12)
     assert api.patch(f"/ingredients/{egg['id']}", json={"name": "eggs"}).json()["unit"] == "piece"
+
+
+def test_a_recipe_shows_its_ingredients_with_one_query(
+    api: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each line's name and unit come from one join, not a query per line."""
+    with session():
+        burger = Product.get(Product.name == "Burger")
+        with caplog.at_level(logging.DEBUG, logger="peewee"):
+            shown = views.product(burger)
+    mine = [r for r in caplog.records if r.name == "peewee" and r.thread == threading.get_ident()]
+    assert len(mine) == 1, [r.getMessage() for r in mine]
+    assert [(line["ingredient"], line["amount"], line["unit"]) for line in shown["recipe"]] == [
+        ("beef", 150, "g"),
+        ("cheese", 30, "g"),
+        ("onion", 20, "g"),
+    ]
