@@ -257,8 +257,10 @@ def test_a_refused_recipe_line_is_marked_beside_its_own_field(
     cook.fill("Amount of onion (g)", "200")  # line 1's
     cook.submit("Add to the menu")
     until(
-        lambda: cook.error_beside("Ingredient 2")
-        == "onion is on line 1 already: one line per ingredient",
+        lambda: (
+            cook.error_beside("Ingredient 2")
+            == "onion is on line 1 already: one line per ingredient"
+        ),
         what="the second onion refused",
     )
     assert text(dialog, ".recipe-field > .field-error") == "Check line 2 of the recipe."
@@ -289,8 +291,10 @@ def test_a_merchant_that_requires_payments_is_asked_for_a_price_in_its_currency(
     cook.fill("Amount of beef (g)", "120")
     cook.submit("Add to the menu")
     until(
-        lambda: cook.error_beside("Price (JPY)")
-        == "give a price: orders are paid before they are cooked",
+        lambda: (
+            cook.error_beside("Price (JPY)")
+            == "give a price: orders are paid before they are cooked"
+        ),
         what="a price asked for",
     )
     # Yen have no cents: 12.5 is not an amount of yen.
@@ -307,29 +311,39 @@ def test_a_merchant_that_requires_payments_is_asked_for_a_price_in_its_currency(
     assert stored("Gyudon") == [(1200, False, [("beef", 120)])]
 
 
-def test_the_forms_fit_a_phone_and_work_by_keyboard_alone(
+def test_the_menu_fits_a_phone_and_is_edited_by_keyboard_alone(
     menu_page: tuple[httpx.Client, Seeded], browser: WebDriver, tmp_path: Path
 ) -> None:
-    browser.set_window_size(*PHONE)
+    width, height = PHONE
+    phone = {"width": width, "height": height, "deviceScaleFactor": 3, "mobile": True}
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
     try:
+        until(lambda: browser.execute_script("return window.innerWidth") == width, what="390 px")
+        sideways = (
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert browser.execute_script(sideways) == 0
+        # The row's buttons are on screen, none cut off at the right edge.
+        for b in product(browser, "Burger").find_elements(By.TAG_NAME, "button"):
+            assert b.rect["x"] >= 0 and b.rect["x"] + b.rect["width"] <= width, b.text
+
         cook = Person(browser, "keyboard")
         cook.press_button("Edit", product(browser, "Burger"))
         dialog = cook.dialog()
         cook.press_button("Add a recipe line", dialog)
         # The new line has the focus, ready for its ingredient.
         assert browser.switch_to.active_element == cook.field("Ingredient 4")
-        wide = "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-        page, view = browser.execute_script(wide)
-        assert page <= view, (page, view)
-        inside = "return [arguments[0].scrollWidth, arguments[0].clientWidth]"
-        scroll, client = browser.execute_script(inside, dialog)
-        assert scroll <= client, (scroll, client)
+        assert dialog.rect["x"] >= 0 and dialog.rect["x"] + dialog.rect["width"] <= width
+        inside = "return arguments[0].scrollWidth - arguments[0].clientWidth"
+        assert browser.execute_script(inside, dialog) == 0
+        assert browser.execute_script(sideways) == 0
         screenshot(browser, tmp_path, "menu-phone")
         cook.press_button("Remove line 4", dialog)
+        # Its line gone, the focus goes to the line before it.
         assert browser.switch_to.active_element == cook.field("Ingredient 3")
         cook.fill("Amount of onion (g)", "10")
         cook.submit("Save changes")
         until(lambda: text(product(browser, "Burger"), ".count") == "100", what="100 burgers")
         assert stored("Burger") == [(None, False, [("beef", 150), ("cheese", 30), ("onion", 10)])]
     finally:
-        browser.set_window_size(1280, 900)
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
