@@ -274,7 +274,7 @@
 
   // The product's form: empty for Add product, filled in with `before` for Edit. The
   // merchant (currency, payments) is asked for when it opens; if that fails, the form says
-  // so and asks again when it is sent.
+  // so and sends nothing.
   async function open(before, opener) {
     if (opener.getAttribute("aria-busy") === "true") return;
     opener.setAttribute("aria-busy", "true");
@@ -306,12 +306,9 @@
       conflictField: "name",
       send: async (values) => {
         editor.clear();
-        let current = known;
-        if (!current) {
-          const again = await merchant();
-          if (!again.ok) return again.result;
-          current = again.merchant;
-        }
+        // Without the currency the price cannot be read (nor, in Edit, shown as it is).
+        if (!known) return refused("merchant", "Kitchen did not answer when this form opened: close it and open it again.");
+        const current = known;
         const price = readPrice(values.price, current);
         if (price.error) return refused("price", price.error);
         const { recipe, sent } = editor.body();

@@ -149,6 +149,12 @@ def test_a_product_is_edited_name_price_and_recipe(
     until(lambda: said(browser) == "Saved Classic burger: 150 g beef, 25 g onion; no price.")
     assert stored("Classic burger") == [(None, False, [("beef", 150), ("onion", 25)])]
 
+    # Sent as it was: nothing asked of Kitchen, and the page says so.
+    cook.press_button("Edit", product(browser, "Classic burger"))
+    cook.submit("Save changes")
+    until(lambda: said(browser) == "Nothing changed in Classic burger.", what="nothing changed")
+    assert cook.closed()
+
 
 @pytest.mark.parametrize("how", HOW)
 def test_a_product_is_removed_only_once_confirmed(
@@ -309,6 +315,38 @@ def test_a_merchant_that_requires_payments_is_asked_for_a_price_in_its_currency(
     cook.submit("Add to the menu")
     until(lambda: said(browser) == "Added Gyudon: 120 g beef; 1,200 JPY.", what="Gyudon added")
     assert stored("Gyudon") == [(1200, False, [("beef", 120)])]
+
+
+def test_without_the_merchants_currency_the_form_says_so_and_sends_nothing(
+    menu_page: tuple[httpx.Client, Seeded], browser: WebDriver
+) -> None:
+    """GET /merchant unanswered when Edit opens: the price cannot be shown nor read, so
+    nothing is sent (an emptied price would remove the product's)."""
+    http, seeded = menu_page
+    assert http.patch(f"/products/{seeded.burger}", json={"price": 1250}).status_code == 200
+    browser.execute_script(
+        "const real = window.fetch;"
+        "window.fetch = (path, init) => path === '/merchant'"
+        " ? Promise.reject(new TypeError('offline')) : real(path, init);"
+    )
+    cook = Person(browser, "mouse")
+    cook.press_button("Edit", product(browser, "Burger"))
+    dialog = cook.dialog()
+    until(
+        lambda: text(dialog, ".form-error").startswith("Kitchen did not answer"),
+        what="the form saying Kitchen did not answer",
+    )
+    cook.fill("Name", "Burger deluxe")
+    cook.submit("Save changes")
+    until(
+        lambda: (
+            text(dialog, ".form-error")
+            == "Kitchen did not answer when this form opened: close it and open it again."
+        ),
+        what="nothing sent",
+    )
+    assert stored("Burger") == [(1250, False, [("beef", 150), ("cheese", 30), ("onion", 20)])]
+    assert stored("Burger deluxe") == []
 
 
 def test_the_menu_fits_a_phone_and_is_edited_by_keyboard_alone(
