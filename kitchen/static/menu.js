@@ -336,6 +336,10 @@
           (cur ? "; " + priceWords(p, cur) : "") + ".";
       },
     });
+    // The recipe's own reason ("add at least one ingredient") under its title, not
+    // after its last line.
+    const reason = form.form.querySelector(".recipe-field > .field-error");
+    form.form.querySelector(".recipe-lines > .field-hint").after(reason);
     if (!m.ok) form.showErrors(K.explain(m.result));
   }
 

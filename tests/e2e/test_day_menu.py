@@ -228,7 +228,7 @@ def test_a_refused_name_or_price_is_said_beside_it_and_nothing_is_stored(
 
 @pytest.mark.parametrize("how", HOW)
 def test_a_refused_recipe_line_is_marked_beside_its_own_field(
-    menu_page: tuple[httpx.Client, Seeded], browser: WebDriver, how: str
+    menu_page: tuple[httpx.Client, Seeded], browser: WebDriver, how: str, tmp_path: Path
 ) -> None:
     cook = Person(browser, how)
     cook.press_button("Add product")
@@ -237,7 +237,7 @@ def test_a_refused_recipe_line_is_marked_beside_its_own_field(
     cook.submit("Add to the menu")
     # No line filled in: the recipe as a whole is refused.
     until(
-        lambda: "add at least one ingredient" in text(dialog, ".recipe-field > .field-error"),
+        lambda: "add at least one ingredient" in text(dialog, ".recipe-lines > .field-error"),
         what="the empty recipe refused",
     )
 
@@ -253,10 +253,11 @@ def test_a_refused_recipe_line_is_marked_beside_its_own_field(
     )
     assert cook.error_beside("Amount of beef (g)") == "enter a whole number above 0"
     assert cook.error_beside("Ingredient 1") == ""
-    assert text(dialog, ".recipe-field > .field-error") == "Check lines 1 and 2 of the recipe."
+    assert text(dialog, ".recipe-lines > .field-error") == "Check lines 1 and 2 of the recipe."
     assert cook.field("Amount of onion (g)").get_attribute("aria-invalid") == "true"
     assert browser.switch_to.active_element == cook.field("Amount of onion (g)")
     assert "422" not in dialog.text
+    screenshot(browser, tmp_path, "menu-refused")
 
     cook.fill("Amount of beef (g)", "5")
     cook.choose("Ingredient 2", "onion")
@@ -269,7 +270,7 @@ def test_a_refused_recipe_line_is_marked_beside_its_own_field(
         ),
         what="the second onion refused",
     )
-    assert text(dialog, ".recipe-field > .field-error") == "Check line 2 of the recipe."
+    assert text(dialog, ".recipe-lines > .field-error") == "Check line 2 of the recipe."
     assert browser.switch_to.active_element == cook.field("Ingredient 2")
     assert cook.error_beside("Ingredient 1") == ""
     assert stored("Onion soup") == []
