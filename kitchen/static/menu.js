@@ -8,9 +8,8 @@
   const K = window.Kitchen;
   const { el, button, amount, money, unitLabel, wholeNumber } = K;
 
-  // What a recipe line's amount is called in the request: the API's older name until it
-  // takes `amount` (issue 19) beside it.
-  const AMOUNT = "grams";
+  // What a recipe line's amount is called in the request (`grams` is its older name).
+  const AMOUNT = "amount";
 
   // -- the merchant: currency and payments, asked once when a form opens -------------------
 

@@ -17,7 +17,7 @@ from selenium.webdriver.support.ui import Select
 from app import Kitchen
 from kitchen.db import session
 from kitchen.models import Product, RecipeLine
-from tests.e2e.browser import HOW, PHONE, Person, product, screenshot, text, until
+from tests.e2e.browser import HOW, PHONE, Person, ingredient, product, screenshot, text, until
 from tests.helpers import Seeded, serve
 
 pytestmark = pytest.mark.browser
@@ -108,6 +108,44 @@ def test_a_product_is_added_with_its_recipe_picked_by_ingredient_name(
     assert stored("Double cheeseburger") == [(950, False, [("beef", 300), ("cheese", 60)])]
     # The focus is back where the person was.
     assert browser.switch_to.active_element.text == "Add product"
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_a_recipe_takes_each_ingredient_in_its_own_unit(
+    menu_page: tuple[httpx.Client, Seeded], browser: WebDriver, how: str
+) -> None:
+    http, _ = menu_page
+    for made in (
+        {"name": "bun", "unit": "piece", "stock": 40},
+        {"name": "milk", "unit": "ml", "stock": 5000},
+    ):
+        assert http.post("/ingredients", json=made).status_code == 201
+    until(lambda: ingredient(browser, "milk"), what="the milk bar")
+    cook = Person(browser, how)
+    cook.press_button("Add product")
+    dialog = cook.dialog()
+    cook.fill("Name", "Slider")
+    cook.choose("Ingredient 1", "bun")
+    cook.fill("Amount of bun (pieces)", "2")
+    cook.press_button("Add a recipe line", dialog)
+    cook.choose("Ingredient 2", "milk")
+    assert cook.field("Amount of milk (ml)").is_displayed()
+    cook.press_button("Remove line 2", dialog)
+    cook.press_button("Add a recipe line", dialog)
+    cook.choose("Ingredient 2", "beef")
+    cook.fill("Amount of beef (g)", "80")
+    cook.submit("Add to the menu")
+
+    row = until(lambda: product(browser, "Slider"), what="the Slider row")
+    assert text(row, ".recipe") == "2 pieces bun, 80 g beef"
+    assert text(row, ".count") == "20"  # 40 buns, 2 a slider
+    assert said(browser) == "Added Slider: 2 pieces bun, 80 g beef; no price."
+    assert stored("Slider") == [(None, False, [("bun", 2), ("beef", 80)])]
+
+    # Edit shows each amount in its unit again.
+    cook.press_button("Edit", product(browser, "Slider"))
+    assert value(cook, "Amount of bun (pieces)") == "2"
+    assert value(cook, "Amount of beef (g)") == "80"
 
 
 @pytest.mark.parametrize("how", HOW)
