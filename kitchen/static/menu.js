@@ -335,6 +335,10 @@
           (cur ? "; " + priceWords(p, cur) : "") + ".";
       },
     });
+    // A phone shows the keys of a price (digits and the point).
+    const priceInput = form.form.querySelector("input[name=price]");
+    priceInput.inputMode = "decimal";
+    priceInput.autocomplete = "off";
     // The recipe's own reason ("add at least one ingredient") under its title, not
     // after its last line.
     const reason = form.form.querySelector(".recipe-field > .field-error");

@@ -79,6 +79,7 @@ def test_a_product_is_added_with_its_recipe_picked_by_ingredient_name(
         browser.switch_to.active_element.get_attribute("id")
     )
     cook.fill("Name", "Double cheeseburger")
+    assert cook.field("Price (EUR)").get_attribute("inputmode") == "decimal"
     cook.fill("Price (EUR)", "9.5")
     # One line to start with; the amount's label names the ingredient and its unit.
     assert chosen(cook, "Ingredient 1") == "Choose an ingredient"
