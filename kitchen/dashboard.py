@@ -57,18 +57,22 @@ PAGE = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Kitchen stock</title>
+<title>Kitchen</title>
 <link rel="stylesheet" href="/static/dashboard.css">
+<!-- In this order: the shared parts, one file per task of the day, then the board. -->
+<script src="/static/kitchen.js" defer></script>
+<script src="/static/stock.js" defer></script>
 <script src="/static/dashboard.js" defer></script>
 </head>
 <body data-env="{env}">
 <header class="top">
   <div>
-    <h1>Kitchen stock</h1>
+    <h1>Kitchen</h1>
     <p id="who" class="who"></p>
   </div>
   <div class="actions">
     <p id="status" class="status" role="status" aria-live="polite">Loading…</p>
+    <p id="said" class="said" role="status" aria-live="polite"></p>
     <button type="button" id="sign-in" hidden>Sign in with a key</button>
     <button type="button" id="sign-out" hidden>Sign out</button>
   </div>
@@ -93,17 +97,20 @@ PAGE = """<!doctype html>
 
 <main id="board" class="board" hidden>
   <section class="panel stock" aria-labelledby="stock-title">
-    <h2 id="stock-title">Stock</h2>
+    <div class="panel-head"><h2 id="stock-title">Stock</h2>
+    <div id="stock-actions" class="panel-actions"></div></div>
     <p class="legend"><span class="legend-mark" aria-hidden="true"></span> threshold:
     below it an ingredient is <strong>low</strong> and an alert email goes out</p>
     <ul id="ingredients" class="bars"></ul>
     <p id="ingredients-empty" class="empty" hidden>No ingredients yet.</p>
   </section>
   <section class="panel" aria-labelledby="products-title">
-    <h2 id="products-title">Products</h2>
+    <div class="panel-head"><h2 id="products-title">Products</h2>
+    <div id="products-actions" class="panel-actions"></div></div>
     <table id="products">
       <thead><tr><th scope="col">Product</th><th scope="col" class="num">Can make</th>
-      <th scope="col" class="wide">Recipe (each)</th></tr></thead>
+      <th scope="col" class="wide">Recipe (each)</th>
+      <th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
       <tbody></tbody>
     </table>
     <p id="products-empty" class="empty" hidden>No products yet.</p>
@@ -114,11 +121,13 @@ PAGE = """<!doctype html>
     <p id="alerts-empty" class="empty" hidden>No alerts yet.</p>
   </section>
   <section class="panel orders" aria-labelledby="orders-title">
-    <h2 id="orders-title">Latest orders</h2>
+    <div class="panel-head"><h2 id="orders-title">Latest orders</h2>
+    <div id="orders-actions" class="panel-actions"></div></div>
     <table id="orders">
       <thead><tr><th scope="col" class="num">#</th><th scope="col">Placed</th>
       <th scope="col">Items</th><th scope="col">Status</th>
-      <th scope="col" class="payment">Payment</th></tr></thead>
+      <th scope="col" class="payment">Payment</th>
+      <th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
       <tbody></tbody>
     </table>
     <p id="orders-empty" class="empty" hidden>No orders yet.</p>

@@ -39,7 +39,13 @@ def ingredient_state(
     """What the rules need of an ingredient row."""
     i = ingredient
     return domain.IngredientState(
-        i.id, i.name, i.stock, i.full_stock, i.alert_armed, threshold_of(i, merchant, default)
+        i.id,
+        i.name,
+        i.stock,
+        i.full_stock,
+        i.alert_armed,
+        threshold_of(i, merchant, default),
+        i.unit,
     )
 
 
@@ -67,6 +73,7 @@ def create(
             stock=stock,
             full_stock=full,
             threshold=str(threshold) if threshold is not None else None,
+            unit=new.unit,
         )
         state = ingredient_state(row, merchant, rules.default_threshold)
         # Armed until now: a new ingredient below its line is short from the start, which
@@ -140,10 +147,12 @@ def _change(
     reason: str | None = None,
     note: str | None = None,
     edit: Callable[[Ingredient], None] = lambda row: None,
+    field: str = "grams",
     key_name: str | None = None,
 ) -> dict[str, Any]:
     """Apply `rule` to one ingredient in one transaction (see the module's docstring);
-    `edit` changes the row first (a new name or threshold). A crossing's alert and a
+    `edit` changes the row first (a new name or threshold); `field` is what the caller
+    named a move's amount, for the message of a refused one. A crossing's alert and a
     re-arm's resolution name `reason` as their cause, or LEVELS without one."""
     with transaction():
         row = _get(merchant_id, ingredient_id, lock=True)
@@ -154,8 +163,8 @@ def _change(
         try:
             crossed = rule(state)
         except domain.StockError as exc:
-            field = "grams" if reason else "full_stock"
-            raise Invalid([FieldError(field, str(exc))]) from None
+            named = field if reason else "full_stock"
+            raise Invalid([FieldError(named, str(exc))]) from None
         row.stock, row.full_stock, row.alert_armed = state.stock, state.full_stock, state.armed
         row.save()
         if reason is not None:
@@ -185,7 +194,7 @@ def move(
     rules: AlertRules,
     key_name: str | None = None,
 ) -> dict[str, Any]:
-    """POST /ingredients/{id}/restock, /count or /waste: `{"grams", "note"?}`;
+    """POST /ingredients/{id}/restock, /count or /waste: `{"amount" (or "grams"), "note"?}`;
     `key_name`, the key that moved it, is written on the ledger row."""
     step, grams = MOVES[move.kind], move.grams
     return _change(
@@ -195,6 +204,7 @@ def move(
         lambda s: step(s, grams),
         move.kind,
         move.note,
+        field=move.field,
         key_name=key_name,
     )
 
@@ -255,11 +265,11 @@ def ledger(
 ) -> list[dict[str, Any]]:
     """GET /ingredients/{id}/ledger: newest first, `before` an entry id to page on from."""
     with session():
-        _get(merchant_id, ingredient_id)
+        unit = _get(merchant_id, ingredient_id).unit
         query = LedgerEntry.select().where(
             LedgerEntry.merchant == merchant_id, LedgerEntry.ingredient == ingredient_id
         )
         if before is not None:
             query = query.where(LedgerEntry.id < before)
         rows = query.order_by(LedgerEntry.id.desc()).limit(limit)
-        return [views.ledger_entry(e) for e in rows]
+        return [views.ledger_entry(e, unit) for e in rows]

@@ -2,186 +2,154 @@
 // no build step. The merchant's key lives in this tab's sessionStorage and travels only
 // in the Authorization header: never in a URL, never in the page's history, never logged.
 // Everything from the server is put in with textContent, never as HTML.
+// Kitchen's dashboard: polls GET /dashboard every 2 s and draws it; each task of the day
+// (stock.js, ingredients.js, menu.js, orders.js, history.js) adds its buttons through
+// Kitchen.features. Plain script, no build step. The merchant's key lives in this tab's
+// sessionStorage and travels only in the Authorization header: never in a URL, never in
+// the page's history, never logged. Everything from the server is put in with
+// textContent, never as HTML.
 "use strict";
 
 (function () {
+  const K = window.Kitchen;
   const EVERY_MS = 2000;
-  const STORE = "kitchen.key";
+  const STORE = K.STORE;
   const production = document.body.dataset.env === "production";
-  const $ = (id) => document.getElementById(id);
-  const number = new Intl.NumberFormat("en", { maximumFractionDigits: 2 });
-  const number1 = new Intl.NumberFormat("en", { maximumFractionDigits: 1 });
-  const clock = new Intl.DateTimeFormat("en-GB", {
-    hour: "2-digit", minute: "2-digit", second: "2-digit",
-  });
-  const day = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short" });
+  const { $, el, timeEl, number, amount, percent, money, words, key, keyed } = K;
 
   let timer = null;
   let polling = false;
 
-  // -- formatting -------------------------------------------------------------------------
-
-  // Grams as people read them: "480 g", "4.94 kg", "19.7 kg", "250 kg".
-  function grams(g) {
-    if (Math.abs(g) < 1000) return number.format(g) + " g";
-    const kg = g / 1000;
-    return (Math.abs(kg) < 100 ? number : number1).format(kg) + " kg";
-  }
-
-  function percent(fraction) {
-    return number1.format(fraction * 100) + " %";
-  }
-
-  function when(iso) {
-    if (!iso) return "";
-    const at = new Date(iso);
-    const today = new Date().toDateString() === at.toDateString();
-    return today ? clock.format(at) : day.format(at) + " " + clock.format(at);
-  }
-
-  // Digits after the point of currencies whose minor unit is not the hundredth
-  // (ISO 4217); every other currency has 2.
-  const EXPONENTS = new Map([
-    ["BIF", 0], ["CLP", 0], ["DJF", 0], ["GNF", 0], ["ISK", 0], ["JPY", 0], ["KMF", 0],
-    ["KRW", 0], ["PYG", 0], ["RWF", 0], ["UGX", 0], ["VND", 0], ["VUV", 0], ["XAF", 0],
-    ["XOF", 0], ["XPF", 0],
-    ["BHD", 3], ["IQD", 3], ["JOD", 3], ["KWD", 3], ["LYD", 3], ["OMR", 3], ["TND", 3],
-  ]);
-
-  // An amount in minor units (integer cents) as people read it: "12.50 EUR",
-  // "1,200 JPY". Integer division and remainder, never a float: 1999 cents is 19.99.
-  function money(minor, currency) {
-    const code = String(currency || "").toUpperCase();
-    const digits = EXPONENTS.has(code) ? EXPONENTS.get(code) : 2;
-    const scale = 10n ** BigInt(digits);
-    const value = BigInt(minor);
-    const size = value < 0n ? -value : value;
-    const whole = number.format(size / scale);
-    const part = digits ? "." + (size % scale).toString().padStart(digits, "0") : "";
-    return (value < 0n ? "-" : "") + whole + part + " " + code;
-  }
-
-  // A status as words: "awaiting_payment" -> "awaiting payment".
-  function words(status) {
-    return String(status).replace(/_/g, " ");
-  }
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  function timeEl(iso, className) {
-    const node = el("time", className, when(iso));
-    node.dateTime = iso || "";
-    return node;
-  }
-
   // -- drawing ----------------------------------------------------------------------------
 
-  // One row per ingredient, kept across refreshes (so the bar glides to its new width).
-  function drawIngredients(list) {
-    const ul = $("ingredients");
-    const rows = new Map([...ul.children].map((li) => [li.dataset.id, li]));
-    list.forEach((ing, index) => {
-      let li = rows.get(String(ing.id));
-      if (!li) {
-        li = el("li", "ingredient");
-        li.dataset.id = String(ing.id);
-        const head = el("div", "head");
-        head.append(el("span", "name"), el("span", "amount"), el("span", "flag"));
-        const track = el("div", "track");
-        track.setAttribute("role", "meter");
-        track.setAttribute("aria-valuemin", "0");
-        track.append(el("div", "fill"), el("div", "mark"));
-        li.append(head, track, el("div", "detail"));
-      }
-      rows.delete(String(ing.id));
-      // full_stock is the par level: the stock may stand above it (a delivery, a count).
-      // The bar stops at full; the text says how far above par it is (e.g. 145 %).
-      const full = Math.max(ing.full_stock, 1);
-      const ofPar = Math.max(ing.stock / full, 0);
-      const level = Math.min(ofPar, 1);
-      const low = Boolean(ing.low);
-      li.dataset.ingredient = ing.name;
-      li.classList.toggle("low", low);
-      li.querySelector(".name").textContent = ing.name;
-      li.querySelector(".amount").textContent = grams(ing.stock) + " of " + grams(ing.full_stock);
-      const flag = li.querySelector(".flag");
-      flag.textContent = low ? "low" : "ok";
-      const track = li.querySelector(".track");
-      track.setAttribute("aria-label", ing.name + " stock");
-      track.setAttribute("aria-valuemax", String(ing.full_stock));
-      track.setAttribute("aria-valuenow", String(ing.stock));
-      track.setAttribute(
-        "aria-valuetext",
-        grams(ing.stock) + " of " + grams(ing.full_stock) + (low ? ", low" : ""),
-      );
-      li.querySelector(".fill").style.width = (level * 100).toFixed(2) + "%";
-      const mark = li.querySelector(".mark");
-      mark.style.left = (Math.min(ing.threshold, 1) * 100).toFixed(2) + "%";
-      li.querySelector(".detail").textContent =
-        percent(ofPar) + " of par · low below " + grams(Math.ceil(ing.threshold * ing.full_stock)) +
-        " (" + percent(ing.threshold) + ")";
-      if (ul.children[index] !== li) ul.insertBefore(li, ul.children[index] || null);
-    });
-    rows.forEach((li) => li.remove());
-    $("ingredients-empty").hidden = list.length > 0;
+  // Each task's file gets its say on every row drawn (its buttons are made once, then
+  // kept: see Kitchen.keyed).
+  function features(hook, ...args) {
+    for (const feature of K.features) if (feature[hook]) feature[hook](...args);
   }
 
-  function fillTable(id, rows) {
-    const body = $(id).querySelector("tbody");
-    body.replaceChildren(...rows);
-    $(id).hidden = rows.length === 0;
-    $(id + "-empty").hidden = rows.length > 0;
+  function makeIngredient() {
+    const li = el("li", "ingredient");
+    const head = el("div", "head");
+    head.append(el("span", "name"), el("span", "amount"), el("span", "flag"));
+    head.querySelector(".name").id = "";
+    const track = el("div", "track");
+    track.setAttribute("role", "meter");
+    track.setAttribute("aria-valuemin", "0");
+    track.append(el("div", "fill"), el("div", "mark"));
+    li.append(head, track, el("div", "detail"), el("div", "row-actions"));
+    return li;
   }
 
-  function drawProducts(products, names) {
-    fillTable("products", products.map((p) => {
+  function drawIngredient(li, ing, data) {
+    const unit = ing.unit || "g";
+    // full_stock is the par level: the stock may stand above it (a delivery, a count).
+    // The bar stops at full; the text says how far above par it is (e.g. 145 %).
+    const full = Math.max(ing.full_stock, 1);
+    const ofPar = Math.max(ing.stock / full, 0);
+    const level = Math.min(ofPar, 1);
+    const low = Boolean(ing.low);
+    const of = amount(ing.stock, unit) + " of " + amount(ing.full_stock, unit);
+    li.dataset.ingredient = ing.name;
+    li.dataset.id = String(ing.id);
+    li.classList.toggle("low", low);
+    const name = li.querySelector(".name");
+    name.textContent = ing.name;
+    name.id = "ingredient-" + ing.id + "-name";
+    li.querySelector(".amount").textContent = of;
+    li.querySelector(".flag").textContent = low ? "low" : "ok";
+    const track = li.querySelector(".track");
+    track.setAttribute("aria-label", ing.name + " stock");
+    track.setAttribute("aria-valuemax", String(ing.full_stock));
+    track.setAttribute("aria-valuenow", String(ing.stock));
+    track.setAttribute("aria-valuetext", of + (low ? ", low" : ""));
+    li.querySelector(".fill").style.width = (level * 100).toFixed(2) + "%";
+    li.querySelector(".mark").style.left = (Math.min(ing.threshold, 1) * 100).toFixed(2) + "%";
+    li.querySelector(".detail").textContent =
+      percent(ofPar) + " of par · low below " + amount(Math.ceil(ing.threshold * ing.full_stock), unit) +
+      " (" + percent(ing.threshold) + ")";
+    features("ingredient", li, ing, data);
+  }
+
+  function drawIngredients(data) {
+    keyed($("ingredients"), data.ingredients, (i) => i.id, makeIngredient,
+      (li, ing) => drawIngredient(li, ing, data));
+    $("ingredients-empty").hidden = data.ingredients.length > 0;
+  }
+
+  // A table's rows, keyed; the table hides when empty and says so below.
+  function drawTable(id, items, make, update) {
+    keyed($(id).querySelector("tbody"), items, (item) => item.id, make, update);
+    $(id).hidden = items.length === 0;
+    $(id + "-empty").hidden = items.length > 0;
+  }
+
+  function recipeText(recipe, ingredients) {
+    return recipe.map((r) => {
+      const ing = ingredients.get(r.ingredient_id);
+      const unit = r.unit || (ing && ing.unit) || "g";
+      const name = r.ingredient || (ing && ing.name) || "ingredient " + r.ingredient_id;
+      return amount(r.amount !== undefined ? r.amount : r.grams, unit) + " " + name;
+    }).join(", ");
+  }
+
+  function drawProducts(data, ingredients) {
+    drawTable("products", data.products, () => {
       const tr = el("tr");
-      tr.dataset.product = p.name;
-      const can = el("td", "num can-make", number.format(p.can_make));
-      if (p.can_make === 0) {
-        tr.classList.add("out");
-        can.textContent = "0 · out";
-      }
-      const recipe = p.recipe
-        .map((r) => grams(r.grams) + " " + (names.get(r.ingredient_id) || "ingredient " + r.ingredient_id))
-        .join(", ");
-      tr.append(el("th", "", p.name), can, el("td", "wide", recipe));
-      tr.firstChild.scope = "row";
+      const name = el("th", "product-name");
+      name.scope = "row";
+      const can = el("td", "num can-make");
+      can.append(el("span", "count"), el("span", "limit"));
+      tr.append(name, can, el("td", "wide recipe"), el("td", "row-actions"));
       return tr;
-    }));
+    }, (tr, p) => {
+      tr.dataset.product = p.name;
+      tr.querySelector(".product-name").textContent = p.name;
+      tr.querySelector(".product-name").id = "product-" + p.id + "-name";
+      tr.classList.toggle("out", p.can_make === 0);
+      tr.querySelector(".count").textContent =
+        number.format(p.can_make) + (p.can_make === 0 ? " · out" : "");
+      // Which ingredient runs out first: what to order.
+      const limit = p.limited_by != null ? ingredients.get(p.limited_by) : null;
+      tr.querySelector(".limit").textContent = limit ? limit.name : "";
+      tr.querySelector(".recipe").textContent = recipeText(p.recipe, ingredients);
+      features("product", tr, p, data);
+    });
   }
 
-  function drawOrders(orders, products) {
-    fillTable("orders", orders.map((o) => {
-      const tr = el("tr", "status-" + o.status);
-      tr.dataset.order = String(o.id);
-      const items = o.lines
-        .map((l) => number.format(l.quantity) + " × " + (products.get(l.product_id) || "product " + l.product_id))
-        .join(", ");
-      const status = el("td", "status-cell");
-      status.append(el("span", "badge " + o.status, words(o.status)));
-      if (o.reason) status.append(el("span", "reason", o.reason));
-      const placed = el("td");
-      placed.append(timeEl(o.created_at));
-      tr.append(
-        el("td", "num", String(o.id)), placed, el("td", "", items), status, paymentCell(o.payment),
-      );
+  function drawOrders(data, products) {
+    drawTable("orders", data.orders, () => {
+      const tr = el("tr");
+      tr.append(el("td", "num order-id"), el("td", "placed"), el("td", "items"),
+        el("td", "status-cell"), el("td", "payment"), el("td", "row-actions"));
       return tr;
-    }));
+    }, (tr, o) => {
+      tr.className = "status-" + o.status;
+      tr.dataset.order = String(o.id);
+      tr.querySelector(".order-id").textContent = String(o.id);
+      tr.querySelector(".order-id").id = "order-" + o.id + "-id";
+      tr.querySelector(".placed").replaceChildren(timeEl(o.created_at));
+      tr.querySelector(".items").textContent = o.lines
+        .map((l) => number.format(l.quantity) + " \u00d7 " + (products.get(l.product_id) || "product " + l.product_id))
+        .join(", ");
+      const status = tr.querySelector(".status-cell");
+      status.replaceChildren(el("span", "badge " + o.status, words(o.status)));
+      if (o.reason) status.append(el("span", "reason", o.reason));
+      drawPayment(tr.querySelector(".payment"), o.payment);
+      features("order", tr, o, data);
+    });
     // A merchant without payments sees no empty Payment column.
-    $("orders").classList.toggle("no-payments", !orders.some((o) => o.payment));
+    $("orders").classList.toggle("no-payments", !data.orders.some((o) => o.payment));
   }
 
   // What the cook needs of the payment: its state and amount ("captured · 12.50 EUR"),
   // and what was refunded; empty for an order without a payment (payments off).
-  function paymentCell(p) {
-    const td = el("td", "payment");
-    if (!p) return td;
+  function drawPayment(td, p) {
+    td.replaceChildren();
+    if (!p) {
+      delete td.dataset.payment;
+      return;
+    }
     td.dataset.payment = p.status;
     td.append(
       el("span", "payment-status", words(p.status)),
@@ -191,24 +159,26 @@
     if (p.refunded_amount) {
       td.append(el("span", "refunded", money(p.refunded_amount, p.currency) + " refunded"));
     }
-    return td;
   }
 
-  function drawAlerts(alerts) {
-    const ul = $("alerts");
-    ul.replaceChildren(...alerts.map((a) => {
-      const li = el("li", "alert mail-" + a.mail);
+  function drawAlerts(data, ingredients) {
+    keyed($("alerts"), data.alerts, (a) => a.id, () => {
+      const li = el("li", "alert");
+      li.append(el("p", "what"), el("p", "cause"), el("p", "meta"));
+      return li;
+    }, (li, a) => {
+      const unit = a.unit || (ingredients.get(a.ingredient_id) || {}).unit || "g";
+      li.className = "alert mail-" + a.mail;
       li.dataset.alert = String(a.id);
-      const what = el("p", "what");
-      what.append(
+      li.querySelector(".what").replaceChildren(
         el("strong", "", a.ingredient),
         document.createTextNode(
-          " fell to " + grams(a.stock) + " of " + grams(a.full_stock) +
+          " fell to " + amount(a.stock, unit) + " of " + amount(a.full_stock, unit) +
           " (below " + percent(a.threshold) + ")",
         ),
       );
-      const meta = el("p", "meta");
-      meta.append(document.createTextNode("raised "), timeEl(a.created_at), document.createTextNode(" · "));
+      const meta = li.querySelector(".meta");
+      meta.replaceChildren(document.createTextNode("raised "), timeEl(a.created_at), document.createTextNode(" · "));
       if (a.mail === "sent") {
         meta.append(el("span", "mail", "email sent "), timeEl(a.mail_sent_at));
       } else if (a.mail === "failed") {
@@ -216,24 +186,25 @@
       } else {
         meta.append(el("span", "mail", "email waiting"));
       }
-      li.append(what, meta);
-      return li;
-    }));
-    ul.hidden = alerts.length === 0;
-    $("alerts-empty").hidden = alerts.length > 0;
+      features("alert", li, a, data);
+    });
+    $("alerts").hidden = data.alerts.length === 0;
+    $("alerts-empty").hidden = data.alerts.length > 0;
   }
 
   function draw(data) {
-    const ingredientNames = new Map(data.ingredients.map((i) => [i.id, i.name]));
+    K.data = data;
+    const ingredients = new Map(data.ingredients.map((i) => [i.id, i]));
     const productNames = new Map(data.products.map((p) => [p.id, p.name]));
     $("who").textContent = data.merchant.name + (key() ? "" : production ? "" : " (development: no key needed)");
-    drawIngredients(data.ingredients);
-    drawProducts(data.products, ingredientNames);
-    drawOrders(data.orders, productNames);
-    drawAlerts(data.alerts);
+    drawIngredients(data);
+    drawProducts(data, ingredients);
+    drawOrders(data, productNames);
+    drawAlerts(data, ingredients);
+    features("board", data);
     $("board").hidden = false;
     const lows = data.ingredients.filter((i) => i.low).length;
-    status("Updated " + clock.format(new Date()) + " · " +
+    status("Updated " + K.clock.format(new Date()) + " · " +
       (lows ? lows + " low" : "nothing low") + " · refreshes every 2 s");
   }
 
@@ -243,10 +214,6 @@
   }
 
   // -- the key and the login form ---------------------------------------------------------
-
-  function key() {
-    return sessionStorage.getItem(STORE) || "";
-  }
 
   // The form, with `message` saying why. Polling stops until a key is accepted; after a
   // refused key the board is hidden, so no merchant's data stays on screen.
@@ -335,8 +302,15 @@
 
   // -- polling ----------------------------------------------------------------------------
 
+  // A refresh asked while one is out runs once that one is back: what a form just
+  // changed shows at once, not 2 s later.
+  let again = false;
+
   async function refresh() {
-    if (polling) return;
+    if (polling) {
+      again = true;
+      return;
+    }
     polling = true;
     const sent = key();
     try {
@@ -360,6 +334,10 @@
       schedule();
     } finally {
       polling = false;
+      if (again) {
+        again = false;
+        refresh();
+      }
     }
   }
 
@@ -378,6 +356,11 @@
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden && $("login").hidden) refresh();
   });
+
+  K.refresh = refresh;
+  // An action refused for the key (rotated, revoked): sign in again; the form stays.
+  // The next poll gets the 401 too, and opens the sign-in form.
+  K.onUnauthorized = () => status("Your key was not accepted: sign in again.", true);
 
   refresh();
 })();

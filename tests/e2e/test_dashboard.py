@@ -8,113 +8,31 @@ missing (`apt-get install chromium chromium-driver`; `.ci/run` installs them).
 
 from __future__ import annotations
 
-import os
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.remote.webelement import WebElement
 
 from app import Kitchen
 from kitchen import merchants
+from tests.e2e.browser import (
+    DESKTOP,
+    classes,
+    ingredient,
+    level,
+    row_text,
+    screenshot,
+    text,
+    until,
+)
 from tests.helpers import Seeded, serve
 
 # Selenium drives Chromium.
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-# The README's picture comes from this test: set KITCHEN_TEST_SCREENSHOT=docs/dashboard.png
-# to write it there; otherwise it goes to the test's temporary folder, so that a test run
-# does not change a tracked file.
-SCREENSHOT = os.environ.get("KITCHEN_TEST_SCREENSHOT", "")
-DESKTOP = (1280, 900)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    """One headless chromium for the module (each test's page has an origin of its own,
-    so nothing, sessionStorage included, carries over between tests)."""
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(path)]
-    if missing:
-        pytest.skip(
-            f"browser tests need Debian's chromium and chromium-driver ({', '.join(missing)} "
-            "missing): apt-get install chromium chromium-driver"
-        )
-    profile = tempfile.TemporaryDirectory(prefix="kitchen-chromium-")
-    options = Options()
-    # Both paths given: otherwise Selenium Manager tries to download a browser and driver.
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile.name}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_window_size(*DESKTOP)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        profile.cleanup()
-
-
-def until(check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    """Poll what the page shows until `check` is truthy; fail saying what was awaited.
-    Elements redrawn between two looks (stale) or not drawn yet count as not yet."""
-    deadline = time.monotonic() + timeout
-    value: Any = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except (NoSuchElementException, StaleElementReferenceException):
-            value = None
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"the page did not show {what or 'it'} within {timeout} s: {value!r}")
-
-
-def ingredient(driver: WebDriver, name: str) -> WebElement:
-    return driver.find_element(By.CSS_SELECTOR, f'li.ingredient[data-ingredient="{name}"]')
-
-
-def text(element: WebElement, selector: str) -> str:
-    return element.find_element(By.CSS_SELECTOR, selector).text
-
-
-def classes(element: WebElement) -> list[str]:
-    return (element.get_attribute("class") or "").split()
-
-
-def row_text(driver: WebDriver, selector: str, part: str = "") -> str:
-    """The text of a table row (or of `part` of it), read in one go: rows are redrawn."""
-    row = driver.find_element(By.CSS_SELECTOR, selector)
-    return text(row, part) if part else row.text
-
-
-def level(row: WebElement) -> float:
-    """How full the bar looks: the drawn width of its fill against its track's."""
-    fill = row.find_element(By.CSS_SELECTOR, ".fill").size["width"]
-    track = row.find_element(By.CSS_SELECTOR, ".track").size["width"]
-    return float(fill) / float(track)
 
 
 def test_the_dashboard_follows_orders_live_onion_turns_low_and_alerts(
@@ -199,9 +117,7 @@ def test_the_dashboard_follows_orders_live_onion_turns_low_and_alerts(
         assert browser.execute_script("return window.kitchenMarker") == "no reload"
 
         # The picture in the README: the whole page at desktop width.
-        height = browser.execute_script("return document.documentElement.scrollHeight")
-        browser.set_window_size(DESKTOP[0], max(DESKTOP[1], int(height) + 120))
-        browser.save_screenshot(SCREENSHOT or str(tmp_path / "dashboard.png"))
+        screenshot(browser, tmp_path, "dashboard")
 
         # A phone's width: everything wraps inside the screen, nothing scrolls sideways.
         browser.set_window_size(390, 844)

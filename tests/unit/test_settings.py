@@ -218,7 +218,7 @@ def test_the_test_suites_variables_are_never_settings() -> None:
         "KITCHEN_TEST_KAFKA_DIR": "/tmp/k",
         "KITCHEN_TEST_KAFKA_CLUSTER_DIR": "/tmp/k3",
         "KITCHEN_TEST_REPORT": "/tmp/r.jsonl",
-        "KITCHEN_TEST_SCREENSHOT": "docs/dashboard.png",
+        "KITCHEN_TEST_SCREENSHOTS": "docs",
     }
     assert config.load(ROOT / "settings.toml", env=env) == config.load(
         ROOT / "settings.toml", env={}

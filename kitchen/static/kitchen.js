@@ -1,0 +1,427 @@
+// Kitchen's page, the shared parts: how amounts and money read, the API called with this
+// tab's key, forms in dialogs with errors beside their fields, and lists redrawn in place
+// (so a button keeps the keyboard's focus across the refresh every 2 s). Each task of the
+// day has its own file (stock.js, ingredients.js, menu.js, orders.js, history.js) that adds
+// itself to Kitchen.features; dashboard.js polls and draws. Plain scripts, no build step.
+// Everything from the server is put in with textContent, never as HTML.
+"use strict";
+
+window.Kitchen = (function () {
+  const STORE = "kitchen.key";
+  const $ = (id) => document.getElementById(id);
+  const number = new Intl.NumberFormat("en", { maximumFractionDigits: 2 });
+  const number1 = new Intl.NumberFormat("en", { maximumFractionDigits: 1 });
+  const clock = new Intl.DateTimeFormat("en-GB", {
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+  const day = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short" });
+
+  // -- amounts ----------------------------------------------------------------------------
+
+  // What each unit's amounts are called on a form's label, and the larger unit a
+  // thousand of them make.
+  const UNITS = {
+    g: { label: "g", big: "kg" },
+    ml: { label: "ml", big: "l" },
+    piece: { label: "pieces", big: null },
+  };
+
+  // An amount of an ingredient as people read it: "480 g", "4.94 kg", "19.7 kg", "250 ml",
+  // "1.5 l", "1 piece", "12 pieces". Stock is an integer of the unit; only the display
+  // divides.
+  function amount(n, unit) {
+    const u = UNITS[unit] ? unit : "g";
+    if (u === "piece") return number.format(n) + (Math.abs(n) === 1 ? " piece" : " pieces");
+    if (Math.abs(n) < 1000) return number.format(n) + " " + u;
+    const big = n / 1000;
+    return (Math.abs(big) < 100 ? number : number1).format(big) + " " + UNITS[u].big;
+  }
+
+  // A signed change, as the ledger shows it: "+5 kg", "−150 g".
+  function change(n, unit) {
+    return (n > 0 ? "+" : n < 0 ? "\u2212" : "") + amount(Math.abs(n), unit);
+  }
+
+  function unitLabel(unit) {
+    return (UNITS[unit] || UNITS.g).label;
+  }
+
+  function percent(fraction) {
+    return number1.format(fraction * 100) + " %";
+  }
+
+  function when(iso) {
+    if (!iso) return "";
+    const at = new Date(iso);
+    const today = new Date().toDateString() === at.toDateString();
+    return today ? clock.format(at) : day.format(at) + " " + clock.format(at);
+  }
+
+  // Digits after the point of currencies whose minor unit is not the hundredth
+  // (ISO 4217); every other currency has 2.
+  const EXPONENTS = new Map([
+    ["BIF", 0], ["CLP", 0], ["DJF", 0], ["GNF", 0], ["ISK", 0], ["JPY", 0], ["KMF", 0],
+    ["KRW", 0], ["PYG", 0], ["RWF", 0], ["UGX", 0], ["VND", 0], ["VUV", 0], ["XAF", 0],
+    ["XOF", 0], ["XPF", 0],
+    ["BHD", 3], ["IQD", 3], ["JOD", 3], ["KWD", 3], ["LYD", 3], ["OMR", 3], ["TND", 3],
+  ]);
+
+  function digits(currency) {
+    const code = String(currency || "").toUpperCase();
+    return EXPONENTS.has(code) ? EXPONENTS.get(code) : 2;
+  }
+
+  // An amount in minor units (integer cents) as people read it: "12.50 EUR",
+  // "1,200 JPY". Integer division and remainder, never a float: 1999 cents is 19.99.
+  function money(minor, currency) {
+    const code = String(currency || "").toUpperCase();
+    const places = digits(code);
+    const scale = 10n ** BigInt(places);
+    const value = BigInt(minor);
+    const size = value < 0n ? -value : value;
+    const whole = number.format(size / scale);
+    const part = places ? "." + (size % scale).toString().padStart(places, "0") : "";
+    return (value < 0n ? "-" : "") + whole + part + " " + code;
+  }
+
+  // What a person typed as money ("12.5", "12,50", "7") in minor units, read as text
+  // (never through a float); null if it is not an amount of this currency.
+  function minorUnits(typed, currency) {
+    const places = digits(currency);
+    const text = String(typed).trim().replace(",", ".");
+    const match = /^(\d{1,12})(?:\.(\d*))?$/.exec(text);
+    if (!match || (match[2] || "").length > places) return null;
+    const cents = (match[2] || "").padEnd(places, "0");
+    return Number(BigInt(match[1]) * 10n ** BigInt(places) + BigInt(cents || "0"));
+  }
+
+  // A status as words: "awaiting_payment" -> "awaiting payment".
+  function words(status) {
+    return String(status).replace(/_/g, " ");
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function timeEl(iso, className) {
+    const node = el("time", className, when(iso));
+    node.dateTime = iso || "";
+    return node;
+  }
+
+  function button(label, className, onClick) {
+    const node = el("button", className, label);
+    node.type = "button";
+    if (onClick) node.addEventListener("click", onClick);
+    return node;
+  }
+
+  // -- the API ----------------------------------------------------------------------------
+
+  function key() {
+    return sessionStorage.getItem(STORE) || "";
+  }
+
+  // One call of the API as curl users make it, with this tab's key. Resolves to
+  // {ok, status, data}: status 0 when Kitchen did not answer.
+  async function api(method, path, body, headers) {
+    const sent = { Accept: "application/json", ...(headers || {}) };
+    if (key()) sent.Authorization = "Bearer " + key();
+    const init = { method, headers: sent, cache: "no-store", credentials: "omit" };
+    if (body !== undefined) {
+      sent["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (err) {
+      return { ok: false, status: 0, data: null };
+    }
+    let data = null;
+    const type = response.headers.get("Content-Type") || "";
+    if (type.includes("json")) {
+      try {
+        data = await response.json();
+      } catch (err) {
+        data = null;
+      }
+    }
+    if (response.status === 401) Kitchen.onUnauthorized();
+    return { ok: response.ok, status: response.status, data };
+  }
+
+  // The API's messages (RFC 9457 problem details) said as a cook would read them.
+  const PHRASES = [
+    [/^must be a positive integer.*$/, "enter a whole number above 0"],
+    [/^must be an integer.*$/, "enter a whole number"],
+    [/^must be a non-negative integer.*$/, "enter a whole number, 0 or more"],
+    [/^is required$/, "fill this in"],
+    [/^must not be empty$/, "fill this in"],
+    [/^must be text$/, "fill this in"],
+  ];
+
+  function friendly(message) {
+    const text = String(message || "").trim();
+    for (const [pattern, said] of PHRASES) if (pattern.test(text)) return said;
+    return text;
+  }
+
+  // A failed call as {fields: Map(form field -> words), general: words}. `fieldOf` maps an
+  // API field ("recipe[0].amount") to a form field's name (default: the same name);
+  // `conflictField` is the field a 409 is about (a name taken).
+  function explain(result, fieldOf, conflictField) {
+    const fields = new Map();
+    const problem = result.data || {};
+    const detail = friendly(problem.detail || problem.title || "");
+    if (result.status === 0) {
+      return { fields, general: "Kitchen did not answer: check the connection, then look at the page before trying again." };
+    }
+    if (result.status === 401) {
+      return { fields, general: "Your key is no longer accepted: sign in again, then try again." };
+    }
+    if (result.status === 404) {
+      return { fields, general: "This is no longer there (someone may have removed it): close this form and look again." };
+    }
+    if (result.status === 409 && conflictField) {
+      fields.set(conflictField, detail);
+      return { fields, general: "" };
+    }
+    let general = "";
+    for (const error of problem.errors || []) {
+      const name = fieldOf ? fieldOf(error.field) : error.field;
+      if (name && !fields.has(name)) fields.set(name, friendly(error.message));
+      else if (!name) general += (general ? " " : "") + friendly(error.message);
+    }
+    if (!fields.size && !general) {
+      general = detail || "Kitchen could not do this (" + (problem.title || "error " + result.status) + ").";
+    }
+    if (result.status === 503) general = (general ? general + " " : "") + "Try again in a moment.";
+    return { fields, general };
+  }
+
+  // -- forms ------------------------------------------------------------------------------
+
+  let formCount = 0;
+
+  // A form in a modal dialog: focus goes to its first field, Escape or Close leaves it,
+  // Enter sends it. `spec`:
+  //   title, intro?, submit (the button's words),
+  //   fields: [{name, label, type ("number", "text", "select", "checkbox", "textarea",
+  //            or "custom"), value?, unit? (shown after the label), options? ([value,
+  //            words] pairs), required?, min?, hint?, render? (custom: (wrap, id) ->
+  //            {read(), error(apiField) -> element to mark}, or null)}],
+  //   send: async (values) -> an api() result,
+  //   done: (result) -> what the page says once it worked,
+  //   fieldOf?, conflictField? (see explain).
+  // While a send is out the button is disabled: a second Enter asks nothing twice. On
+  // failure the dialog stays, with what was typed and the reason beside the field.
+  function openForm(spec) {
+    const opener = document.activeElement;
+    const id = "form" + ++formCount;
+    const dialog = el("dialog", "form-dialog" + (spec.wide ? " wide" : ""));
+    dialog.setAttribute("aria-labelledby", id + "-title");
+    const form = el("form");
+    form.noValidate = true; // the API's reasons, beside the field, say what is wrong
+    form.append(el("h2", "", spec.title));
+    form.querySelector("h2").id = id + "-title";
+    if (spec.intro) form.append(el("p", "intro", spec.intro));
+    const general = el("p", "form-error");
+    general.setAttribute("role", "alert");
+    form.append(general);
+    const inputs = new Map();
+    for (const field of spec.fields) {
+      const wrap = el("div", "field field-" + field.type);
+      const inputId = id + "-" + field.name;
+      const label = el("label", "", field.label + (field.unit ? " (" + unitLabel(field.unit) + ")" : ""));
+      label.htmlFor = inputId;
+      let input;
+      let custom = null;
+      if (field.type === "custom") {
+        custom = field.render(wrap, inputId, label);
+      } else if (field.type === "select") {
+        input = el("select");
+        for (const [value, said] of field.options) {
+          const option = el("option", "", said);
+          option.value = String(value);
+          input.append(option);
+        }
+      } else if (field.type === "textarea") {
+        input = el("textarea");
+        input.rows = 2;
+      } else {
+        input = el("input");
+        input.type = field.type === "checkbox" ? "checkbox" : "text";
+        if (field.type === "number") {
+          input.inputMode = "numeric";
+          input.autocomplete = "off";
+        }
+      }
+      if (input) {
+        input.id = inputId;
+        input.name = field.name;
+        if (field.type === "checkbox") input.checked = Boolean(field.value);
+        else if (field.value !== undefined && field.value !== null) input.value = String(field.value);
+        if (field.required) input.required = true;
+      }
+      const error = el("p", "field-error");
+      error.id = inputId + "-error";
+      if (field.type === "checkbox") wrap.append(input, label);
+      else if (!custom) wrap.append(label, input);
+      if (field.hint) {
+        const hint = el("p", "field-hint", field.hint);
+        hint.id = inputId + "-hint";
+        wrap.append(hint);
+      }
+      wrap.append(error);
+      if (input) {
+        input.setAttribute("aria-describedby", error.id + (field.hint ? " " + inputId + "-hint" : ""));
+      }
+      inputs.set(field.name, { field, input, custom, error, wrap });
+      form.append(wrap);
+    }
+    const buttons = el("div", "form-buttons");
+    const submit = el("button", "", spec.submit);
+    submit.type = "submit";
+    const close = button("Close", "quiet", () => leave());
+    buttons.append(submit, close);
+    form.append(buttons);
+    dialog.append(form);
+    document.body.append(dialog);
+
+    function values() {
+      const out = {};
+      inputs.forEach(({ field, input, custom }, name) => {
+        if (custom) out[name] = custom.read();
+        else if (field.type === "checkbox") out[name] = input.checked;
+        else out[name] = input.value.trim();
+      });
+      return out;
+    }
+
+    function clearErrors() {
+      general.textContent = "";
+      inputs.forEach(({ input, error, wrap }) => {
+        error.textContent = "";
+        wrap.classList.remove("invalid");
+        if (input) input.removeAttribute("aria-invalid");
+      });
+    }
+
+    function leave() {
+      dialog.close();
+    }
+
+    dialog.addEventListener("close", () => {
+      dialog.remove();
+      if (opener && opener.isConnected) opener.focus();
+    });
+
+    let busy = false;
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (busy) return;
+      busy = true;
+      submit.disabled = true;
+      submit.setAttribute("aria-busy", "true");
+      clearErrors();
+      let result;
+      try {
+        result = await spec.send(values());
+      } finally {
+        busy = false;
+        submit.disabled = false;
+        submit.removeAttribute("aria-busy");
+      }
+      if (result.ok) {
+        const said = spec.done ? spec.done(result) : "";
+        leave();
+        if (said) Kitchen.say(said);
+        Kitchen.refresh();
+        return;
+      }
+      showErrors(explain(result, spec.fieldOf, spec.conflictField));
+    });
+
+    function showErrors(found) {
+      let first = null;
+      found.fields.forEach((words, name) => {
+        const entry = inputs.get(name);
+        if (!entry) {
+          general.textContent += (general.textContent ? " " : "") + words;
+          return;
+        }
+        entry.error.textContent = words;
+        entry.wrap.classList.add("invalid");
+        const target = entry.input || (entry.custom && entry.custom.focusable && entry.custom.focusable());
+        if (target) {
+          target.setAttribute("aria-invalid", "true");
+          if (!first) first = target;
+        }
+      });
+      if (found.general) general.textContent += (general.textContent ? " " : "") + found.general;
+      if (first) first.focus();
+    }
+
+    dialog.showModal();
+    const firstInput = form.querySelector("input, select, textarea");
+    if (firstInput) firstInput.focus();
+    return { dialog, form, showErrors, values };
+  }
+
+  // A whole number a person typed, for the API: a number when it is one, else the text
+  // as typed, so that the API's reason ("enter a whole number") is what they read.
+  function wholeNumber(typed) {
+    const text = String(typed).replace(/[\s,_]/g, "");
+    return /^-?\d+$/.test(text) ? Number(text) : typed === "" ? null : typed;
+  }
+
+  // -- lists redrawn in place -------------------------------------------------------------
+
+  // Make `parent`'s children the `items`, in order, reusing the node of each key (so
+  // focus, an open menu and a bar's glide survive the refresh): `make(item)` builds a
+  // new one, `update(node, item)` draws an item on its node.
+  function keyed(parent, items, keyOf, make, update) {
+    const nodes = new Map([...parent.children].map((node) => [node.dataset.key, node]));
+    items.forEach((item, index) => {
+      const k = String(keyOf(item));
+      let node = nodes.get(k);
+      if (!node) {
+        node = make(item);
+        node.dataset.key = k;
+      }
+      nodes.delete(k);
+      node.item = item;
+      update(node, item);
+      if (parent.children[index] !== node) parent.insertBefore(node, parent.children[index] || null);
+    });
+    nodes.forEach((node) => node.remove());
+  }
+
+  // -- what the page says -----------------------------------------------------------------
+
+  // A change done: said once, politely, in the live region beside the status.
+  function say(text) {
+    const node = $("said");
+    node.textContent = "";
+    // A new text node, so that a screen reader announces the same words twice too.
+    requestAnimationFrame(() => { node.textContent = text; });
+  }
+
+  return {
+    STORE, $, el, button, timeEl, number, amount, change, unitLabel, percent, when, money,
+    minorUnits, words, key, api, explain, friendly, openForm, wholeNumber, keyed, say,
+    clock,
+    // Set by dashboard.js: the latest GET /dashboard, a refresh now, and what a 401 does.
+    data: null,
+    refresh: () => {},
+    onUnauthorized: () => {},
+    // Each task's file pushes {ingredient?, product?, order?, alert?, board?}: called on
+    // every draw with (node, item, data), or (data) for `board`.
+    features: [],
+  };
+})();
