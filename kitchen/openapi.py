@@ -473,7 +473,8 @@ def schemas(orders: Orders) -> dict[str, Any]:
                     "description": "what brought the stock back: a restock, a count, a "
                     "refund with restock, a compensation (a payment that failed after the "
                     "kitchen used the stock) or a new par level or threshold (levels); null "
-                    "while open",
+                    "while open, and for an alert resolved before the upgrade that recorded "
+                    "it",
                 },
             },
         },
