@@ -45,6 +45,10 @@ def test_orders_newest_first_and_alerts_with_their_email(api: TestClient, smtp: 
         "created_at": "",
         "mail": "sent",
         "mail_sent_at": "",
+        "cause": "order",
+        "status": "open",
+        "resolved_at": None,
+        "resolved_by": None,
     }
     assert alert["created_at"].endswith("Z") and alert["mail_sent_at"] >= alert["created_at"]
     assert api.get(f"/alerts?before={alert['id']}").json() == []
