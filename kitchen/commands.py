@@ -27,12 +27,19 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Final
 
-from kitchen.domain import MAX_ID, is_id
+from kitchen.domain import MAX_ID, UNITS, is_id
 from kitchen.errors import FieldError, Invalid
 from kitchen.models import LedgerEntry
-from kitchen.validation import MAX_RECIPE_LINES, PAYMENT_MODES, Body
+from kitchen.validation import (
+    GRAMS,
+    IN_ITS_UNIT,
+    MAX_RECIPE_LINES,
+    PAYMENT_MODES,
+    UNIT_WORDS,
+    Body,
+)
 
-Recipe = dict[int, int]  # ingredient id -> grams in one unit, each ingredient once
+Recipe = dict[int, int]  # ingredient id -> its amount in one product, each ingredient once
 
 
 class Keep(enum.Enum):
@@ -52,17 +59,19 @@ class CreateIngredient:
     stock: int
     full_stock: int | None  # the par level; None: the stock
     threshold: Fraction | None  # None: the merchant's
+    unit: str = "g"  # domain.UNITS; stock and par level are counted in it
 
     @classmethod
     def parse(cls, data: Any) -> CreateIngredient:
-        body = Body(data, {"name", "stock", "full_stock", "threshold"})
+        body = Body(data, {"name", "stock", "full_stock", "threshold", "unit"})
         name = body.text("name")
-        stock = body.grams("stock", positive=False)
-        full = body.grams("full_stock", required=False)
+        unit = body.choice("unit", UNITS) or "g"
+        stock = body.grams("stock", positive=False, of=UNIT_WORDS[unit])
+        full = body.grams("full_stock", required=False, of=UNIT_WORDS[unit])
         threshold = body.fraction("threshold")
         body.check()
         assert name is not None and stock is not None
-        return cls(name, stock, full, threshold)
+        return cls(name, stock, full, threshold, unit)
 
 
 @dataclass(frozen=True)
@@ -75,10 +84,15 @@ class PatchIngredient:
 
     @classmethod
     def parse(cls, data: Any) -> PatchIngredient:
-        body = Body(data, {"name", "full_stock", "threshold"})
+        body = Body(data, {"name", "full_stock", "threshold", "unit"})
         name = body.text("name", required=False)
-        full = body.grams("full_stock", required=False)
+        full = body.grams("full_stock", required=False, of=IN_ITS_UNIT)
         threshold = body.fraction("threshold")
+        if body.has("unit"):
+            # Every stored amount of it (stock, recipes, the ledger) is in its unit.
+            body.errors.append(
+                FieldError("unit", "is chosen when the ingredient is made and cannot change")
+            )
         body.check()
         return cls(name, full, threshold)
 
@@ -88,17 +102,18 @@ class StockMove:
     """POST /ingredients/{id}/restock, /count or /waste: `kind` is the ledger's reason."""
 
     kind: str  # LedgerEntry.RESTOCK, COUNT or WASTE
-    grams: int  # added, counted or wasted
+    grams: int  # added, counted or wasted, in the ingredient's unit
     note: str | None = None
+    field: str = GRAMS  # what the caller named the amount: "amount" or "grams"
 
     @classmethod
     def parse(cls, kind: str, data: Any) -> StockMove:
-        body = Body(data, {"grams", "note"})
-        grams = body.grams("grams", positive=kind != LedgerEntry.COUNT)
+        body = Body(data, {"amount", "grams", "note"})
+        field, grams = body.amount(positive=kind != LedgerEntry.COUNT)
         note = body.note("note")
         body.check()
         assert grams is not None
-        return cls(kind, grams, note)
+        return cls(kind, grams, note, field)
 
 
 @dataclass(frozen=True)
@@ -139,8 +154,8 @@ class PatchProduct:
 
 
 def _recipe(data: Any, required: bool) -> Recipe | None:
-    """`recipe: [{"ingredient_id", "grams"}]`, each ingredient once. Whether each is the
-    merchant's is for the use case to say (`menu`)."""
+    """`recipe: [{"ingredient_id", "amount" (or "grams")}]`, each ingredient once. Whether
+    each is the merchant's is for the use case to say (`menu`)."""
     errors: list[FieldError] = []
     if not isinstance(data, list) or not 1 <= len(data) <= MAX_RECIPE_LINES:
         if data is None and not required:
@@ -148,9 +163,9 @@ def _recipe(data: Any, required: bool) -> Recipe | None:
         raise Invalid([FieldError("recipe", f"must be a list of 1 to {MAX_RECIPE_LINES} lines")])
     recipe: Recipe = {}
     for n, line in enumerate(data):
-        body = Body(line, {"ingredient_id", "grams"})
+        body = Body(line, {"ingredient_id", "amount", "grams"})
         ingredient_id = line.get("ingredient_id") if isinstance(line, dict) else None
-        grams = body.grams("grams")
+        _, grams = body.amount()
         if not is_id(ingredient_id):
             body.errors.append(FieldError("ingredient_id", "must be an ingredient id"))
         elif ingredient_id in recipe:
