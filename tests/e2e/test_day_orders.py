@@ -23,9 +23,7 @@ from kitchen.db import session
 from kitchen.fake_provider import FakeProvider
 from kitchen.models import Ingredient, LedgerEntry, Order, OrderLine, Payment, Refund
 from tests.e2e.browser import (
-    DESKTOP,
     HOW,
-    PHONE,
     Person,
     ingredient,
     order,
@@ -34,6 +32,7 @@ from tests.e2e.browser import (
     text,
     until,
 )
+from tests.e2e.test_page_layout import SCREENS
 from tests.helpers import Seeded, eventually, serve
 from tests.paid_orders import Counting
 
@@ -355,39 +354,49 @@ def test_an_order_whose_card_could_not_be_held_is_cancelled_and_can_be_placed_ag
         until(lambda: badge(browser, first) == "cancelled", what="the first order cancelled")
 
 
-def test_orders_and_their_forms_fit_a_phone(
-    paying: Page, browser: WebDriver, tmp_path: Path
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_orders_and_their_forms_fit_a_phone_and_a_zoomed_page(
+    paying: Page, browser: WebDriver, screen: str
 ) -> None:
-    """At 390 px: the rows with their buttons, and the forms, without a sideways scroll
-    of the page."""
+    """At 390 px and at 200 % zoom: the orders table scrolls inside its panel (not the
+    page), the forms fit the screen, and a refund is done by keyboard alone."""
     waiting, _ = place(paying, 1)
     paid = captured(paying, 2, browser)
-    browser.set_window_size(*PHONE)
+    width = SCREENS[screen]["width"]
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", SCREENS[screen])
     try:
 
-        def sideways() -> bool:
-            return bool(
-                browser.execute_script(
-                    "const d = document.documentElement; return d.scrollWidth > d.clientWidth"
-                )
+        def sideways() -> int:
+            found: int = browser.execute_script(
+                "const d = document.documentElement; return d.scrollWidth - d.clientWidth"
             )
+            return found
 
         until(lambda: buttons(order(browser, waiting)) == ["Cancel order"], what="Cancel order")
         assert buttons(order(browser, paid)) == ["Refund"]
-        assert not sideways()
-        screenshot(browser, tmp_path, "orders-phone")
-        cook = Person(browser, "mouse")
+        assert sideways() == 0
+        cook = Person(browser, "keyboard")
         cook.press_button("New order")
         cook.press_button("Add a line", cook.dialog())
-        assert cook.dialog().size["width"] <= PHONE[0]
+        box = cook.dialog().rect
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
         assert cook.field("Quantity 2").is_displayed()
-        assert not sideways()
+        assert sideways() == 0
         cook.press_button("Close", cook.dialog())
+        until(cook.closed, what="the form closed")
+
+        # Tab reaches the Refund button inside the scrolled table.
         cook.press_button("Refund", order(browser, paid))
-        assert cook.dialog().size["width"] <= PHONE[0]
-        assert not sideways()
+        box = cook.dialog().rect
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+        assert sideways() == 0
+        cook.fill("Amount (EUR)", "5")
+        cook.submit("Refund now")
+        until(cook.closed, what="the form closed")
+        assert refunds(paid) == [(500, False, None)]
+        eventually(lambda: payment(paid) == ("partially_refunded", 2500, 500))
     finally:
-        browser.set_window_size(*DESKTOP)
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 # -- Cancel order -----------------------------------------------------------------------
