@@ -15,10 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
 from app import Kitchen
+from kitchen import merchants
 from kitchen.db import session
 from kitchen.fake_provider import FakeProvider
 from kitchen.models import Ingredient, LedgerEntry, Order, OrderLine, Payment, Refund
@@ -46,6 +48,7 @@ class Page:
     url: str
     http: httpx.Client
     seeded: Seeded
+    merchant_id: int
 
 
 def open_page(browser: WebDriver, url: str) -> None:
@@ -61,7 +64,7 @@ def without_processing(make_kitchen: Callable[..., Kitchen], browser: WebDriver)
     with serve(kitchen.web_app()) as url, httpx.Client(base_url=url) as http:
         seeded = Seeded.from_answer(http.post("/order/seed").json())
         open_page(browser, url)
-        yield Page(url, http, seeded)
+        yield Page(url, http, seeded, kitchen.merchant_id)
 
 
 @pytest.fixture
@@ -71,7 +74,7 @@ def every_role(make_kitchen: Callable[..., Kitchen], browser: WebDriver) -> Iter
     with serve(kitchen.web_app()) as url, httpx.Client(base_url=url) as http:
         seeded = Seeded.from_answer(http.post("/order/seed").json())
         open_page(browser, url)
-        yield Page(url, http, seeded)
+        yield Page(url, http, seeded, kitchen.merchant_id)
 
 
 @pytest.fixture
@@ -85,7 +88,19 @@ def paying(make_kitchen: Callable[..., Kitchen], browser: WebDriver) -> Iterator
         assert http.patch("/merchant", json=required).status_code == 200
         assert http.patch(f"/products/{seeded.burger}", json={"price": PRICE}).status_code == 200
         open_page(browser, url)
-        yield Page(url, http, seeded)
+        yield Page(url, http, seeded, kitchen.merchant_id)
+
+
+def sign_in(browser: WebDriver, page: Page, name: str) -> None:
+    """Sign the page in with a new key of the merchant named `name`, as the cook at the
+    till does: what the page then does, it does with that key."""
+    key = merchants.add_key(page.merchant_id, name)
+    cook = Person(browser, "keyboard")
+    cook.press_button("Sign in with a key")
+    field = until(lambda: browser.find_element(By.ID, "key"), what="the key field")
+    until(field.is_displayed, what="the key field")
+    field.send_keys(key, Keys.ENTER)
+    until(lambda: browser.find_element(By.ID, "sign-out").is_displayed(), what="signed in")
 
 
 # -- what Kitchen stored ----------------------------------------------------------------
@@ -188,6 +203,7 @@ def test_an_order_is_taken_with_products_by_name_and_quantities(
     until(
         lambda: browser.find_elements(By.CSS_SELECTOR, '#products tr[data-product="Cheese plate"]')
     )
+    sign_in(browser, page, "till")
     cook = Person(browser, how)
     cook.press_button("New order")
     # The form opens on the first line's product.
@@ -220,7 +236,10 @@ def test_an_order_is_taken_with_products_by_name_and_quantities(
     assert stock() == {"beef": 19700, "cheese": 4790, "onion": 960}
     with session():
         # The key the form made when it opened (see the lost-answer test for its use).
-        assert re.fullmatch("page-[0-9a-f]{32}", Order.get_by_id(order_id).idempotency_key or "")
+        placed = Order.get_by_id(order_id)
+        assert re.fullmatch("page-[0-9a-f]{32}", placed.idempotency_key or "")
+        # Placed with the key the page signed in with, as curl would.
+        assert placed.key_name == "till"
     # Back on the New order button, for the next one.
     assert browser.switch_to.active_element.text == "New order"
 
