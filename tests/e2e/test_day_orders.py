@@ -320,7 +320,7 @@ def test_an_order_sent_again_after_a_lost_answer_is_placed_once(
 
     cook.submit("Place order")
     until(cook.closed, what="the form closed")
-    until(lambda: said(browser) == f"Order #{order_id} placed: 2 \u00d7 Burger.")
+    until(lambda: said(browser) == f"Order #{order_id} placed: 2 \u00d7 Burger.", what="placed")
     assert [o[0] for o in orders()] == [order_id]
     assert lines_of(order_id) == [(without_processing.seeded.burger, 2)]
 
@@ -461,7 +461,7 @@ def test_cancelling_an_order_awaiting_payment_voids_its_hold(
     assert "hold of 25.00 EUR is released" in cook.dialog().text
     cook.submit("Yes, cancel the order")
     until(lambda: badge(browser, order_id) == "cancelled", what="the order cancelled")
-    until(lambda: said(browser) == f"Order #{order_id} cancelled: nothing is charged.")
+    until(lambda: said(browser) == f"Order #{order_id} cancelled: nothing is charged.", what="said")
     assert orders() == [(order_id, "cancelled", "cancelled")]
     # The payments role releases the hold: nothing was ever taken.
     eventually(lambda: payment(order_id) == ("voided", 2500, 0))
