@@ -223,11 +223,8 @@ def test_an_order_is_taken_with_products_by_name_and_quantities(
 
     until(cook.closed, what="the form closed")
     [(order_id, _, _)] = orders()
-    until(
-        lambda: (
-            said(browser) == f"Order #{order_id} placed: 2 \u00d7 Burger, 3 \u00d7 Cheese plate."
-        )
-    )
+    placed_said = f"Order #{order_id} placed: 2 \u00d7 Burger, 3 \u00d7 Cheese plate."
+    until(lambda: said(browser) == placed_said, what="the order placed")
     assert lines_of(order_id) == [(seeded.burger, 2), (plate, 3)]
     eventually(lambda: orders() == [(order_id, "applied", None)])
     until(lambda: badge(browser, order_id) == "applied", what="the order applied")
