@@ -23,7 +23,7 @@ price, which null removes: there `KEEP` marks "not given".
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Final
 
@@ -117,12 +117,27 @@ class StockMove:
 
 
 @dataclass(frozen=True)
+class Said:
+    """What a recipe line said of its ingredient beyond the id (`unit`, `ingredient`: the
+    name), as GET /products shows them: a line sent back as it came is taken, and the
+    use case checks that both still hold (`menu`). `line` is its index, for messages."""
+
+    line: int
+    unit: str | None
+    name: str | None
+
+
+Claims = dict[int, Said]  # ingredient id -> what its recipe line said of it
+
+
+@dataclass(frozen=True)
 class CreateProduct:
     """POST /products."""
 
     name: str
     recipe: Recipe
     price: int | None = None  # minor units (cents); None: no price
+    said: Claims = field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: Any) -> CreateProduct:
@@ -130,9 +145,10 @@ class CreateProduct:
         name = body.text("name")
         price = body.price("price")
         body.check()
-        recipe = _recipe(body.data.get("recipe"), required=True)
+        said: Claims = {}
+        recipe = _recipe(body.data.get("recipe"), required=True, said=said)
         assert name is not None and recipe is not None
-        return cls(name, recipe, price)
+        return cls(name, recipe, price, said)
 
 
 @dataclass(frozen=True)
@@ -143,6 +159,7 @@ class PatchProduct:
     name: str | None = None
     recipe: Recipe | None = None
     price: int | Keep | None = KEEP
+    said: Claims = field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: Any) -> PatchProduct:
@@ -150,12 +167,16 @@ class PatchProduct:
         name = body.text("name", required=False)
         price = body.price("price") if body.has("price") else KEEP
         body.check()
-        return cls(name, _recipe(body.data.get("recipe"), required=False), price)
+        said: Claims = {}
+        recipe = _recipe(body.data.get("recipe"), required=False, said=said)
+        return cls(name, recipe, price, said)
 
 
-def _recipe(data: Any, required: bool) -> Recipe | None:
-    """`recipe: [{"ingredient_id", "amount" (or "grams")}]`, each ingredient once. Whether
-    each is the merchant's is for the use case to say (`menu`)."""
+def _recipe(data: Any, required: bool, said: Claims) -> Recipe | None:
+    """`recipe: [{"ingredient_id", "amount" (or "grams")}]`, each ingredient once; `unit`
+    and `ingredient` (its name) may come too, as GET shows them, and go to `said`.
+    Whether each is the merchant's, and what it said holds, is for the use case to say
+    (`menu`)."""
     errors: list[FieldError] = []
     if not isinstance(data, list) or not 1 <= len(data) <= MAX_RECIPE_LINES:
         if data is None and not required:
@@ -163,9 +184,13 @@ def _recipe(data: Any, required: bool) -> Recipe | None:
         raise Invalid([FieldError("recipe", f"must be a list of 1 to {MAX_RECIPE_LINES} lines")])
     recipe: Recipe = {}
     for n, line in enumerate(data):
-        body = Body(line, {"ingredient_id", "amount", "grams"})
+        body = Body(line, {"ingredient_id", "amount", "grams", "unit", "ingredient"})
         ingredient_id = line.get("ingredient_id") if isinstance(line, dict) else None
         _, grams = body.amount()
+        unit = body.text("unit", required=False)
+        name = body.text("ingredient", required=False)
+        if is_id(ingredient_id) and (unit is not None or name is not None):
+            said[ingredient_id] = Said(n, unit, name)
         if not is_id(ingredient_id):
             body.errors.append(FieldError("ingredient_id", "must be an ingredient id"))
         elif ingredient_id in recipe:

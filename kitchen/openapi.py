@@ -70,7 +70,7 @@ def _list(name: str) -> dict[str, Any]:
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 NULLABLE_ID = {"oneOf": [ID, {"type": "null"}]}
 # Issue 19: every amount of an ingredient is an integer of its unit; `grams` is the older
-# name of `amount` (requests take either, not both; answers give both).
+# name of `amount` (requests take either, or both when equal; answers give both).
 IN_UNIT = "in the ingredient's unit (g, ml or piece)"
 OLDER_NAME = "the older name of `amount`, kept for the clients that send or read it"
 UNIT = {
@@ -461,11 +461,20 @@ def schemas(orders: Orders) -> dict[str, Any]:
         },
         "NewRecipeLine": {
             "type": "object",
-            "description": "`amount`, or `grams` (its older name), not both.",
+            "description": "`amount`, or `grams` (its older name). A line sent back as GET "
+            "shows it (both names, equal; `unit`, `ingredient`) is taken if its unit and name "
+            "still fit the ingredient; otherwise a 422 says which does not.",
             "oneOf": AMOUNT_OR_GRAMS,
             "additionalProperties": False,
             "properties": {
                 "ingredient_id": ID,
+                # What GET shows, sent back: not for a client to write, checked if sent.
+                "unit": {**UNIT, "readOnly": True, "description": "if sent: the ingredient's"},
+                "ingredient": {
+                    "type": "string",
+                    "readOnly": True,
+                    "description": "if sent: the ingredient's name",
+                },
                 "amount": {
                     "type": "integer",
                     "minimum": 1,

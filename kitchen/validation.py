@@ -98,11 +98,17 @@ class Body:
     def amount(self, required: bool = True, positive: bool = True) -> tuple[str, int | None]:
         """An amount of an ingredient in its unit, as `amount` (its name) or `grams` (the
         older name, kept for the scripts that send it), not both. Returns the field the
-        caller used, for the messages about it, and the amount."""
-        if AMOUNT in self.data and GRAMS in self.data:
-            self.errors.append(FieldError(AMOUNT, "give amount or grams, not both"))
+        caller used, for the messages about it, and the amount. Both, equal, are taken: a
+        line of GET sent back as it came."""
+        both = AMOUNT in self.data and GRAMS in self.data
+        # Both, equal: what GET answers (it shows both), sent back as it came.
+        if both and (self.data[AMOUNT], type(self.data[AMOUNT])) != (
+            self.data[GRAMS],
+            type(self.data[GRAMS]),
+        ):
+            self.errors.append(FieldError(AMOUNT, "amount and grams differ: give one of them"))
             return AMOUNT, None
-        if GRAMS in self.data:
+        if GRAMS in self.data and AMOUNT not in self.data:
             return GRAMS, self.grams(GRAMS, required, positive)
         return AMOUNT, self.grams(AMOUNT, required, positive, of=IN_ITS_UNIT)
 

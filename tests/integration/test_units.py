@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from kitchen import views
 from kitchen.db import session
 from kitchen.domain import MAX_GRAMS
-from kitchen.models import Ingredient, LedgerEntry, Product
+from kitchen.models import Ingredient, LedgerEntry, Product, RecipeLine
 from tests.helpers import SmtpServer, eventually
 
 
@@ -159,10 +159,10 @@ def test_moves_take_amount_or_grams_and_their_messages_name_the_field_and_the_un
         }
     ]
 
-    # Both names at once: a 422 naming `amount`, and nothing moved.
+    # Both names, saying different amounts: a 422 naming `amount`, and nothing moved.
     for kind in ("restock", "count", "waste"):
-        assert problem(api.post(f"{path}/{kind}", json={"amount": 1, "grams": 1})) == [
-            {"field": "amount", "message": "give amount or grams, not both"}
+        assert problem(api.post(f"{path}/{kind}", json={"amount": 1, "grams": 2})) == [
+            {"field": "amount", "message": "amount and grams differ: give one of them"}
         ]
     assert problem(api.post(f"{path}/restock", json={})) == [
         {"field": "amount", "message": "is required"}
@@ -179,11 +179,11 @@ def test_moves_take_amount_or_grams_and_their_messages_name_the_field_and_the_un
     ]
 
 
-def test_a_recipe_line_with_both_names_is_refused(api: TestClient) -> None:
+def test_a_recipe_line_with_both_names_differing_is_refused(api: TestClient) -> None:
     bun = made(api, {"name": "bun", "unit": "piece", "stock": 4})
-    both = [{"ingredient_id": bun["id"], "amount": 1, "grams": 1}]
+    both = [{"ingredient_id": bun["id"], "amount": 1, "grams": 2}]
     assert problem(api.post("/products", json={"name": "Roll", "recipe": both})) == [
-        {"field": "recipe[0].amount", "message": "give amount or grams, not both"}
+        {"field": "recipe[0].amount", "message": "amount and grams differ: give one of them"}
     ]
     zero = [{"ingredient_id": bun["id"], "amount": 0}]
     assert problem(api.post("/products", json={"name": "Roll", "recipe": zero})) == [
@@ -235,3 +235,46 @@ def test_a_recipe_shows_its_ingredients_with_one_query(
         ("cheese", 30, "g"),
         ("onion", 20, "g"),
     ]
+
+
+def test_a_recipe_read_is_taken_back_as_it_came_if_it_still_holds(api: TestClient) -> None:
+    """GET shows each line with amount, grams, unit and the ingredient's name: a script that
+    sends a recipe back as it read it is understood, and a line whose unit or name no
+    longer fits its ingredient is refused, saying which."""
+    bun = made(api, {"name": "bun", "unit": "piece", "stock": 40})
+    milk = made(api, {"name": "milk", "unit": "ml", "stock": 5000})
+    recipe = [
+        {"ingredient_id": bun["id"], "amount": 2},
+        {"ingredient_id": milk["id"], "amount": 250},
+    ]
+    roll = api.post("/products", json={"name": "Roll", "recipe": recipe})
+    assert roll.status_code == 201, roll.text
+    read = api.get(f"/products/{roll.json()['id']}").json()["recipe"]
+    assert read[0] == {
+        "ingredient_id": bun["id"],
+        "grams": 2,
+        "amount": 2,
+        "unit": "piece",
+        "ingredient": "bun",
+    }
+    read[1]["amount"] = read[1]["grams"] = 300
+    again = api.patch(f"/products/{roll.json()['id']}", json={"recipe": read})
+    assert again.status_code == 200, again.text
+    with session():
+        lines = RecipeLine.select().where(RecipeLine.product == roll.json()["id"])
+        assert sorted((r.ingredient_id, r.grams) for r in lines) == [
+            (bun["id"], 2),
+            (milk["id"], 300),
+        ]
+
+    wrong = [dict(read[0], unit="g"), dict(read[1], ingredient="cream")]
+    assert problem(api.patch(f"/products/{roll.json()['id']}", json={"recipe": wrong})) == [
+        {"field": "recipe[0].unit", "message": "bun is counted in pieces, not g"},
+        {"field": "recipe[1].ingredient", "message": f"ingredient {milk['id']} is milk, not cream"},
+    ]
+    with session():
+        lines = RecipeLine.select().where(RecipeLine.product == roll.json()["id"])
+        assert sorted((r.ingredient_id, r.grams) for r in lines) == [
+            (bun["id"], 2),
+            (milk["id"], 300),
+        ]
