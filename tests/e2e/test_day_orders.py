@@ -136,15 +136,16 @@ def stock() -> dict[str, int]:
         return {i.name: i.stock for i in Ingredient.select()}
 
 
-def refund_rows(order_id: int) -> dict[str, tuple[int, int]]:
-    """The ledger rows a refund with restock wrote: ingredient -> (change, stock after)."""
+def refund_rows(order_id: int) -> dict[str, tuple[int, int, str | None]]:
+    """The ledger rows a refund with restock wrote: ingredient -> (change, stock after,
+    the name of the key that asked for the refund)."""
     with session():
         rows = (
             LedgerEntry.select(LedgerEntry, Ingredient.name)
             .join(Ingredient, on=LedgerEntry.ingredient == Ingredient.id)
             .where(LedgerEntry.order == order_id, LedgerEntry.reason == LedgerEntry.REFUND)
         )
-        return {e.ingredient.name: (e.grams, e.stock_after) for e in rows}
+        return {e.ingredient.name: (e.grams, e.stock_after, e.key_name) for e in rows}
 
 
 # -- what the page shows ----------------------------------------------------------------
@@ -549,6 +550,7 @@ def test_part_of_a_paid_order_is_refunded(
 def test_a_full_refund_puts_the_stock_back(paying: Page, browser: WebDriver, how: str) -> None:
     order_id = captured(paying, 2, browser)
     eventually(lambda: stock() == {"beef": 19700, "cheese": 4940, "onion": 960})
+    sign_in(browser, paying, "office")
     cook = Person(browser, how)
     cook.press_button("Refund", order(browser, order_id))
     cook.tick("Put the stock back")
@@ -564,13 +566,14 @@ def test_a_full_refund_puts_the_stock_back(paying: Page, browser: WebDriver, how
         ),
         what="the refund said",
     )
-    # The stock is back at once, one ledger row per ingredient, reason refund.
+    # The stock is back at once: one ledger row per ingredient, reason refund, naming the
+    # key the page signed in with.
     assert refunds(order_id) == [(2500, True, "never served")]
     assert stock() == {"beef": 20000, "cheese": 5000, "onion": 1000}
     assert refund_rows(order_id) == {
-        "beef": (300, 20000),
-        "cheese": (60, 5000),
-        "onion": (40, 1000),
+        "beef": (300, 20000, "office"),
+        "cheese": (60, 5000, "office"),
+        "onion": (40, 1000, "office"),
     }
     until(lambda: text(ingredient(browser, "beef"), ".amount") == "20 kg of 20 kg", what="20 kg")
     eventually(lambda: payment(order_id) == ("refunded", 2500, 2500))
