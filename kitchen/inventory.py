@@ -102,8 +102,8 @@ def _named(merchant_id: int, name: str) -> Ingredient | None:
 
 def _ledger(
     row: Ingredient, grams: int, reason: str, note: str | None, key_name: str | None
-) -> None:
-    LedgerEntry.create(
+) -> LedgerEntry:
+    return LedgerEntry.create(
         merchant=row.merchant_id,
         ingredient=row.id,
         grams=grams,
@@ -167,9 +167,10 @@ def _change(
             raise Invalid([FieldError(named, str(exc))]) from None
         row.stock, row.full_stock, row.alert_armed = state.stock, state.full_stock, state.armed
         row.save()
+        entry = None
         if reason is not None:
             # A count that finds what the books say is still a count worth recording.
-            _ledger(row, state.stock - before, reason, note, key_name)
+            entry = _ledger(row, state.stock - before, reason, note, key_name)
         why = reason or alerts.LEVELS
         if crossed:
             alerts.raise_alert(
@@ -177,7 +178,11 @@ def _change(
             )
         elif state.armed and not was_armed:
             alerts.resolve(merchant_id, row.id, why)
-        return view(row, merchant, rules.default_threshold)
+        shown = view(row, merchant, rules.default_threshold)
+        if entry is not None:
+            # What the move recorded: a count's difference from the books, exactly.
+            shown["change"] = views.ledger_entry(entry, row.unit)
+        return shown
 
 
 MOVES: dict[str, Callable[[domain.IngredientState, int], bool]] = {

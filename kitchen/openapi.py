@@ -323,6 +323,11 @@ def schemas(orders: Orders) -> dict[str, Any]:
                 "low": {"type": "boolean", "description": "below its threshold"},
                 "alert_armed": {"type": "boolean"},
                 "unit": UNIT,
+                "change": {
+                    "$ref": "#/components/schemas/LedgerEntry",
+                    "description": "only in the answer of a restock, count or waste: the "
+                    "ledger row it wrote (a count's `amount` is the difference it found)",
+                },
             },
         },
         "NewIngredient": {

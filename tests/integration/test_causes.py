@@ -143,3 +143,20 @@ def test_a_product_names_the_ingredient_that_limits_it(api: TestClient, seeded: 
     dashboard = api.get("/dashboard").json()
     [shown] = [p for p in dashboard["products"] if p["id"] == seeded.burger]
     assert shown["limited_by"] == seeded.cheese
+
+
+def test_a_move_answers_the_ledger_row_it_wrote(api: TestClient, seeded: Seeded) -> None:
+    """A count's answer says the difference it found, exactly as the ledger keeps it (the
+    page shows it); a PATCH, which writes no ledger row, answers none."""
+    assert api.post("/order", json=seeded.order(2)).status_code == 201
+    eventually(lambda: api.get(f"/ingredients/{seeded.onion}").json()["stock"] == 960)
+    counted = api.post(f"/ingredients/{seeded.onion}/count", json={"amount": 905, "note": "eve"})
+    assert counted.status_code == 200, counted.text
+    change = counted.json()["change"]
+    assert (change["amount"], change["reason"], change["stock_after"]) == (-55, "count", 905)
+    assert change == last_entry(api, seeded.onion)
+    restocked = api.post(f"/ingredients/{seeded.onion}/restock", json={"amount": 95})
+    assert restocked.json()["change"]["amount"] == 95
+    assert restocked.json()["stock"] == 1000
+    patched = api.patch(f"/ingredients/{seeded.onion}", json={"full_stock": 2000})
+    assert patched.status_code == 200 and "change" not in patched.json()
