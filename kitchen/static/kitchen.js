@@ -221,9 +221,10 @@ window.Kitchen = (function () {
   //   fields: [{name, label, type ("number", "text", "select", "checkbox", "textarea",
   //            or "custom"), value?, unit? (shown after the label), options? ([value,
   //            words] pairs), required?, min?, hint?, render? (custom: (wrap, id) ->
-  //            {read() -> the field's value, focusable?() -> the control that takes
-  //            the focus when the field is refused}: the field draws its own controls
-  //            and label; its reason goes at the end of `wrap`, as lineList's do)}],
+  //            {read() -> the field's value, focusable?() -> the control that gets
+  //            the focus and aria-invalid when the field is refused}: it draws its own
+  //            label; openForm adds the reason's <p id="<id>-error"> after it. See
+  //            lineList)}],
   //   send: async (values) -> an api() result,
   //   done: (result) -> what the page says once it worked,
   //   fieldOf?, conflictField? (see explain).
