@@ -131,7 +131,7 @@
     K.openForm({
       title: "Edit " + before.name,
       intro: "Its stock changes with Restock, Count and Waste; its unit (" +
-        UNIT_WORDS.find(([u]) => u === unit)[1] + ") cannot change.",
+        (UNIT_WORDS.find(([u]) => u === unit) || UNIT_WORDS[0])[1] + ") cannot change.",
       submit: "Save changes",
       fields: [
         { name: "name", label: "Name", type: "text", value: was.name, required: true },
