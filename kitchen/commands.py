@@ -23,16 +23,23 @@ price, which null removes: there `KEEP` marks "not given".
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Final
 
-from kitchen.domain import MAX_ID, is_id
+from kitchen.domain import MAX_ID, UNITS, is_id
 from kitchen.errors import FieldError, Invalid
 from kitchen.models import LedgerEntry
-from kitchen.validation import MAX_RECIPE_LINES, PAYMENT_MODES, Body
+from kitchen.validation import (
+    GRAMS,
+    IN_ITS_UNIT,
+    MAX_RECIPE_LINES,
+    PAYMENT_MODES,
+    UNIT_WORDS,
+    Body,
+)
 
-Recipe = dict[int, int]  # ingredient id -> grams in one unit, each ingredient once
+Recipe = dict[int, int]  # ingredient id -> its amount in one product, each ingredient once
 
 
 class Keep(enum.Enum):
@@ -52,17 +59,19 @@ class CreateIngredient:
     stock: int
     full_stock: int | None  # the par level; None: the stock
     threshold: Fraction | None  # None: the merchant's
+    unit: str = "g"  # domain.UNITS; stock and par level are counted in it
 
     @classmethod
     def parse(cls, data: Any) -> CreateIngredient:
-        body = Body(data, {"name", "stock", "full_stock", "threshold"})
+        body = Body(data, {"name", "stock", "full_stock", "threshold", "unit"})
         name = body.text("name")
-        stock = body.grams("stock", positive=False)
-        full = body.grams("full_stock", required=False)
+        unit = body.choice("unit", UNITS) or "g"
+        stock = body.grams("stock", positive=False, of=UNIT_WORDS[unit])
+        full = body.grams("full_stock", required=False, of=UNIT_WORDS[unit])
         threshold = body.fraction("threshold")
         body.check()
         assert name is not None and stock is not None
-        return cls(name, stock, full, threshold)
+        return cls(name, stock, full, threshold, unit)
 
 
 @dataclass(frozen=True)
@@ -75,10 +84,15 @@ class PatchIngredient:
 
     @classmethod
     def parse(cls, data: Any) -> PatchIngredient:
-        body = Body(data, {"name", "full_stock", "threshold"})
+        body = Body(data, {"name", "full_stock", "threshold", "unit"})
         name = body.text("name", required=False)
-        full = body.grams("full_stock", required=False)
+        full = body.grams("full_stock", required=False, of=IN_ITS_UNIT)
         threshold = body.fraction("threshold")
+        if body.has("unit"):
+            # Every stored amount of it (stock, recipes, the ledger) is in its unit.
+            body.errors.append(
+                FieldError("unit", "is chosen when the ingredient is made and cannot change")
+            )
         body.check()
         return cls(name, full, threshold)
 
@@ -88,17 +102,32 @@ class StockMove:
     """POST /ingredients/{id}/restock, /count or /waste: `kind` is the ledger's reason."""
 
     kind: str  # LedgerEntry.RESTOCK, COUNT or WASTE
-    grams: int  # added, counted or wasted
+    grams: int  # added, counted or wasted, in the ingredient's unit
     note: str | None = None
+    field: str = GRAMS  # what the caller named the amount: "amount" or "grams"
 
     @classmethod
     def parse(cls, kind: str, data: Any) -> StockMove:
-        body = Body(data, {"grams", "note"})
-        grams = body.grams("grams", positive=kind != LedgerEntry.COUNT)
+        body = Body(data, {"amount", "grams", "note"})
+        field, grams = body.amount(positive=kind != LedgerEntry.COUNT)
         note = body.note("note")
         body.check()
         assert grams is not None
-        return cls(kind, grams, note)
+        return cls(kind, grams, note, field)
+
+
+@dataclass(frozen=True)
+class Said:
+    """What a recipe line said of its ingredient beyond the id (`unit`, `ingredient`: the
+    name), as GET /products shows them: a line sent back as it came is taken, and the
+    use case checks that both still hold (`menu`). `line` is its index, for messages."""
+
+    line: int
+    unit: str | None
+    name: str | None
+
+
+Claims = dict[int, Said]  # ingredient id -> what its recipe line said of it
 
 
 @dataclass(frozen=True)
@@ -108,6 +137,7 @@ class CreateProduct:
     name: str
     recipe: Recipe
     price: int | None = None  # minor units (cents); None: no price
+    said: Claims = field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: Any) -> CreateProduct:
@@ -115,9 +145,10 @@ class CreateProduct:
         name = body.text("name")
         price = body.price("price")
         body.check()
-        recipe = _recipe(body.data.get("recipe"), required=True)
+        said: Claims = {}
+        recipe = _recipe(body.data.get("recipe"), required=True, said=said)
         assert name is not None and recipe is not None
-        return cls(name, recipe, price)
+        return cls(name, recipe, price, said)
 
 
 @dataclass(frozen=True)
@@ -128,6 +159,7 @@ class PatchProduct:
     name: str | None = None
     recipe: Recipe | None = None
     price: int | Keep | None = KEEP
+    said: Claims = field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: Any) -> PatchProduct:
@@ -135,12 +167,16 @@ class PatchProduct:
         name = body.text("name", required=False)
         price = body.price("price") if body.has("price") else KEEP
         body.check()
-        return cls(name, _recipe(body.data.get("recipe"), required=False), price)
+        said: Claims = {}
+        recipe = _recipe(body.data.get("recipe"), required=False, said=said)
+        return cls(name, recipe, price, said)
 
 
-def _recipe(data: Any, required: bool) -> Recipe | None:
-    """`recipe: [{"ingredient_id", "grams"}]`, each ingredient once. Whether each is the
-    merchant's is for the use case to say (`menu`)."""
+def _recipe(data: Any, required: bool, said: Claims) -> Recipe | None:
+    """`recipe: [{"ingredient_id", "amount" (or "grams")}]`, each ingredient once; `unit`
+    and `ingredient` (its name) may come too, as GET shows them, and go to `said`.
+    Whether each is the merchant's, and what it said holds, is for the use case to say
+    (`menu`)."""
     errors: list[FieldError] = []
     if not isinstance(data, list) or not 1 <= len(data) <= MAX_RECIPE_LINES:
         if data is None and not required:
@@ -148,9 +184,13 @@ def _recipe(data: Any, required: bool) -> Recipe | None:
         raise Invalid([FieldError("recipe", f"must be a list of 1 to {MAX_RECIPE_LINES} lines")])
     recipe: Recipe = {}
     for n, line in enumerate(data):
-        body = Body(line, {"ingredient_id", "grams"})
+        body = Body(line, {"ingredient_id", "amount", "grams", "unit", "ingredient"})
         ingredient_id = line.get("ingredient_id") if isinstance(line, dict) else None
-        grams = body.grams("grams")
+        _, grams = body.amount()
+        unit = body.text("unit", required=False)
+        name = body.text("ingredient", required=False)
+        if is_id(ingredient_id) and (unit is not None or name is not None):
+            said[ingredient_id] = Said(n, unit, name)
         if not is_id(ingredient_id):
             body.errors.append(FieldError("ingredient_id", "must be an ingredient id"))
         elif ingredient_id in recipe:

@@ -63,6 +63,7 @@ PAGE = """<!doctype html>
 <script src="/static/kitchen.js" defer></script>
 <script src="/static/stock.js" defer></script>
 <script src="/static/ingredients.js" defer></script>
+<script src="/static/menu.js" defer></script>
 <script src="/static/dashboard.js" defer></script>
 </head>
 <body data-env="{env}">

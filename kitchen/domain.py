@@ -1,8 +1,9 @@
 """The kitchen's rules, as plain Python: no database, broker or web framework here.
 
-Stock is integer grams. A threshold is an exact Fraction of an ingredient's par level
-(`full_stock`: set when it is created, changed only by the merchant; stock may stand
-above it), so "below 50%" is decided by integer arithmetic, never by float rounding.
+Stock is an integer of the ingredient's unit (UNITS: grams, millilitres or pieces). A
+threshold is an exact Fraction of an ingredient's par level (`full_stock`: set when it is
+created, changed only by the merchant; stock may stand above it), so "below 50%" is
+decided by integer arithmetic, never by float rounding.
 """
 
 from __future__ import annotations
@@ -35,6 +36,20 @@ MAX_ORDER_AMOUNT = 10**12
 # Thresholds are kept to this many decimal places: what is checked is what is stored.
 THRESHOLD_PLACES = 6
 
+# What an ingredient is counted in (models.Ingredient.G, ML, PIECE), chosen when it is
+# made. Every amount of it (stock, par level, recipe line, move, ledger row) is an integer
+# of its unit; "grams" in names and fields is the older word for that amount.
+UNITS = ("g", "ml", "piece")
+
+
+def amount_text(amount: int | Fraction, unit: str) -> str:
+    """An amount as every message names it: "480 g", "250 ml", "1 piece", "3 pieces"; a
+    fraction (an alert's level: par level x threshold) shortly, "2.5 pieces"."""
+    number = str(amount) if isinstance(amount, int) else f"{float(amount):g}"
+    if unit == "piece":
+        return f"{number} piece" if amount == 1 else f"{number} pieces"
+    return f"{number} {unit}"
+
 
 def is_id(value: Any) -> TypeGuard[int]:
     """A JSON value that can be an id: an int (not a bool) from 1 to MAX_ID."""
@@ -63,6 +78,7 @@ class IngredientState:
     full_stock: int
     armed: bool
     threshold: Fraction  # from the settings: there is no second default here
+    unit: str = "g"  # UNITS: what the messages name its amounts in
 
 
 # Why an order was rejected, as a bounded class (the reason's text names grams and ids).
@@ -131,9 +147,9 @@ def apply_order(
         return Outcome(False, f"unknown product {', '.join(map(str, unknown))}", UNKNOWN_PRODUCT)
     needed = grams_needed(lines, recipes)
     short = [
-        f"{ingredients[i].name} needs {grams} g, {ingredients[i].stock} g left"
+        f"{s.name} needs {amount_text(grams, s.unit)}, {amount_text(s.stock, s.unit)} left"
         for i, grams in sorted(needed.items())
-        if ingredients[i].stock < grams
+        if (s := ingredients[i]).stock < grams
     ]
     if short:
         return Outcome(False, "insufficient stock: " + "; ".join(short), INSUFFICIENT_STOCK)
@@ -158,9 +174,10 @@ def restock(ingredient: IngredientState, grams: int) -> bool:
     if grams <= 0:
         raise StockError("grams must be a positive integer")
     if ingredient.stock + grams > MAX_GRAMS:
+        unit = ingredient.unit
         raise StockError(
-            f"{ingredient.name} would hold {ingredient.stock + grams} g, "
-            f"more than the limit of {MAX_GRAMS} g"
+            f"{ingredient.name} would hold {amount_text(ingredient.stock + grams, unit)}, "
+            f"more than the limit of {amount_text(MAX_GRAMS, unit)}"
         )
     ingredient.stock += grams
     return settle_alert(ingredient)
@@ -187,7 +204,8 @@ def waste(ingredient: IngredientState, grams: int) -> bool:
     if grams <= 0:
         raise StockError("grams must be a positive integer")
     if grams > ingredient.stock:
-        raise StockError(f"only {ingredient.stock} g of {ingredient.name} are in stock")
+        in_stock = amount_text(ingredient.stock, ingredient.unit)
+        raise StockError(f"only {in_stock} of {ingredient.name} are in stock")
     ingredient.stock -= grams
     return settle_alert(ingredient)
 

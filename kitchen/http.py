@@ -103,12 +103,12 @@ STOCK_MOVES = {
     LedgerEntry.RESTOCK: (
         "Restock",
         "Add stock (the stock may stand above the par level, `full_stock`, which stays; "
-        f"more than {MAX_GRAMS:,} g in all is a 422); at or above the threshold the alert "
-        "re-arms.",
+        f"more than {MAX_GRAMS:,} in all, in the ingredient's unit, is a 422); at or above the "
+        "threshold the alert re-arms.",
     ),
     LedgerEntry.COUNT: (
         "Count",
-        "A physical count: the stock becomes the counted grams, above the par level too, "
+        "A physical count: the stock becomes the counted amount, above the par level too, "
         "which stays (may alert or re-arm).",
     ),
     LedgerEntry.WASTE: (

@@ -39,7 +39,13 @@ def ingredient_state(
     """What the rules need of an ingredient row."""
     i = ingredient
     return domain.IngredientState(
-        i.id, i.name, i.stock, i.full_stock, i.alert_armed, threshold_of(i, merchant, default)
+        i.id,
+        i.name,
+        i.stock,
+        i.full_stock,
+        i.alert_armed,
+        threshold_of(i, merchant, default),
+        i.unit,
     )
 
 
@@ -64,6 +70,7 @@ def create(merchant_id: int, new: CreateIngredient, rules: AlertRules) -> dict[s
             stock=stock,
             full_stock=full,
             threshold=str(threshold) if threshold is not None else None,
+            unit=new.unit,
         )
         state = ingredient_state(row, merchant, rules.default_threshold)
         # Armed until now: a new ingredient below its line is short from the start, which
@@ -128,9 +135,11 @@ def _change(
     reason: str | None = None,
     note: str | None = None,
     edit: Callable[[Ingredient], None] = lambda row: None,
+    field: str = "grams",
 ) -> dict[str, Any]:
     """Apply `rule` to one ingredient in one transaction (see the module's docstring);
-    `edit` changes the row first (a new name or threshold)."""
+    `edit` changes the row first (a new name or threshold); `field` is what the caller
+    named a move's amount, for the message of a refused one."""
     with transaction():
         row = _get(merchant_id, ingredient_id, lock=True)
         edit(row)
@@ -140,8 +149,8 @@ def _change(
         try:
             crossed = rule(state)
         except domain.StockError as exc:
-            field = "grams" if reason else "full_stock"
-            raise Invalid([FieldError(field, str(exc))]) from None
+            named = field if reason else "full_stock"
+            raise Invalid([FieldError(named, str(exc))]) from None
         row.stock, row.full_stock, row.alert_armed = state.stock, state.full_stock, state.armed
         row.save()
         if reason is not None:
@@ -162,10 +171,16 @@ MOVES: dict[str, Callable[[domain.IngredientState, int], bool]] = {
 def move(
     merchant_id: int, ingredient_id: int, move: StockMove, rules: AlertRules
 ) -> dict[str, Any]:
-    """POST /ingredients/{id}/restock, /count or /waste: `{"grams", "note"?}`."""
+    """POST /ingredients/{id}/restock, /count or /waste: `{"amount" (or "grams"), "note"?}`."""
     step, grams = MOVES[move.kind], move.grams
     return _change(
-        merchant_id, ingredient_id, rules, lambda s: step(s, grams), move.kind, move.note
+        merchant_id,
+        ingredient_id,
+        rules,
+        lambda s: step(s, grams),
+        move.kind,
+        move.note,
+        field=move.field,
     )
 
 
@@ -215,11 +230,11 @@ def ledger(
 ) -> list[dict[str, Any]]:
     """GET /ingredients/{id}/ledger: newest first, `before` an entry id to page on from."""
     with session():
-        _get(merchant_id, ingredient_id)
+        unit = _get(merchant_id, ingredient_id).unit
         query = LedgerEntry.select().where(
             LedgerEntry.merchant == merchant_id, LedgerEntry.ingredient == ingredient_id
         )
         if before is not None:
             query = query.where(LedgerEntry.id < before)
         rows = query.order_by(LedgerEntry.id.desc()).limit(limit)
-        return [views.ledger_entry(e) for e in rows]
+        return [views.ledger_entry(e, unit) for e in rows]

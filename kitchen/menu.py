@@ -9,18 +9,22 @@ from __future__ import annotations
 from typing import Any
 
 from kitchen import views
-from kitchen.commands import KEEP, CreateProduct, PatchProduct, Recipe
+from kitchen.commands import KEEP, Claims, CreateProduct, PatchProduct, Recipe
 from kitchen.db import session, transaction, utcnow
 from kitchen.errors import Conflict, FieldError, Invalid, NotFound
 from kitchen.models import Ingredient, Product, RecipeLine
 
+COUNTED_IN = {"g": "grams (g)", "ml": "millilitres (ml)", "piece": "pieces"}
 
-def _check_ingredients(merchant_id: int, recipe: Recipe) -> None:
-    """Each ingredient of the recipe is the merchant's (its shape is checked at the edge:
-    `commands`)."""
+
+def _check_ingredients(merchant_id: int, recipe: Recipe, said: Claims) -> None:
+    """Each ingredient of the recipe is the merchant's, and is what its line said of it
+    (its unit and name, where the line said them): a line written for grams is not
+    taken for an ingredient counted in pieces. (Its shape is checked at the edge:
+    `commands`.)"""
     mine = {
-        i.id
-        for i in Ingredient.select(Ingredient.id).where(
+        i.id: i
+        for i in Ingredient.select(Ingredient.id, Ingredient.name, Ingredient.unit).where(
             Ingredient.merchant == merchant_id, Ingredient.id.in_(list(recipe))
         )
     }
@@ -29,6 +33,25 @@ def _check_ingredients(merchant_id: int, recipe: Recipe) -> None:
         for n, ingredient_id in enumerate(recipe)
         if ingredient_id not in mine
     ]
+    for ingredient_id, claim in said.items():
+        row = mine.get(ingredient_id)
+        if row is None:
+            continue
+        if claim.unit is not None and claim.unit != row.unit:
+            errors.append(
+                FieldError(
+                    f"recipe[{claim.line}].unit",
+                    f"{row.name} is counted in {COUNTED_IN.get(row.unit, row.unit)}, "
+                    f"not {claim.unit}",
+                )
+            )
+        if claim.name is not None and claim.name != row.name:
+            errors.append(
+                FieldError(
+                    f"recipe[{claim.line}].ingredient",
+                    f"ingredient {row.id} is {row.name}, not {claim.name}",
+                )
+            )
     if errors:
         raise Invalid(errors)
 
@@ -62,7 +85,7 @@ def _name_free(merchant_id: int, name: str, product_id: int | None = None) -> No
 def create(merchant_id: int, new: CreateProduct) -> dict[str, Any]:
     """POST /products: `{"name", "recipe": [{"ingredient_id", "grams"}], "price"?}`."""
     with transaction():
-        _check_ingredients(merchant_id, new.recipe)
+        _check_ingredients(merchant_id, new.recipe, new.said)
         _name_free(merchant_id, new.name)
         product = Product.create(merchant=merchant_id, name=new.name, price=new.price)
         _write_recipe(product, new.recipe)
@@ -96,7 +119,7 @@ def update(merchant_id: int, product_id: int, change: PatchProduct) -> dict[str,
     with transaction():
         product = _get(merchant_id, product_id)
         if recipe is not None:
-            _check_ingredients(merchant_id, recipe)
+            _check_ingredients(merchant_id, recipe, change.said)
         if name is not None:
             _name_free(merchant_id, name, product.id)
             product.name = name

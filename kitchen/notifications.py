@@ -25,6 +25,7 @@ from fractions import Fraction
 from kitchen import logs, metrics
 from kitchen.background import Background
 from kitchen.db import session, transaction, utcnow
+from kitchen.domain import amount_text
 from kitchen.events import Handler, Notify, Received
 from kitchen.inventory import threshold_of
 from kitchen.mail import Mailer, PermanentMailError
@@ -33,14 +34,17 @@ from kitchen.models import Alert, Ingredient, Merchant, Notification, database_i
 log = logging.getLogger(__name__)
 
 
-def compose(ingredient: str, stock: int, full_stock: int, threshold: Fraction) -> tuple[str, str]:
-    """Subject and body of a low-stock alert."""
+def compose(
+    ingredient: str, stock: int, full_stock: int, threshold: Fraction, unit: str = "g"
+) -> tuple[str, str]:
+    """Subject and body of a low-stock alert, its amounts in the ingredient's `unit`."""
     percent = f"{float(threshold) * 100:g}%"
-    level = full_stock * threshold
-    subject = f"Low stock: {ingredient} is below {percent} ({stock} g left)"
+    level = amount_text(full_stock * threshold, unit)
+    left, par = amount_text(stock, unit), amount_text(full_stock, unit)
+    subject = f"Low stock: {ingredient} is below {percent} ({left} left)"
     body = (
-        f"{ingredient} is down to {stock} g of its par level of {full_stock} g, below the alert "
-        f"threshold of {percent} ({float(level):g} g).\n\n"
+        f"{ingredient} is down to {left} of its par level of {par}, below the alert "
+        f"threshold of {percent} ({level}).\n\n"
         f"Restock {ingredient} to re-arm this alert; until then Kitchen sends no other "
         f"alert for it.\n"
     )
@@ -74,7 +78,7 @@ def record(
                 stock = ingredient.stock if notify.stock is None else notify.stock
                 full = ingredient.full_stock if notify.full_stock is None else notify.full_stock
                 line = threshold_of(ingredient, merchant, threshold)
-                subject, body = compose(ingredient.name, stock, full, line)
+                subject, body = compose(ingredient.name, stock, full, line, ingredient.unit)
             else:
                 # Looked up in the ingredient's merchant's partition: an alert of another
                 # merchant is as unknown as one that does not exist.
@@ -91,7 +95,11 @@ def record(
                     continue
                 key, to = f"alert-{alert.id}", alert.email
                 subject, body = compose(
-                    ingredient.name, alert.stock, alert.full_stock, Fraction(alert.threshold)
+                    ingredient.name,
+                    alert.stock,
+                    alert.full_stock,
+                    Fraction(alert.threshold),
+                    ingredient.unit,
                 )
             Notification.insert(
                 merchant=ingredient.merchant_id,

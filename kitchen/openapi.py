@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute
 from starlette.schemas import SchemaGenerator
 
 from kitchen.commands import MAX_AMOUNT
-from kitchen.domain import MAX_GRAMS, MAX_ID, MAX_ORDER_AMOUNT, MAX_PRICE, THRESHOLD_PLACES
+from kitchen.domain import MAX_GRAMS, MAX_ID, MAX_ORDER_AMOUNT, MAX_PRICE, THRESHOLD_PLACES, UNITS
 from kitchen.models import Refund
 from kitchen.payments import STATES as PAYMENT_STATES
 from kitchen.settings import Orders
@@ -69,15 +69,27 @@ def _list(name: str) -> dict[str, Any]:
 # Each limit is what the (64-bit) column holds, or less: see domain.MAX_GRAMS.
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 NULLABLE_ID = {"oneOf": [ID, {"type": "null"}]}
-GRAMS = {"type": "integer", "minimum": 0, "maximum": MAX_GRAMS, "description": "grams"}
+# Issue 19: every amount of an ingredient is an integer of its unit; `grams` is the older
+# name of `amount` (requests take either, or both when equal; answers give both).
+IN_UNIT = "in the ingredient's unit (g, ml or piece)"
+OLDER_NAME = "the older name of `amount`, kept for the clients that send or read it"
+UNIT = {
+    "enum": list(UNITS),
+    "description": "what the ingredient's amounts are counted in: g (grams), ml or piece; "
+    "chosen when it is made, never changed",
+}
+GRAMS = {"type": "integer", "minimum": 0, "maximum": MAX_GRAMS, "description": IN_UNIT}
 # The par level: 100 % for the threshold. Set when the ingredient is made (default: its
 # stock), changed only by PATCH; restocks and counts may take the stock above it.
 PAR = {
     "type": "integer",
     "minimum": 1,
     "maximum": MAX_GRAMS,
-    "description": "the par level, in grams: 100 % for the threshold; the stock may stand above it",
+    "description": f"the par level, {IN_UNIT}: 100 % for the threshold; the stock may stand "
+    "above it",
 }
+# A request's amount: `amount` or `grams`, exactly one of them.
+AMOUNT_OR_GRAMS = [{"required": ["amount"]}, {"required": ["grams"]}]
 THRESHOLD = {
     "type": "number",
     "minimum": 1 / 10**THRESHOLD_PLACES,
@@ -151,7 +163,7 @@ def schemas(orders: Orders) -> dict[str, Any]:
         "type": "array",
         "minItems": 1,
         "maxItems": MAX_RECIPE_LINES,
-        "items": _ref("RecipeLine"),
+        "items": _ref("NewRecipeLine"),
     }
     return {
         "Problem": {
@@ -291,7 +303,16 @@ def schemas(orders: Orders) -> dict[str, Any]:
         },
         "Ingredient": {
             "type": "object",
-            "required": ["id", "name", "stock", "full_stock", "threshold", "low", "alert_armed"],
+            "required": [
+                "id",
+                "name",
+                "stock",
+                "full_stock",
+                "threshold",
+                "low",
+                "alert_armed",
+                "unit",
+            ],
             "properties": {
                 "id": ID,
                 "name": {"type": "string"},
@@ -300,55 +321,83 @@ def schemas(orders: Orders) -> dict[str, Any]:
                 "threshold": THRESHOLD,
                 "low": {"type": "boolean", "description": "below its threshold"},
                 "alert_armed": {"type": "boolean"},
+                "unit": UNIT,
             },
         },
         "NewIngredient": {
             "type": "object",
             "required": ["name", "stock"],
             "additionalProperties": False,
-            "properties": {"name": NAME, "stock": GRAMS, "full_stock": PAR, "threshold": THRESHOLD},
+            "properties": {
+                "name": NAME,
+                "stock": GRAMS,
+                "full_stock": PAR,
+                "threshold": THRESHOLD,
+                "unit": {**UNIT, "description": f"{UNIT['description']} (default: g)"},
+            },
         },
         "IngredientChange": {
             "type": "object",
+            "description": "The unit is not among them: it is chosen when the ingredient is "
+            "made (a PATCH naming it is a 422).",
             "additionalProperties": False,
             "properties": {"name": NAME, "full_stock": PAR, "threshold": THRESHOLD},
         },
         "StockMove": {
             "type": "object",
-            "description": "A restock or waste.",
-            "required": ["grams"],
+            "description": "A restock or waste: `amount`, or `grams` (its older name), not both.",
+            "oneOf": AMOUNT_OR_GRAMS,
             "additionalProperties": False,
             "properties": {
-                "grams": {
+                "amount": {
                     **GRAMS,
                     "minimum": 1,
-                    "description": "grams; a restock that would take the stock above "
-                    f"{MAX_GRAMS} g, or waste of more than is in stock, is a 422",
+                    "description": f"{IN_UNIT}; a restock that would take the stock above "
+                    f"{MAX_GRAMS}, or waste of more than is in stock, is a 422",
                 },
+                "grams": {**GRAMS, "minimum": 1, "description": OLDER_NAME},
                 "note": NOTE,
             },
         },
         "StockCount": {
             "type": "object",
-            "description": "A physical count.",
-            "required": ["grams"],
+            "description": "A physical count: `amount`, or `grams` (its older name), not both.",
+            "oneOf": AMOUNT_OR_GRAMS,
             "additionalProperties": False,
             "properties": {
-                "grams": {**GRAMS, "description": "the grams counted"},
+                "amount": {**GRAMS, "description": f"what was counted, {IN_UNIT}"},
+                "grams": {**GRAMS, "description": OLDER_NAME},
                 "note": NOTE,
             },
         },
         "LedgerEntry": {
             "type": "object",
-            "required": ["id", "grams", "reason", "order_id", "note", "stock_after", "at"],
+            "required": [
+                "id",
+                "grams",
+                "amount",
+                "unit",
+                "reason",
+                "order_id",
+                "note",
+                "stock_after",
+                "at",
+            ],
             "properties": {
                 "id": ID,
                 "grams": {
                     "type": "integer",
                     "minimum": -MAX_GRAMS,
                     "maximum": MAX_GRAMS,
-                    "description": "signed: added (+) or taken (-)",
+                    "description": f"signed: added (+) or taken (-); {OLDER_NAME}",
                 },
+                "amount": {
+                    "type": "integer",
+                    "minimum": -MAX_GRAMS,
+                    "maximum": MAX_GRAMS,
+                    "description": f"signed: added (+) or taken (-), {IN_UNIT}",
+                },
+                "unit": UNIT,
                 "reason": {"enum": list(LEDGER_REASONS)},
                 "order_id": NULLABLE_ID,
                 "note": {"type": ["string", "null"]},
@@ -362,6 +411,7 @@ def schemas(orders: Orders) -> dict[str, Any]:
                 "id",
                 "ingredient_id",
                 "ingredient",
+                "unit",
                 "order_id",
                 "stock",
                 "full_stock",
@@ -375,11 +425,12 @@ def schemas(orders: Orders) -> dict[str, Any]:
                 "id": ID,
                 "ingredient_id": ID,
                 "ingredient": {"type": "string", "description": "the ingredient's name"},
+                "unit": UNIT,
                 "order_id": {
                     **NULLABLE_ID,
                     "description": "the order that took the stock below (null: another change)",
                 },
-                "stock": {**GRAMS, "description": "grams just after the crossing"},
+                "stock": {**GRAMS, "description": f"just after the crossing, {IN_UNIT}"},
                 "full_stock": GRAMS,
                 "threshold": THRESHOLD,
                 "email": {"type": "string", "format": "email"},
@@ -394,12 +445,50 @@ def schemas(orders: Orders) -> dict[str, Any]:
         },
         "RecipeLine": {
             "type": "object",
-            "required": ["ingredient_id", "grams"],
-            "additionalProperties": False,
+            "required": ["ingredient_id", "grams", "amount", "unit", "ingredient"],
             "properties": {
                 "ingredient_id": ID,
                 "grams": {"type": "integer", "minimum": 1, "maximum": MAX_GRAMS},
+                "amount": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_GRAMS,
+                    "description": f"of the ingredient in one product, {IN_UNIT}",
+                },
+                "unit": UNIT,
+                "ingredient": {"type": "string", "description": "the ingredient's name"},
             },
+        },
+        "NewRecipeLine": {
+            "type": "object",
+            "description": "`amount`, or `grams` (its older name). A line sent back as GET "
+            "shows it (both names, equal; `unit`, `ingredient`) is taken if its unit and name "
+            "still fit the ingredient; otherwise a 422 says which does not.",
+            "oneOf": AMOUNT_OR_GRAMS,
+            "additionalProperties": False,
+            "properties": {
+                "ingredient_id": ID,
+                # What GET shows, sent back: not for a client to write, checked if sent.
+                "unit": {**UNIT, "readOnly": True, "description": "if sent: the ingredient's"},
+                "ingredient": {
+                    "type": "string",
+                    "readOnly": True,
+                    "description": "if sent: the ingredient's name",
+                },
+                "amount": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_GRAMS,
+                    "description": f"of the ingredient in one product, {IN_UNIT}",
+                },
+                "grams": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_GRAMS,
+                    "description": OLDER_NAME,
+                },
+            },
+            "required": ["ingredient_id"],
         },
         "Product": {
             "type": "object",
@@ -537,8 +626,8 @@ def base(orders: Orders) -> dict[str, Any]:
             "title": "Kitchen",
             "version": "1",
             "description": "Restaurant orders in, ingredient stock and low-stock alert emails "
-            "out. Quantities of stock are integer grams; thresholds are fractions between 0 "
-            "and 1.",
+            "out. Quantities of stock are integers of each ingredient's unit (g, ml or "
+            "piece); thresholds are fractions between 0 and 1.",
         },
         # Development accepts requests without a key (they act as the default merchant).
         "security": [{"bearer": []}],

@@ -27,6 +27,12 @@ KEY_LENGTH = 255  # an Idempotency-Key header
 PAYMENTS_OFF, PAYMENTS_REQUIRED = PAYMENT_MODES = ("off", "required")
 # An ISO 4217 currency code's shape (whether the provider takes it is the provider's to say).
 CURRENCY = re.compile("[A-Z]{3}")
+# An amount of an ingredient: `amount`, or `grams`, its older name (Body.amount). What a
+# message says an amount is counted in: the unit the body names (POST /ingredients), else
+# the ingredient's, which the body does not say (moves, recipe lines, a new par level).
+AMOUNT, GRAMS = "amount", "grams"
+UNIT_WORDS = {"g": "of grams", "ml": "of millilitres", "piece": "of pieces"}
+IN_ITS_UNIT = "in the ingredient's unit"
 
 
 class Body:
@@ -75,16 +81,36 @@ class Body:
         """An optional note: readable text that may span lines (`note_problem`)."""
         return self.text(name, required=False, max_length=NOTE_LENGTH, rule=note_problem)
 
-    def grams(self, name: str, required: bool = True, positive: bool = True) -> int | None:
+    def grams(
+        self, name: str, required: bool = True, positive: bool = True, of: str = "of grams"
+    ) -> int | None:
+        """An amount of stock; `of` says its unit in the message (UNIT_WORDS)."""
         value = self._get(name, required)
         if value is None and name not in self.data:
             return None
         low = 1 if positive else 0
         if type(value) is not int or not low <= value <= MAX_GRAMS:
             kind = "a positive integer" if positive else "an integer of 0 or more"
-            self.errors.append(FieldError(name, f"must be {kind} of grams, at most {MAX_GRAMS}"))
+            self.errors.append(FieldError(name, f"must be {kind} {of}, at most {MAX_GRAMS}"))
             return None
         return int(value)
+
+    def amount(self, required: bool = True, positive: bool = True) -> tuple[str, int | None]:
+        """An amount of an ingredient in its unit, as `amount` (its name) or `grams` (the
+        older name, kept for the scripts that send it), not both. Returns the field the
+        caller used, for the messages about it, and the amount. Both, equal, are taken: a
+        line of GET sent back as it came."""
+        both = AMOUNT in self.data and GRAMS in self.data
+        # Both, equal: what GET answers (it shows both), sent back as it came.
+        if both and (self.data[AMOUNT], type(self.data[AMOUNT])) != (
+            self.data[GRAMS],
+            type(self.data[GRAMS]),
+        ):
+            self.errors.append(FieldError(AMOUNT, "amount and grams differ: give one of them"))
+            return AMOUNT, None
+        if GRAMS in self.data and AMOUNT not in self.data:
+            return GRAMS, self.grams(GRAMS, required, positive)
+        return AMOUNT, self.grams(AMOUNT, required, positive, of=IN_ITS_UNIT)
 
     def fraction(self, name: str) -> Fraction | None:
         """A threshold: a number strictly between 0 and 1 once rounded to the decimal places

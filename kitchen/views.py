@@ -156,9 +156,12 @@ def recent_orders(
         return [order(o, lines[o.id], paid.get(o.id)) for o in rows]
 
 
-def alert(a: Alert, ingredient_name: str, mail: Notification | None) -> dict[str, Any]:
+def alert(
+    a: Alert, ingredient_name: str, mail: Notification | None, unit: str = Ingredient.G
+) -> dict[str, Any]:
     """An alert and what became of its email: `mail` is `sent` (at `mail_sent_at`),
-    `failed` (never to be sent: a refused address) or `waiting` (not sent yet)."""
+    `failed` (never to be sent: a refused address) or `waiting` (not sent yet); `unit`
+    the ingredient's, which its stock and par level are counted in."""
     status = WAITING
     if mail is not None and mail.sent_at is not None:
         status = SENT
@@ -168,6 +171,7 @@ def alert(a: Alert, ingredient_name: str, mail: Notification | None) -> dict[str
         "id": a.id,
         "ingredient_id": a.ingredient_id,
         "ingredient": ingredient_name,
+        "unit": unit,  # stock and full_stock's
         "order_id": a.order_id,
         "stock": a.stock,
         "full_stock": a.full_stock,
@@ -183,7 +187,7 @@ def recent_alerts(merchant_id: int, limit: int, before: int | None) -> list[dict
     """GET /alerts: the merchant's alerts, newest first; `before` an alert id to page on."""
     with session():
         query = (
-            Alert.select(Alert, Ingredient.id, Ingredient.name)
+            Alert.select(Alert, Ingredient.id, Ingredient.name, Ingredient.unit)
             .join(Ingredient)
             .where(Alert.merchant == merchant_id)
         )
@@ -196,17 +200,23 @@ def recent_alerts(merchant_id: int, limit: int, before: int | None) -> list[dict
                 Notification.merchant == merchant_id, Notification.alert.in_([a.id for a in rows])
             )
             mails = {n.alert_id: n for n in found}
-        return [alert(a, a.ingredient.name, mails.get(a.id)) for a in rows]
+        return [alert(a, a.ingredient.name, mails.get(a.id), a.ingredient.unit) for a in rows]
 
 
 def product(p: Product, stock: dict[int, int] | None = None) -> dict[str, Any]:
-    """A product and its recipe; with the merchant's stock by ingredient id, how many more
+    """A product and its recipe (each line's amount in its ingredient's unit, and the
+    ingredient's name: one join); with the merchant's stock by ingredient id, how many more
     it can make; `deleted_at` once deleted."""
-    recipe = list(RecipeLine.select().where(RecipeLine.product == p.id).order_by(RecipeLine.id))
+    recipe = list(
+        RecipeLine.select(RecipeLine, Ingredient.id, Ingredient.name, Ingredient.unit)
+        .join(Ingredient)
+        .where(RecipeLine.product == p.id)
+        .order_by(RecipeLine.id)
+    )
     shown: dict[str, Any] = {
         "id": p.id,
         "name": p.name,
-        "recipe": [{"ingredient_id": r.ingredient_id, "grams": r.grams} for r in recipe],
+        "recipe": [recipe_line(r) for r in recipe],
         "price": p.price,  # minor units of the merchant's currency; null: no price
     }
     if stock is not None:
@@ -216,6 +226,18 @@ def product(p: Product, stock: dict[int, int] | None = None) -> dict[str, Any]:
     if p.deleted_at is not None:
         shown["deleted_at"] = iso(p.deleted_at)
     return shown
+
+
+def recipe_line(r: RecipeLine) -> dict[str, Any]:
+    """A line of a recipe: `amount` of the ingredient in one product, in its `unit`;
+    `grams` is the older name of `amount`, kept for the clients that read it."""
+    return {
+        "ingredient_id": r.ingredient_id,
+        "grams": r.grams,
+        "amount": r.grams,
+        "unit": r.ingredient.unit,
+        "ingredient": r.ingredient.name,
+    }
 
 
 def ingredient(i: Ingredient, threshold: Fraction) -> dict[str, Any]:
@@ -229,6 +251,7 @@ def ingredient(i: Ingredient, threshold: Fraction) -> dict[str, Any]:
         "threshold": float(threshold),
         "low": is_below(i.stock, i.full_stock, threshold),
         "alert_armed": i.alert_armed,
+        "unit": i.unit,  # what stock and full_stock are counted in: g, ml or piece
     }
 
 
@@ -244,10 +267,14 @@ def merchant(m: Merchant, default_threshold: Fraction) -> dict[str, Any]:
     }
 
 
-def ledger_entry(e: LedgerEntry) -> dict[str, Any]:
+def ledger_entry(e: LedgerEntry, unit: str = Ingredient.G) -> dict[str, Any]:
+    """A ledger row; `amount` (== `grams`, its older name) and `stock_after` are in `unit`,
+    its ingredient's."""
     return {
         "id": e.id,
         "grams": e.grams,
+        "amount": e.grams,
+        "unit": unit,
         "reason": e.reason,
         "order_id": e.order_id,
         "note": e.note,

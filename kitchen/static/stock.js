@@ -64,7 +64,7 @@
           // Said before asking Kitchen, in the same place as the API's reasons.
           return { ok: false, status: 422, data: { errors: [{ field: "note", message: "say why it was wasted" }] } };
         }
-        const body = { grams: wholeNumber(values.amount) };
+        const body = { amount: wholeNumber(values.amount) };
         if (values.note) body.note = values.note;
         return K.api("POST", "/ingredients/" + before.id + "/" + kind, body);
       },

@@ -36,6 +36,7 @@ def test_orders_newest_first_and_alerts_with_their_email(api: TestClient, smtp: 
         "id": 0,
         "ingredient_id": onion["id"],
         "ingredient": "onion",
+        "unit": "g",
         "order_id": second["id"],
         "stock": 480,
         "full_stock": 1000,

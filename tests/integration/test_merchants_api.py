@@ -460,7 +460,8 @@ def test_grams_up_to_the_stated_limit_fit_the_columns(api: TestClient) -> None:
     recipe = [{"ingredient_id": flour, "grams": 5_000_000_000}]
     r = api.post("/products", json={"name": "Silo", "recipe": recipe})
     assert r.status_code == 201, r.text
-    assert r.json()["recipe"] == recipe and r.json()["can_make"] == 200
+    line = {"amount": 5_000_000_000, "unit": "g", "ingredient": "flour"}
+    assert r.json()["recipe"] == [recipe[0] | line] and r.json()["can_make"] == 200
     with session():
         assert RecipeLine.get(RecipeLine.ingredient == flour).grams == 5_000_000_000
     order = api.post("/order", json={"products": [{"product_id": r.json()["id"], "quantity": 3}]})

@@ -237,6 +237,9 @@ def test_a_previous_release_database_is_upgraded_in_place(clean_database: str) -
         assert [(ln.order_id, ln.quantity) for ln in OrderLine.select()] == lines_before
         assert [r.payload for r in Outbox.select().order_by(Outbox.id)] == outbox_before
         assert {i.id: i.stock for i in Ingredient.select()} == before["stock"]
+        # What existed was counted in grams (0010): every ingredient's unit is g.
+        units = database.execute_sql('SELECT DISTINCT "unit" FROM "ingredient"').fetchall()
+        assert [u for (u,) in units] == ["g"]
         # The stock of each ingredient is its first ledger row, so stock = sum(ledger).
         for i in Ingredient.select():
             [entry] = LedgerEntry.select().where(LedgerEntry.ingredient == i.id)
@@ -613,6 +616,13 @@ def test_a_database_at_each_intermediate_schema_upgrades_and_works(
     with TestClient(kitchen.web_app()) as c:  # keyless: the default merchant, 1
         eventually(no_order_pending)
         [mine] = c.get("/products").json()  # merchant 1's burger, whatever its id
+        # Counted in grams before units (0010), and shown so.
+        assert {(i["name"], i["unit"]) for i in c.get("/ingredients").json()} == {
+            ("beef", "g"),
+            ("onion", "g"),
+        }
+        assert [line["unit"] for line in mine["recipe"]] == ["g", "g"]
+        assert {a["unit"] for a in c.get("/alerts").json()} == {"g"}
         placed = c.post("/order", json={"products": [{"product_id": mine["id"], "quantity": 1}]})
         assert placed.status_code == 201, placed.text
         eventually(lambda: c.get(f"/order/{placed.json()['id']}").json()["status"] == "applied")

@@ -7,6 +7,7 @@ YAML (see the top of kitchen/http.py) fails here.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -233,6 +234,9 @@ class Case:
     value: Any
     expect: str  # ok, bad, unknown
     why: str
+    # Properties left out of the object for this case: the other names of one value
+    # (`amount` or `grams`: a schema's `oneOf` of `required`), since two is a 422.
+    without: tuple[str, ...] = ()
 
 
 MISSING = object()  # as a Case's value: the field is left out
@@ -279,9 +283,17 @@ def cases(doc: dict[str, Any], schema: dict[str, Any], at: Path, values: Values)
     found.append(Case((*at, "bogus"), 1, "bad", "an unknown property"))
     for name in schema.get("required", []):
         found.append(Case((*at, name), MISSING, "bad", "required"))
+    # One of these names is required (none is a 422 naming the first), and only one
+    # (test_units.py sends two).
+    names = [one for alt in schema.get("oneOf", []) for one in alt["required"]]
+    if names:
+        found.append(Case((*at, names[0]), MISSING, "bad", "one name required", tuple(names)))
     for name, prop in schema["properties"].items():
         prop = resolve(doc, prop)
+        if prop.get("readOnly"):
+            continue  # what GET shows, taken back if it still holds (test_units.py)
         field = (*at, name)
+        start = len(found)
         if {"type": "null"} in prop.get("oneOf", []):  # null is a value of its own (a price)
             found.append(Case(field, None, "ok", "null"))
             [prop] = [resolve(doc, p) for p in prop["oneOf"] if p != {"type": "null"}]
@@ -333,6 +345,9 @@ def cases(doc: dict[str, Any], schema: dict[str, Any], at: Path, values: Values)
             found += cases(doc, prop["items"], (*field, 0), values)
         else:
             raise AssertionError(f"{shown(field)}: no test for a schema like {prop}")
+        if name in names:  # its cases leave the other names out
+            others = tuple(n for n in names if n != name)
+            found[start:] = [dataclasses.replace(c, without=others) for c in found[start:]]
     return found
 
 
@@ -342,8 +357,10 @@ def with_case(body: dict[str, Any], case: Case) -> dict[str, Any]:
     into: Any = body
     for part in parents:
         into = into[part]
+    for other in case.without:
+        into.pop(other, None)
     if case.value is MISSING:
-        del into[last]
+        into.pop(last, None)
     else:
         into[last] = copy.deepcopy(case.value)
     return body

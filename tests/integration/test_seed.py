@@ -47,9 +47,14 @@ def test_the_seed_makes_its_rows_through_inventory_and_menu(
     ]
     ids = {i["name"]: i["id"] for i in answer["ingredients"]}
     assert answer["products"][0]["recipe"] == [
-        {"ingredient_id": ids["beef"], "grams": 150},
-        {"ingredient_id": ids["cheese"], "grams": 30},
-        {"ingredient_id": ids["onion"], "grams": 20},
+        {
+            "ingredient_id": ids[name],
+            "grams": grams,
+            "amount": grams,
+            "unit": "g",
+            "ingredient": name,
+        }
+        for name, grams in (("beef", 150), ("cheese", 30), ("onion", 20))
     ]
     with session():
         ledger = [(e.ingredient_id, e.grams, e.reason, e.stock_after) for e in LedgerEntry.select()]
@@ -65,7 +70,8 @@ def test_the_seed_makes_its_rows_through_inventory_and_menu(
 def test_seeding_again_leaves_a_changed_recipe_alone(client: TestClient) -> None:
     burger = client.post("/order/seed").json()["products"][0]
     mine = burger["recipe"][:2]  # no onion on this merchant's burger
-    assert client.patch(f"/products/{burger['id']}", json={"recipe": mine}).status_code == 200
+    change = [{"ingredient_id": line["ingredient_id"], "amount": line["amount"]} for line in mine]
+    assert client.patch(f"/products/{burger['id']}", json={"recipe": change}).status_code == 200
 
     again = client.post("/order/seed")
     assert again.status_code == 200

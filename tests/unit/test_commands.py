@@ -42,6 +42,21 @@ from kitchen.validation import email_problem, name_problem
             commands.StockMove("count", 0, "shelf"),
         ),
         (
+            lambda data: commands.StockMove.parse("waste", data),
+            {"amount": 3},
+            commands.StockMove("waste", 3, None, "amount"),
+        ),
+        (
+            commands.CreateIngredient.parse,
+            {"name": "egg", "stock": 12, "unit": "piece"},
+            commands.CreateIngredient("egg", 12, None, None, "piece"),
+        ),
+        (
+            commands.CreateProduct.parse,
+            {"name": "Omelette", "recipe": [{"ingredient_id": 7, "amount": 3}]},
+            commands.CreateProduct("Omelette", {7: 3}),
+        ),
+        (
             commands.CreateProduct.parse,
             {"name": "Soup", "recipe": [{"ingredient_id": 7, "grams": 100}]},
             commands.CreateProduct("Soup", {7: 100}),
@@ -84,6 +99,42 @@ def test_a_body_becomes_its_typed_command(parse: Any, data: Any, command: Any) -
             "is named twice",
         ),
         (commands.AddKey.parse, {"name": "a", "colour": "red"}, "colour", "is not a known"),
+        (
+            lambda data: commands.StockMove.parse("restock", data),
+            {"amount": 1, "grams": 2},
+            "amount",
+            "amount and grams differ: give one of them",
+        ),
+        (
+            lambda data: commands.StockMove.parse("count", data),
+            {"amount": -1},
+            "amount",
+            "must be an integer of 0 or more in the ingredient's unit",
+        ),
+        (
+            commands.CreateProduct.parse,
+            {"name": "Soup", "recipe": [{"ingredient_id": 7, "amount": 1, "grams": "1"}]},
+            "recipe[0].amount",
+            "amount and grams differ: give one of them",
+        ),
+        (
+            commands.CreateIngredient.parse,
+            {"name": "a", "stock": 1, "unit": "l"},
+            "unit",
+            "must be one of g, ml, piece",
+        ),
+        (
+            commands.CreateIngredient.parse,
+            {"name": "milk", "stock": -1, "unit": "ml"},
+            "stock",
+            "must be an integer of 0 or more of millilitres",
+        ),
+        (
+            commands.PatchIngredient.parse,
+            {"unit": "ml"},
+            "unit",
+            "is chosen when the ingredient is made and cannot change",
+        ),
     ],
 )
 def test_a_bad_body_names_its_field(parse: Any, data: Any, field: str, message: str) -> None:

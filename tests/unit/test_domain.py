@@ -10,6 +10,7 @@ from kitchen.domain import (
     IngredientState,
     Line,
     StockError,
+    amount_text,
     apply_order,
     change_levels,
     count,
@@ -19,6 +20,7 @@ from kitchen.domain import (
     threshold,
     waste,
 )
+from kitchen.notifications import compose
 
 # The reference kitchen with ids: beef 1, cheese 2, onion 3; the Burger is product 1.
 IDS = {name: i for i, name in enumerate(seed.REFERENCE_STOCK, start=1)}
@@ -189,3 +191,52 @@ def test_a_threshold_is_what_is_stored(value: float, stored: Fraction | None) ->
 def test_an_applied_order_reports_the_grams_it_used() -> None:
     outcome = apply_order([Line(BURGER, 2)], RECIPES, kitchen())
     assert outcome.used == {1: 300, 2: 60, 3: 40}
+
+
+@pytest.mark.parametrize(
+    "amount, unit, text",
+    [
+        (480, "g", "480 g"),
+        (250, "ml", "250 ml"),
+        (1, "piece", "1 piece"),
+        (3, "piece", "3 pieces"),
+        (0, "piece", "0 pieces"),
+        (Fraction(5, 2), "piece", "2.5 pieces"),
+        (Fraction(500), "g", "500 g"),
+        (MAX_GRAMS, "ml", f"{MAX_GRAMS} ml"),
+    ],
+)
+def test_an_amount_is_named_in_its_unit(amount: int | Fraction, unit: str, text: str) -> None:
+    assert amount_text(amount, unit) == text
+
+
+def test_the_rules_messages_name_amounts_in_the_ingredients_unit() -> None:
+    bun = IngredientState(1, "bun", 4, 10, False, HALF, "piece")
+    milk = IngredientState(2, "milk", 1, 2000, False, HALF, "ml")
+    assert IngredientState(3, "salt", 1, 1, True, HALF).unit == "g"  # the default
+    recipes = {1: {1: 2, 2: 250}}
+    outcome = apply_order([Line(1, 3)], recipes, {1: bun, 2: milk})
+    assert (
+        outcome.reason
+        == "insufficient stock: bun needs 6 pieces, 4 pieces left; milk needs 750 ml, 1 ml left"
+    )
+    with pytest.raises(StockError, match=r"^only 4 pieces of bun are in stock$"):
+        waste(bun, 5)
+    with pytest.raises(StockError, match=r"^only 1 ml of milk are in stock$"):
+        waste(milk, 2)
+    with pytest.raises(StockError) as raised:
+        restock(bun, MAX_GRAMS)
+    assert str(raised.value) == (
+        f"bun would hold {MAX_GRAMS + 4} pieces, more than the limit of {MAX_GRAMS} pieces"
+    )
+    assert (bun.stock, milk.stock) == (4, 1)
+
+
+def test_the_alert_email_names_amounts_in_the_unit() -> None:
+    subject, body = compose("bun", 1, 5, HALF, "piece")
+    assert subject == "Low stock: bun is below 50% (1 piece left)"
+    assert body.startswith(
+        "bun is down to 1 piece of its par level of 5 pieces, below the alert threshold of "
+        "50% (2.5 pieces)."
+    )
+    assert compose("onion", 480, 1000, HALF)[0] == "Low stock: onion is below 50% (480 g left)"
