@@ -29,9 +29,12 @@ def raise_alert(
     email: str,
     topic: str,
     order_id: int | None = None,
+    cause: str | None = None,
 ) -> Alert:
     """Record that `ingredient` fell below its threshold (by `order_id`, or by a count,
-    waste or a new level); queue the NOTIFY. Call inside the transaction of the change."""
+    waste or a new level); queue the NOTIFY. Call inside the transaction of the change.
+    `cause` says what took it below: a ledger reason (order, count, waste, initial) or
+    LEVELS."""
     alert = Alert.create(
         merchant=merchant_id,
         ingredient=ingredient.id,
@@ -40,9 +43,32 @@ def raise_alert(
         stock=ingredient.stock,
         full_stock=ingredient.full_stock,
         threshold=str(ingredient.threshold),
+        cause=cause,
     )
     outbox.add(topic, notify_event(alert, ingredient.name), alert.merchant_id, alert.id)
     return alert
+
+
+# The cause and the resolution of an alert that no ledger row explains: a new par level or
+# threshold (the ingredient's, or its merchant's default).
+LEVELS = "levels"
+
+
+def resolve(merchant_id: int, ingredient_id: int, by: str) -> int:
+    """The ingredient's alert re-armed (its stock is back at or above its threshold): its
+    open alerts are resolved, now, `by` a ledger reason (restock, count, refund,
+    compensation) or LEVELS. Call inside the transaction of the change that re-armed it,
+    wherever that is. Returns how many it resolved."""
+    resolved: int = (
+        Alert.update(resolved_at=utcnow(), resolved_by=by)
+        .where(
+            Alert.merchant == merchant_id,
+            Alert.ingredient == ingredient_id,
+            Alert.resolved_at.is_null(),
+        )
+        .execute()
+    )
+    return resolved
 
 
 def notify_event(alert: Alert, ingredient_name: str) -> Notify:

@@ -281,14 +281,16 @@ class CancelOrder:
 class RefundOrder:
     """POST /order/{id}/refund: `amount` in cents (None: all that is left); `restock`
     gives the order's ingredients back, with a full refund only. Whether the amount is
-    left to refund is the payment's to say (`payments.Cycle.request_refund`)."""
+    left to refund is the payment's to say (`payments.Cycle.request_refund`). `key_name`:
+    the key that asks (the edge's to say, not the body's), named on restock's ledger rows."""
 
     amount: int | None = None
     restock: bool = False
     reason: str | None = None
+    key_name: str | None = None
 
     @classmethod
-    def parse(cls, data: Any) -> RefundOrder:
+    def parse(cls, data: Any, key_name: str | None = None) -> RefundOrder:
         body = Body(data, {"amount", "restock", "reason"})
         amount = body.data.get("amount")
         if body.has("amount") and (type(amount) is not int or not 1 <= amount <= MAX_AMOUNT):
@@ -300,4 +302,4 @@ class RefundOrder:
             body.errors.append(FieldError("restock", "must be true or false"))
         reason = body.note("reason")
         body.check()
-        return cls(amount, restock, reason)
+        return cls(amount, restock, reason, key_name)

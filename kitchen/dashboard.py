@@ -58,12 +58,15 @@ PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Kitchen</title>
+<link rel="stylesheet" href="/static/vendor/uplot/uPlot.min.css">
 <link rel="stylesheet" href="/static/dashboard.css">
 <!-- In this order: the shared parts, one file per task of the day, then the board. -->
 <script src="/static/kitchen.js" defer></script>
 <script src="/static/stock.js" defer></script>
 <script src="/static/ingredients.js" defer></script>
 <script src="/static/menu.js" defer></script>
+<script src="/static/vendor/uplot/uPlot.iife.min.js" defer></script>
+<script src="/static/history.js" defer></script>
 <script src="/static/dashboard.js" defer></script>
 </head>
 <body data-env="{env}">

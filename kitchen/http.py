@@ -483,11 +483,18 @@ class Api:
             content:
               application/problem+json: {schema: {$ref: "#/components/schemas/Problem"}}
         """
-        merchant_id = await self.merchant_of(request)
+        caller = await self.caller(request)
+        merchant_id = caller.merchant_id
         order_id = self._id(request, "order")
-        ask = commands.RefundOrder.parse(await self._json(request))
+        ask = commands.RefundOrder.parse(await self._json(request), caller.key_name)
         refund = await self._run(
-            self.cycle.request_refund, merchant_id, order_id, ask.amount, ask.restock, ask.reason
+            self.cycle.request_refund,
+            merchant_id,
+            order_id,
+            ask.amount,
+            ask.restock,
+            ask.reason,
+            ask.key_name,
         )
         return JSONResponse(views.refund(refund), status_code=202)
 
@@ -554,9 +561,10 @@ class Api:
           "201": {$ref: "#/components/responses/Ingredient"}
           "409": {$ref: "#/components/responses/Conflict"}
         """
-        merchant_id = await self.merchant_of(request)
+        caller = await self.caller(request)
+        merchant_id = caller.merchant_id
         new = commands.CreateIngredient.parse(await self._json(request))
-        view = await self._run(inventory.create, merchant_id, new, self.rules)
+        view = await self._run(inventory.create, merchant_id, new, self.rules, caller.key_name)
         self.on_commit()  # it may have raised an alert
         return JSONResponse(view, 201, {"Location": f"/ingredients/{view['id']}"})
 
@@ -584,10 +592,13 @@ class Api:
           "404": {$ref: "#/components/responses/NotFound"}
           "409": {$ref: "#/components/responses/Conflict"}
         """
-        merchant_id = await self.merchant_of(request)
+        caller = await self.caller(request)
+        merchant_id = caller.merchant_id
         ingredient_id = self._id(request, "ingredient")
         change = commands.PatchIngredient.parse(await self._json(request))
-        view = await self._run(inventory.update, merchant_id, ingredient_id, change, self.rules)
+        view = await self._run(
+            inventory.update, merchant_id, ingredient_id, change, self.rules, caller.key_name
+        )
         self.on_commit()  # it may have raised an alert
         return JSONResponse(view)
 
@@ -595,10 +606,13 @@ class Api:
         """POST /ingredients/{id}/restock, /count, /waste (documented per kind below)."""
 
         async def endpoint(request: Request) -> Response:
-            merchant_id = await self.merchant_of(request)
+            caller = await self.caller(request)
+            merchant_id = caller.merchant_id
             ingredient_id = self._id(request, "ingredient")
             move = commands.StockMove.parse(kind, await self._json(request))
-            view = await self._run(inventory.move, merchant_id, ingredient_id, move, self.rules)
+            view = await self._run(
+                inventory.move, merchant_id, ingredient_id, move, self.rules, caller.key_name
+            )
             self.on_commit()  # a count or waste may have raised an alert
             return JSONResponse(view)
 

@@ -54,9 +54,12 @@ def view(i: Ingredient, merchant: Merchant, default: Fraction) -> dict[str, Any]
     return views.ingredient(i, threshold_of(i, merchant, default))
 
 
-def create(merchant_id: int, new: CreateIngredient, rules: AlertRules) -> dict[str, Any]:
+def create(
+    merchant_id: int, new: CreateIngredient, rules: AlertRules, key_name: str | None = None
+) -> dict[str, Any]:
     """POST /ingredients: name, stock, full_stock (the par level; default: the stock),
-    threshold. Created below its threshold, it alerts once, as a crossing does."""
+    threshold. Created below its threshold, it alerts once, as a crossing does (cause
+    `initial`). `key_name`: the key that made it, written on its first ledger row."""
     name, stock, threshold = new.name, new.stock, new.threshold
     # The par level; stock may stand above it. It is the 100 % of the threshold: never 0.
     full = new.full_stock if new.full_stock is not None else max(stock, 1)
@@ -78,9 +81,15 @@ def create(merchant_id: int, new: CreateIngredient, rules: AlertRules) -> dict[s
         crossed = domain.settle_alert(state)
         row.alert_armed = state.armed
         row.save()
-        _ledger(row, stock, LedgerEntry.INITIAL, None)
+        _ledger(row, stock, LedgerEntry.INITIAL, None, key_name)
         if crossed:
-            alerts.raise_alert(merchant_id, state, merchant.alert_email, rules.notify_topic)
+            alerts.raise_alert(
+                merchant_id,
+                state,
+                merchant.alert_email,
+                rules.notify_topic,
+                cause=LedgerEntry.INITIAL,
+            )
         return view(row, merchant, rules.default_threshold)
 
 
@@ -91,14 +100,17 @@ def _named(merchant_id: int, name: str) -> Ingredient | None:
     return found
 
 
-def _ledger(row: Ingredient, grams: int, reason: str, note: str | None) -> None:
-    LedgerEntry.create(
+def _ledger(
+    row: Ingredient, grams: int, reason: str, note: str | None, key_name: str | None
+) -> LedgerEntry:
+    return LedgerEntry.create(
         merchant=row.merchant_id,
         ingredient=row.id,
         grams=grams,
         reason=reason,
         note=note,
         stock_after=row.stock,
+        key_name=key_name,
     )
 
 
@@ -136,16 +148,18 @@ def _change(
     note: str | None = None,
     edit: Callable[[Ingredient], None] = lambda row: None,
     field: str = "grams",
+    key_name: str | None = None,
 ) -> dict[str, Any]:
     """Apply `rule` to one ingredient in one transaction (see the module's docstring);
     `edit` changes the row first (a new name or threshold); `field` is what the caller
-    named a move's amount, for the message of a refused one."""
+    named a move's amount, for the message of a refused one. A crossing's alert and a
+    re-arm's resolution name `reason` as their cause, or LEVELS without one."""
     with transaction():
         row = _get(merchant_id, ingredient_id, lock=True)
         edit(row)
         merchant = Merchant.get_by_id(merchant_id)
         state = ingredient_state(row, merchant, rules.default_threshold)
-        before = state.stock
+        before, was_armed = state.stock, row.alert_armed
         try:
             crossed = rule(state)
         except domain.StockError as exc:
@@ -153,12 +167,22 @@ def _change(
             raise Invalid([FieldError(named, str(exc))]) from None
         row.stock, row.full_stock, row.alert_armed = state.stock, state.full_stock, state.armed
         row.save()
+        entry = None
         if reason is not None:
             # A count that finds what the books say is still a count worth recording.
-            _ledger(row, state.stock - before, reason, note)
+            entry = _ledger(row, state.stock - before, reason, note, key_name)
+        why = reason or alerts.LEVELS
         if crossed:
-            alerts.raise_alert(merchant_id, state, merchant.alert_email, rules.notify_topic)
-        return view(row, merchant, rules.default_threshold)
+            alerts.raise_alert(
+                merchant_id, state, merchant.alert_email, rules.notify_topic, cause=why
+            )
+        elif state.armed and not was_armed:
+            alerts.resolve(merchant_id, row.id, why)
+        shown = view(row, merchant, rules.default_threshold)
+        if entry is not None:
+            # What the move recorded: a count's difference from the books, exactly.
+            shown["change"] = views.ledger_entry(entry, row.unit)
+        return shown
 
 
 MOVES: dict[str, Callable[[domain.IngredientState, int], bool]] = {
@@ -169,9 +193,14 @@ MOVES: dict[str, Callable[[domain.IngredientState, int], bool]] = {
 
 
 def move(
-    merchant_id: int, ingredient_id: int, move: StockMove, rules: AlertRules
+    merchant_id: int,
+    ingredient_id: int,
+    move: StockMove,
+    rules: AlertRules,
+    key_name: str | None = None,
 ) -> dict[str, Any]:
-    """POST /ingredients/{id}/restock, /count or /waste: `{"amount" (or "grams"), "note"?}`."""
+    """POST /ingredients/{id}/restock, /count or /waste: `{"amount" (or "grams"), "note"?}`;
+    `key_name`, the key that moved it, is written on the ledger row."""
     step, grams = MOVES[move.kind], move.grams
     return _change(
         merchant_id,
@@ -181,14 +210,20 @@ def move(
         move.kind,
         move.note,
         field=move.field,
+        key_name=key_name,
     )
 
 
 def update(
-    merchant_id: int, ingredient_id: int, change: PatchIngredient, rules: AlertRules
+    merchant_id: int,
+    ingredient_id: int,
+    change: PatchIngredient,
+    rules: AlertRules,
+    key_name: str | None = None,
 ) -> dict[str, Any]:
     """PATCH /ingredients/{id}: name, full_stock (the par level), threshold; the alert is
-    settled again. The only way the par level changes."""
+    settled again (cause or resolution LEVELS). The only way the par level changes.
+    `key_name` as `move` takes it (a PATCH writes no ledger row today)."""
     name, full, threshold = change.name, change.full_stock, change.threshold
 
     def rename_and_rethreshold(row: Ingredient) -> None:
@@ -206,6 +241,7 @@ def update(
         rules,
         lambda s: domain.change_levels(s, full_stock=full),
         edit=rename_and_rethreshold,
+        key_name=key_name,
     )
 
 
@@ -220,7 +256,11 @@ def settle_followers(merchant: Merchant, rules: AlertRules) -> None:
     for row in rows:
         state = ingredient_state(row, merchant, rules.default_threshold)
         if domain.settle_alert(state):
-            alerts.raise_alert(merchant.id, state, merchant.alert_email, rules.notify_topic)
+            alerts.raise_alert(
+                merchant.id, state, merchant.alert_email, rules.notify_topic, cause=alerts.LEVELS
+            )
+        elif state.armed and not row.alert_armed:
+            alerts.resolve(merchant.id, row.id, alerts.LEVELS)
         if state.armed != row.alert_armed:
             Ingredient.update(alert_armed=state.armed).where(Ingredient.id == row.id).execute()
 

@@ -26,6 +26,7 @@ import yaml
 from starlette.routing import BaseRoute
 from starlette.schemas import SchemaGenerator
 
+from kitchen import views
 from kitchen.commands import MAX_AMOUNT
 from kitchen.domain import MAX_GRAMS, MAX_ID, MAX_ORDER_AMOUNT, MAX_PRICE, THRESHOLD_PLACES, UNITS
 from kitchen.models import Refund
@@ -322,6 +323,11 @@ def schemas(orders: Orders) -> dict[str, Any]:
                 "low": {"type": "boolean", "description": "below its threshold"},
                 "alert_armed": {"type": "boolean"},
                 "unit": UNIT,
+                "change": {
+                    "$ref": "#/components/schemas/LedgerEntry",
+                    "description": "only in the answer of a restock, count or waste: the "
+                    "ledger row it wrote (a count's `amount` is the difference it found)",
+                },
             },
         },
         "NewIngredient": {
@@ -382,6 +388,7 @@ def schemas(orders: Orders) -> dict[str, Any]:
                 "note",
                 "stock_after",
                 "at",
+                "key",
             ],
             "properties": {
                 "id": ID,
@@ -403,6 +410,12 @@ def schemas(orders: Orders) -> dict[str, Any]:
                 "note": {"type": ["string", "null"]},
                 "stock_after": GRAMS,
                 "at": TIME,
+                "key": {
+                    "type": ["string", "null"],
+                    "description": "the name of the API key that made the change (a restock, "
+                    "a count, a refund with restock); null for what processing did, and "
+                    "without a key",
+                },
             },
         },
         "Alert": {
@@ -420,6 +433,10 @@ def schemas(orders: Orders) -> dict[str, Any]:
                 "created_at",
                 "mail",
                 "mail_sent_at",
+                "cause",
+                "status",
+                "resolved_at",
+                "resolved_by",
             ],
             "properties": {
                 "id": ID,
@@ -441,6 +458,29 @@ def schemas(orders: Orders) -> dict[str, Any]:
                     "waiting (not sent yet)",
                 },
                 "mail_sent_at": NULLABLE_TIME,
+                "cause": {
+                    "enum": [*views.ALERT_CAUSES, None],
+                    "description": "what took the stock below: an order (see order_id), a "
+                    "count, waste, an ingredient made below its line (initial), or a new par "
+                    "level or threshold (levels); null for alerts made before it was recorded",
+                },
+                "status": {
+                    "enum": list(views.ALERT_STATES),
+                    "description": "open until the stock is back at or above its threshold "
+                    "(the alert re-armed), then resolved",
+                },
+                "resolved_at": {
+                    **NULLABLE_TIME,
+                    "description": "when it was resolved; null while open",
+                },
+                "resolved_by": {
+                    "enum": [*views.ALERT_RESOLUTIONS, None],
+                    "description": "what brought the stock back: a restock, a count, a "
+                    "refund with restock, a compensation (a payment that failed after the "
+                    "kitchen used the stock) or a new par level or threshold (levels); null "
+                    "while open, and for an alert resolved before the upgrade that recorded "
+                    "it",
+                },
             },
         },
         "RecipeLine": {
@@ -499,6 +539,12 @@ def schemas(orders: Orders) -> dict[str, Any]:
                 "recipe": _list("RecipeLine"),
                 "price": {"oneOf": [PRICE, {"type": "null"}], "description": "null: no price"},
                 "can_make": {"type": "integer", "minimum": 0},
+                "limited_by": {
+                    **NULLABLE_ID,
+                    "description": "the ingredient that limits can_make: the recipe line "
+                    "whose stock makes the fewest (the first in recipe order of equals); null "
+                    "without a recipe",
+                },
                 "deleted_at": TIME,
             },
         },

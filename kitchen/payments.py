@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from kitchen import domain, metrics, outbox, providers
+from kitchen import alerts, domain, metrics, outbox, providers
 from kitchen import settings as config
 from kitchen.db import locked, session, transaction, utcnow
 from kitchen.errors import Conflict, FieldError, Invalid, NotFound
@@ -160,11 +160,12 @@ class Cycle:
         amount: int | None,
         restock: bool,
         reason: str | None,
+        key_name: str | None = None,
     ) -> Refund:
         """POST /order/{id}/refund: record a refund for the payments role to ask of the
         provider. Up to what was captured less what is refunded or being refunded
         (more: Invalid); `restock` (a full refund only) gives the order's ingredients
-        back now, ledger reason `refund`."""
+        back now, ledger reason `refund`, its rows naming `key_name` (the refunding key)."""
         with transaction():
             order = _order(merchant_id, order_id)
             payment = _payment_of(merchant_id, order_id, lock=True)
@@ -205,7 +206,7 @@ class Cycle:
             )
             if restock:
                 try:
-                    self._give_back(order, LedgerEntry.REFUND)
+                    self._give_back(order, LedgerEntry.REFUND, key_name)
                 except domain.StockError as exc:  # more than an ingredient may hold
                     raise Invalid([FieldError("restock", str(exc))]) from None
             return refund
@@ -506,11 +507,12 @@ class Cycle:
         event = OrderEvent(kind, payment.order_id, payment.merchant_id, details)
         outbox.add(self.order_events_topic, event, payment.merchant_id, payment.order_id)
 
-    def _give_back(self, order: Order, reason: str) -> None:
+    def _give_back(self, order: Order, reason: str, key_name: str | None = None) -> None:
         """Return what the kitchen took for `order` (its ledger rows), in this
-        transaction; the alert rules re-arm as after a restock. A refund past the stock
-        limit is refused (StockError); a compensation cannot be refused (the payment has
-        failed already), so it gives back up to the limit."""
+        transaction; the alert rules re-arm as after a restock (and the open alerts are
+        resolved by `reason`). A refund past the stock limit is refused (StockError); a
+        compensation cannot be refused (the payment has failed already), so it gives back
+        up to the limit. `key_name`: who asked (a refund), for the ledger rows."""
         merchant_id = order.merchant_id
         taken: dict[int, int] = {}
         # Less what was given back already (a refund with restock that failed, asked
@@ -549,7 +551,10 @@ class Cycle:
                 order=order.id,
                 stock_after=state.stock,
                 created_at=now,
+                key_name=key_name,
             )
+            if state.armed and not row.alert_armed:
+                alerts.resolve(merchant_id, row.id, reason)
 
 
 def _order(merchant_id: int, order_id: int) -> Order:

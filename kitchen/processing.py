@@ -122,7 +122,12 @@ def apply_orders(
             for ingredient_id in outcome.crossed:
                 email = merchants[merchant_id].alert_email
                 alert = alerts.raise_alert(
-                    merchant_id, state[ingredient_id], email, notify_topic, order_id
+                    merchant_id,
+                    state[ingredient_id],
+                    email,
+                    notify_topic,
+                    order_id,
+                    cause=LedgerEntry.ORDER,
                 )
                 raised.append(alert.id)
                 notes.append(

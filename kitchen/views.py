@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any, Protocol
 
+from kitchen.alerts import LEVELS
 from kitchen.db import session
 from kitchen.domain import Line, is_below
 from kitchen.models import (
@@ -49,6 +50,24 @@ LEDGER_REASONS = (
 )
 # What became of an alert's email (see `alert`).
 SENT, FAILED, WAITING = MAIL_STATES = ("sent", "failed", "waiting")
+# Whether an alert's ingredient is still below its line (see `alert`).
+OPEN, RESOLVED = ALERT_STATES = ("open", "resolved")
+# What may cause an alert (a ledger reason that takes stock, or a new level), and what
+# may resolve it (one that gives stock, or a new level).
+ALERT_CAUSES = (
+    LedgerEntry.ORDER,
+    LedgerEntry.COUNT,
+    LedgerEntry.WASTE,
+    LedgerEntry.INITIAL,
+    LEVELS,
+)
+ALERT_RESOLUTIONS = (
+    LedgerEntry.RESTOCK,
+    LedgerEntry.COUNT,
+    LedgerEntry.REFUND,
+    LedgerEntry.COMPENSATION,
+    LEVELS,
+)
 
 # Pages of the lists (GET /orders, /alerts, /ingredients/{id}/ledger): `limit` rows at
 # most, by default PAGE (a ledger: LEDGER_PAGE).
@@ -180,6 +199,12 @@ def alert(
         "created_at": iso(a.created_at),
         "mail": status,
         "mail_sent_at": iso(mail.sent_at) if mail is not None else None,
+        # What took the stock below (null: an alert made before causes were recorded)
+        "cause": a.cause,
+        # Resolved once the stock is back at its threshold (`alerts.resolve`), by what
+        "status": RESOLVED if a.resolved_at is not None else OPEN,
+        "resolved_at": iso(a.resolved_at),
+        "resolved_by": a.resolved_by,
     }
 
 
@@ -223,6 +248,9 @@ def product(p: Product, stock: dict[int, int] | None = None) -> dict[str, Any]:
         shown["can_make"] = min(
             (stock.get(r.ingredient_id, 0) // r.grams for r in recipe), default=0
         )
+        # The ingredient that runs out first (min keeps the first of equals: recipe order)
+        limit = min(recipe, key=lambda r: stock.get(r.ingredient_id, 0) // r.grams, default=None)
+        shown["limited_by"] = limit.ingredient_id if limit is not None else None
     if p.deleted_at is not None:
         shown["deleted_at"] = iso(p.deleted_at)
     return shown
@@ -280,6 +308,7 @@ def ledger_entry(e: LedgerEntry, unit: str = Ingredient.G) -> dict[str, Any]:
         "note": e.note,
         "stock_after": e.stock_after,
         "at": iso(e.created_at),
+        "key": e.key_name,  # the name of the API key that made it; null: processing, no key
     }
 
 

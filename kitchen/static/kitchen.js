@@ -224,7 +224,7 @@ window.Kitchen = (function () {
   function openForm(spec) {
     const opener = document.activeElement;
     const id = "form" + ++formCount;
-    const dialog = el("dialog", "form-dialog" + (spec.wide ? " wide" : ""));
+    const dialog = el("dialog", "form-dialog" + (spec.wide ? " form-wide" : ""));
     dialog.setAttribute("aria-labelledby", id + "-title");
     const form = el("form");
     form.noValidate = true; // the API's reasons, beside the field, say what is wrong

@@ -52,7 +52,7 @@ def test_the_dashboard_follows_orders_live_onion_turns_low_and_alerts(
         assert "low" not in classes(onion)
         assert level(onion) > 0.97
         assert text(ingredient(browser, "beef"), ".amount") == "20 kg of 20 kg"
-        assert row_text(browser, 'tr[data-product="Burger"]', ".can-make") == "50"
+        assert row_text(browser, 'tr[data-product="Burger"]', ".can-make") == "50\nlimited by onion"
         assert browser.find_element(By.ID, "alerts-empty").text == "No alerts yet."
         assert browser.find_element(By.ID, "login").is_displayed() is False
         assert "development" in browser.find_element(By.ID, "who").text
@@ -85,7 +85,7 @@ def test_the_dashboard_follows_orders_live_onion_turns_low_and_alerts(
         assert 0.48 < (mark - track.location["x"]) / track.size["width"] < 0.52
         beef = ingredient(browser, "beef")
         assert (text(beef, ".amount"), text(beef, ".flag")) == ("16.1 kg of 20 kg", "ok")
-        assert row_text(browser, 'tr[data-product="Burger"]', ".can-make") == "24"
+        assert row_text(browser, 'tr[data-product="Burger"]', ".can-make") == "24\nlimited by onion"
 
         # The alert, then its email sent (to the test's SMTP server).
         alert = until(lambda: row_text(browser, "#alerts li.alert"), what="an alert")

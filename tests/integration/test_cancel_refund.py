@@ -20,7 +20,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen import orders, processing, seed
+from kitchen import merchants, orders, processing, seed
 from kitchen.db import session, transaction
 from kitchen.domain import MAX_GRAMS, Line
 from kitchen.errors import Conflict, Invalid
@@ -472,6 +472,25 @@ def test_refund_with_restock_gives_the_stock_back(shop: Shop) -> None:
     assert len([x for x in ledger_of(order_id) if x[1] == "refund"]) == len(BURGER)
     assert shop.cycle.refunded(shop.merchant, again.json()["id"], "re_fake_5")
     assert payment_row(payment_id).status == Payment.REFUNDED
+
+
+def test_a_refund_with_restock_names_its_key_and_resolves_the_alert(shop: Shop) -> None:
+    """Issue 19: the refund's ledger rows name the key that asked for it; the onion alert
+    the order caused is resolved by the refund."""
+    order_id, _ = shop.paid_order(26)  # onion 1,000 -> 480 g: below half, alerted
+    [alert] = shop.api.get("/alerts").json()
+    assert (alert["cause"], alert["order_id"], alert["status"]) == ("order", order_id, "open")
+    office = merchants.add_key(shop.merchant, "office")
+    with client(shop.kitchen, office) as keyed:
+        r = keyed.post(f"/order/{order_id}/refund", json={"restock": True})
+        assert r.status_code == 202, r.text
+    with session():
+        rows = LedgerEntry.select().where(LedgerEntry.order == order_id)
+        keys = {(e.reason, e.key_name) for e in rows}
+    assert keys == {("order", None), ("refund", "office")}
+    [alert] = shop.api.get("/alerts").json()
+    assert (alert["status"], alert["resolved_by"]) == ("resolved", "refund")
+    assert alert["resolved_at"] is not None
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen import merchants, migrations, models, orders, partitioning, seed
+from kitchen import merchants, migrations, models, orders, partitioning, seed, views
 from kitchen.db import database, session, transaction, utcnow
 from kitchen.domain import Line
 from kitchen.events import OrderCreated
@@ -379,8 +379,14 @@ def test_a_database_partitioned_with_32bit_keys_is_made_64bit(
         assert integer_columns() == []
         for model in partitioning.PARTITIONED:
             assert partitioning.count(model) == 3, model  # as many partitions as before
+        # 0010 resolved the alerts of ingredients armed again: all else is kept.
+        resolved = [c.name for c in database.get_columns("alert")].index("resolved_at")
         for table, rows in before.items():
             after = sorted(database.execute_sql(f'SELECT * FROM "{table}"').fetchall())
+            if table == "alert":
+                assert all(row[resolved] is not None for row in after)
+                after = [row[:resolved] + row[resolved + 1 :] for row in after]
+                rows = [row[:resolved] + row[resolved + 1 :] for row in rows]
             assert after == rows, table
         names = {
             name
@@ -525,6 +531,36 @@ def test_a_database_upgraded_with_the_old_default_key_is_mended(
     with session():
         done = {m.name for m in SchemaMigration.select()}
     assert {"0006_default_merchant_mended", "0007_named_keys"} <= done
+
+
+def test_alerts_made_before_the_upgrade_stay_open_only_while_their_ingredient_is_short(
+    clean_database: str,
+) -> None:
+    """Migration 0010: an earlier alert whose ingredient re-armed since (armed now, or
+    alerted again later) is resolved (by null: not known); the newest alert of an
+    ingredient still short stays open; none has a cause."""
+    previous_release_database()
+    with transaction():
+        # Merchant 1's onion crossed again later and is short now; merchant 2's is armed.
+        onion = PreviousIngredient.get(PreviousIngredient.merchant == 1, name="onion")
+        PreviousIngredient.update(alert_armed=False).where(
+            PreviousIngredient.id == onion.id
+        ).execute()
+        PreviousAlert.create(
+            merchant=1, ingredient=onion, email="a@x.io", stock=470, full_stock=960, threshold="1/2"
+        )
+    assert "0010_units_and_causes" in migrations.upgrade()
+    with session():
+        rows = Alert.select().order_by(Alert.id)
+        stored = [(a.merchant_id, a.stock, a.cause, a.resolved_by) for a in rows]
+        assert stored == [(1, 480, None, None), (2, 480, None, None), (1, 470, None, None)]
+        assert [a.resolved_at is not None for a in rows] == [True, True, False]
+    shown = views.recent_alerts(1, 20, None)
+    assert [(a["stock"], a["status"], a["resolved_by"]) for a in shown] == [
+        (470, "open", None),
+        (480, "resolved", None),
+    ]
+    assert [a["status"] for a in views.recent_alerts(2, 20, None)] == ["resolved"]
 
 
 def test_the_default_merchant_is_the_oldest_even_renamed(

@@ -161,8 +161,13 @@ def test_a_capture_refused_for_good_gives_the_stock_back(kitchen: Kitchen) -> No
         }
         onion = Ingredient.get(Ingredient.merchant == p.merchant_id, Ingredient.name == "onion")
         alerts = Alert.select().where(Alert.ingredient == onion.id).count()
+        [alert] = Alert.select().where(Alert.ingredient == onion.id)
+        keys = {e.key_name for e in LedgerEntry.select().where(LedgerEntry.order == p.order_id)}
     assert back == {"beef": 26 * 150, "cheese": 26 * 30, "onion": 26 * 20}
     assert alerts == 1 and onion.alert_armed  # fired once, armed again: stock is back over
+    # Caused by the order, resolved by the compensation (issue 19); no key did either.
+    assert (alert.cause, alert.order_id, alert.resolved_by) == ("order", p.order_id, "compensation")
+    assert alert.resolved_at is not None and keys == {None}
     order = p.order()
     assert order.status == Order.REJECTED
     assert str(order.reason).startswith("payment could not be captured")

@@ -89,6 +89,7 @@ def test_a_roll_in_pieces_and_millilitres_is_made_deducted_and_alerted_in_its_un
         "note": None,
         "stock_after": 1250,
         "at": "",
+        "key": None,
     }
 
     [alert] = eventually(lambda: [a for a in api.get("/alerts").json() if a["mail"] == "sent"])
