@@ -244,7 +244,7 @@ def test_edit_renames_and_sets_the_par_level_and_threshold(
     # The threshold was left as it was: it stays the kitchen's, not a copy of it.
     assert (row["stock"], row["full_stock"], row["threshold"]) == (1000, 2500, None)
     assert row["ledger"] == [(1000, "initial", None, 1000)]
-    assert [a[:2] for a in alerts(seeded.onion)] == [(1000, 2500)]
+    assert alerts(seeded.onion) == [(1000, 2500, "levels")]
     assert browser.switch_to.active_element.text == "Edit"
 
     # The threshold alone, on cheese.
