@@ -67,6 +67,7 @@ PAGE = """<!doctype html>
 <script src="/static/menu.js" defer></script>
 <script src="/static/vendor/uplot/uPlot.iife.min.js" defer></script>
 <script src="/static/history.js" defer></script>
+<script src="/static/orders.js" defer></script>
 <script src="/static/dashboard.js" defer></script>
 </head>
 <body data-env="{env}">
