@@ -63,6 +63,7 @@ PAGE = """<!doctype html>
 <!-- In this order: the shared parts, one file per task of the day, then the board. -->
 <script src="/static/kitchen.js" defer></script>
 <script src="/static/stock.js" defer></script>
+<script src="/static/ingredients.js" defer></script>
 <script src="/static/menu.js" defer></script>
 <script src="/static/vendor/uplot/uPlot.iife.min.js" defer></script>
 <script src="/static/history.js" defer></script>

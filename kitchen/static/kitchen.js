@@ -165,6 +165,7 @@ window.Kitchen = (function () {
   // The API's messages (RFC 9457 problem details) said as a cook would read them.
   const PHRASES = [
     [/^must be a positive integer.*$/, "enter a whole number above 0"],
+    [/^must be an integer of 0 or more.*$/, "enter a whole number, 0 or more"],
     [/^must be an integer.*$/, "enter a whole number"],
     [/^must be a non-negative integer.*$/, "enter a whole number, 0 or more"],
     [/^is required$/, "fill this in"],

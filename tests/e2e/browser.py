@@ -33,10 +33,21 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 DESKTOP = (1280, 900)
 PHONE = (390, 844)
-# The README's pictures: KITCHEN_TEST_SCREENSHOTS=docs writes each screen's picture there
-# (docs/<name>.png); otherwise they go to the test's temporary folder, so that a test run
-# does not change a tracked file.
+# The README's pictures: KITCHEN_TEST_SCREENSHOTS=docs writes these screens there
+# (docs/<name>.png); every other screenshot, and all of them without the variable, go to
+# the test's temporary folder, so that a test run does not change a tracked file.
 SCREENSHOTS = os.environ.get("KITCHEN_TEST_SCREENSHOTS", "")
+README_PICTURES = {
+    "dashboard",
+    "day",
+    "restock",
+    "add-ingredient",
+    "menu",
+    "new-order",
+    "refund",
+    "day-history",
+    "menu-phone",
+}
 HOW = ("mouse", "keyboard")
 
 
@@ -121,11 +132,13 @@ def level(row: WebElement) -> float:
 
 
 def screenshot(driver: WebDriver, tmp_path: Path, name: str) -> Path:
-    """The whole page as `name`.png: in docs/ when asked (see SCREENSHOTS)."""
+    """The whole page as `name`.png: in docs/ when asked and it is one of the README's
+    (see SCREENSHOTS)."""
     width, height = driver.get_window_size().values()
     full = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(width, max(height, int(full) + 120))
-    path = Path(SCREENSHOTS or tmp_path) / f"{name}.png"
+    folder = SCREENSHOTS if SCREENSHOTS and name in README_PICTURES else tmp_path
+    path = Path(folder) / f"{name}.png"
     driver.save_screenshot(str(path))
     driver.set_window_size(width, height)
     return path
