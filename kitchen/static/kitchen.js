@@ -84,6 +84,13 @@ window.Kitchen = (function () {
     return (value < 0n ? "-" : "") + whole + part + " " + code;
   }
 
+  // Minor units as a person types them back into a field: 1495 EUR cents -> "14.95",
+  // 1200 JPY -> "1200" (no thousands' commas, no code), so that a form sent unchanged
+  // sends the same amount.
+  function typedMoney(minor, currency) {
+    return money(minor, currency).replace(/,/g, "").replace(/ \S*$/, "");
+  }
+
   // What a person typed as money ("12.5", "12,50", "7") in minor units, read as text
   // (never through a float); null if it is not an amount of this currency.
   function minorUnits(typed, currency) {
@@ -215,7 +222,10 @@ window.Kitchen = (function () {
   //   fields: [{name, label, type ("number", "text", "select", "checkbox", "textarea",
   //            or "custom"), value?, unit? (shown after the label), options? ([value,
   //            words] pairs), required?, min?, hint?, render? (custom: (wrap, id) ->
-  //            {read(), error(apiField) -> element to mark}, or null)}],
+  //            {read() -> the field's value, focusable?() -> the control that gets
+  //            the focus and aria-invalid when the field is refused}: it draws its own
+  //            label; openForm adds the reason's <p id="<id>-error"> after it. See
+  //            lineList)}],
   //   send: async (values) -> an api() result,
   //   done: (result) -> what the page says once it worked,
   //   fieldOf?, conflictField? (see explain).
@@ -381,6 +391,155 @@ window.Kitchen = (function () {
     return /^-?\d+$/.test(text) ? Number(text) : typed === "" ? null : typed;
   }
 
+  // A list of lines inside a form, as a recipe's and an order's are: each line a select
+  // and a whole number, labelled with the line's number, with a reason beside each part.
+  // Add (its words: `add`) makes a line and puts the focus on its select; "Remove line N"
+  // takes one away, the focus going to the next line, else the one before, else Add.
+  // `spec`: legend? (the list's visible title) or name (its accessible name), hint?,
+  //   className? (on its fieldset), options ([value, words] pairs) and choose (the empty
+  //   option's words), empty (the hint when there is nothing to choose: Add is off),
+  //   pickLabel(n), numberLabel(n, value) (may follow the line's choice), number? (a new
+  //   line's, default ""), keepOne? (a lone line cannot be removed), start? ([{pick,
+  //   number}]; without, one new line); what the API calls them: field (the list,
+  //   "recipe"), parts ({ingredient_id: "pick", amount: "number"}), and how its reasons
+  //   read: words(message, entry, sent) beside a line, summary(numbers) for the list.
+  // As openForm's custom field: `render: list.render`; read() gives each line as {pick,
+  // number, line}; clear() before a send; reasons(errors, sent) marks the lines.
+  function lineList(spec) {
+    let prefix;
+    let list;
+    let add;
+    let made = 0;
+    const lines = () => [...list.children].map((li) => li.line);
+
+    function relabel() {
+      const all = lines();
+      all.forEach((line, i) => {
+        line.parts.pick.label.textContent = spec.pickLabel(i + 1);
+        line.parts.number.label.textContent = spec.numberLabel(i + 1, line.select.value);
+        line.remove.textContent = "Remove line " + (i + 1);
+        line.remove.hidden = Boolean(spec.keepOne) && all.length === 1;
+      });
+    }
+
+    function part(kind, control, n) {
+      const wrap = el("div", "line-part line-" + kind);
+      const label = el("label");
+      control.id = prefix + "-" + kind + "-" + n;
+      label.htmlFor = control.id;
+      const error = el("p", "field-error");
+      error.id = control.id + "-error";
+      control.setAttribute("aria-describedby", error.id);
+      wrap.append(label, control, error);
+      return { wrap, label, control, error };
+    }
+
+    function addLine(start) {
+      const n = ++made;
+      const li = el("li", "line-item");
+      const select = el("select");
+      for (const [value, said] of [["", spec.choose], ...spec.options]) {
+        const option = el("option", "", said);
+        option.value = String(value);
+        select.append(option);
+      }
+      select.value = start ? String(start.pick) : "";
+      select.addEventListener("change", relabel);
+      const input = el("input");
+      input.type = "text";
+      input.inputMode = "numeric";
+      input.autocomplete = "off";
+      input.value = String(start ? start.number : spec.number ?? "");
+      const parts = { pick: part("pick", select, n), number: part("number", input, n) };
+      const remove = button("", "quiet remove-line", () => {
+        const next = li.nextElementSibling || li.previousElementSibling;
+        li.remove();
+        relabel();
+        (next ? next.line.select : add).focus();
+      });
+      li.line = { select, input, remove, parts };
+      li.append(parts.pick.wrap, parts.number.wrap, remove);
+      list.append(li);
+      relabel();
+      return li.line;
+    }
+
+    const field = {
+      render(wrap, id) {
+        prefix = id;
+        const group = el("fieldset", "line-list" + (spec.className ? " " + spec.className : ""));
+        group.id = id;
+        if (spec.legend) group.append(el("legend", "", spec.legend));
+        else group.setAttribute("aria-label", spec.name);
+        const hint = el("p", "field-hint", spec.options.length ? spec.hint : spec.empty);
+        hint.id = id + "-hint";
+        if (hint.textContent) group.append(hint);
+        group.setAttribute("aria-describedby", (hint.textContent ? hint.id + " " : "") + id + "-error");
+        list = el("ol", "line-items");
+        add = button(spec.add, "quiet add-line", () => addLine(null).select.focus());
+        add.disabled = !spec.options.length;
+        group.append(list, add);
+        wrap.append(group);
+        for (const start of spec.start || []) addLine(start);
+        if (!list.children.length && spec.options.length) addLine(null);
+        // openForm puts the field's own reason ("add at least one ingredient") at the end
+        // of `wrap` once this returns: it goes under the title, not after the last line.
+        queueMicrotask(() => {
+          const reason = wrap.querySelector(":scope > .field-error");
+          if (reason) list.before(reason);
+        });
+        return field;
+      },
+      read: () => lines().map((line) => ({
+        pick: line.select.value, number: line.input.value.trim(), line,
+      })),
+      // The focus, when the list is refused: the first part marked, else the first line,
+      // else Add.
+      focusable: () => list.querySelector("[aria-invalid=true]") || (lines()[0] ? lines()[0].select : add),
+      clear() {
+        add.removeAttribute("aria-invalid");
+        for (const line of lines()) {
+          for (const p of Object.values(line.parts)) {
+            p.error.textContent = "";
+            p.wrap.classList.remove("invalid");
+            p.control.removeAttribute("aria-invalid");
+          }
+        }
+      },
+      // Where a line read() gave is now: its number, from 1 (0: removed since).
+      position: (entry) => lines().indexOf(entry.line) + 1,
+      // The API's reasons about lines (`recipe[1].amount`) beside that part of the line
+      // behind `sent[1]` (the entries of read() that were sent), the first reason of each
+      // part; returns the other errors, with the list's `summary` of the lines marked
+      // where the first line's reason was (so the focus follows the API's order).
+      reasons(errors, sent) {
+        const rest = [];
+        const marked = new Set();
+        let at = -1;
+        for (const error of errors || []) {
+          const found = /^(\w+)\[(\d+)\]\.(\w+)$/.exec(error.field || "");
+          const entry = found && found[1] === spec.field && sent[Number(found[2])];
+          const p = entry && entry.line.parts[spec.parts[found[3]]];
+          if (!p) {
+            rest.push(error);
+            continue;
+          }
+          if (!p.error.textContent) p.error.textContent = spec.words(error.message, entry, sent);
+          p.wrap.classList.add("invalid");
+          p.control.setAttribute("aria-invalid", "true");
+          marked.add(field.position(entry));
+          if (at < 0) at = rest.length;
+        }
+        if (at >= 0) {
+          const numbers = [...marked].sort((a, b) => a - b);
+          rest.splice(at, 0, { field: spec.field, message: spec.summary(numbers) });
+        }
+        return rest;
+      },
+    };
+    return field;
+  }
+
   // -- lists redrawn in place -------------------------------------------------------------
 
   // Make `parent`'s children the `items`, in order, reusing the node of each key (so
@@ -416,7 +575,7 @@ window.Kitchen = (function () {
   return {
     STORE, $, el, button, timeEl, number, amount, change, unitLabel, percent, when, money,
     minorUnits, words, key, api, explain, friendly, openForm, wholeNumber, keyed, say,
-    clock,
+    clock, typedMoney, lineList,
     // Set by dashboard.js: the latest GET /dashboard, a refresh now, and what a 401 does.
     data: null,
     refresh: () => {},

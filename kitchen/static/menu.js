@@ -6,7 +6,7 @@
 
 (function () {
   const K = window.Kitchen;
-  const { el, button, amount, money, unitLabel, wholeNumber } = K;
+  const { button, amount, money, unitLabel, wholeNumber } = K;
 
   // What a recipe line's amount is called in the request (`grams` is its older name).
   const AMOUNT = "amount";
@@ -16,15 +16,6 @@
   async function merchant() {
     const result = await K.api("GET", "/merchant");
     return result.ok && result.data ? { ok: true, merchant: result.data } : { ok: false, result };
-  }
-
-  // Cents as typed in the form ("12.50", "1200" for JPY), without the thousands' commas
-  // that `Kitchen.money` shows, so that sending the form unchanged sends the same price.
-  function typedMoney(minor, currency) {
-    const scale = BigInt(K.minorUnits("1", currency));
-    const places = String(scale).length - 1;
-    const value = BigInt(minor);
-    return String(value / scale) + (places ? "." + String(value % scale).padStart(places, "0") : "");
   }
 
   // The price field's value in cents (null: no price), or the words saying why not.
@@ -37,7 +28,7 @@
     }
     const cents = K.minorUnits(typed, m.currency);
     if (cents === null) {
-      return { error: "enter a price like " + typedMoney(1250, m.currency) + " (" + m.currency + ")" };
+      return { error: "enter a price like " + K.typedMoney(1250, m.currency) + " (" + m.currency + ")" };
     }
     return { price: cents };
   }
@@ -54,9 +45,9 @@
     return all.sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  // The recipe's part of the form: a group of lines, each with its own reasons beside its
-  // own fields; `Add a recipe line` and `Remove line N` change how many there are.
-  function recipeEditor(start) {
+  // The recipe's part of the form: a line per ingredient (picked by its name) with the
+  // amount one portion takes, in that ingredient's unit, named on the amount's label.
+  function recipeLines(start) {
     const known = new Map(ingredientsByName().map((i) => [i.id, i]));
     // An ingredient of the recipe that the board does not list (yet): kept, by its name.
     for (const line of start) {
@@ -67,194 +58,54 @@
         });
       }
     }
-    let count = 0;
-    let group;
-    let list;
-    let add;
-    let prefix;
-
-    function labelAmount(line) {
-      const ing = known.get(Number(line.select.value));
-      const label = ing ? "Amount of " + ing.name + " (" + unitLabel(ing.unit || "g") + ")" : "Amount";
-      line.amountLabel.textContent = label;
-    }
-
-    function renumber() {
-      [...list.children].forEach((li, index) => {
-        li.line.ingredientLabel.textContent = "Ingredient " + (index + 1);
-        li.line.remove.textContent = "Remove line " + (index + 1);
-      });
-    }
-
-    function part(className, labelText, control, n, what) {
-      const wrap = el("div", "line-part " + className);
-      const id = prefix + "-" + what + "-" + n;
-      const label = el("label", "", labelText);
-      label.htmlFor = id;
-      control.id = id;
-      const error = el("p", "field-error");
-      error.id = id + "-error";
-      control.setAttribute("aria-describedby", error.id);
-      wrap.append(label, control, error);
-      return { wrap, label, error };
-    }
-
-    function addLine(start) {
-      const n = ++count;
-      const li = el("li", "recipe-line");
-      const select = el("select");
-      const none = el("option", "", "Choose an ingredient");
-      none.value = "";
-      select.append(none);
-      known.forEach((ing) => {
-        const option = el("option", "", ing.name);
-        option.value = String(ing.id);
-        select.append(option);
-      });
-      const input = el("input");
-      input.type = "text";
-      input.inputMode = "numeric";
-      input.autocomplete = "off";
-      const ingredientPart = part("line-ingredient", "Ingredient", select, n, "ingredient");
-      const amountPart = part("line-amount", "Amount", input, n, "amount");
-      const remove = button("Remove line", "quiet remove-line", () => {
-        const next = li.nextElementSibling || li.previousElementSibling;
-        li.remove();
-        renumber();
-        (next ? next.line.select : add).focus();
-      });
-      const line = {
-        li, select, input, remove,
-        ingredientLabel: ingredientPart.label, amountLabel: amountPart.label,
-        parts: { ingredient: ingredientPart, amount: amountPart },
-      };
-      li.line = line;
-      select.addEventListener("change", () => labelAmount(line));
-      if (start) {
-        select.value = String(start.ingredient_id);
-        input.value = String(start.amount ?? start.grams);
-      }
-      labelAmount(line);
-      li.append(ingredientPart.wrap, amountPart.wrap, remove);
-      list.append(li);
-      renumber();
-      return line;
-    }
-
-    function lines() {
-      return [...list.children].map((li) => li.line);
-    }
-
-    return {
-      render(wrap, id) {
-        prefix = id;
-        group = el("fieldset", "recipe-lines");
-        group.id = id;
-        const legend = el("legend", "", "Recipe (each)");
-        const hint = el("p", "field-hint", "What one portion takes: each ingredient once, in its unit.");
-        hint.id = id + "-hint";
-        group.setAttribute("aria-describedby", id + "-hint " + id + "-error");
-        list = el("ol", "recipe-list");
-        add = button("Add a recipe line", "quiet add-line", () => addLine(null).select.focus());
-        if (known.size === 0) {
-          add.disabled = true;
-          hint.textContent = "No ingredients yet: add them to the stock first.";
+    const nameOf = (entry) => (known.get(Number(entry.pick)) || { name: "" }).name;
+    const list = K.lineList({
+      legend: "Recipe (each)",
+      className: "recipe-lines",
+      hint: "What one portion takes: each ingredient once, in its unit.",
+      empty: "No ingredients yet: add them to the stock first.",
+      options: [...known.values()].map((i) => [i.id, i.name]),
+      choose: "Choose an ingredient",
+      pickLabel: (n) => "Ingredient " + n,
+      numberLabel: (n, id) => {
+        const ing = known.get(Number(id));
+        return ing ? "Amount of " + ing.name + " (" + unitLabel(ing.unit || "g") + ")" : "Amount";
+      },
+      add: "Add a recipe line",
+      start: start.map((r) => ({ pick: r.ingredient_id, number: r.amount ?? r.grams })),
+      field: "recipe",
+      parts: { ingredient_id: "pick", [AMOUNT]: "number" },
+      words: (message, entry, sent) => {
+        const text = String(message || "");
+        if (/named twice/.test(text)) {
+          const first = sent.find((other) => other !== entry && other.pick === entry.pick);
+          return nameOf(entry) + " is on line " + list.position(first) + " already: one line per ingredient";
         }
-        group.append(legend, hint, list, add);
-        wrap.classList.add("recipe-field");
-        wrap.append(group);
-        for (const line of start) addLine(line);
-        if (!start.length && known.size) addLine(null);
-        return this;
+        if (/ingredient id/.test(text)) return "choose an ingredient";
+        if (/unknown ingredient/.test(text)) return "this ingredient is no longer in the stock: choose another";
+        return K.friendly(text);
       },
-      read() {
-        return lines();
-      },
-      // Where the focus goes when the recipe is refused: the first line marked, else the
-      // first line, else the button that adds one.
-      focusable() {
-        const marked = list.querySelector("[aria-invalid=true]");
-        return marked || (lines()[0] ? lines()[0].select : add);
-      },
-      clear() {
-        for (const line of lines()) {
-          for (const p of Object.values(line.parts)) {
-            p.error.textContent = "";
-            p.wrap.classList.remove("invalid");
-            p.wrap.querySelector("select, input").removeAttribute("aria-invalid");
-          }
-        }
-      },
-      mark(line, which, words) {
-        const p = line.parts[which];
-        if (p.error.textContent) return;
-        p.error.textContent = words;
-        p.wrap.classList.add("invalid");
-        p.wrap.querySelector("select, input").setAttribute("aria-invalid", "true");
-      },
-      // The recipe as the API takes it; lines left blank are skipped. `sent[n]` is the
-      // line behind the API's `recipe[n]`.
-      body() {
-        const sent = lines().filter((line) => line.select.value || line.input.value.trim());
-        const recipe = sent.map((line) => ({
-          ingredient_id: line.select.value ? Number(line.select.value) : null,
-          [AMOUNT]: wholeNumber(line.input.value.trim()),
-        }));
-        return { recipe, sent };
-      },
-      nameOf(line) {
-        const ing = known.get(Number(line.select.value));
-        return ing ? ing.name : "";
-      },
-      lines,
-    };
+      // Under the recipe's title: which lines to look at.
+      summary: (numbers) => "Check " + (numbers.length === 1 ? "line " + numbers[0]
+        : "lines " + numbers.slice(0, -1).join(", ") + " and " + numbers[numbers.length - 1]) +
+        " of the recipe.",
+    });
+    return list;
   }
 
-  // The API's reasons about recipe lines (`recipe[1].amount`) put beside that line's
-  // field, in a cook's words; the recipe as a whole says which lines to look at.
-  function explainRecipe(result, editor, sent, currency) {
+  // The API's reasons in a cook's words: about the recipe's lines (`recipe[1].amount`)
+  // beside that line's field, the recipe as a whole saying which lines to look at.
+  function explainRecipe(result, recipe, sent, currency) {
     const problem = result.data;
     if (result.ok || !problem || !Array.isArray(problem.errors)) return result;
-    const errors = [];
-    const marked = new Set();
-    let summaryAt = -1;
-    for (const error of problem.errors) {
-      const found = /^recipe\[(\d+)\]\.(\w+)$/.exec(error.field || "");
-      const line = found && sent[Number(found[1])];
-      if (line) {
-        const which = found[2] === "ingredient_id" ? "ingredient" : "amount";
-        editor.mark(line, which, lineWords(error.message, line, editor, sent));
-        marked.add(editor.lines().indexOf(line) + 1);
-        if (summaryAt < 0) summaryAt = errors.length;
-      } else if (error.field === "recipe") {
-        errors.push({ field: "recipe", message: sent.length ? K.friendly(error.message) : "add at least one ingredient" });
-      } else if (error.field === "price") {
-        const most = /to (\d+)/.exec(error.message || "");
-        errors.push({ field: "price", message: most ? "enter a price of at most " + money(Number(most[1]), currency) : error.message });
-      } else {
-        errors.push(error);
+    const errors = problem.errors.map((error) => {
+      if (error.field === "recipe") {
+        return { field: "recipe", message: sent.length ? K.friendly(error.message) : "add at least one ingredient" };
       }
-    }
-    if (marked.size) {
-      const numbers = [...marked].sort((a, b) => a - b);
-      const which = numbers.length === 1 ? "line " + numbers[0]
-        : "lines " + numbers.slice(0, -1).join(", ") + " and " + numbers[numbers.length - 1];
-      // Where the first line's reason was: the focus goes to the first field refused.
-      errors.splice(summaryAt, 0, { field: "recipe", message: "Check " + which + " of the recipe." });
-    }
-    return { ...result, data: { ...problem, errors } };
-  }
-
-  function lineWords(message, line, editor, sent) {
-    const text = String(message || "");
-    if (/named twice/.test(text)) {
-      const first = sent.find((other) => other !== line && other.select.value === line.select.value);
-      const n = editor.lines().indexOf(first) + 1;
-      return editor.nameOf(line) + " is on line " + n + " already: one line per ingredient";
-    }
-    if (/ingredient id/.test(text)) return "choose an ingredient";
-    if (/unknown ingredient/.test(text)) return "this ingredient is no longer in the stock: choose another";
-    return K.friendly(text);
+      const most = error.field === "price" && /to (\d+)/.exec(error.message || "");
+      return most ? { field: "price", message: "enter a price of at most " + money(Number(most[1]), currency) } : error;
+    });
+    return { ...result, data: { ...problem, errors: recipe.reasons(errors, sent) } };
   }
 
   function recipeWords(product) {
@@ -285,7 +136,7 @@
     }
     const known = m.ok ? m.merchant : null;
     const currency = known ? known.currency : "";
-    const editor = recipeEditor(before ? before.recipe : []);
+    const recipe = recipeLines(before ? before.recipe : []);
     const priceHint = !known ? ""
       : known.payments === "required" ? "Needed: orders are paid before they are cooked."
         : "Optional: leave it empty for no price.";
@@ -296,36 +147,40 @@
         { name: "name", label: "Name", type: "text", value: before ? before.name : "", required: true },
         {
           name: "price", label: "Price" + (currency ? " (" + currency + ")" : ""), type: "text",
-          value: before && known && before.price != null ? typedMoney(before.price, currency) : "",
+          value: before && known && before.price != null ? K.typedMoney(before.price, currency) : "",
           hint: priceHint,
         },
-        { name: "recipe", label: "Recipe (each)", type: "custom", render: (wrap, id) => editor.render(wrap, id) },
+        { name: "recipe", label: "Recipe (each)", type: "custom", render: recipe.render },
       ],
       fieldOf: (field) => (["name", "price", "recipe"].includes(field) ? field : null),
       conflictField: "name",
       send: async (values) => {
-        editor.clear();
+        recipe.clear();
         // Without the currency the price cannot be read (nor, in Edit, shown as it is).
         if (!known) return refused("merchant", "Kitchen did not answer when this form opened: close it and open it again.");
         const current = known;
         const price = readPrice(values.price, current);
         if (price.error) return refused("price", price.error);
-        const { recipe, sent } = editor.body();
-        const body = { name: values.name, recipe, price: price.price };
+        // Lines left blank are skipped: `sent[n]` is the line behind the API's `recipe[n]`.
+        const sent = values.recipe.filter((line) => line.pick || line.number);
+        const lines = sent.map((line) => ({
+          ingredient_id: line.pick ? Number(line.pick) : null, [AMOUNT]: wholeNumber(line.number),
+        }));
+        const body = { name: values.name, recipe: lines, price: price.price };
         if (!before) {
           if (body.price === null) delete body.price;
-          return explainRecipe(await K.api("POST", "/products", body), editor, sent, current.currency);
+          return explainRecipe(await K.api("POST", "/products", body), recipe, sent, current.currency);
         }
         // Only what changed: a price or recipe left as it was is not sent again.
         const change = {};
         if (body.name !== before.name) change.name = body.name;
         if (body.price !== (before.price ?? null)) change.price = body.price;
         const was = before.recipe.map((r) => [r.ingredient_id, r.amount ?? r.grams]);
-        if (JSON.stringify(recipe.map((r) => [r.ingredient_id, r[AMOUNT]])) !== JSON.stringify(was)) {
-          change.recipe = recipe;
+        if (JSON.stringify(lines.map((r) => [r.ingredient_id, r[AMOUNT]])) !== JSON.stringify(was)) {
+          change.recipe = lines;
         }
         if (!Object.keys(change).length) return { ok: true, status: 200, data: before, unchanged: true };
-        return explainRecipe(await K.api("PATCH", "/products/" + before.id, change), editor, sent, current.currency);
+        return explainRecipe(await K.api("PATCH", "/products/" + before.id, change), recipe, sent, current.currency);
       },
       done: (result) => {
         const p = result.data;
@@ -339,10 +194,6 @@
     const priceInput = form.form.querySelector("input[name=price]");
     priceInput.inputMode = "decimal";
     priceInput.autocomplete = "off";
-    // The recipe's own reason ("add at least one ingredient") under its title, not
-    // after its last line.
-    const reason = form.form.querySelector(".recipe-field > .field-error");
-    form.form.querySelector(".recipe-lines > .field-hint").after(reason);
     if (!m.ok) form.showErrors(K.explain(m.result));
   }
 

@@ -8,7 +8,7 @@
 
 (function () {
   const K = window.Kitchen;
-  const { el, button, money, words, wholeNumber } = K;
+  const { button, money, words, wholeNumber } = K;
 
   // An order can be cancelled until the kitchen applies it; a payment refunded once
   // its money was taken (and while some is left).
@@ -24,11 +24,6 @@
     return order.lines
       .map((l) => K.number.format(l.quantity) + " \u00d7 " + productName(l.product_id))
       .join(", ");
-  }
-
-  // Minor units as a person types them back into a field: 1495 EUR cents -> "14.95".
-  function typedMoney(minor, currency) {
-    return money(minor, currency).replace(/ \S+$/, "").replace(/,/g, "");
   }
 
   // A key for POST /order's Idempotency-Key: random, from the browser's generator (which,
@@ -47,88 +42,25 @@
   // -- New order ------------------------------------------------------------------------
 
   // The order's lines, inside the form: a product picked by name and a quantity each,
-  // a line added or removed. Each line has its own labels ("Product 2", "Quantity 2")
-  // and its own place for Kitchen's reason about it.
-  function linesField(wrap, id) {
-    wrap.classList.add("order-lines");
-    wrap.setAttribute("role", "group");
-    wrap.setAttribute("aria-label", "The order's lines");
-    const list = el("ol", "order-line-list");
-    const add = button("Add a line", "quiet add-line", () => {
-      addLine();
-      list.lastElementChild.querySelector("select").focus();
+  // with their own labels ("Product 2", "Quantity 2") and Kitchen's reasons beside them.
+  function orderLines() {
+    return K.lineList({
+      name: "The order's lines",
+      className: "order-lines",
+      empty: "Nothing is on the menu yet: add a product first.",
+      options: ((K.data && K.data.products) || []).map((p) => [p.id, p.name]),
+      choose: "Choose a product",
+      pickLabel: (n) => "Product " + n,
+      numberLabel: (n) => "Quantity " + n,
+      number: "1",
+      add: "Add a line",
+      keepOne: true,
+      field: "products",
+      parts: { product_id: "pick", quantity: "number" },
+      words: (message, entry) => lineWords(message, Number(entry.pick)),
+      // Under the lines, openForm says only what is about the whole order.
+      summary: () => "",
     });
-    wrap.append(list, add);
-    let made = 0;
-
-    function addLine() {
-      const n = ++made;
-      const li = el("li", "order-line");
-      const product = el("select");
-      product.id = id + "-product-" + n;
-      const choose = el("option", "", "Choose a product");
-      choose.value = "";
-      product.append(choose);
-      for (const p of (K.data && K.data.products) || []) {
-        const option = el("option", "", p.name);
-        option.value = String(p.id);
-        product.append(option);
-      }
-      const quantity = el("input");
-      quantity.id = id + "-quantity-" + n;
-      quantity.type = "text";
-      quantity.inputMode = "numeric";
-      quantity.autocomplete = "off";
-      quantity.value = "1";
-      const error = el("p", "field-error");
-      error.id = id + "-line-" + n + "-error";
-      product.setAttribute("aria-describedby", error.id);
-      quantity.setAttribute("aria-describedby", error.id);
-      const productLabel = el("label");
-      productLabel.htmlFor = product.id;
-      const quantityLabel = el("label");
-      quantityLabel.htmlFor = quantity.id;
-      const remove = button("", "quiet remove-line", () => {
-        const next = li.nextElementSibling || li.previousElementSibling;
-        li.remove();
-        number();
-        (next ? next.querySelector("select") : add).focus();
-      });
-      const pick = el("div", "line-product");
-      pick.append(productLabel, product);
-      const howMany = el("div", "line-quantity");
-      howMany.append(quantityLabel, quantity);
-      li.append(pick, howMany, remove, error);
-      li.parts = { product, quantity, error, productLabel, quantityLabel, remove };
-      list.append(li);
-      number();
-    }
-
-    // Labels follow the lines' order; a single line cannot be removed.
-    function number() {
-      const lines = [...list.children];
-      lines.forEach((li, i) => {
-        const p = li.parts;
-        p.productLabel.textContent = "Product " + (i + 1);
-        p.quantityLabel.textContent = "Quantity " + (i + 1);
-        p.remove.textContent = "Remove line " + (i + 1);
-        p.remove.hidden = lines.length === 1;
-      });
-    }
-
-    addLine();
-    return {
-      lines: () => [...list.children],
-      read: () => [...list.children].map((li) => ({
-        product: li.parts.product.value,
-        quantity: li.parts.quantity.value.trim(),
-      })),
-      // The first line marked wrong: where the focus goes.
-      focusable: () => {
-        const bad = list.querySelector("[aria-invalid]");
-        return bad || null;
-      },
-    };
   }
 
   // Kitchen's reason about a line, in a cook's words (the product by its name).
@@ -168,39 +100,28 @@
 
   function newOrder() {
     let key = newKey();
-    let lines = null;
+    const lines = orderLines();
     const form = K.openForm({
       title: "New order",
       intro: "The kitchen makes it once it is placed (when payments are on, once the card is held).",
       submit: "Place order",
-      fields: [{
-        name: "lines", label: "Lines", type: "custom",
-        render: (wrap, id) => {
-          lines = linesField(wrap, id);
-          return lines;
-        },
-      }],
+      fields: [{ name: "lines", label: "Lines", type: "custom", render: lines.render }],
       fieldOf: (field) => (/^products/.test(field) ? "lines" : null),
       send: async (values) => {
-        // Each line's reason goes beside that line (openForm knows the lines as a whole).
-        for (const li of lines.lines()) {
-          li.parts.error.textContent = "";
-          li.parts.product.removeAttribute("aria-invalid");
-          li.parts.quantity.removeAttribute("aria-invalid");
-        }
+        lines.clear();
         const chosen = values.lines;
         let result;
-        if (chosen.some((l) => !l.product)) {
+        if (chosen.some((l) => !l.pick)) {
           // Said before asking Kitchen, where Kitchen's reason would be.
           const errors = [];
           chosen.forEach((l, i) => {
             const field = "products[" + i + "].product_id";
-            if (!l.product) errors.push({ field, message: "choose a product" });
+            if (!l.pick) errors.push({ field, message: "choose a product" });
           });
           result = { ok: false, status: 422, data: { errors } };
         } else {
           const products = chosen.map((l) => ({
-            product_id: Number(l.product), quantity: wholeNumber(l.quantity),
+            product_id: Number(l.pick), quantity: wholeNumber(l.number),
           }));
           result = await K.api("POST", "/order", { products }, { "Idempotency-Key": key });
         }
@@ -213,7 +134,7 @@
           K.refresh();
           return reworded(result, () => ({ detail: said }));
         }
-        return reworded(result, (problem) => markLines(problem, lines.lines(), chosen));
+        return reworded(result, (problem) => ({ ...problem, errors: lines.reasons(problem.errors, chosen) }));
       },
       done: (result) => {
         const o = result.data;
@@ -224,32 +145,6 @@
       },
     });
     form.dialog.classList.add("order-form");
-  }
-
-  // Kitchen's reasons about lines, each put beside its line; what is left for openForm
-  // to show (the first line marked gets the focus, through the lines' `focusable`).
-  function markLines(problem, lis, chosen) {
-    const rest = [];
-    let marked = false;
-    for (const error of problem.errors || []) {
-      const at = /^products\[(\d+)\]\.(product_id|quantity)$/.exec(error.field || "");
-      const li = at && lis[Number(at[1])];
-      if (!li) {
-        rest.push(error);
-        continue;
-      }
-      const part = at[2] === "product_id" ? li.parts.product : li.parts.quantity;
-      if (!li.parts.error.textContent) {
-        li.parts.error.textContent = lineWords(error.message, Number(chosen[Number(at[1])].product));
-      }
-      part.setAttribute("aria-invalid", "true");
-      marked = true;
-    }
-    // Under the lines, openForm says only what is about the whole order.
-    if (marked && !rest.some((e) => /^products/.test(e.field || ""))) {
-      rest.unshift({ field: "products", message: "" });
-    }
-    return { ...problem, errors: rest, detail: marked || rest.length ? "" : problem.detail };
   }
 
   // -- Cancel order ---------------------------------------------------------------------
@@ -303,7 +198,7 @@
       fields: [
         {
           name: "amount", label: "Amount (" + currency + ")", type: "text",
-          value: typedMoney(left, currency),
+          value: K.typedMoney(left, currency),
         },
         {
           name: "restock", label: "Put the stock back", type: "checkbox",
@@ -317,7 +212,7 @@
         const cents = K.minorUnits(values.amount, currency);
         if (cents === null || cents <= 0) {
           const message = values.amount
-            ? "enter an amount such as " + typedMoney(1250, currency)
+            ? "enter an amount such as " + K.typedMoney(1250, currency)
             : "fill this in";
           return { ok: false, status: 422, data: { errors: [{ field: "amount", message }] } };
         }
