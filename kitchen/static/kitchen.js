@@ -288,6 +288,18 @@ window.Kitchen = (function () {
         hint.id = inputId + "-hint";
         wrap.append(hint);
       }
+      if (input && field.type === "number" && field.unit && field.unit !== "piece") {
+        // Amounts are typed in the base unit: 5000 g reads back as "= 5 kg" as it is typed.
+        const reads = el("p", "field-reads");
+        reads.setAttribute("aria-live", "polite");
+        const show = () => {
+          const n = wholeNumber(input.value);
+          reads.textContent = typeof n === "number" && Math.abs(n) >= 1000 ? "= " + amount(n, field.unit) : "";
+        };
+        input.addEventListener("input", show);
+        show();
+        wrap.append(reads);
+      }
       wrap.append(error);
       if (input) {
         input.setAttribute("aria-describedby", error.id + (field.hint ? " " + inputId + "-hint" : ""));

@@ -144,7 +144,6 @@
           (waiting ? ", waiting for the card (" + money(p.amount, p.currency) + ")." : ".");
       },
     });
-    form.dialog.classList.add("order-form");
   }
 
   // -- Cancel order ---------------------------------------------------------------------

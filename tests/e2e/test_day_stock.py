@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from app import Kitchen
@@ -57,6 +58,9 @@ def test_a_delivery_is_received_with_restock(
         browser.switch_to.active_element.get_attribute("id")
     )
     cook.fill("Amount received (g)", "2500")
+    # Typed in grams, read back as a cook says it.
+    reads = cook.dialog().find_element(By.CSS_SELECTOR, ".field-reads")
+    assert reads.text == "= 2.5 kg"
     cook.fill("Note (supplier, delivery note)", "Metro, delivery note 4411")
     screenshot(browser, tmp_path, "restock")
     cook.submit("Add to stock")
