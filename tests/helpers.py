@@ -35,7 +35,7 @@ from starlette.testclient import TestClient
 from app import Kitchen
 from kitchen import inventory
 from kitchen.db import session
-from kitchen.models import Ingredient, Order
+from kitchen.models import Ingredient, LedgerEntry, Order
 from kitchen.providers import Provider
 from kitchen.seed import BURGER, REFERENCE_STOCK
 
@@ -113,6 +113,20 @@ def onion() -> Ingredient:
     """The reference kitchen's onion row as stored now (the only merchant's)."""
     with session():
         return Ingredient.get(Ingredient.name == "onion")
+
+
+def stock_of(ingredient_id: int) -> int:
+    """An ingredient's stock as stored now, in its unit."""
+    with session():
+        found: int = Ingredient.get_by_id(ingredient_id).stock
+        return found
+
+
+def ledger_of(ingredient_id: int) -> list[LedgerEntry]:
+    """An ingredient's ledger rows as stored now, newest first."""
+    with session():
+        rows = LedgerEntry.select().where(LedgerEntry.ingredient == ingredient_id)
+        return list(rows.order_by(LedgerEntry.id.desc()))
 
 
 def no_order_pending() -> bool:

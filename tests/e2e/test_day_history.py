@@ -7,7 +7,6 @@ the chart's own data and drawn canvas) against the database's rows."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
-from app import Kitchen
 from kitchen import merchants
 from kitchen.db import session
-from kitchen.models import Alert, Ingredient, LedgerEntry
+from kitchen.models import Alert, Ingredient
 from tests.e2e.browser import (
     DESKTOP,
     HOW,
@@ -33,35 +31,9 @@ from tests.e2e.browser import (
     text,
     until,
 )
-from tests.helpers import Seeded, eventually, serve
+from tests.helpers import Seeded, eventually, ledger_of, stock_of
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def kitchen_page(
-    make_kitchen: Callable[..., Kitchen], browser: WebDriver
-) -> Iterator[tuple[str, Seeded]]:
-    """The reference kitchen, served, and its page open."""
-    kitchen = make_kitchen()
-    with serve(kitchen.web_app()) as url, httpx.Client(base_url=url) as http:
-        seeded = Seeded.from_answer(http.post("/order/seed").json())
-        browser.get(url + "/")
-        until(lambda: ingredient(browser, "onion"), what="the onion bar")
-        yield url, seeded
-
-
-def stock(ingredient_id: int) -> int:
-    with session():
-        found: int = Ingredient.get_by_id(ingredient_id).stock
-        return found
-
-
-def ledger(ingredient_id: int) -> list[LedgerEntry]:
-    """The ingredient's ledger rows, newest first."""
-    with session():
-        rows = LedgerEntry.select().where(LedgerEntry.ingredient == ingredient_id)
-        return list(rows.order_by(LedgerEntry.id.desc()))
 
 
 def local(at: datetime.datetime, pattern: str) -> str:
@@ -174,11 +146,11 @@ def test_history_lists_the_ledger_newest_first_and_charts_the_stock(
         placed = http.post("/order", json=seeded.order(2))
         assert placed.status_code == 201
         order_id = placed.json()["id"]
-        eventually(lambda: stock(seeded.onion) == 3460)
+        eventually(lambda: stock_of(seeded.onion) == 3460)
         r = http.post(f"/ingredients/{seeded.onion}/waste", json={"grams": 60, "note": "dropped"})
         assert r.status_code == 200, r.text
 
-    rows = ledger(seeded.onion)
+    rows = ledger_of(seeded.onion)
     assert [(e.grams, e.reason, e.key_name, e.order_id, e.note, e.stock_after) for e in rows] == [
         (-60, "waste", None, None, "dropped", 3400),
         (-40, "order", None, order_id, None, 3460),
@@ -241,9 +213,9 @@ def test_older_entries_page_back_through_the_ledger(
         for n in range(1, 25):
             r = http.post(f"/ingredients/{seeded.cheese}/restock", json={"grams": n})
             assert r.status_code == 200, r.text
-    rows = ledger(seeded.cheese)
+    rows = ledger_of(seeded.cheese)
     assert len(rows) == 25 and rows[-1].reason == "initial"
-    assert stock(seeded.cheese) == 5000 + sum(range(1, 25))
+    assert stock_of(seeded.cheese) == 5000 + sum(range(1, 25))
 
     cook = Person(browser, how)
     dialog = history_of(cook, browser, "cheese")
@@ -252,7 +224,7 @@ def test_older_entries_page_back_through_the_ledger(
     first = listed(dialog)
     assert [int(r["id"]) for r in first] == [e.id for e in rows[:20]]
     assert first[0]["change"] == "+24 g" and first[19]["change"] == "+5 g"
-    assert first[0]["after"] == amount_kg(stock(seeded.cheese))
+    assert first[0]["after"] == amount_kg(stock_of(seeded.cheese))
     assert len(until(lambda: chart(browser), what="the chart")["data"][1]) == 20 + 1
 
     cook.press_button("Older entries", dialog)
@@ -266,7 +238,7 @@ def test_older_entries_page_back_through_the_ledger(
     # The chart now holds every change, oldest first, then now.
     assert until(lambda: chart(browser), what="the chart")["data"][1] == [
         e.stock_after for e in rows[::-1]
-    ] + [stock(seeded.cheese)]
+    ] + [stock_of(seeded.cheese)]
     if how == "keyboard":
         # The button gone, the focus is on the first row it brought.
         focused = browser.switch_to.active_element
@@ -292,7 +264,7 @@ def test_alerts_say_their_cause_and_state_and_products_their_limit(
         placed = http.post("/order", json=seeded.order(26))  # onion 1000 - 520 = 480 g
         assert placed.status_code == 201
         order_id = placed.json()["id"]
-    eventually(lambda: stock(seeded.onion) == 480)
+    eventually(lambda: stock_of(seeded.onion) == 480)
     with session():
         [raised] = list(Alert.select().where(Alert.ingredient == seeded.onion))
         assert (raised.cause, raised.order_id, raised.resolved_at) == ("order", order_id, None)
@@ -312,7 +284,7 @@ def test_alerts_say_their_cause_and_state_and_products_their_limit(
     cook.press_button("Restock", ingredient(browser, "onion"))
     cook.fill("Amount received (g)", "2500")
     cook.submit("Add to stock")
-    eventually(lambda: stock(seeded.onion) == 2980)
+    eventually(lambda: stock_of(seeded.onion) == 2980)
     with session():
         resolved = Alert.get_by_id(raised.id)
     assert resolved.resolved_by == "restock" and resolved.resolved_at is not None
@@ -350,7 +322,7 @@ def test_history_fits_a_phone(kitchen_page: tuple[str, Seeded], browser: WebDriv
         viewport = browser.execute_script("return document.documentElement.clientWidth")
         assert drawn["dialog"] <= viewport
         assert 0 < drawn["shown"] <= drawn["dialog"]
-        assert drawn["data"][1] == [stock(seeded.onion)] * 2
+        assert drawn["data"][1] == [stock_of(seeded.onion)] * 2
         # The six columns are wider than a phone: the table scrolls in its box, which
         # the keyboard can reach (to scroll it with the arrows).
         wrap = dialog.find_element(By.CSS_SELECTOR, ".ledger-wrap")
@@ -381,7 +353,7 @@ def test_history_speaks_the_ingredients_unit(
         bun = r.json()["id"]
         r = http.post(f"/ingredients/{bun}/waste", json={"amount": 1, "note": "squashed"})
         assert r.status_code == 200, r.text
-    assert [(e.grams, e.reason, e.stock_after) for e in ledger(bun)] == [
+    assert [(e.grams, e.reason, e.stock_after) for e in ledger_of(bun)] == [
         (-1, "waste", 39),
         (40, "initial", 40),
     ]

@@ -6,37 +6,20 @@ keep what was typed and store nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from app import Kitchen
 from kitchen.db import session
 from kitchen.models import Alert, Ingredient, LedgerEntry
 from tests.e2e.browser import DESKTOP, HOW, PHONE, Person, ingredient, screenshot, text, until
-from tests.helpers import Seeded, serve
+from tests.helpers import Seeded
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def kitchen_page(
-    make_kitchen: Callable[..., Kitchen], browser: WebDriver
-) -> Iterator[tuple[str, Seeded]]:
-    """The reference kitchen (onion, beef, cheese; its threshold 50 %), served, and its
-    page open."""
-    kitchen = make_kitchen()
-    with serve(kitchen.web_app()) as url, httpx.Client(base_url=url) as http:
-        seeded = Seeded.from_answer(http.post("/order/seed").json())
-        browser.get(url + "/")
-        until(lambda: ingredient(browser, "onion"), what="the onion bar")
-        yield url, seeded
 
 
 def stored(name: str) -> dict[str, Any] | None:

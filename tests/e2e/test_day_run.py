@@ -18,17 +18,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from app import Kitchen
 from kitchen import merchants
 from kitchen.db import session
-from kitchen.models import Ingredient, LedgerEntry, Order, RecipeLine
+from kitchen.models import LedgerEntry, Order, RecipeLine
 from tests.e2e.browser import Person, ingredient, order, screenshot, text, until
-from tests.helpers import Seeded, eventually, serve
+from tests.helpers import Seeded, eventually, serve, stock_of
 
 pytestmark = pytest.mark.browser
-
-
-def stock(ingredient_id: int) -> int:
-    with session():
-        found: int = Ingredient.get_by_id(ingredient_id).stock
-        return found
 
 
 def status(order_id: int) -> str:
@@ -67,7 +61,7 @@ def test_a_day_in_the_kitchen_is_run_from_the_page(
             ),
             what="the count's difference",
         )
-        assert stock(seeded.onion) == 980
+        assert stock_of(seeded.onion) == 980
 
         # Two orders at the pass; the guest of the second leaves before it is cooked.
         placed = []
@@ -90,9 +84,9 @@ def test_a_day_in_the_kitchen_is_run_from_the_page(
         # The kitchen starts cooking: the first order is applied, the cancelled one never.
         make_kitchen("processing")
         until(lambda: text(order(browser, first), ".badge") == "applied", what="applied")
-        eventually(lambda: stock(seeded.onion) == 940)
+        eventually(lambda: stock_of(seeded.onion) == 940)
         assert status(second) == "cancelled"
-        assert (stock(seeded.beef), stock(seeded.cheese)) == (19700, 4940)
+        assert (stock_of(seeded.beef), stock_of(seeded.cheese)) == (19700, 4940)
 
         # A delivery of beef, then cheese dropped on the floor.
         cook.press_button("Restock", ingredient(browser, "beef"))
@@ -111,7 +105,7 @@ def test_a_day_in_the_kitchen_is_run_from_the_page(
             lambda: text(ingredient(browser, "cheese"), ".amount") == "4.74 kg of 5 kg",
             what="4.74 kg of cheese",
         )
-        assert (stock(seeded.beef), stock(seeded.cheese)) == (24700, 4740)
+        assert (stock_of(seeded.beef), stock_of(seeded.cheese)) == (24700, 4740)
 
         # A new recipe: more onion in the burger, and the next order takes it.
         cook.press_button(
@@ -136,7 +130,7 @@ def test_a_day_in_the_kitchen_is_run_from_the_page(
         cook.fill("Quantity 1", "1")
         cook.submit("Place order")
         until(cook.closed, what="the order form closed")
-        eventually(lambda: stock(seeded.onion) == 910)
+        eventually(lambda: stock_of(seeded.onion) == 910)
 
         # Evening: the onion's history, newest first, says what moved it and who.
         cook.press_button("History", ingredient(browser, "onion"))

@@ -4,7 +4,6 @@ is checked on screen and in the database (the ingredient's stock, its ledger row
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -12,39 +11,15 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from app import Kitchen
-from kitchen.db import session
-from kitchen.models import Ingredient, LedgerEntry
 from tests.e2e.browser import HOW, Person, ingredient, screenshot, text, until
-from tests.helpers import Seeded, eventually, serve
+from tests.helpers import Seeded, eventually, ledger_of, stock_of
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def kitchen_page(
-    make_kitchen: Callable[..., Kitchen], browser: WebDriver
-) -> Iterator[tuple[str, Seeded]]:
-    """The reference kitchen, served, and its page open."""
-    kitchen = make_kitchen()
-    with serve(kitchen.web_app()) as url, httpx.Client(base_url=url) as http:
-        seeded = Seeded.from_answer(http.post("/order/seed").json())
-        browser.get(url + "/")
-        until(lambda: ingredient(browser, "onion"), what="the onion bar")
-        yield url, seeded
-
-
-def stock(ingredient_id: int) -> int:
-    with session():
-        found: int = Ingredient.get_by_id(ingredient_id).stock
-        return found
-
-
 def ledger(ingredient_id: int) -> list[tuple[int, str, str | None, int]]:
     """The ingredient's ledger, newest first: (change, reason, note, stock after)."""
-    with session():
-        rows = LedgerEntry.select().where(LedgerEntry.ingredient == ingredient_id)
-        return [(e.grams, e.reason, e.note, e.stock_after) for e in rows.order_by(-LedgerEntry.id)]
+    return [(e.grams, e.reason, e.note, e.stock_after) for e in ledger_of(ingredient_id)]
 
 
 @pytest.mark.parametrize("how", HOW)
@@ -70,7 +45,7 @@ def test_a_delivery_is_received_with_restock(
     assert cook.closed()
     said = browser.find_element("id", "said").text
     assert said == "Restocked onion: +2.5 kg, now 3.5 kg."
-    assert stock(seeded.onion) == 3500
+    assert stock_of(seeded.onion) == 3500
     assert ledger(seeded.onion)[0] == (2500, "restock", "Metro, delivery note 4411", 3500)
     # The focus is back where the person was: on the onion's Restock button.
     assert browser.switch_to.active_element.text == "Restock"
@@ -83,7 +58,7 @@ def test_the_end_of_day_count_records_the_difference(
     url, seeded = kitchen_page
     with httpx.Client(base_url=url) as http:
         assert http.post("/order", json=seeded.order(2)).status_code == 201
-    eventually(lambda: stock(seeded.onion) == 960)
+    eventually(lambda: stock_of(seeded.onion) == 960)
     until(lambda: text(ingredient(browser, "onion"), ".amount") == "960 g of 1 kg", what="960 g")
 
     cook = Person(browser, how)
@@ -100,7 +75,7 @@ def test_the_end_of_day_count_records_the_difference(
     )
     assert "\u221255 g against the books" in text(onion, ".row-note")  # -55 g
     assert "\u221255 g against the books" in browser.find_element("id", "said").text
-    assert stock(seeded.onion) == 905
+    assert stock_of(seeded.onion) == 905
     assert ledger(seeded.onion)[0] == (-55, "count", None, 905)
 
 
@@ -124,7 +99,7 @@ def test_waste_is_recorded_with_its_reason(
         lambda: text(ingredient(browser, "cheese"), ".amount") == "4.75 kg of 5 kg",
         what="4.75 kg",
     )
-    assert stock(seeded.cheese) == 4750
+    assert stock_of(seeded.cheese) == 4750
     assert ledger(seeded.cheese)[0] == (-250, "waste", "dropped on the floor", 4750)
 
 
@@ -155,7 +130,7 @@ def test_a_refused_move_says_why_beside_the_field_and_keeps_what_was_typed(
         lambda: cook.error_beside("Amount wasted (g)") == "enter a whole number above 0",
         what="a whole number asked for",
     )
-    assert stock(seeded.onion) == 1000
+    assert stock_of(seeded.onion) == 1000
     assert [row[1] for row in ledger(seeded.onion)] == ["initial"]
 
     # Escape leaves the form; nothing changed.
@@ -177,5 +152,5 @@ def test_enter_pressed_twice_restocks_once(
         "arguments[0].form.requestSubmit(); arguments[0].form.requestSubmit();", field
     )
     until(lambda: text(ingredient(browser, "beef"), ".amount") == "21 kg of 20 kg", what="21 kg")
-    assert stock(seeded.beef) == 21000
+    assert stock_of(seeded.beef) == 21000
     assert [row[1] for row in ledger(seeded.beef)] == ["restock", "initial"]
