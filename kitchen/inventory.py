@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from kitchen import alerts, domain, views
+from kitchen import alerts, domain, usage, views
 from kitchen.commands import CreateIngredient, PatchIngredient, StockMove
 from kitchen.db import locked, session, transaction
 from kitchen.errors import Conflict, FieldError, Invalid, NotFound
@@ -103,7 +103,7 @@ def _named(merchant_id: int, name: str) -> Ingredient | None:
 def _ledger(
     row: Ingredient, grams: int, reason: str, note: str | None, key_name: str | None
 ) -> LedgerEntry:
-    return LedgerEntry.create(
+    entry: LedgerEntry = LedgerEntry.create(
         merchant=row.merchant_id,
         ingredient=row.id,
         grams=grams,
@@ -112,6 +112,8 @@ def _ledger(
         stock_after=row.stock,
         key_name=key_name,
     )
+    usage.count_ledger([usage.Entry(row.merchant_id, row.id, reason, grams, entry.created_at)])
+    return entry
 
 
 def all_of(merchant_id: int, default: Fraction) -> list[dict[str, Any]]:

@@ -33,7 +33,9 @@ from kitchen.models import (
     Order,
     Outbox,
     Product,
+    SalesHour,
     SchemaMigration,
+    UsageHour,
 )
 
 log = logging.getLogger(__name__)
@@ -277,8 +279,7 @@ def _units_and_causes(m: SchemaMigrator) -> None:
     tables) made these columns already: only missing ones are added."""
 
     def missing(table: str, *fields: pw.Field) -> list[Any]:
-        have = {c.name for c in database.get_columns(table)}
-        return [m.add_column(table, f.column_name, f) for f in fields if f.column_name not in have]
+        return [m.add_column(table, f.column_name, f) for f in _missing(table, *fields)]
 
     if "unit" not in {c.name for c in database.get_columns("ingredient")}:
         # In SQL, as in 0009: a NOT NULL column without a table rebuild on SQLite.
@@ -303,6 +304,59 @@ def _units_and_causes(m: SchemaMigrator) -> None:
     ).execute()
 
 
+def _missing(table: str, *fields: pw.Field) -> list[pw.Field]:
+    """Those of `fields` that `table` has no column for yet: a table that an earlier
+    migration (or `upgrade`) made from today's model has them all already."""
+    have = {c.name for c in database.get_columns(table)}
+    return [f for f in fields if f.column_name not in have]
+
+
+def _forecasts_and_digests(m: SchemaMigrator) -> None:
+    """Issue 20: ingredients have a lead time and a pack size; merchants a digest hour
+    and a time zone; alerts keep the forecast they were raised with; a mail may be about
+    no one ingredient (a digest). The hourly sums (usage_hour, sales_hour: new tables,
+    which `upgrade` made) are filled from the ledger and the applied orders."""
+    # NOT NULL columns with a default, in SQL (as 0009): no table rebuild on SQLite.
+    for table, field, ddl in (
+        ("ingredient", Ingredient.lead_time_days, "BIGINT NOT NULL DEFAULT 2"),
+        ("merchant", Merchant.timezone, "VARCHAR(255) NOT NULL DEFAULT 'UTC'"),
+    ):
+        if _missing(table, field):
+            database.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN "{field.column_name}" {ddl}')
+    optional = (
+        ("ingredient", Ingredient.pack_size),
+        ("merchant", Merchant.digest_hour),
+        ("merchant", Merchant.digest_since),
+        ("alert", Alert.forecast),
+    )
+    migrate(*(m.add_column(t, f.column_name, f) for t, f in optional if _missing(t, f)))
+    if any(c.name == "ingredient_id" and not c.null for c in database.get_columns("notification")):
+        migrate(m.drop_not_null("notification", "ingredient_id"))
+    hour = _hour_sql()
+    UsageHour.delete().execute()  # (empty; `upgrade` made it) so that a rerun adds nothing
+    database.execute_sql(
+        'INSERT INTO "usage_hour" ("merchant_id", "ingredient_id", "hour", "reason", '
+        '"amount", "entries") '
+        f'SELECT "merchant_id", "ingredient_id", {hour.format("created_at")}, "reason", '
+        'SUM("grams"), COUNT(*) FROM "ledger" GROUP BY 1, 2, 3, 4'
+    )
+    SalesHour.delete().execute()
+    database.execute_sql(
+        'INSERT INTO "sales_hour" ("merchant_id", "product_id", "hour", "orders", "quantity") '
+        f'SELECT o."merchant_id", l."product_id", {hour.format("o.processed_at")}, '
+        'COUNT(DISTINCT o."id"), SUM(l."quantity") FROM "orders" AS o '
+        'JOIN "order_lines" AS l ON l."order_id" = o."id" AND l."merchant_id" = o."merchant_id" '
+        'WHERE o."status" = \'applied\' AND o."processed_at" IS NOT NULL GROUP BY 1, 2, 3'
+    )
+
+
+def _hour_sql() -> str:
+    """SQL that truncates the timestamp column `{}` to its hour, as usage.hour_of does."""
+    if isinstance(database.obj, pw.PostgresqlDatabase):
+        return "date_trunc('hour', {})"
+    return "strftime('%Y-%m-%d %H:00:00', {})"
+
+
 def history(partitions: int) -> list[tuple[str, Migration]]:
     """(name, migration), oldest first. The schema of the first release (issue 4) is the
     base. `partitions` is the setting, for the migration that partitions the tables."""
@@ -317,6 +371,7 @@ def history(partitions: int) -> list[tuple[str, Migration]]:
         ("0008_64bit_ids", _64bit_ids),
         ("0009_payments", _payments),
         ("0010_units_and_causes", _units_and_causes),
+        ("0011_forecasts_and_digests", _forecasts_and_digests),
     ]
 
 

@@ -46,6 +46,13 @@ class Merchant(Base):
     # "off": orders go to the kitchen at once, unpaid.
     payments = pw.CharField(default="off")
     currency = pw.CharField(default="EUR")  # ISO 4217 of its prices and payments
+    # (Columns added by migration 0011 come last, as they do in an upgraded table.)
+    # The local hour (0-23) of its morning digest email, in `timezone` (an IANA name);
+    # none: no digest. `digest_since`: when it was first set, so that days due before
+    # that are never sent as "missed" (kitchen/digest.py).
+    digest_hour = pw.BigIntegerField(null=True)
+    timezone = pw.CharField(default="UTC")
+    digest_since = pw.DateTimeField(null=True)
 
 
 # At most one default merchant: two processes starting at once cannot both make one.
@@ -100,6 +107,11 @@ class Ingredient(Base):
     full_stock = pw.BigIntegerField()
     alert_armed = pw.BooleanField(default=True)
     threshold = pw.CharField(null=True)  # exact fraction; empty means the merchant's
+    # (Columns added by migration 0011 come last.) How many days a delivery takes, and
+    # the size its supplier sells it in (a 5 kg sack: 5000), in `unit`; none: any amount.
+    # The forecast's suggested order covers the lead time, rounded up to whole packs.
+    lead_time_days = pw.BigIntegerField(default=2)
+    pack_size = pw.BigIntegerField(null=True)
 
     class Meta:
         indexes = ((("merchant", "name"), True),)
@@ -221,6 +233,10 @@ class Alert(Base):
     # ledger reason: restock, count, refund, compensation; or "levels"); null: still open.
     resolved_at = pw.DateTimeField(null=True)
     resolved_by = pw.CharField(null=True)
+    # (Migration 0011.) The ingredient's forecast when it crossed (kitchen/forecast.py,
+    # JSON of its view), computed in the transaction that raised the alert: the email
+    # says what was true then, never what a later read would find.
+    forecast = pw.TextField(null=True)
 
 
 class Notification(Base):
@@ -232,7 +248,8 @@ class Notification(Base):
     # "alert-<id>", or where it was read (kafka.source); unique per merchant (partitions).
     dedup_key = pw.CharField()
     alert = pw.ForeignKeyField(Alert, null=True)
-    ingredient_id = pw.BigIntegerField()
+    # None for a mail about no one ingredient (a digest: dedup_key "digest-<local date>").
+    ingredient_id = pw.BigIntegerField(null=True)
     email = pw.CharField()
     subject = pw.CharField()
     body = pw.TextField()
@@ -299,6 +316,43 @@ class LedgerEntry(Base):
     class Meta:
         table_name = "ledger"
         indexes = ((("ingredient", "id"), False),)
+
+
+class UsageHour(Base):
+    """The ledger summed per ingredient, UTC hour and reason: what forecasts, digests and
+    usage reports read, so that a year of a busy kitchen is thousands of rows, not
+    millions. Written in the transaction of each ledger row (kitchen/usage.py), with the
+    same sign: an order's use is negative, a restock positive."""
+
+    merchant_id: int
+    ingredient_id: int
+    merchant = unconstrained(pw.ForeignKeyField(Merchant, index=False))
+    ingredient = unconstrained(pw.ForeignKeyField(Ingredient, index=False))
+    hour = pw.DateTimeField()  # UTC, on the hour
+    reason = pw.CharField()  # a ledger reason
+    amount = pw.BigIntegerField()  # the sum of the ledger rows' amounts, signed
+    entries = pw.BigIntegerField()  # how many ledger rows
+
+    class Meta:
+        table_name = "usage_hour"
+        indexes = ((("merchant", "ingredient", "hour", "reason"), True),)
+
+
+class SalesHour(Base):
+    """Applied orders summed per product and UTC hour (kitchen/usage.py): the usage
+    report's orders and quantity per product."""
+
+    merchant_id: int
+    product_id: int
+    merchant = unconstrained(pw.ForeignKeyField(Merchant, index=False))
+    product = unconstrained(pw.ForeignKeyField(Product, index=False))
+    hour = pw.DateTimeField()
+    orders = pw.BigIntegerField()  # orders with the product
+    quantity = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "sales_hour"
+        indexes = ((("merchant", "product", "hour"), True),)
 
 
 class Payment(Base):
@@ -463,6 +517,8 @@ TABLES: list[type[Base]] = [
     PaymentEvent,
     FakeIntent,
     FakeRequest,
+    UsageHour,
+    SalesHour,
 ]
 
 

@@ -34,6 +34,8 @@ from kitchen.models import (
     Payment,
     PaymentEvent,
     Refund,
+    SalesHour,
+    UsageHour,
 )
 from kitchen.settings import Database
 
@@ -55,6 +57,8 @@ PARTITIONED: list[type[Base]] = [
     Payment,
     Refund,
     PaymentEvent,
+    UsageHour,
+    SalesHour,
 ]
 
 

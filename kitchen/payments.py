@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from kitchen import alerts, domain, metrics, outbox, providers
+from kitchen import alerts, domain, metrics, outbox, providers, usage
 from kitchen import settings as config
 from kitchen.db import locked, session, transaction, utcnow
 from kitchen.errors import Conflict, FieldError, Invalid, NotFound
@@ -553,6 +553,7 @@ class Cycle:
                 created_at=now,
                 key_name=key_name,
             )
+            usage.count_ledger([usage.Entry(merchant_id, row.id, reason, taken[row.id], now)])
             if state.armed and not row.alert_armed:
                 alerts.resolve(merchant_id, row.id, reason)
 

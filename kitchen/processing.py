@@ -20,7 +20,7 @@ from fractions import Fraction
 
 import peewee as pw
 
-from kitchen import alerts, domain, metrics
+from kitchen import alerts, domain, metrics, usage
 from kitchen.db import among, bulk_insert, locked, transaction, tuples, utcnow
 from kitchen.events import Handler, OrderCreated, OrderEvent, Received
 from kitchen.inventory import ingredient_state
@@ -88,6 +88,7 @@ def apply_orders(
         rejected_by: Counter[str] = Counter()
         notes: list[tuple[str, tuple[object, ...], dict[str, int]]] = []  # logged once committed
         ledger: list[tuple[object, ...]] = []
+        used_sum: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])  # for usage
         events: list[tuple[object, ...]] = []  # the batch's order_events outbox rows
         now = utcnow()
         # (merchant, status, reason) -> the orders that end so: one UPDATE per group, not
@@ -119,6 +120,10 @@ def apply_orders(
                 (merchant_id, i, -grams, LedgerEntry.ORDER, order_id, state[i].stock, now)
                 for i, grams in outcome.used.items()
             ]
+            for i, grams in outcome.used.items():
+                total = used_sum[(merchant_id, i)]
+                total[0] -= grams
+                total[1] += 1
             for ingredient_id in outcome.crossed:
                 email = merchants[merchant_id].alert_email
                 alert = alerts.raise_alert(
@@ -145,6 +150,13 @@ def apply_orders(
                 Order.merchant == merchant_id, among(Order.id, group)
             ).execute()
         bulk_insert(LEDGER_FIELDS, ledger)  # the batch's ledger rows in one statement
+        # and their hourly sums, one upsert per ingredient (the forecasts read them)
+        usage.count_ledger(
+            usage.Entry(m, i, LedgerEntry.ORDER, amount, now, rows)
+            for (m, i), (amount, rows) in used_sum.items()
+        )
+        for merchant_id, sold in _sold(applied, pending, lines).items():
+            usage.count_sales(merchant_id, sold, now)
         bulk_insert(OUTBOX_FIELDS, events)  # and its order events in one more
         for ingredient_id, s in state.items():
             used = before[ingredient_id][0] - s.stock
@@ -202,6 +214,19 @@ def _lock_by_merchant(ids: list[int], merchant_of: Mapping[int, int]) -> list[tu
         )
         orders += tuples(locked(query.order_by(Order.id)))
     return orders
+
+
+def _sold(
+    applied: list[int], pending: list[tuple[int, int]], lines: Mapping[int, list[domain.Line]]
+) -> dict[int, list[tuple[int, int, int]]]:
+    """The applied orders' lines, (order, product, quantity), per merchant."""
+    merchant_of = dict(pending)
+    sold: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for order_id in applied:
+        sold[merchant_of[order_id]] += [
+            (order_id, li.product_id, li.quantity) for li in lines[order_id]
+        ]
+    return sold
 
 
 def _merchant(group: tuple[tuple[int, str, str | None], list[int]]) -> int:

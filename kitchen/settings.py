@@ -147,6 +147,15 @@ class Scheduler:
 
 
 @dataclasses.dataclass(frozen=True)
+class Forecast:
+    # Daily use is averaged over this many days of the ledger (or the history there is).
+    window_days: int = 7
+    # With at least two full weeks of history, each weekday's own average over up to
+    # this many weeks forecasts the days ahead (kitchen/forecast.py).
+    weekday_weeks: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
 class Payments:
     # "fake": the embedded provider, its payments in Kitchen's database, for development
     # only (POST /payments/fake/{id}/authorize and /decline stand in for a card);
@@ -196,6 +205,7 @@ class Settings:
     log: Log = Log()
     metrics: Metrics = Metrics()
     payments: Payments = Payments()
+    forecast: Forecast = Forecast()
 
 
 # Variables the test suite (and the benchmark, CI) read: settings never take them, so no
@@ -354,6 +364,8 @@ POSITIVE = (
     "payments.hold_minutes",
     "payments.retry_seconds",
     "payments.retry_max_seconds",
+    "forecast.window_days",
+    "forecast.weekday_weeks",
 )
 PORTS = ("http.port", "mail.smtp_port")
 # Each partition is a table PostgreSQL plans and vacuums on its own: beyond a few hundred,

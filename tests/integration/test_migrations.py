@@ -381,8 +381,17 @@ def test_a_database_partitioned_with_32bit_keys_is_made_64bit(
             assert partitioning.count(model) == 3, model  # as many partitions as before
         # 0010 resolved the alerts of ingredients armed again: all else is kept.
         resolved = [c.name for c in database.get_columns("alert")].index("resolved_at")
+        # 0011 summed the ledger by the hour (the hourly sums were empty before).
+        assert (
+            database.execute_sql(
+                'SELECT SUM("amount"), SUM("entries") FROM "usage_hour"'
+            ).fetchone()
+            == database.execute_sql('SELECT SUM("grams"), COUNT(*) FROM "ledger"').fetchone()
+        )
         for table, rows in before.items():
             after = sorted(database.execute_sql(f'SELECT * FROM "{table}"').fetchall())
+            if table in ("usage_hour", "sales_hour"):
+                continue
             if table == "alert":
                 assert all(row[resolved] is not None for row in after)
                 after = [row[:resolved] + row[resolved + 1 :] for row in after]
