@@ -51,6 +51,9 @@ class Keep(enum.Enum):
 KEEP: Final = Keep.KEEP
 
 
+LEAD_TIME, PACK_SIZE = "lead_time_days", "pack_size"
+
+
 @dataclass(frozen=True)
 class CreateIngredient:
     """POST /ingredients."""
@@ -60,18 +63,28 @@ class CreateIngredient:
     full_stock: int | None  # the par level; None: the stock
     threshold: Fraction | None  # None: the merchant's
     unit: str = "g"  # domain.UNITS; stock and par level are counted in it
+    lead_time_days: int = 2  # how long a delivery takes
+    pack_size: int | None = None  # what its supplier sells it by, in `unit`
 
     @classmethod
     def parse(cls, data: Any) -> CreateIngredient:
-        body = Body(data, {"name", "stock", "full_stock", "threshold", "unit"})
+        body = Body(
+            data,
+            {"name", "stock", "full_stock", "threshold", "unit", "lead_time_days", "pack_size"},
+        )
         name = body.text("name")
         unit = body.choice("unit", UNITS) or "g"
         stock = body.grams("stock", positive=False, of=UNIT_WORDS[unit])
         full = body.grams("full_stock", required=False, of=UNIT_WORDS[unit])
         threshold = body.fraction("threshold")
+        lead = body.days(LEAD_TIME)
+        # null: any amount, as when it is left out
+        pack = (
+            None if body.data.get(PACK_SIZE) is None else body.grams(PACK_SIZE, of=UNIT_WORDS[unit])
+        )
         body.check()
         assert name is not None and stock is not None
-        return cls(name, stock, full, threshold, unit)
+        return cls(name, stock, full, threshold, unit, 2 if lead is None else lead, pack)
 
 
 @dataclass(frozen=True)
@@ -81,20 +94,30 @@ class PatchIngredient:
     name: str | None = None
     full_stock: int | None = None
     threshold: Fraction | None = None
+    lead_time_days: int | None = None
+    pack_size: int | None = None
+    # pack_size sent as null: the supplier sells any amount (a pack_size of None above
+    # leaves it as it is).
+    any_amount: bool = False
 
     @classmethod
     def parse(cls, data: Any) -> PatchIngredient:
-        body = Body(data, {"name", "full_stock", "threshold", "unit"})
+        body = Body(
+            data, {"name", "full_stock", "threshold", "unit", "lead_time_days", "pack_size"}
+        )
         name = body.text("name", required=False)
         full = body.grams("full_stock", required=False, of=IN_ITS_UNIT)
         threshold = body.fraction("threshold")
+        lead = body.days(LEAD_TIME)
+        any_amount = body.has(PACK_SIZE) and body.data[PACK_SIZE] is None
+        pack = None if body.data.get(PACK_SIZE) is None else body.grams(PACK_SIZE, of=IN_ITS_UNIT)
         if body.has("unit"):
             # Every stored amount of it (stock, recipes, the ledger) is in its unit.
             body.errors.append(
                 FieldError("unit", "is chosen when the ingredient is made and cannot change")
             )
         body.check()
-        return cls(name, full, threshold)
+        return cls(name, full, threshold, lead, pack, any_amount)
 
 
 @dataclass(frozen=True)

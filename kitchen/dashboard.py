@@ -10,7 +10,6 @@ fetch acts as the default merchant, as every other endpoint does.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -34,12 +33,12 @@ HEADERS = {
 }
 
 
-def data(merchant_id: int, default_threshold: Fraction) -> dict[str, Any]:
+def data(merchant_id: int, rules: inventory.AlertRules) -> dict[str, Any]:
     """GET /dashboard: what the page shows, in one answer."""
-    merchant = merchants.get(merchant_id, default_threshold)
+    merchant = merchants.get(merchant_id, rules.default_threshold)
     return {
         "merchant": {"id": merchant["id"], "name": merchant["name"]},
-        "ingredients": inventory.all_of(merchant_id, default_threshold),
+        "ingredients": inventory.all_of(merchant_id, rules),
         "products": menu.all_of(merchant_id),
         "orders": views.recent_orders(merchant_id, RECENT, None),
         "alerts": views.recent_alerts(merchant_id, RECENT, None),

@@ -55,11 +55,17 @@ class Forecast:
             "method": self.method,
             "daily_use": _one_place(self.daily_use),
             "days_left": _one_place(self.days_left),
-            "runs_out_at": (
-                self.runs_out_at.isoformat().replace("+00:00", "Z") if self.runs_out_at else None
-            ),
+            "runs_out_at": _minute(self.runs_out_at),
             "suggested_order": self.suggested_order,
         }
+
+
+def _minute(at: datetime.datetime | None) -> str | None:
+    """To the minute: a forecast is no finer, and a time that moves every read would make
+    two reads of one state differ."""
+    if at is None:
+        return None
+    return at.replace(second=0, microsecond=0).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def _one_place(value: Fraction | None) -> float | None:

@@ -55,6 +55,7 @@ from kitchen import (
     commands,
     dashboard,
     db,
+    forecast,
     inventory,
     logs,
     menu,
@@ -175,7 +176,9 @@ class Api:
         self.on_commit = on_commit
         self.readiness = readiness
         self.rules = inventory.AlertRules(
-            settings.alerts.threshold_fraction, settings.kafka.notify_topic
+            settings.alerts.threshold_fraction,
+            settings.kafka.notify_topic,
+            forecast.Rules(settings.forecast.window_days, settings.forecast.weekday_weeks),
         )
 
     # -- plumbing ------------------------------------------------------------------------
@@ -548,8 +551,7 @@ class Api:
         """
         merchant_id = await self.merchant_of(request)
         known_query(request)
-        default = self.rules.default_threshold
-        return JSONResponse(await self._run(inventory.all_of, merchant_id, default))
+        return JSONResponse(await self._run(inventory.all_of, merchant_id, self.rules))
 
     async def create_ingredient(self, request: Request) -> Response:
         """Add an ingredient; `full_stock`, its par level, defaults to its stock. Created
@@ -578,8 +580,7 @@ class Api:
         """
         merchant_id = await self.merchant_of(request)
         ingredient_id = self._id(request, "ingredient")
-        default = self.rules.default_threshold
-        return JSONResponse(await self._run(inventory.one, merchant_id, ingredient_id, default))
+        return JSONResponse(await self._run(inventory.one, merchant_id, ingredient_id, self.rules))
 
     async def patch_ingredient(self, request: Request) -> Response:
         """Rename an ingredient, or change its par level (`full_stock`) or threshold (may
@@ -690,8 +691,7 @@ class Api:
             content: {application/json: {schema: {$ref: "#/components/schemas/Dashboard"}}}
         """
         merchant_id = await self.merchant_of(request)
-        default = self.rules.default_threshold
-        view = await self._run(dashboard.data, merchant_id, default)
+        view = await self._run(dashboard.data, merchant_id, self.rules)
         return JSONResponse(view, headers={"Cache-Control": "no-store"})
 
     # -- products ------------------------------------------------------------------------

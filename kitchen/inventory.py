@@ -7,12 +7,13 @@ written, one ledger row for any change of stock, and the alert raised if it cros
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from kitchen import alerts, domain, usage, views
+from kitchen import alerts, domain, forecast, usage, views
 from kitchen.commands import CreateIngredient, PatchIngredient, StockMove
 from kitchen.db import locked, session, transaction
 from kitchen.errors import Conflict, FieldError, Invalid, NotFound
@@ -26,6 +27,8 @@ class AlertRules:
 
     default_threshold: Fraction
     notify_topic: str
+    # The `[forecast]` settings: every ingredient view carries its forecast.
+    forecast: forecast.Rules = field(default_factory=forecast.Rules)
 
 
 def threshold_of(ingredient: Ingredient, merchant: Merchant, default: Fraction) -> Fraction:
@@ -49,9 +52,19 @@ def ingredient_state(
     )
 
 
-def view(i: Ingredient, merchant: Merchant, default: Fraction) -> dict[str, Any]:
-    """The ingredient as `views.ingredient` shows it, with the threshold that applies."""
-    return views.ingredient(i, threshold_of(i, merchant, default))
+def view(i: Ingredient, merchant: Merchant, rules: AlertRules) -> dict[str, Any]:
+    """The ingredient as `views.ingredient` shows it, with the threshold that applies and
+    its forecast as of now (as this transaction sees the ledger)."""
+    return views_of([i], merchant, rules)[0]
+
+
+def views_of(rows: list[Ingredient], merchant: Merchant, rules: AlertRules) -> list[dict[str, Any]]:
+    """`view` of many ingredients of one merchant: their forecasts in two queries."""
+    ahead = usage.forecasts(merchant, rows, datetime.datetime.now(datetime.UTC), rules.forecast)
+    return [
+        views.ingredient(i, threshold_of(i, merchant, rules.default_threshold), ahead[i.id])
+        for i in rows
+    ]
 
 
 def create(
@@ -74,6 +87,8 @@ def create(
             full_stock=full,
             threshold=str(threshold) if threshold is not None else None,
             unit=new.unit,
+            lead_time_days=new.lead_time_days,
+            pack_size=new.pack_size,
         )
         state = ingredient_state(row, merchant, rules.default_threshold)
         # Armed until now: a new ingredient below its line is short from the start, which
@@ -90,7 +105,7 @@ def create(
                 rules.notify_topic,
                 cause=LedgerEntry.INITIAL,
             )
-        return view(row, merchant, rules.default_threshold)
+        return view(row, merchant, rules)
 
 
 def _named(merchant_id: int, name: str) -> Ingredient | None:
@@ -116,16 +131,16 @@ def _ledger(
     return entry
 
 
-def all_of(merchant_id: int, default: Fraction) -> list[dict[str, Any]]:
+def all_of(merchant_id: int, rules: AlertRules) -> list[dict[str, Any]]:
     with session():
         merchant = Merchant.get_by_id(merchant_id)
         rows = Ingredient.select().where(Ingredient.merchant == merchant_id).order_by(Ingredient.id)
-        return [view(i, merchant, default) for i in rows]
+        return views_of(list(rows), merchant, rules)
 
 
-def one(merchant_id: int, ingredient_id: int, default: Fraction) -> dict[str, Any]:
+def one(merchant_id: int, ingredient_id: int, rules: AlertRules) -> dict[str, Any]:
     with session():
-        return view(_get(merchant_id, ingredient_id), Merchant.get_by_id(merchant_id), default)
+        return view(_get(merchant_id, ingredient_id), Merchant.get_by_id(merchant_id), rules)
 
 
 def _get(merchant_id: int, ingredient_id: int, lock: bool = False) -> Ingredient:
@@ -180,7 +195,7 @@ def _change(
             )
         elif state.armed and not was_armed:
             alerts.resolve(merchant_id, row.id, why)
-        shown = view(row, merchant, rules.default_threshold)
+        shown = view(row, merchant, rules)
         if entry is not None:
             # What the move recorded: a count's difference from the books, exactly.
             shown["change"] = views.ledger_entry(entry, row.unit)
@@ -223,7 +238,8 @@ def update(
     rules: AlertRules,
     key_name: str | None = None,
 ) -> dict[str, Any]:
-    """PATCH /ingredients/{id}: name, full_stock (the par level), threshold; the alert is
+    """PATCH /ingredients/{id}: name, full_stock (the par level), threshold, lead time and
+    pack size; the alert is
     settled again (cause or resolution LEVELS). The only way the par level changes.
     `key_name` as `move` takes it (a PATCH writes no ledger row today)."""
     name, full, threshold = change.name, change.full_stock, change.threshold
@@ -236,6 +252,10 @@ def update(
             row.name = name
         if threshold is not None:
             row.threshold = str(threshold)
+        if change.lead_time_days is not None:
+            row.lead_time_days = change.lead_time_days
+        if change.pack_size is not None or change.any_amount:
+            row.pack_size = change.pack_size
 
     return _change(
         merchant_id,

@@ -51,7 +51,7 @@ def seed(merchant_id: int, rules: inventory.AlertRules) -> tuple[bool, dict[str,
         stock = {i.id: i.stock for i in mine}
         view = views.seeded(
             [views.product(p, stock) for p in products],
-            [inventory.view(i, merchant, rules.default_threshold) for i in ingredients.values()],
+            [inventory.view(i, merchant, rules) for i in ingredients.values()],
         )
     return created, view
 

@@ -33,6 +33,7 @@ CURRENCY = re.compile("[A-Z]{3}")
 AMOUNT, GRAMS = "amount", "grams"
 UNIT_WORDS = {"g": "of grams", "ml": "of millilitres", "piece": "of pieces"}
 IN_ITS_UNIT = "in the ingredient's unit"
+MAX_DAYS = 365  # a lead time
 
 
 class Body:
@@ -111,6 +112,16 @@ class Body:
         if GRAMS in self.data and AMOUNT not in self.data:
             return GRAMS, self.grams(GRAMS, required, positive)
         return AMOUNT, self.grams(AMOUNT, required, positive, of=IN_ITS_UNIT)
+
+    def days(self, name: str, most: int = MAX_DAYS) -> int | None:
+        """A whole number of days from 0 to `most`; None when absent."""
+        if name not in self.data:
+            return None
+        value = self.data[name]
+        if type(value) is not int or not 0 <= value <= most:
+            self.errors.append(FieldError(name, f"must be a whole number of days, 0 to {most}"))
+            return None
+        return int(value)
 
     def fraction(self, name: str) -> Fraction | None:
         """A threshold: a number strictly between 0 and 1 once rounded to the decimal places

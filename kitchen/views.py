@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from kitchen.alerts import LEVELS
 from kitchen.db import session
 from kitchen.domain import Line, is_below
+from kitchen.forecast import Forecast
 from kitchen.models import (
     Alert,
     Ingredient,
@@ -268,9 +269,10 @@ def recipe_line(r: RecipeLine) -> dict[str, Any]:
     }
 
 
-def ingredient(i: Ingredient, threshold: Fraction) -> dict[str, Any]:
+def ingredient(i: Ingredient, threshold: Fraction, ahead: Forecast | None = None) -> dict[str, Any]:
     """An ingredient, with the threshold that applies to it (its own, else its merchant's,
-    else the setting's: `inventory.threshold_of`) and whether its stock is below it."""
+    else the setting's: `inventory.threshold_of`), whether its stock is below it, and its
+    forecast (kitchen/forecast.py)."""
     return {
         "id": i.id,
         "name": i.name,
@@ -280,6 +282,9 @@ def ingredient(i: Ingredient, threshold: Fraction) -> dict[str, Any]:
         "low": is_below(i.stock, i.full_stock, threshold),
         "alert_armed": i.alert_armed,
         "unit": i.unit,  # what stock and full_stock are counted in: g, ml or piece
+        "lead_time_days": i.lead_time_days,  # how long a delivery takes
+        "pack_size": i.pack_size,  # the supplier's pack, in `unit`; null: any amount
+        "forecast": ahead.view() if ahead is not None else None,
     }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import email
 import json
 import os
@@ -16,7 +17,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from email.message import Message as EmailMessage
 from fractions import Fraction
@@ -33,8 +34,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen import inventory
-from kitchen.db import session
+from kitchen import inventory, usage
+from kitchen.db import session, transaction
 from kitchen.models import Ingredient, LedgerEntry, Order
 from kitchen.providers import Provider
 from kitchen.seed import BURGER, REFERENCE_STOCK
@@ -127,6 +128,45 @@ def ledger_of(ingredient_id: int) -> list[LedgerEntry]:
     with session():
         rows = LedgerEntry.select().where(LedgerEntry.ingredient == ingredient_id)
         return list(rows.order_by(LedgerEntry.id.desc()))
+
+
+def history(
+    ingredient_id: int, hourly: Mapping[datetime.datetime, int], reason: str = LedgerEntry.ORDER
+) -> None:
+    """Write an ingredient's past, as the ledger would have it: for each naive UTC hour
+    given, one ledger row taking that amount (`reason` order: a use; give a negative
+    amount for a restock or a refund's give-back, with that reason) at half past, and
+    its hourly sum. The stock changes by the total, so that it stays the sum of its
+    ledger. This is the tests' clock: weeks of history in one transaction, no sleeping."""
+    with transaction():
+        row = Ingredient.get_by_id(ingredient_id)
+        stock = row.stock
+        entries = []
+        for hour, amount in sorted(hourly.items()):
+            at = hour + datetime.timedelta(minutes=30)
+            stock -= amount
+            LedgerEntry.create(
+                merchant=row.merchant_id,
+                ingredient=row.id,
+                grams=-amount,
+                reason=reason,
+                stock_after=stock,
+                created_at=at,
+            )
+            entries.append(usage.Entry(row.merchant_id, row.id, reason, -amount, at))
+        usage.count_ledger(entries)
+        Ingredient.update(stock=stock).where(Ingredient.id == row.id).execute()
+
+
+def hours_back(
+    now: datetime.datetime, hours: int, amount: Callable[[datetime.datetime], int]
+) -> dict[datetime.datetime, int]:
+    """The `hours` whole UTC hours before `now` (naive), each with `amount(hour)`."""
+    top = now.replace(minute=0, second=0, microsecond=0, tzinfo=None)
+    return {
+        top - datetime.timedelta(hours=h): amount(top - datetime.timedelta(hours=h))
+        for h in range(1, hours + 1)
+    }
 
 
 def no_order_pending() -> bool:
