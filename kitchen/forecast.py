@@ -144,7 +144,9 @@ def _recent_daily(
     span = max(naive_now - start, HOUR)
     hour = start.replace(minute=0, second=0, microsecond=0)
     total = sum(amount for h, amount in used.items() if h >= hour)
-    return Fraction(total) / _seconds(span) * 86400
+    # A refund in the window of an order made before it gives back more than the window
+    # used: no use, not a negative one (which would run out in the past).
+    return Fraction(max(total, 0)) / _seconds(span) * 86400
 
 
 def _weekday_rate(
@@ -171,7 +173,8 @@ def _weekday_rate(
         day = today - datetime.timedelta(days=back)
         start, end = local_day(day, zone)
         per_weekday[day.weekday()] += sum(a for h, a in used.items() if start <= h < end)
-    averages = [total / weeks for total in per_weekday]
+    # Never below 0: a weekday whose give-backs outweigh its use (see _recent_daily).
+    averages = [max(total, Fraction(0)) / weeks for total in per_weekday]
     return lambda day: averages[day.weekday()]
 
 

@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen import merchants
+from kitchen.models import LedgerEntry
 from kitchen.reorder import COLUMNS
 from tests.helpers import Seeded, client, history, hours_back, stock_of
 
@@ -300,3 +301,22 @@ def test_another_merchants_ingredients_are_never_listed(
     # Without a key, in production: 401, no list.
     with client(kitchen) as nobody:
         assert nobody.get("/reorder").status_code == 401
+
+
+def test_a_refund_of_an_older_order_is_not_negative_use(api: TestClient, seeded: Seeded) -> None:
+    """Onion used 200 g eight days ago, given back by a refund yesterday: over the 7-day
+    window no use (not a negative pace that ran out in the past and sorted first)."""
+    now = datetime.datetime.now(datetime.UTC)
+    top = now.replace(minute=0, second=0, microsecond=0, tzinfo=None)
+    history(seeded.onion, {top - 8 * DAY: 200})
+    history(seeded.onion, {top - DAY: -200}, reason=LedgerEntry.REFUND)
+    history(seeded.beef, hours_back(now, 24, lambda _: 100))
+    assert api.post(f"/ingredients/{seeded.onion}/count", json={"amount": 500}).is_success
+    lines = api.get("/reorder").json()["lines"]
+    assert [line["name"] for line in lines] == ["beef", "onion"]
+    assert {k: lines[1][k] for k in ("daily_use", "days_left", "runs_out_at")} == {
+        "daily_use": 0.0,
+        "days_left": None,
+        "runs_out_at": None,
+    }
+    assert (lines[1]["runs_out_before_delivery"], lines[1]["suggested_order"]) == (False, 500)

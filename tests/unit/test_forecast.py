@@ -285,3 +285,39 @@ def test_suggestion_in_packs_from_the_forecast() -> None:
     assert ahead.lead_use == 16
     assert ahead.suggested_order == 18  # 16 missing: three boxes of 6
     assert run(used, now, stock=20, par=20, lead_time_days=0, pack_size=6).suggested_order == 0
+
+
+# -- give-backs (refunds with restock, compensations) ----------------------------------
+
+
+def test_a_refund_of_an_older_order_is_no_use_not_negative_use() -> None:
+    """An order 8 days ago used 200 g; its refund gave them back yesterday. Within the
+    7-day window the net is -200 g: that is no use (before this fix: -28.6 g a day, -35
+    days left, run out a month ago)."""
+    now = at("2026-11-30T12:00")
+    used = {naive(now - 8 * 24 * HOUR): 200, naive(now - 24 * HOUR): -200}
+    ahead = run(used, now)
+    assert ahead.view() == {
+        "method": "recent",
+        "daily_use": 0.0,
+        "days_left": None,
+        "runs_out_at": None,
+        "suggested_order": 0,
+    }
+    assert ahead.lead_use == 0
+    # Within the window the two still net out against other use.
+    used[naive(now - 2 * 24 * HOUR)] = 900
+    assert run(used, now).daily_use == Fraction(700, 7)
+
+
+def test_a_weekday_whose_give_backs_outweigh_its_use_counts_as_none() -> None:
+    """Three weeks at 240 g a day, closed on Tuesdays, where last Tuesday a refund gave
+    480 g back: Tuesdays use nothing (not -160 g, which would refill the stock)."""
+    now = at("2026-11-30T00:00")  # a Monday
+    used = hourly(now - 22 * 24 * HOUR, now, lambda h: 0 if h.weekday() == 1 else 10)
+    used[naive(at("2026-11-24T12:00"))] = -480
+    ahead = run(used, now, stock=300)
+    assert ahead.method == WEEKDAY
+    assert ahead.daily_use == Fraction(6 * 240, 7)
+    # Monday takes 240, Tuesday nothing, Wednesday the last 60 g by 06:00.
+    assert ahead.view()["runs_out_at"] == "2026-12-02T06:00Z"
