@@ -17,6 +17,7 @@ a rate (so much a day) is shown to one decimal.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import math
 from collections.abc import Callable, Mapping
@@ -168,13 +169,18 @@ def _weekday_rate(
     weeks = min(rules.weekday_weeks, full_days // 7)
     if weeks < 2:
         return None
-    per_weekday: list[Fraction] = [Fraction(0)] * 7
-    for back in range(1, weeks * 7 + 1):
-        day = today - datetime.timedelta(days=back)
-        start, end = local_day(day, zone)
-        per_weekday[day.weekday()] += sum(a for h, a in used.items() if start <= h < end)
+    # The local days' starts, oldest first (each day ends where the next starts): each
+    # hour is found among them by bisection, not compared with every day (a dashboard
+    # reads every ingredient's forecast on each poll).
+    first = today - weeks * 7 * DAY
+    starts = [local_day(first + d * DAY, zone)[0] for d in range(weeks * 7 + 1)]
+    per_weekday = [0] * 7  # integers of the unit, as the sums
+    for h, a in used.items():
+        index = bisect.bisect_right(starts, h) - 1
+        if 0 <= index < weeks * 7:
+            per_weekday[(first + index * DAY).weekday()] += a
     # Never below 0: a weekday whose give-backs outweigh its use (see _recent_daily).
-    averages = [max(total, Fraction(0)) / weeks for total in per_weekday]
+    averages = [Fraction(max(total, 0), weeks) for total in per_weekday]
     return lambda day: averages[day.weekday()]
 
 
@@ -206,7 +212,19 @@ def _runs_out(
     day = now.astimezone(zone).date()
     fraction = _day_fraction_left(now, zone)
     at = now.astimezone(datetime.UTC).replace(tzinfo=None)
-    for _ in range(HORIZON_DAYS):
+    week = sum((rate(day + d * DAY) for d in range(7)), Fraction(0))
+    walked = 0  # local days walked from today's
+    while walked < HORIZON_DAYS:
+        if walked == 1 and week > 0:
+            # Whole weeks at once (each uses `week`), stopping short of the one it runs
+            # out in: a stock that lasts months is not walked day by day.
+            skip = -(-left // week) - 1
+            if walked + 7 * skip >= HORIZON_DAYS:
+                return None
+            left -= skip * week
+            day += 7 * skip * DAY
+            walked += 7 * skip
+            at = local_day(day, zone)[0]
         _, end = local_day(day, zone)
         use = rate(day) * fraction
         if use >= left and use > 0:
@@ -215,6 +233,7 @@ def _runs_out(
             return (at + taken).replace(tzinfo=datetime.UTC)
         left -= use
         day, at, fraction = day + DAY, end, Fraction(1)
+        walked += 1
     return None
 
 

@@ -321,3 +321,30 @@ def test_a_weekday_whose_give_backs_outweigh_its_use_counts_as_none() -> None:
     assert ahead.daily_use == Fraction(6 * 240, 7)
     # Monday takes 240, Tuesday nothing, Wednesday the last 60 g by 06:00.
     assert ahead.view()["runs_out_at"] == "2026-12-02T06:00Z"
+
+
+# -- stock that lasts weeks ------------------------------------------------------------
+
+
+def test_weeks_ahead_at_the_weekday_pace() -> None:
+    """Ten weeks (1,920 g each) more than the Saturday case: out ten Saturdays later, at
+    the same local hour; beyond a year (the horizon), it does not run out."""
+    now = at("2026-12-02T08:00", PARIS)
+    used = hourly(at("2026-12-02T00:00", PARIS) - 29 * 24 * HOUR, now, saturday_double)
+    ahead = run(used, now, stock=880 + 10 * 1920, zone=PARIS)
+    assert ahead.method == WEEKDAY
+    assert ahead.view()["runs_out_at"] == "2027-02-13T11:00Z"
+    assert ahead.view()["days_left"] == 73.2  # 73 days 4 hours
+    never = run(used, now, stock=53 * 1920, zone=PARIS)
+    assert (never.runs_out_at, never.days_left) == (None, None)
+    assert never.daily_use == Fraction(1920, 7)
+
+
+def test_a_week_ahead_into_the_spring_change() -> None:
+    """From Saturday noon a week before the change, 240 g a day: the rest of Saturday, a
+    week, and half of the 23-hour Sunday."""
+    saturday = at("2026-03-21T12:00", PARIS)
+    used = hourly(saturday - 29 * 24 * HOUR, saturday, lambda _: 10)
+    ahead = run(used, saturday, stock=120 + 7 * 240 + 120, zone=PARIS)
+    assert ahead.method == WEEKDAY
+    assert ahead.view()["runs_out_at"] == "2026-03-29T10:30Z"
