@@ -146,11 +146,12 @@ FORECAST_FIELDS: dict[str, Any] = {
     "days_left": {
         **RATE,
         "description": "days until the stock runs out at that pace, to one decimal; null: "
-        "it does not run out (nothing used, or not within a year)",
+        "nothing used, or (by the weekday method) it does not run out within a year",
     },
     "runs_out_at": {
         "oneOf": [MINUTE, {"type": "null"}],
-        "description": "when it runs out, UTC to the minute; null as for days_left",
+        "description": "when it runs out, UTC to the minute; null: nothing used, or not "
+        "within a year",
     },
     "suggested_order": {
         "type": "integer",
