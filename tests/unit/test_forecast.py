@@ -348,3 +348,17 @@ def test_a_week_ahead_into_the_spring_change() -> None:
     ahead = run(used, saturday, stock=120 + 7 * 240 + 120, zone=PARIS)
     assert ahead.method == WEEKDAY
     assert ahead.view()["runs_out_at"] == "2026-03-29T10:30Z"
+
+
+def test_recent_pace_beyond_a_year_keeps_its_days_left() -> None:
+    """1 g an hour (24 a day) and 10 kg in stock: 416.7 days, past the one-year horizon,
+    so no time it runs out, but the days are still stock / pace."""
+    now = at("2026-11-30T12:00")
+    ahead = run(hourly(now - 72 * HOUR, now, lambda _: 1), now, stock=10_000, par=100)
+    assert ahead.view() == {
+        "method": "recent",
+        "daily_use": 24.0,
+        "days_left": 416.7,
+        "runs_out_at": None,
+        "suggested_order": 0,
+    }
