@@ -85,7 +85,7 @@ def forecast_text(ingredient: str, ahead: Mapping[str, Any], unit: str) -> str |
         text = f"{pace} {ingredient} runs out {span}{when}."
     order = ahead.get("suggested_order") or 0
     if order > 0:
-        text += f" Suggested order: {amount_text(order, unit)}."
+        text += f" Suggested order: {amount_text(order, unit, scaled=True)}."
     return text
 
 

@@ -115,7 +115,7 @@ def test_an_order_alert_mails_the_forecast_of_its_batch_even_after_the_stock_cha
     assert text.startswith("shallot is down to 375 g of its par level of 1000 g")
     assert text.endswith(
         f"At this week's pace shallot runs out in about 1.5 days ({paris:%A %H:%M}). "
-        "Suggested order: 1500 g."
+        "Suggested order: 1.5 kg."
     )
 
 

@@ -35,7 +35,7 @@ def sentence(stored: dict[str, Any] | None, unit: str = "g") -> str:
 def test_the_recent_pace_in_the_merchant_zone_with_the_suggested_order() -> None:
     assert sentence(ahead()) == (
         "\nAt this week's pace onion runs out in about 1.5 days (Thursday 14:00). "
-        "Suggested order: 1000 g.\n"
+        "Suggested order: 1 kg.\n"
     )
     # The zone stored with it: in Tokyo that instant is Thursday 22:00.
     assert "(Thursday 22:00)" in sentence(ahead(timezone="Asia/Tokyo"))
@@ -44,7 +44,7 @@ def test_the_recent_pace_in_the_merchant_zone_with_the_suggested_order() -> None
 def test_the_weekday_pace_one_day_and_a_date_a_week_ahead() -> None:
     assert sentence(ahead(method="weekday", days_left=1.0), "ml") == (
         "\nAt the usual pace for each weekday onion runs out in about 1 day "
-        "(Thursday 14:00). Suggested order: 1000 ml.\n"
+        "(Thursday 14:00). Suggested order: 1 l.\n"
     )
     far = sentence(ahead(days_left=9.2, runs_out_at="2026-12-11T08:30Z", suggested_order=1))
     assert far == (
@@ -62,7 +62,7 @@ def test_within_the_hour_run_out_no_suggestion_and_nothing_known() -> None:
     )
     # Beyond the forecast's horizon: how long, but no time.
     assert sentence(ahead(days_left=400.0, runs_out_at=None)) == (
-        "\nAt this week's pace onion runs out in about 400 days. Suggested order: 1000 g.\n"
+        "\nAt this week's pace onion runs out in about 400 days. Suggested order: 1 kg.\n"
     )
     # Never used (no pace), or an alert from before forecasts: the alert alone.
     assert sentence(ahead(days_left=None, daily_use=None, runs_out_at=None)) == ""
