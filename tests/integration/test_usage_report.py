@@ -240,3 +240,48 @@ def test_the_report_reads_one_partition(
         used = {r["used"] for r in reports.usage_report(m, period)["ingredients"]}
         assert used == {0, 10 * m}
     assert assert_one_partition_each(statements()) >= 2 * len(ids)
+
+
+def test_a_refund_with_restock_is_refunded_and_its_order_still_used(
+    api: TestClient, seeded: Seeded
+) -> None:
+    """A paid order of 3 burgers, applied, captured, then refunded with its ingredients
+    put back: used counts the 3, refunded gives them back (net use 0)."""
+    assert api.patch("/merchant", json={"payments": "required"}).status_code == 200
+    assert api.patch(f"/products/{seeded.burger}", json={"price": 1250}).status_code == 200
+    placed = api.post("/order", json=seeded.order(3)).json()
+    api.post(f"/payments/fake/{placed['payment']['id']}/authorize")
+    eventually(lambda: api.get(f"/order/{placed['id']}").json()["payment"]["status"] == "captured")
+    r = api.post(f"/order/{placed['id']}/refund", json={"restock": True})
+    assert r.status_code == 202, r.text
+
+    today = datetime.datetime.now(datetime.UTC).date()
+    body = report(api, today, today)
+    for name in ("beef", "cheese", "onion"):
+        row = by_name(body["ingredients"])[name]
+        assert (row["used"], row["refunded"]) == (3 * BURGER[name], 3 * BURGER[name]), name
+    assert body["products"] == [
+        {"product_id": seeded.burger, "name": "Burger", "orders": 1, "quantity": 3}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("day", "hours"),
+    [
+        (datetime.date(2026, 3, 29), 23),  # spring forward: 02:00 does not exist
+        (datetime.date(2026, 10, 25), 25),  # fall back: 02:00 twice
+    ],
+)
+def test_a_daylight_saving_day_is_its_23_or_25_hours(
+    api: TestClient, seeded: Seeded, day: datetime.date, hours: int
+) -> None:
+    """One gram of onion each UTC hour around the day: the report of that Paris day
+    counts exactly the hours from its local midnight to the next."""
+    in_paris()
+    start = datetime.datetime.combine(day - DAY, datetime.time(12))
+    history(seeded.onion, {start + n * HOUR: 1 for n in range(48)})
+    onion = by_name(report(api, day, day)["ingredients"])["onion"]
+    assert onion["used"] == hours
+    # The days either side take the rest: noon UTC to noon UTC is inside them.
+    three = by_name(report(api, day - DAY, day + DAY)["ingredients"])["onion"]
+    assert three["used"] == 48
