@@ -31,9 +31,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +53,7 @@ OPEN_HOUR, OPEN_HOURS = 10, 12  # orders from 10:00 to 22:00 UTC
 RESTOCK_HOUR, WASTE_HOUR = 8, 21  # UTC; in Paris the same local day
 WASTE = 5  # of each ingredient, every day
 TARGET_MS = 1000.0
+T = TypeVar("T")
 
 
 def fill(url: str, days: int, per_day: int) -> tuple[int, dict[str, int]]:
@@ -168,7 +170,9 @@ def _sums(merchant: int, product: int, first_ingredient: int, hour: str) -> None
     )
 
 
-def baseline(merchant: int, since: datetime.datetime, until: datetime.datetime) -> Any:
+def baseline(
+    merchant: int, since: datetime.datetime, until: datetime.datetime
+) -> dict[tuple[int, str], int]:
     """The report's ingredient sums taken from the raw ledger, as it would be without
     the hourly sums."""
     with session():
@@ -211,7 +215,7 @@ def check(
     return wrong
 
 
-def timed(work: Any) -> tuple[float, Any]:
+def timed(work: Callable[[], T]) -> tuple[float, T]:
     started = time.perf_counter()
     result = work()
     return (time.perf_counter() - started) * 1000, result
