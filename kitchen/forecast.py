@@ -166,11 +166,14 @@ def _weekday_rate(
     weeks = min(rules.weekday_weeks, full_days // 7)
     if weeks < 2:
         return None
+    # Each hour's use to its local day, once (an hour straddling a half-hour zone's
+    # midnight counts in the day it starts in); then the last full weeks by weekday.
+    first_counted = today - datetime.timedelta(days=weeks * 7)
     per_weekday: list[Fraction] = [Fraction(0)] * 7
-    for back in range(1, weeks * 7 + 1):
-        day = today - datetime.timedelta(days=back)
-        start, end = local_day(day, zone)
-        per_weekday[day.weekday()] += sum(a for h, a in used.items() if start <= h < end)
+    for hour, amount in used.items():
+        day = hour.replace(tzinfo=datetime.UTC).astimezone(zone).date()
+        if first_counted <= day < today:
+            per_weekday[day.weekday()] += amount
     averages = [total / weeks for total in per_weekday]
     return lambda day: averages[day.weekday()]
 
