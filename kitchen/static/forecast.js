@@ -13,13 +13,13 @@
   const weekday = new Intl.DateTimeFormat("en-GB", { weekday: "short" });
   const dayMonth = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short" });
   const hourMinute = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit" });
-  const WEEK_MS = 6 * 24 * 3600 * 1000;
+  const SIX_DAYS_MS = 6 * 24 * 3600 * 1000;
 
-  // When it runs out, in local words: "Thu 14:00"; a week or more ahead a weekday is
-  // ambiguous, so the date too: "Thu 10 Dec 14:00".
+  // When it runs out, in local words: "Thu 14:00"; from six days ahead a weekday alone
+  // could be read as this week's, so the date too: "Thu 10 Dec 14:00".
   function runsOut(iso) {
     const at = new Date(iso);
-    const far = at.getTime() - Date.now() >= WEEK_MS;
+    const far = at.getTime() - Date.now() >= SIX_DAYS_MS;
     return weekday.format(at) + " " + (far ? dayMonth.format(at) + " " : "") + hourMinute.format(at);
   }
 
