@@ -23,7 +23,9 @@
     return weekday.format(at) + " " + (far ? dayMonth.format(at) + " " : "") + hourMinute.format(at);
   }
 
+  // "lasts 4.2 days"; under 0.05 days (1.2 hours) it would read "0 days".
   function lasts(n) {
+    if (n < 0.05) return "lasts under 2 hours";
     return "lasts " + days.format(n) + (days.format(n) === "1" ? " day" : " days");
   }
 
@@ -37,7 +39,11 @@
     let node = li.querySelector(".ahead");
     if (!node) {
       node = el("p", "ahead");
-      node.append(el("span", "lasts"), el("span", "runs-out"), el("strong", "short-words"));
+      // Made once, then only their words change: a test or a screen reader holding one
+      // keeps it across the refresh every 2 s.
+      const runs = el("span", "runs-out", " · runs out ");
+      runs.append(el("time"));
+      node.append(el("span", "lasts"), runs, el("strong", "short-words"));
       li.querySelector(".detail").after(node);
     }
     const f = ing.forecast;
@@ -45,23 +51,26 @@
     li.classList.toggle("short", marked);
     node.dataset.method = f ? f.method : "";
     const runs = node.querySelector(".runs-out");
-    runs.replaceChildren();
+    let at = null;
     if (!f || f.daily_use === null) {
       node.querySelector(".lasts").textContent = "no use yet";
     } else if (f.days_left === null) {
       node.querySelector(".lasts").textContent = f.daily_use === 0 ? "no use lately" : "lasts over a year";
+    } else if (ing.stock <= 0) {
+      node.querySelector(".lasts").textContent = "out of stock";
     } else {
       node.querySelector(".lasts").textContent = lasts(f.days_left);
-      if (f.runs_out_at) {
-        const time = el("time", "", runsOut(f.runs_out_at));
-        time.dateTime = f.runs_out_at;
-        runs.append(document.createTextNode(" · runs out "), time);
-      }
+      at = f.runs_out_at;
     }
+    runs.hidden = !at;
+    const time = runs.querySelector("time");
+    time.dateTime = at || "";
+    time.textContent = at ? runsOut(at) : "";
     const delivery = ing.lead_time_days === 1 ? "1 day" : ing.lead_time_days + " days";
-    node.querySelector(".short-words").textContent = marked
-      ? "runs out before the next delivery (it takes " + delivery + ")"
-      : "";
+    node.querySelector(".short-words").textContent = !marked
+      ? ""
+      : (ing.stock <= 0 ? "out until the next delivery" : "runs out before the next delivery") +
+        " (it takes " + delivery + ")";
   }
 
   // Most urgent first, as GET /reorder lists them: earliest to run out, then those that

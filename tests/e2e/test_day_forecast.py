@@ -22,6 +22,7 @@ import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 
 from kitchen.db import session
 from kitchen.models import Ingredient, LedgerEntry
@@ -59,6 +60,18 @@ def to_order(browser: WebDriver) -> list[tuple[str, str, str]]:
         for r in rows
         if r.is_displayed()
     ]
+
+
+def runs_out(row: WebElement) -> tuple[datetime.datetime, str, str]:
+    """When the row says it runs out: (its <time>'s instant, the words shown, the whole
+    line), read in one go: the time moves with the clock, and the page redraws every 2 s."""
+    instant, words, line = row.parent.execute_script(
+        "const p = arguments[0].querySelector('.ahead');"
+        "const t = p.querySelector('.runs-out time');"
+        "return [t.dateTime, t.textContent, p.innerText];",
+        row,
+    )
+    return datetime.datetime.fromisoformat(instant.replace("Z", "+00:00")), words, line
 
 
 def stored(ingredient_id: int) -> tuple[int, int | None]:
@@ -109,20 +122,16 @@ def test_each_bar_says_how_long_it_lasts_and_the_list_says_what_to_order(
         assert "short" in classes(onion)
         assert text(onion, ".short-words") == SHORT
         # When, in the browser's time zone, as the API says it (to the minute).
-        shown = until(
+        at, words, line = until(
             lambda: (
-                (time := onion.find_element(By.CSS_SELECTOR, ".runs-out time")).get_attribute(
-                    "datetime"
-                )
+                (seen := runs_out(onion))[0].strftime("%Y-%m-%dT%H:%MZ")
                 == forecast(seeded.onion)["runs_out_at"]
-                and time
+                and seen
             ),
             what="the onion's runs-out time as the API's",
         )
-        at = datetime.datetime.fromisoformat(shown.get_attribute("datetime").replace("Z", "+00:00"))
-        local = at.astimezone(ZoneInfo("Europe/Paris"))
-        assert shown.text == local.strftime("%a %H:%M")
-        assert text(onion, ".ahead") == f"lasts 1.5 days · runs out {shown.text}\n{SHORT}"
+        assert words == at.astimezone(ZoneInfo("Europe/Paris")).strftime("%a %H:%M")
+        assert line == f"lasts 1.5 days · runs out {words}\n{SHORT}"
 
         cheese = ingredient(browser, "cheese")
         assert text(cheese, ".lasts") == "lasts 3.4 days"
@@ -212,14 +221,37 @@ def test_edit_sets_how_long_a_delivery_takes_and_the_pack_size(
 
 
 def test_an_ingredient_is_added_with_its_delivery_time_and_pack_on_a_phone(
-    kitchen_page: tuple[str, Seeded], browser: WebDriver, tmp_path: Path
+    kitchen_page: tuple[str, Seeded], browser: WebDriver, in_paris: None, tmp_path: Path
 ) -> None:
-    _, seeded = kitchen_page
+    """Also: an ingredient out of stock says so, one about to run out says it lasts under
+    2 hours (not "0 days"), and one that lasts weeks says the date."""
+    url, seeded = kitchen_page
     a_week_of_use(seeded)
+    # Beef: 10 g an hour, 240 g a day, 18.32 kg left: about 76 days.
+    history(seeded.beef, hours_back(datetime.datetime.now(datetime.UTC), 168, lambda h: 10))
+    with httpx.Client(base_url=url) as http:
+        counted = http.post(f"/ingredients/{seeded.onion}/count", json={"amount": 0})
+        assert counted.status_code == 200, counted.text
+        # Cheese: 10 g at 480 g a day, half an hour.
+        counted = http.post(f"/ingredients/{seeded.cheese}/count", json={"amount": 10})
+        assert counted.status_code == 200, counted.text
     browser.set_window_size(*PHONE)
     try:
         wide = "return document.documentElement.scrollWidth > document.documentElement.clientWidth"
-        until(lambda: len(to_order(browser)) == 2, what="two lines to order")
+        until(lambda: len(to_order(browser)) == 3, what="three lines to order")
+        onion = ingredient(browser, "onion")
+        until(lambda: text(onion, ".lasts") == "out of stock", what="onion out of stock")
+        assert text(onion, ".short-words") == "out until the next delivery (it takes 2 days)"
+        assert not onion.find_element(By.CSS_SELECTOR, ".runs-out").is_displayed()
+        cheese = ingredient(browser, "cheese")
+        assert text(cheese, ".lasts") == "lasts under 2 hours"
+        assert text(cheese, ".short-words") == SHORT
+        beef = ingredient(browser, "beef")
+        assert text(beef, ".lasts").startswith("lasts 76")
+        assert "short" not in classes(beef)
+        # Weeks ahead, a weekday alone would mislead: the date too, in Paris.
+        at, words, _ = runs_out(beef)
+        assert words == at.astimezone(ZoneInfo("Europe/Paris")).strftime("%a %-d %b %H:%M")
         assert not browser.execute_script(wide)
         cook = Person(browser, "keyboard")
         cook.press_button("Add ingredient")
@@ -241,7 +273,7 @@ def test_an_ingredient_is_added_with_its_delivery_time_and_pack_on_a_phone(
             row = Ingredient.get(Ingredient.name == "burger bun")
             assert (row.lead_time_days, row.pack_size, row.stock) == (3, 6, 48)
         # At its par level it owes nothing; the list fits the phone's width.
-        assert [name for name, _, _ in to_order(browser)] == ["onion", "cheese"]
+        assert [name for name, _, _ in to_order(browser)] == ["onion", "cheese", "beef"]
         table = browser.find_element(By.ID, "to-order")
         assert table.size["width"] <= PHONE[0]
         assert not browser.execute_script(wide)
