@@ -169,16 +169,18 @@ def _weekday_rate(
     weeks = min(rules.weekday_weeks, full_days // 7)
     if weeks < 2:
         return None
-    # The local days' starts, oldest first (each day ends where the next starts): each
-    # hour is found among them by bisection, not compared with every day (a dashboard
-    # reads every ingredient's forecast on each poll).
-    first = today - weeks * 7 * DAY
-    starts = [local_day(first + d * DAY, zone)[0] for d in range(weeks * 7 + 1)]
-    per_weekday = [0] * 7  # integers of the unit, as the sums
-    for h, a in used.items():
-        index = bisect.bisect_right(starts, h) - 1
+    # Each hour's use to its local day, once (an hour straddling a half-hour zone's
+    # midnight counts in the day it starts in); then the last full weeks by weekday.
+    # The day is found by bisection among the days' starts (each ends where the next
+    # starts), and summed in integers: half the time of a time-zone conversion and a
+    # Fraction per hour, for every ingredient on every dashboard poll.
+    first_counted = today - datetime.timedelta(days=weeks * 7)
+    starts = [local_day(first_counted + d * DAY, zone)[0] for d in range(weeks * 7 + 1)]
+    per_weekday = [0] * 7  # integers of the unit, as the sums: Fractions only to divide
+    for hour, amount in used.items():
+        index = bisect.bisect_right(starts, hour) - 1
         if 0 <= index < weeks * 7:
-            per_weekday[(first + index * DAY).weekday()] += a
+            per_weekday[(first_counted + index * DAY).weekday()] += amount
     # Never below 0: a weekday whose give-backs outweigh its use (see _recent_daily).
     averages = [Fraction(max(total, 0), weeks) for total in per_weekday]
     return lambda day: averages[day.weekday()]

@@ -68,6 +68,7 @@ from kitchen import (
     paid_orders,
     payments,
     reorder,
+    reports,
     seed,
     spreadsheet,
     views,
@@ -728,6 +729,79 @@ class Api:
         view = await self._run(dashboard.data, merchant_id, self.rules)
         return JSONResponse(view, headers={"Cache-Control": "no-store"})
 
+    # -- the usage report (issue 20) -----------------------------------------------------
+
+    async def usage_report(self, request: Request) -> Response:
+        """What each ingredient did and each product sold over the merchant's local days.
+        ---
+        summary: Usage report (JSON, or CSV with Accept text/csv)
+        description: >-
+          `from` and `to` are local dates in the merchant's time zone, both included,
+          at most 366 days. Amounts are integers of each ingredient's unit: `used` by
+          orders, `wasted`, `restocked` and `refunded` (given back by refunds and failed
+          payments) are positive, `counted` is the counts' signed variance. With
+          `Accept: text/csv` the answer is one CSV row per ingredient (the JSON's field
+          names as its header), or per product with `rows=products`. Another query
+          parameter, or one given twice, is a 422.
+        parameters:
+          - {name: from, in: query, required: true, schema: {type: string, format: date}}
+          - {name: to, in: query, required: true, schema: {type: string, format: date}}
+          - name: rows
+            in: query
+            description: What the CSV lists (JSON always has both).
+            schema: {enum: [ingredients, products], default: ingredients}
+        responses:
+          "200":
+            description: The report.
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [from, to, timezone, ingredients, products]
+                  properties:
+                    from: {type: string, format: date}
+                    to: {type: string, format: date}
+                    timezone: {type: string}
+                    ingredients:
+                      type: array
+                      items:
+                        type: object
+                        required: [ingredient_id, name, unit, used, wasted, restocked,
+                                   counted, refunded]
+                        properties:
+                          ingredient_id: {type: integer}
+                          name: {type: string}
+                          unit: {type: string}
+                          used: {type: integer, minimum: 0}
+                          wasted: {type: integer, minimum: 0}
+                          restocked: {type: integer, minimum: 0}
+                          counted: {type: integer}
+                          refunded: {type: integer, minimum: 0}
+                    products:
+                      type: array
+                      items:
+                        type: object
+                        required: [product_id, name, orders, quantity]
+                        properties:
+                          product_id: {type: integer}
+                          name: {type: string}
+                          orders: {type: integer, minimum: 0}
+                          quantity: {type: integer, minimum: 0}
+              text/csv:
+                schema: {type: string}
+          "422": {$ref: "#/components/responses/Invalid"}
+        """
+        merchant_id = await self.merchant_of(request)
+        known_query(request, "from", "to", "rows")
+        period = reports.Period.parse(
+            request.query_params.get("from"), request.query_params.get("to")
+        )
+        rows = query_choice(request, "rows", ("ingredients", "products")) or "ingredients"
+        report = await self._run(reports.usage_report, merchant_id, period)
+        columns = reports.PRODUCT_COLUMNS if rows == "products" else reports.INGREDIENT_COLUMNS
+        name = f"usage-{rows}-{report['from']}-{report['to']}.csv"
+        return spreadsheet.respond(request, report, report[rows], columns, name)
+
     # -- products ------------------------------------------------------------------------
 
     async def products(self, request: Request) -> Response:
@@ -1106,6 +1180,7 @@ def build_app(api: Api) -> Starlette:
         Route("/ingredients/{id}/waste", api.stock_move(LedgerEntry.WASTE), methods=["POST"]),
         Route("/ingredients/{id}/ledger", api.ledger, methods=["GET"]),
         Route("/reorder", api.reorder, methods=["GET"]),
+        Route("/reports/usage", api.usage_report, methods=["GET"]),
         Route("/products", api.products, methods=["GET"]),
         Route("/products", api.create_product, methods=["POST"]),
         Route("/products/{id}", api.get_product, methods=["GET"]),
