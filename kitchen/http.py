@@ -32,6 +32,7 @@ of its methods) is in the document and that the document is valid OpenAPI 3.
 
 from __future__ import annotations
 
+import datetime
 import hmac
 import json
 import logging
@@ -66,6 +67,7 @@ from kitchen import (
     orders,
     paid_orders,
     payments,
+    reorder,
     reports,
     seed,
     spreadsheet,
@@ -652,6 +654,37 @@ class Api:
         rows = await self._run(inventory.ledger, merchant_id, ingredient_id, limit, before)
         return JSONResponse(rows)
 
+    # -- what to order from suppliers ---------------------------------------------------
+
+    async def reorder(self, request: Request) -> Response:
+        """The supplier orders to place now (not customer orders): each ingredient whose
+        forecast suggests ordering, the one that runs out first first. JSON, or CSV on
+        `Accept: text/csv` (one row per line, the same field names).
+        ---
+        summary: What to order from suppliers
+        description: >-
+          Supplier orders, not customer orders (those are /order and /orders). Each
+          ingredient whose `forecast.suggested_order` is above 0: what brings its stock
+          back to its par level after the use expected while a delivery takes
+          `lead_time_days`, in whole packs. Most urgent first (earliest `runs_out_at`;
+          those that never run out last; then by name). With `Accept: text/csv`, the
+          lines as CSV with a header row of the same field names. It takes no query
+          parameters; any is a 422.
+        responses:
+          "200":
+            description: The lines, and when they were computed.
+            content:
+              application/json: {schema: {$ref: "#/components/schemas/Reorder"}}
+              text/csv:
+                schema: {type: string}
+          "422": {$ref: "#/components/responses/Invalid"}
+        """
+        merchant_id = await self.merchant_of(request)
+        known_query(request)
+        now = datetime.datetime.now(datetime.UTC)
+        body = await self._run(reorder.view, merchant_id, self.rules.forecast, now)
+        return spreadsheet.respond(request, body, body["lines"], reorder.COLUMNS, "reorder.csv")
+
     # -- alerts and the dashboard ---------------------------------------------------------
 
     async def alerts(self, request: Request) -> Response:
@@ -1146,6 +1179,7 @@ def build_app(api: Api) -> Starlette:
         Route("/ingredients/{id}/count", api.stock_move(LedgerEntry.COUNT), methods=["POST"]),
         Route("/ingredients/{id}/waste", api.stock_move(LedgerEntry.WASTE), methods=["POST"]),
         Route("/ingredients/{id}/ledger", api.ledger, methods=["GET"]),
+        Route("/reorder", api.reorder, methods=["GET"]),
         Route("/reports/usage", api.usage_report, methods=["GET"]),
         Route("/products", api.products, methods=["GET"]),
         Route("/products", api.create_product, methods=["POST"]),
