@@ -82,11 +82,14 @@ def attach_forecasts(
 LEVELS = "levels"
 
 
-def resolve(merchant_id: int, ingredient_id: int, by: str) -> int:
-    """The ingredient's alert re-armed (its stock is back at or above its threshold): its
-    open alerts are resolved, now, `by` a ledger reason (restock, count, refund,
-    compensation) or LEVELS. Call inside the transaction of the change that re-armed it,
-    wherever that is. Returns how many it resolved."""
+def resolve(merchant_id: int, ingredient_id: int, was_armed: bool, armed: bool, by: str) -> int:
+    """Resolve the ingredient's open alerts if this change re-armed it (it was disarmed,
+    and its stock is back at or above its threshold): now, `by` a ledger reason (restock,
+    count, refund, compensation) or LEVELS. Call inside the transaction of every change
+    that settles an alert and did not cross; the rule of a re-arm is here only. Returns
+    how many it resolved."""
+    if was_armed or not armed:
+        return 0
     resolved: int = (
         Alert.update(resolved_at=utcnow(), resolved_by=by)
         .where(

@@ -597,13 +597,10 @@ class Api:
           "404": {$ref: "#/components/responses/NotFound"}
           "409": {$ref: "#/components/responses/Conflict"}
         """
-        caller = await self.caller(request)
-        merchant_id = caller.merchant_id
+        merchant_id = await self.merchant_of(request)
         ingredient_id = self._id(request, "ingredient")
         change = commands.PatchIngredient.parse(await self._json(request))
-        view = await self._run(
-            inventory.update, merchant_id, ingredient_id, change, self.rules, caller.key_name
-        )
+        view = await self._run(inventory.update, merchant_id, ingredient_id, change, self.rules)
         self.on_commit()  # it may have raised an alert
         return JSONResponse(view)
 

@@ -202,8 +202,8 @@ def _change(
                 merchant_id, state, merchant.alert_email, rules.notify_topic, cause=why
             )
             _forecast(merchant, alert, row, rules)
-        elif state.armed and not was_armed:
-            alerts.resolve(merchant_id, row.id, why)
+        else:
+            alerts.resolve(merchant_id, row.id, was_armed, state.armed, why)
         shown = view(row, merchant, rules)
         if entry is not None:
             # What the move recorded: a count's difference from the books, exactly.
@@ -241,16 +241,11 @@ def move(
 
 
 def update(
-    merchant_id: int,
-    ingredient_id: int,
-    change: PatchIngredient,
-    rules: AlertRules,
-    key_name: str | None = None,
+    merchant_id: int, ingredient_id: int, change: PatchIngredient, rules: AlertRules
 ) -> dict[str, Any]:
     """PATCH /ingredients/{id}: name, full_stock (the par level), threshold, lead time and
-    pack size; the alert is
-    settled again (cause or resolution LEVELS). The only way the par level changes.
-    `key_name` as `move` takes it (a PATCH writes no ledger row today)."""
+    pack size; the alert is settled again (cause or resolution LEVELS). The only way the
+    par level changes. It writes no ledger row (no stock moves), so it names no key."""
     name, full, threshold = change.name, change.full_stock, change.threshold
 
     def rename_and_rethreshold(row: Ingredient) -> None:
@@ -272,7 +267,6 @@ def update(
         rules,
         lambda s: domain.change_levels(s, full_stock=full),
         edit=rename_and_rethreshold,
-        key_name=key_name,
     )
 
 
@@ -292,8 +286,8 @@ def settle_followers(merchant: Merchant, rules: AlertRules) -> None:
                 merchant.id, state, merchant.alert_email, rules.notify_topic, cause=alerts.LEVELS
             )
             raised.append((alert, row))
-        elif state.armed and not row.alert_armed:
-            alerts.resolve(merchant.id, row.id, alerts.LEVELS)
+        else:
+            alerts.resolve(merchant.id, row.id, row.alert_armed, state.armed, alerts.LEVELS)
         if state.armed != row.alert_armed:
             Ingredient.update(alert_armed=state.armed).where(Ingredient.id == row.id).execute()
     # The alerts' forecasts, for their emails: two queries for all of them.

@@ -554,8 +554,7 @@ class Cycle:
                 key_name=key_name,
             )
             usage.count_ledger([usage.Entry(merchant_id, row.id, reason, taken[row.id], now)])
-            if state.armed and not row.alert_armed:
-                alerts.resolve(merchant_id, row.id, reason)
+            alerts.resolve(merchant_id, row.id, row.alert_armed, state.armed, reason)
 
 
 def _order(merchant_id: int, order_id: int) -> Order:
