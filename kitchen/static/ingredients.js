@@ -48,11 +48,8 @@
   // takes (0.25, 0.125), read as text (never through a float's 0.1 + 0.2); null if it is
   // not a percentage strictly between 0 and 100 with at most 4 decimals.
   function fractionOf(typed) {
-    const text = String(typed).trim().replace(/\s*%$/, "").replace(",", ".");
-    const match = /^(\d{1,3})(?:\.(\d{0,4}))?$/.exec(text);
-    if (!match) return null;
-    const millionths = Number(match[1]) * 10000 + Number((match[2] || "").padEnd(4, "0"));
-    if (millionths <= 0 || millionths >= MILLIONTHS) return null;
+    const millionths = K.scaled(String(typed).trim().replace(/\s*%$/, ""), 4, 3);
+    if (millionths === null || millionths <= 0 || millionths >= MILLIONTHS) return null;
     return Number("0." + String(millionths).padStart(6, "0"));
   }
 

@@ -94,12 +94,18 @@ window.Kitchen = (function () {
   // What a person typed as money ("12.5", "12,50", "7") in minor units, read as text
   // (never through a float); null if it is not an amount of this currency.
   function minorUnits(typed, currency) {
-    const places = digits(currency);
+    return scaled(typed, digits(currency), 12);
+  }
+
+  // Decimal text as typed ("12.5", "12,5") as an integer of 10^-places units (125000 at
+  // 4 places), exactly: BigInt, never a float's rounding. Null when it is not such a
+  // number, or has more than `places` decimals or `wholeDigits` digits before them.
+  function scaled(typed, places, wholeDigits) {
     const text = String(typed).trim().replace(",", ".");
-    const match = /^(\d{1,12})(?:\.(\d*))?$/.exec(text);
+    const match = new RegExp("^(\\d{1," + wholeDigits + "})(?:\\.(\\d*))?$").exec(text);
     if (!match || (match[2] || "").length > places) return null;
-    const cents = (match[2] || "").padEnd(places, "0");
-    return Number(BigInt(match[1]) * 10n ** BigInt(places) + BigInt(cents || "0"));
+    const part = (match[2] || "").padEnd(places, "0");
+    return Number(BigInt(match[1]) * 10n ** BigInt(places) + BigInt(part || "0"));
   }
 
   // A status as words: "awaiting_payment" -> "awaiting payment".
@@ -586,7 +592,7 @@ window.Kitchen = (function () {
 
   return {
     STORE, $, el, button, timeEl, number, amount, change, unitLabel, percent, when, money,
-    minorUnits, words, key, api, explain, friendly, openForm, wholeNumber, keyed, say,
+    minorUnits, scaled, words, key, api, explain, friendly, openForm, wholeNumber, keyed, say,
     clock, typedMoney, lineList,
     // Set by dashboard.js: the latest GET /dashboard, a refresh now, and what a 401 does.
     data: null,
