@@ -40,6 +40,8 @@ THRESHOLD_PLACES = 6
 # made. Every amount of it (stock, par level, recipe line, move, ledger row) is an integer
 # of its unit; "grams" in names and fields is the older word for that amount.
 UNITS = ("g", "ml", "piece")
+# Each unit as a message spells it out ("onion is counted in grams").
+UNIT_NAMES = {"g": "grams", "ml": "millilitres", "piece": "pieces"}
 
 
 # Grams and millilitres from a thousand on, as a cook says them: "1.5 kg", "2 l".

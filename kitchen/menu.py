@@ -11,10 +11,9 @@ from typing import Any
 from kitchen import views
 from kitchen.commands import KEEP, Claims, CreateProduct, PatchProduct, Recipe
 from kitchen.db import session, transaction, utcnow
+from kitchen.domain import UNIT_NAMES
 from kitchen.errors import Conflict, FieldError, Invalid, NotFound
 from kitchen.models import Ingredient, Product, RecipeLine
-
-COUNTED_IN = {"g": "grams (g)", "ml": "millilitres (ml)", "piece": "pieces"}
 
 
 def _check_ingredients(merchant_id: int, recipe: Recipe, said: Claims) -> None:
@@ -41,7 +40,7 @@ def _check_ingredients(merchant_id: int, recipe: Recipe, said: Claims) -> None:
             errors.append(
                 FieldError(
                     f"recipe[{claim.line}].unit",
-                    f"{row.name} is counted in {COUNTED_IN.get(row.unit, row.unit)}, "
+                    f"{row.name} is counted in {UNIT_NAMES.get(row.unit, row.unit)}, "
                     f"not {claim.unit}",
                 )
             )

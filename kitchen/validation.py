@@ -14,7 +14,15 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from kitchen.domain import MAX_GRAMS, MAX_ID, MAX_PRICE, THRESHOLD_PLACES, Line, threshold
+from kitchen.domain import (
+    MAX_GRAMS,
+    MAX_ID,
+    MAX_PRICE,
+    THRESHOLD_PLACES,
+    UNIT_NAMES,
+    Line,
+    threshold,
+)
 from kitchen.errors import FieldError, Invalid, InvalidOrder, MalformedBody
 from kitchen.events import decode_json
 
@@ -31,7 +39,7 @@ CURRENCY = re.compile("[A-Z]{3}")
 # message says an amount is counted in: the unit the body names (POST /ingredients), else
 # the ingredient's, which the body does not say (moves, recipe lines, a new par level).
 AMOUNT, GRAMS = "amount", "grams"
-UNIT_WORDS = {"g": "of grams", "ml": "of millilitres", "piece": "of pieces"}
+UNIT_WORDS = {unit: f"of {name}" for unit, name in UNIT_NAMES.items()}
 IN_ITS_UNIT = "in the ingredient's unit"
 MAX_DAYS = 365  # a lead time
 
