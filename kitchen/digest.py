@@ -66,12 +66,11 @@ def due(merchant: Merchant, now: datetime.datetime) -> list[datetime.date]:
         return []
     at = _naive(now)
     today = now.astimezone(ZoneInfo(merchant.timezone)).date()
-    days = [today - d * DAY for d in range(MISSED_DAYS, -1, -1)]
-    since = merchant.digest_since or at
+    since = max(merchant.digest_since or at, at - MISSED_DAYS * DAY)
     days = [
         d
-        for d in days
-        if since <= instant(merchant, d) <= at and at - instant(merchant, d) < 7 * DAY
+        for d in (today - back * DAY for back in range(MISSED_DAYS, -1, -1))
+        if since <= instant(merchant, d) <= at
     ]
     if not days:
         return []
@@ -86,7 +85,8 @@ def due(merchant: Merchant, now: datetime.datetime) -> list[datetime.date]:
 
 
 def _day_words(day: datetime.date) -> str:
-    return f"{day:%A} {day.day} {day:%B}"  # "Monday 30 November", in any locale's C names
+    # "Monday 30 November": the C locale's English names (Kitchen never sets a locale).
+    return f"{day:%A} {day.day} {day:%B}"
 
 
 def compose(
@@ -176,7 +176,7 @@ def compose(
         )
         .count()
     )
-    lines.append(f"Orders: {applied} applied, {rejected} rejected (not enough stock).")
+    lines.append(f"Orders: {applied} applied, {rejected} rejected.")
     return subject, "\n".join(lines) + "\n"
 
 

@@ -21,9 +21,9 @@ from starlette.testclient import TestClient
 
 import app
 from app import Kitchen
-from kitchen import digest
+from kitchen import digest, usage
 from kitchen import settings as config
-from kitchen.db import session, utcnow
+from kitchen.db import session, transaction, utcnow
 from kitchen.mail import SmtpMailer
 from kitchen.models import Ingredient, LedgerEntry, Merchant, Notification, Order
 from kitchen.notifications import send_due
@@ -154,6 +154,9 @@ def test_the_digest_says_what_is_low_runs_out_what_to_order_and_yesterday(
     history(seeded.onion, {sunday_noon: -500}, LedgerEntry.RESTOCK)
     # Cheese is down to 1 kg of 5: low, unused, so it never runs out.
     history(seeded.cheese, {datetime.datetime(2026, 11, 1, 9): 4000}, LedgerEntry.WASTE)
+    with transaction():  # three orders applied on Sunday, as processing counts them
+        usage.count_sales(merchant_id, [(1, seeded.burger, 2), (2, seeded.burger, 1)], sunday_noon)
+        usage.count_sales(merchant_id, [(3, seeded.burger, 1)], datetime.datetime(2026, 11, 29, 22))
     with session():
         for at in (sunday_noon, datetime.datetime(2026, 11, 29, 22, 59)):  # 23:59 in Paris
             Order.create(merchant=merchant_id, status=Order.REJECTED, processed_at=at)
@@ -188,7 +191,7 @@ def test_the_digest_says_what_is_low_runs_out_what_to_order_and_yesterday(
         "\n"
         "Sunday 29 November:\n"
         "- onion: used 240 g, wasted 30 g, restocked 500 g\n"
-        "Orders: 0 applied, 2 rejected (not enough stock).\n"
+        "Orders: 3 applied, 2 rejected.\n"
     )
 
 
