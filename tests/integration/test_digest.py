@@ -281,6 +281,32 @@ def test_each_day_is_mailed_once_by_two_notification_processes_and_after_a_resta
     assert len({m["Message-ID"] for m in smtp.messages}) == 2
 
 
+def test_the_notification_role_runs_the_digest_job_every_minute(
+    make_kitchen: Callable[..., Kitchen], smtp: SmtpServer
+) -> None:
+    """The job as Kitchen schedules it, on the real clock: a merchant whose hour (UTC)
+    is the current one, set two hours ago, gets today's digest from the role's sender."""
+    kitchen = make_kitchen("notification")
+    now = datetime.datetime.now(UTC)
+    with session():
+        m = Merchant.create(
+            name="Ada's",
+            alert_email="ada@example.com",
+            digest_hour=now.hour,
+            digest_since=now.replace(tzinfo=None) - datetime.timedelta(hours=2),
+        )
+    assert kitchen.jobs is not None
+    [job] = [j for j in kitchen.jobs.get_jobs() if j.trigger.interval.total_seconds() == 60]
+    job.func()
+
+    eventually(lambda: len(smtp.messages) == 1)
+    today = now.date()
+    assert smtp.messages[0]["Subject"] == f"Kitchen digest for {today:%A} {today.day} {today:%B}"
+    assert smtp.messages[0]["To"] == "ada@example.com"
+    [row] = digest_rows()
+    assert (row.merchant_id, row.dedup_key) == (m.id, f"digest-{today}")
+
+
 def test_days_missed_while_down_are_sent_once_marked_late(
     api: TestClient, smtp: SmtpServer, test_settings: config.Settings
 ) -> None:
@@ -429,6 +455,27 @@ def test_digest_send_mails_one_now_and_never_twice(
         f"Kitchen digest for {earlier:%A} {earlier.day} {earlier:%B}"
     ]
     assert len(digest_rows()) == 2
+
+
+def test_digest_send_says_when_the_mail_failed_and_leaves_it_to_the_role(
+    cli: Callable[..., CompletedProcess[str]], smtp: SmtpServer
+) -> None:
+    with session():
+        m = Merchant.create(name="Ada's", alert_email="ada@example.com")
+    smtp.stop()  # nobody answers on its port
+
+    done = cli(str(m.id))
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    today = datetime.datetime.now(UTC).date()
+    assert f"digest send: digest of {today} for merchant {m.id} is recorded but its mail " in (
+        done.stderr
+    )
+    assert done.stderr.rstrip("\n").endswith("; the role retries it")
+    [row] = digest_rows()
+    assert (row.sent_at, row.failed_at, row.attempts) == (None, None, 1)
+    assert "ConnectionRefusedError" in str(row.last_error)
 
 
 @pytest.mark.parametrize(
