@@ -136,7 +136,11 @@ class Kitchen:
                     k.order_created_topic,
                     OrderCreated.decode,
                     processing.order_created_handler(
-                        k.notify_topic, k.order_events_topic, threshold, self.wake_relay
+                        k.notify_topic,
+                        k.order_events_topic,
+                        threshold,
+                        self.wake_relay,
+                        forecast.Rules(s.forecast.window_days, s.forecast.weekday_weeks),
                     ),
                 )
             )

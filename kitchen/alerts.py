@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
 import logging
 import operator
+from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
 
-from kitchen import outbox
+from kitchen import forecast, outbox, usage
 from kitchen.db import locked, session, transaction, utcnow
 from kitchen.domain import IngredientState
 from kitchen.events import Notify
-from kitchen.models import Alert, Ingredient, Notification
+from kitchen.models import Alert, Ingredient, Merchant, Notification
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,32 @@ def raise_alert(
     )
     outbox.add(topic, notify_event(alert, ingredient.name), alert.merchant_id, alert.id)
     return alert
+
+
+def attach_forecasts(
+    merchant: Merchant,
+    raised: Iterable[tuple[Alert, Ingredient]],
+    rules: forecast.Rules,
+    now: datetime.datetime,
+) -> None:
+    """Store on each of the merchant's just raised alerts its ingredient's forecast at
+    `now` (aware UTC), as this transaction sees the hourly sums: call it in the
+    transaction that raised them, after the change's use is counted (`usage`), with the
+    ingredient rows as they stand (their stock) at its end. The email is composed from
+    this snapshot, never from a later read. Two queries for any number of alerts."""
+    pairs = list(raised)
+    if not pairs:
+        return
+    rows = {row.id: row for _, row in pairs}
+    ahead = usage.forecasts(merchant, rows.values(), now, rules)
+    for alert, row in pairs:
+        # What the email needs besides the view: the zone it tells the time in, and the
+        # stock the forecast started from.
+        snapshot = ahead[row.id].view() | {"timezone": merchant.timezone, "stock": row.stock}
+        alert.forecast = json.dumps(snapshot, sort_keys=True)
+        Alert.update(forecast=alert.forecast).where(
+            Alert.merchant == merchant.id, Alert.id == alert.id
+        ).execute()
 
 
 # The cause and the resolution of an alert that no ledger row explains: a new par level or

@@ -63,6 +63,7 @@ PAGE = """<!doctype html>
 <script src="/static/kitchen.js" defer></script>
 <script src="/static/stock.js" defer></script>
 <script src="/static/ingredients.js" defer></script>
+<script src="/static/forecast.js" defer></script>
 <script src="/static/menu.js" defer></script>
 <script src="/static/vendor/uplot/uPlot.iife.min.js" defer></script>
 <script src="/static/history.js" defer></script>
@@ -108,6 +109,17 @@ PAGE = """<!doctype html>
     below it an ingredient is <strong>low</strong> and an alert email goes out</p>
     <ul id="ingredients" class="bars"></ul>
     <p id="ingredients-empty" class="empty" hidden>No ingredients yet.</p>
+  </section>
+  <section class="panel to-order" aria-labelledby="to-order-title">
+    <h2 id="to-order-title">To order</h2>
+    <p class="legend">What brings each back to its par level once the delivery comes,
+    at the recent pace, in whole packs; most urgent first.</p>
+    <table id="to-order">
+      <thead><tr><th scope="col">Ingredient</th><th scope="col" class="num">Order</th>
+      <th scope="col">Packs</th></tr></thead>
+      <tbody></tbody>
+    </table>
+    <p id="to-order-empty" class="empty" hidden>Nothing to order.</p>
   </section>
   <section class="panel" aria-labelledby="products-title">
     <div class="panel-head"><h2 id="products-title">Products</h2>

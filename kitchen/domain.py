@@ -42,9 +42,20 @@ THRESHOLD_PLACES = 6
 UNITS = ("g", "ml", "piece")
 
 
-def amount_text(amount: int | Fraction, unit: str) -> str:
+# Grams and millilitres from a thousand on, as a cook says them: "1.5 kg", "2 l".
+LARGER = {"g": "kg", "ml": "l"}
+
+
+def amount_text(amount: int | Fraction, unit: str, scaled: bool = False) -> str:
     """An amount as every message names it: "480 g", "250 ml", "1 piece", "3 pieces"; a
-    fraction (an alert's level: par level x threshold) shortly, "2.5 pieces"."""
+    fraction (an alert's level: par level x threshold) shortly, "2.5 pieces". `scaled`:
+    a whole amount of 1000 g or ml or more in kg or l, exactly ("1.25 kg"), for what a
+    person will order or carry."""
+    if scaled and unit in LARGER and isinstance(amount, int) and abs(amount) >= 1000:
+        whole, rest = divmod(abs(amount), 1000)
+        sign = "-" if amount < 0 else ""
+        decimals = f".{rest:03d}".rstrip("0") if rest else ""
+        return f"{sign}{whole}{decimals} {LARGER[unit]}"
     number = str(amount) if isinstance(amount, int) else f"{float(amount):g}"
     if unit == "piece":
         return f"{number} piece" if amount == 1 else f"{number} pieces"

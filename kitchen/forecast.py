@@ -17,6 +17,7 @@ a rate (so much a day) is shown to one decimal.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import math
 from collections.abc import Callable, Mapping
@@ -144,7 +145,9 @@ def _recent_daily(
     span = max(naive_now - start, HOUR)
     hour = start.replace(minute=0, second=0, microsecond=0)
     total = sum(amount for h, amount in used.items() if h >= hour)
-    return Fraction(total) / _seconds(span) * 86400
+    # A refund in the window of an order made before it gives back more than the window
+    # used: no use, not a negative one (which would run out in the past).
+    return Fraction(max(total, 0)) / _seconds(span) * 86400
 
 
 def _weekday_rate(
@@ -166,12 +169,20 @@ def _weekday_rate(
     weeks = min(rules.weekday_weeks, full_days // 7)
     if weeks < 2:
         return None
-    per_weekday: list[Fraction] = [Fraction(0)] * 7
-    for back in range(1, weeks * 7 + 1):
-        day = today - datetime.timedelta(days=back)
-        start, end = local_day(day, zone)
-        per_weekday[day.weekday()] += sum(a for h, a in used.items() if start <= h < end)
-    averages = [total / weeks for total in per_weekday]
+    # Each hour's use to its local day, once (an hour straddling a half-hour zone's
+    # midnight counts in the day it starts in); then the last full weeks by weekday.
+    # The day is found by bisection among the days' starts (each ends where the next
+    # starts), and summed in integers: half the time of a time-zone conversion and a
+    # Fraction per hour, for every ingredient on every dashboard poll.
+    first_counted = today - datetime.timedelta(days=weeks * 7)
+    starts = [local_day(first_counted + d * DAY, zone)[0] for d in range(weeks * 7 + 1)]
+    per_weekday = [0] * 7  # integers of the unit, as the sums: Fractions only to divide
+    for hour, amount in used.items():
+        index = bisect.bisect_right(starts, hour) - 1
+        if 0 <= index < weeks * 7:
+            per_weekday[(first_counted + index * DAY).weekday()] += amount
+    # Never below 0: a weekday whose give-backs outweigh its use (see _recent_daily).
+    averages = [Fraction(max(total, 0), weeks) for total in per_weekday]
     return lambda day: averages[day.weekday()]
 
 
@@ -203,7 +214,19 @@ def _runs_out(
     day = now.astimezone(zone).date()
     fraction = _day_fraction_left(now, zone)
     at = now.astimezone(datetime.UTC).replace(tzinfo=None)
-    for _ in range(HORIZON_DAYS):
+    week = sum((rate(day + d * DAY) for d in range(7)), Fraction(0))
+    walked = 0  # local days walked from today's
+    while walked < HORIZON_DAYS:
+        if walked == 1 and week > 0:
+            # Whole weeks at once (each uses `week`), stopping short of the one it runs
+            # out in: a stock that lasts months is not walked day by day.
+            skip = -(-left // week) - 1
+            if walked + 7 * skip >= HORIZON_DAYS:
+                return None
+            left -= skip * week
+            day += 7 * skip * DAY
+            walked += 7 * skip
+            at = local_day(day, zone)[0]
         _, end = local_day(day, zone)
         use = rate(day) * fraction
         if use >= left and use > 0:
@@ -212,6 +235,7 @@ def _runs_out(
             return (at + taken).replace(tzinfo=datetime.UTC)
         left -= use
         day, at, fraction = day + DAY, end, Fraction(1)
+        walked += 1
     return None
 
 

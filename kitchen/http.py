@@ -32,6 +32,7 @@ of its methods) is in the document and that the document is valid OpenAPI 3.
 
 from __future__ import annotations
 
+import datetime
 import hmac
 import json
 import logging
@@ -66,7 +67,10 @@ from kitchen import (
     orders,
     paid_orders,
     payments,
+    reorder,
+    reports,
     seed,
+    spreadsheet,
     views,
     webhooks,
 )
@@ -650,6 +654,37 @@ class Api:
         rows = await self._run(inventory.ledger, merchant_id, ingredient_id, limit, before)
         return JSONResponse(rows)
 
+    # -- what to order from suppliers ---------------------------------------------------
+
+    async def reorder(self, request: Request) -> Response:
+        """The supplier orders to place now (not customer orders): each ingredient whose
+        forecast suggests ordering, the one that runs out first first. JSON, or CSV on
+        `Accept: text/csv` (one row per line, the same field names).
+        ---
+        summary: What to order from suppliers
+        description: >-
+          Supplier orders, not customer orders (those are /order and /orders). Each
+          ingredient whose `forecast.suggested_order` is above 0: what brings its stock
+          back to its par level after the use expected while a delivery takes
+          `lead_time_days`, in whole packs. Most urgent first (earliest `runs_out_at`;
+          those that never run out last; then by name). With `Accept: text/csv`, the
+          lines as CSV with a header row of the same field names. It takes no query
+          parameters; any is a 422.
+        responses:
+          "200":
+            description: The lines, and when they were computed.
+            content:
+              application/json: {schema: {$ref: "#/components/schemas/Reorder"}}
+              text/csv:
+                schema: {type: string}
+          "422": {$ref: "#/components/responses/Invalid"}
+        """
+        merchant_id = await self.merchant_of(request)
+        known_query(request)
+        now = datetime.datetime.now(datetime.UTC)
+        body = await self._run(reorder.view, merchant_id, self.rules.forecast, now)
+        return spreadsheet.respond(request, body, body["lines"], reorder.COLUMNS, "reorder.csv")
+
     # -- alerts and the dashboard ---------------------------------------------------------
 
     async def alerts(self, request: Request) -> Response:
@@ -693,6 +728,79 @@ class Api:
         merchant_id = await self.merchant_of(request)
         view = await self._run(dashboard.data, merchant_id, self.rules)
         return JSONResponse(view, headers={"Cache-Control": "no-store"})
+
+    # -- the usage report (issue 20) -----------------------------------------------------
+
+    async def usage_report(self, request: Request) -> Response:
+        """What each ingredient did and each product sold over the merchant's local days.
+        ---
+        summary: Usage report (JSON, or CSV with Accept text/csv)
+        description: >-
+          `from` and `to` are local dates in the merchant's time zone, both included,
+          at most 366 days. Amounts are integers of each ingredient's unit: `used` by
+          orders, `wasted`, `restocked` and `refunded` (given back by refunds and failed
+          payments) are positive, `counted` is the counts' signed variance. With
+          `Accept: text/csv` the answer is one CSV row per ingredient (the JSON's field
+          names as its header), or per product with `rows=products`. Another query
+          parameter, or one given twice, is a 422.
+        parameters:
+          - {name: from, in: query, required: true, schema: {type: string, format: date}}
+          - {name: to, in: query, required: true, schema: {type: string, format: date}}
+          - name: rows
+            in: query
+            description: What the CSV lists (JSON always has both).
+            schema: {enum: [ingredients, products], default: ingredients}
+        responses:
+          "200":
+            description: The report.
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [from, to, timezone, ingredients, products]
+                  properties:
+                    from: {type: string, format: date}
+                    to: {type: string, format: date}
+                    timezone: {type: string}
+                    ingredients:
+                      type: array
+                      items:
+                        type: object
+                        required: [ingredient_id, name, unit, used, wasted, restocked,
+                                   counted, refunded]
+                        properties:
+                          ingredient_id: {type: integer}
+                          name: {type: string}
+                          unit: {type: string}
+                          used: {type: integer, minimum: 0}
+                          wasted: {type: integer, minimum: 0}
+                          restocked: {type: integer, minimum: 0}
+                          counted: {type: integer}
+                          refunded: {type: integer, minimum: 0}
+                    products:
+                      type: array
+                      items:
+                        type: object
+                        required: [product_id, name, orders, quantity]
+                        properties:
+                          product_id: {type: integer}
+                          name: {type: string}
+                          orders: {type: integer, minimum: 0}
+                          quantity: {type: integer, minimum: 0}
+              text/csv:
+                schema: {type: string}
+          "422": {$ref: "#/components/responses/Invalid"}
+        """
+        merchant_id = await self.merchant_of(request)
+        known_query(request, "from", "to", "rows")
+        period = reports.Period.parse(
+            request.query_params.get("from"), request.query_params.get("to")
+        )
+        rows = query_choice(request, "rows", ("ingredients", "products")) or "ingredients"
+        report = await self._run(reports.usage_report, merchant_id, period)
+        columns = reports.PRODUCT_COLUMNS if rows == "products" else reports.INGREDIENT_COLUMNS
+        name = f"usage-{rows}-{report['from']}-{report['to']}.csv"
+        return spreadsheet.respond(request, report, report[rows], columns, name)
 
     # -- products ------------------------------------------------------------------------
 
@@ -1071,6 +1179,8 @@ def build_app(api: Api) -> Starlette:
         Route("/ingredients/{id}/count", api.stock_move(LedgerEntry.COUNT), methods=["POST"]),
         Route("/ingredients/{id}/waste", api.stock_move(LedgerEntry.WASTE), methods=["POST"]),
         Route("/ingredients/{id}/ledger", api.ledger, methods=["GET"]),
+        Route("/reorder", api.reorder, methods=["GET"]),
+        Route("/reports/usage", api.usage_report, methods=["GET"]),
         Route("/products", api.products, methods=["GET"]),
         Route("/products", api.create_product, methods=["POST"]),
         Route("/products/{id}", api.get_product, methods=["GET"]),

@@ -17,7 +17,7 @@ from kitchen import alerts, domain, forecast, usage, views
 from kitchen.commands import CreateIngredient, PatchIngredient, StockMove
 from kitchen.db import locked, session, transaction
 from kitchen.errors import Conflict, FieldError, Invalid, NotFound
-from kitchen.models import Ingredient, LedgerEntry, Merchant
+from kitchen.models import Alert, Ingredient, LedgerEntry, Merchant
 
 
 @dataclass(frozen=True)
@@ -98,14 +98,22 @@ def create(
         row.save()
         _ledger(row, stock, LedgerEntry.INITIAL, None, key_name)
         if crossed:
-            alerts.raise_alert(
+            alert = alerts.raise_alert(
                 merchant_id,
                 state,
                 merchant.alert_email,
                 rules.notify_topic,
                 cause=LedgerEntry.INITIAL,
             )
+            _forecast(merchant, alert, row, rules)
         return view(row, merchant, rules)
+
+
+def _forecast(merchant: Merchant, alert: Alert, row: Ingredient, rules: AlertRules) -> None:
+    """The alert's forecast, for its email (`alerts.attach_forecasts`): after the change's
+    ledger row and its sum are written."""
+    now = datetime.datetime.now(datetime.UTC)
+    alerts.attach_forecasts(merchant, [(alert, row)], rules.forecast, now)
 
 
 def _named(merchant_id: int, name: str) -> Ingredient | None:
@@ -190,9 +198,10 @@ def _change(
             entry = _ledger(row, state.stock - before, reason, note, key_name)
         why = reason or alerts.LEVELS
         if crossed:
-            alerts.raise_alert(
+            alert = alerts.raise_alert(
                 merchant_id, state, merchant.alert_email, rules.notify_topic, cause=why
             )
+            _forecast(merchant, alert, row, rules)
         elif state.armed and not was_armed:
             alerts.resolve(merchant_id, row.id, why)
         shown = view(row, merchant, rules)
@@ -275,16 +284,21 @@ def settle_followers(merchant: Merchant, rules: AlertRules) -> None:
         .where(Ingredient.merchant == merchant.id, Ingredient.threshold.is_null())
         .order_by(Ingredient.id)
     )
+    raised: list[tuple[Alert, Ingredient]] = []
     for row in rows:
         state = ingredient_state(row, merchant, rules.default_threshold)
         if domain.settle_alert(state):
-            alerts.raise_alert(
+            alert = alerts.raise_alert(
                 merchant.id, state, merchant.alert_email, rules.notify_topic, cause=alerts.LEVELS
             )
+            raised.append((alert, row))
         elif state.armed and not row.alert_armed:
             alerts.resolve(merchant.id, row.id, alerts.LEVELS)
         if state.armed != row.alert_armed:
             Ingredient.update(alert_armed=state.armed).where(Ingredient.id == row.id).execute()
+    # The alerts' forecasts, for their emails: two queries for all of them.
+    now = datetime.datetime.now(datetime.UTC)
+    alerts.attach_forecasts(merchant, raised, rules.forecast, now)
 
 
 def ledger(

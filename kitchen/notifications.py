@@ -17,12 +17,15 @@ accepted, row not yet marked) is the same message to the recipient.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from fractions import Fraction
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from kitchen import logs, metrics
+from kitchen import forecast, logs, metrics
 from kitchen.background import Background
 from kitchen.db import session, transaction, utcnow
 from kitchen.domain import amount_text
@@ -35,9 +38,16 @@ log = logging.getLogger(__name__)
 
 
 def compose(
-    ingredient: str, stock: int, full_stock: int, threshold: Fraction, unit: str = "g"
+    ingredient: str,
+    stock: int,
+    full_stock: int,
+    threshold: Fraction,
+    unit: str = "g",
+    ahead: Mapping[str, Any] | None = None,
 ) -> tuple[str, str]:
-    """Subject and body of a low-stock alert, its amounts in the ingredient's `unit`."""
+    """Subject and body of a low-stock alert, its amounts in the ingredient's `unit`;
+    with `ahead`, the forecast stored on the alert when it was raised (`Alert.forecast`),
+    how long the stock lasts and what to order."""
     percent = f"{float(threshold) * 100:g}%"
     level = amount_text(full_stock * threshold, unit)
     left, par = amount_text(stock, unit), amount_text(full_stock, unit)
@@ -48,7 +58,47 @@ def compose(
         f"Restock {ingredient} to re-arm this alert; until then Kitchen sends no other "
         f"alert for it.\n"
     )
+    lasts = None if ahead is None else forecast_text(ingredient, ahead, unit)
+    if lasts is not None:
+        body += f"\n{lasts}\n"
     return subject, body
+
+
+def forecast_text(ingredient: str, ahead: Mapping[str, Any], unit: str) -> str | None:
+    """ "At this week's pace onion runs out in about 1.5 days (Thursday 14:00). Suggested
+    order: 1000 g.", from an alert's stored forecast (the time in the merchant's zone as
+    it was then); none when nothing was used, so that nothing can be said."""
+    days = ahead.get("days_left")
+    if days is None:
+        return None
+    pace = (
+        "At the usual pace for each weekday"
+        if ahead.get("method") == forecast.WEEKDAY
+        else "At this week's pace"
+    )
+    if ahead.get("stock", 1) <= 0:
+        text = f"{ingredient} has run out."
+    else:
+        span = "within about an hour" if days == 0 else f"in about {days:g} day"
+        span += "s" if days not in (0, 1) else ""
+        when = _local_time(ahead.get("runs_out_at"), ahead.get("timezone", "UTC"), days)
+        text = f"{pace} {ingredient} runs out {span}{when}."
+    order = ahead.get("suggested_order") or 0
+    if order > 0:
+        text += f" Suggested order: {amount_text(order, unit, scaled=True)}."
+    return text
+
+
+def _local_time(at: str | None, zone: str, days: float) -> str:
+    """ " (Thursday 14:00)" in the merchant's zone; a week or more ahead, with the date
+    (" (Thursday 10 December 14:00)"), which the weekday alone would not tell."""
+    if at is None:
+        return ""
+    instant = datetime.datetime.strptime(at, "%Y-%m-%dT%H:%MZ").replace(tzinfo=datetime.UTC)
+    local = instant.astimezone(ZoneInfo(zone))
+    if days < 6:
+        return f" ({local:%A %H:%M})"
+    return f" ({local:%A} {local.day} {local:%B %H:%M})"
 
 
 def record(
@@ -100,6 +150,7 @@ def record(
                     alert.full_stock,
                     Fraction(alert.threshold),
                     ingredient.unit,
+                    json.loads(alert.forecast) if alert.forecast else None,
                 )
             Notification.insert(
                 merchant=ingredient.merchant_id,

@@ -31,10 +31,12 @@ from kitchen.commands import MAX_AMOUNT
 from kitchen.domain import MAX_GRAMS, MAX_ID, MAX_ORDER_AMOUNT, MAX_PRICE, THRESHOLD_PLACES, UNITS
 from kitchen.models import Refund
 from kitchen.payments import STATES as PAYMENT_STATES
+from kitchen.reorder import COLUMNS as REORDER_COLUMNS
 from kitchen.settings import Orders
 from kitchen.validation import (
     EMAIL_LENGTH,
     KEY_LENGTH,
+    MAX_DAYS,
     MAX_RECIPE_LINES,
     NAME_LENGTH,
     NOTE_LENGTH,
@@ -121,6 +123,96 @@ EMAIL = {
     "minLength": 3,  # a@b: an address needs a part before @ and a domain
     "maxLength": EMAIL_LENGTH,
     "description": "one address in ASCII, like name@example.com (no display name)",
+}
+
+# Issue 20: forecasts and what to order from suppliers (kitchen/forecast.py, reorder.py).
+LEAD_DAYS = "how many days a delivery of it takes"
+LEAD_TIME = {"type": "integer", "minimum": 0, "maximum": MAX_DAYS, "description": LEAD_DAYS}
+PACK_SIZE = {
+    "oneOf": [
+        {**GRAMS, "minimum": 1, "description": f"what its supplier sells it by, {IN_UNIT}"},
+        {"type": "null"},
+    ],
+    "description": "the supplier's pack (a 5 kg sack: 5000); null: any amount (the default)",
+}
+# Forecast.view: to the minute, in UTC ("2026-12-03T16:00Z"; ISO 8601, no seconds).
+MINUTE = {"type": "string", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\dZ$"}
+RATE = {"type": ["number", "null"], "minimum": 0}
+FORECAST_FIELDS: dict[str, Any] = {
+    "daily_use": {
+        **RATE,
+        "description": f"{IN_UNIT} a day, to one decimal; null: never used by an order",
+    },
+    "days_left": {
+        **RATE,
+        "description": "days until the stock runs out at that pace, to one decimal; null: "
+        "nothing used, or (by the weekday method) it does not run out within a year",
+    },
+    "runs_out_at": {
+        "oneOf": [MINUTE, {"type": "null"}],
+        "description": "when it runs out, UTC to the minute; null: nothing used, or not "
+        "within a year",
+    },
+    "suggested_order": {
+        "type": "integer",
+        "minimum": 0,
+        "description": f"what to order now, {IN_UNIT}, in whole packs: back to the par level "
+        "after the use expected during the lead time; 0: nothing",
+    },
+}
+FORECAST_SCHEMAS: dict[str, Any] = {
+    "Forecast": {
+        "type": "object",
+        "description": "How long the stock lasts at the pace of orders, and what to order. "
+        "`recent`: the use of the last [forecast] window_days (or since the first order, "
+        "at least an hour); `weekday`: with two full weeks of history or more, each "
+        "weekday's own average in the merchant's time zone. A new dish has no history and "
+        "a holiday is not known.",
+        "required": ["method", "daily_use", "days_left", "runs_out_at", "suggested_order"],
+        "additionalProperties": False,
+        "properties": {"method": {"enum": ["recent", "weekday"]}, **FORECAST_FIELDS},
+    },
+    "ReorderLine": {
+        "type": "object",
+        "description": "An ingredient to order from its supplier (not a customer order).",
+        "required": list(REORDER_COLUMNS),
+        "additionalProperties": False,
+        "properties": {
+            "ingredient_id": ID,
+            "name": {"type": "string"},
+            "unit": UNIT,
+            "stock": GRAMS,
+            "par_level": PAR,
+            "lead_time_days": LEAD_TIME,
+            "pack_size": PACK_SIZE,
+            **FORECAST_FIELDS,
+            "runs_out_before_delivery": {
+                "type": "boolean",
+                "description": "days_left < lead_time_days: it runs out before a delivery "
+                "ordered now arrives",
+            },
+            "suggested_order": {**FORECAST_FIELDS["suggested_order"], "minimum": 1},
+            "packs": {
+                "oneOf": [{"type": "integer", "minimum": 1}, {"type": "null"}],
+                "description": "suggested_order / pack_size; null: no pack size",
+            },
+        },
+    },
+    "Reorder": {
+        "type": "object",
+        "description": "Supplier orders to place (GET /reorder), not customer orders.",
+        "required": ["lines", "generated_at"],
+        "additionalProperties": False,
+        "properties": {
+            "lines": {
+                "type": "array",
+                "items": _ref("ReorderLine"),
+                "description": "most urgent first: earliest runs_out_at, those that never "
+                "run out last, then by name",
+            },
+            "generated_at": {**TIME, "description": "the instant the forecasts are for"},
+        },
+    },
 }
 
 # Payments (issue 18): prices and amounts are integers of the currency's minor units.
@@ -347,6 +439,9 @@ def schemas(orders: Orders) -> dict[str, Any]:
                 "low",
                 "alert_armed",
                 "unit",
+                "lead_time_days",
+                "pack_size",
+                "forecast",
             ],
             "properties": {
                 "id": ID,
@@ -357,6 +452,9 @@ def schemas(orders: Orders) -> dict[str, Any]:
                 "low": {"type": "boolean", "description": "below its threshold"},
                 "alert_armed": {"type": "boolean"},
                 "unit": UNIT,
+                "lead_time_days": LEAD_TIME,
+                "pack_size": PACK_SIZE,
+                "forecast": _ref("Forecast"),
                 "change": {
                     "$ref": "#/components/schemas/LedgerEntry",
                     "description": "only in the answer of a restock, count or waste: the "
@@ -374,6 +472,8 @@ def schemas(orders: Orders) -> dict[str, Any]:
                 "full_stock": PAR,
                 "threshold": THRESHOLD,
                 "unit": {**UNIT, "description": f"{UNIT['description']} (default: g)"},
+                "lead_time_days": {**LEAD_TIME, "description": f"{LEAD_DAYS} (default: 2)"},
+                "pack_size": PACK_SIZE,
             },
         },
         "IngredientChange": {
@@ -381,8 +481,15 @@ def schemas(orders: Orders) -> dict[str, Any]:
             "description": "The unit is not among them: it is chosen when the ingredient is "
             "made (a PATCH naming it is a 422).",
             "additionalProperties": False,
-            "properties": {"name": NAME, "full_stock": PAR, "threshold": THRESHOLD},
+            "properties": {
+                "name": NAME,
+                "full_stock": PAR,
+                "threshold": THRESHOLD,
+                "lead_time_days": LEAD_TIME,
+                "pack_size": PACK_SIZE,
+            },
         },
+        **FORECAST_SCHEMAS,
         "StockMove": {
             "type": "object",
             "description": "A restock or waste: `amount`, or `grams` (its older name), not both.",

@@ -12,6 +12,7 @@ batch's transaction, in one insert for the batch.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -20,11 +21,11 @@ from fractions import Fraction
 
 import peewee as pw
 
-from kitchen import alerts, domain, metrics, usage
+from kitchen import alerts, domain, forecast, metrics, usage
 from kitchen.db import among, bulk_insert, locked, transaction, tuples, utcnow
 from kitchen.events import Handler, OrderCreated, OrderEvent, Received
 from kitchen.inventory import ingredient_state
-from kitchen.models import Ingredient, LedgerEntry, Merchant, Order, OrderLine, RecipeLine
+from kitchen.models import Alert, Ingredient, LedgerEntry, Merchant, Order, OrderLine, RecipeLine
 from kitchen.orders import OUTBOX_FIELDS
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,12 @@ def apply_orders(
     events_topic: str,
     threshold: Fraction,
     merchant_of: Mapping[int, int] | None = None,
+    rules: forecast.Rules | None = None,
 ) -> BatchResult:
     """Apply the pending orders among `order_ids`, all in one transaction, with their
     ORDER_APPLIED / ORDER_REJECTED on `events_topic`. `merchant_of` names the merchant of
-    the orders whose event said it (see `_lock_orders`)."""
+    the orders whose event said it (see `_lock_orders`); `rules`, the `[forecast]`
+    settings, forecast the ingredients whose alert the batch raises."""
     ids = sorted(set(order_ids))
     with transaction():
         orders = _lock_orders(ids, merchant_of or {})
@@ -77,14 +80,17 @@ def apply_orders(
         merchants = {
             m.id: m for m in Merchant.select().where(Merchant.id.in_({m for _, m in pending}))
         }
-        state = _lock_ingredients(
-            {i for recipe in recipes.values() for i in recipe}, merchants, threshold
-        )
+        rows = _lock_ingredients({i for recipe in recipes.values() for i in recipe})
+        state = {
+            i: ingredient_state(row, merchants[row.merchant_id], threshold)
+            for i, row in rows.items()
+        }
         before = {i: (s.stock, s.armed) for i, s in state.items()}
 
         applied: list[int] = []
         rejected: list[int] = []
         raised: list[int] = []
+        crossings: dict[int, list[tuple[Alert, int]]] = defaultdict(list)  # per merchant
         rejected_by: Counter[str] = Counter()
         notes: list[tuple[str, tuple[object, ...], dict[str, int]]] = []  # logged once committed
         ledger: list[tuple[object, ...]] = []
@@ -135,6 +141,7 @@ def apply_orders(
                     cause=LedgerEntry.ORDER,
                 )
                 raised.append(alert.id)
+                crossings[merchant_id].append((alert, ingredient_id))
                 notes.append(
                     (
                         "alert %d: %s fell to %d g, below its threshold",
@@ -165,6 +172,17 @@ def apply_orders(
                 Ingredient.update(stock=Ingredient.stock - used, alert_armed=s.armed).where(
                     Ingredient.id == ingredient_id
                 ).execute()
+        # Crossings are rare: only then a forecast, from the batch's end (its use counted
+        # above, the stock it leaves), for the alert's email.
+        for merchant_id, crossed in sorted(crossings.items()):
+            for _, ingredient_id in crossed:
+                rows[ingredient_id].stock = state[ingredient_id].stock
+            alerts.attach_forecasts(
+                merchants[merchant_id],
+                [(alert, rows[i]) for alert, i in crossed],
+                rules or forecast.Rules(),
+                now.replace(tzinfo=datetime.UTC),
+            )
     for message, args, about in notes:
         log.info(message, *args, extra=about)
     return BatchResult(applied, rejected, skipped, unknown, raised, dict(rejected_by))
@@ -254,12 +272,10 @@ def _recipes_of(product_ids: set[int]) -> dict[int, dict[int, int]]:
     return recipes
 
 
-def _lock_ingredients(
-    ids: set[int], merchants: dict[int, Merchant], default: Fraction
-) -> dict[int, domain.IngredientState]:
-    """The ingredients' state, their rows locked in id order until the commit."""
+def _lock_ingredients(ids: set[int]) -> dict[int, Ingredient]:
+    """The ingredients' rows, locked in id order until the commit."""
     rows = locked(Ingredient.select().where(Ingredient.id.in_(sorted(ids))).order_by(Ingredient.id))
-    return {i.id: ingredient_state(i, merchants[i.merchant_id], default) for i in rows}
+    return {i.id: i for i in rows}
 
 
 def order_created_handler(
@@ -267,10 +283,11 @@ def order_created_handler(
     events_topic: str,
     threshold: Fraction,
     on_events: Callable[[], None] | None = None,
+    rules: forecast.Rules | None = None,
 ) -> Handler[OrderCreated]:
     """Build the consumer handler: apply a batch of ORDER_CREATED events; an id that names
     no order is returned as unusable. `on_events` (the relay's wake) is called after a
-    batch that queued events."""
+    batch that queued events; `rules` (the `[forecast]` settings) go to `apply_orders`."""
 
     def handler(
         batch: list[Received[OrderCreated]],
@@ -282,7 +299,9 @@ def order_created_handler(
         merchant_of = {
             r.event.id: m for r in batch if (m := r.event.merchant_id or r.merchant_key) is not None
         }
-        result = apply_orders(list(by_id), notify_topic, events_topic, threshold, merchant_of)
+        result = apply_orders(
+            list(by_id), notify_topic, events_topic, threshold, merchant_of, rules
+        )
         metrics.orders_processed(len(result.applied), result.rejected_by, len(result.alerts))
         if (result.applied or result.rejected) and on_events is not None:
             on_events()

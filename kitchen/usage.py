@@ -126,8 +126,9 @@ def used_by_hour(
     until: datetime.datetime | None = None,
 ) -> dict[int, dict[datetime.datetime, int]]:
     """Per ingredient, per UTC hour from `since` (until `until`, excluded), what orders
-    used net of what was given back for orders: positive, in the ingredient's unit.
-    Hours with no use are absent."""
+    used net of what was given back for orders, in the ingredient's unit: positive, but
+    for an hour where a refund gave back more than orders took (forecast.py counts no
+    less than nothing). Hours with no use are absent."""
     ids = sorted(set(ingredient_ids))
     used: dict[int, dict[datetime.datetime, int]] = {i: {} for i in ids}
     if not ids:

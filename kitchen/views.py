@@ -246,12 +246,11 @@ def product(p: Product, stock: dict[int, int] | None = None) -> dict[str, Any]:
         "price": p.price,  # minor units of the merchant's currency; null: no price
     }
     if stock is not None:
-        shown["can_make"] = min(
-            (stock.get(r.ingredient_id, 0) // r.grams for r in recipe), default=0
-        )
-        # The ingredient that runs out first (min keeps the first of equals: recipe order)
-        limit = min(recipe, key=lambda r: stock.get(r.ingredient_id, 0) // r.grams, default=None)
-        shown["limited_by"] = limit.ingredient_id if limit is not None else None
+        # How many each line's stock makes; the least is what the product can make, and
+        # its ingredient limits it (min keeps the first of equals: recipe order).
+        makes = [(stock.get(r.ingredient_id, 0) // r.grams, r.ingredient_id) for r in recipe]
+        fewest = min(makes, key=lambda m: m[0], default=(0, None))
+        shown["can_make"], shown["limited_by"] = fewest
     if p.deleted_at is not None:
         shown["deleted_at"] = iso(p.deleted_at)
     return shown

@@ -47,6 +47,7 @@ README_PICTURES = {
     "refund",
     "day-history",
     "menu-phone",
+    "forecast",
 }
 HOW = ("mouse", "keyboard")
 

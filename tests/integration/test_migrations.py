@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import threading
@@ -733,3 +734,71 @@ def test_two_processes_upgrading_at_once_apply_each_migration_once(
         # 0002 gave each ingredient one initial ledger row: once, not twice.
         for i in Ingredient.select():
             assert LedgerEntry.select().where(LedgerEntry.ingredient == i.id).count() == 1
+
+
+def test_0011_sums_the_ledger_by_the_hour_and_gives_ingredients_their_lead_time(
+    clean_database: str, make_kitchen: Callable[..., Kitchen], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 0011: the hourly sums that forecasts read are filled from the ledger and
+    the applied orders that exist; ingredients get a 2-day lead time and no pack size,
+    merchants no digest, in UTC; a mail row may name no ingredient (a digest)."""
+    previous_release_database()
+    history = migrations.history
+    with monkeypatch.context() as patched:
+        patched.setattr(migrations, "history", lambda partitions: history(partitions)[:-1])
+        migrations.upgrade()
+    with session():
+        onion = PreviousIngredient.get(PreviousIngredient.merchant == 1, name="onion").id
+    two_days_ago = utcnow().replace(minute=0, second=0, microsecond=0) - datetime.timedelta(days=2)
+    uses = {two_days_ago: -40, two_days_ago + datetime.timedelta(minutes=20): -20}
+    uses[two_days_ago + datetime.timedelta(hours=5, minutes=1)] = -30
+    with transaction():
+        applied = Order.get(Order.merchant == 1, Order.status == Order.APPLIED)
+        Order.update(processed_at=two_days_ago).where(Order.id == applied.id).execute()
+        for at, grams in uses.items():
+            _insert(
+                "ledger",
+                merchant_id=1,
+                ingredient_id=onion,
+                grams=grams,
+                reason="order",
+                order_id=applied.id,
+                stock_after=0,
+                created_at=at,
+            )
+    assert migrations.upgrade() == ["0011_forecasts_and_digests"]
+    with session():
+        sums = {
+            (u.ingredient_id, u.hour, u.reason): (u.amount, u.entries)
+            for u in models.UsageHour.select().where(models.UsageHour.merchant == 1)
+        }
+        five_later = two_days_ago + datetime.timedelta(hours=5)
+        assert {k: v for k, v in sums.items() if k[0] == onion and k[2] == "order"} == {
+            (onion, two_days_ago, "order"): (-60, 2),
+            (onion, five_later, "order"): (-30, 1),
+        }
+        # Every ledger row is in the sums: the initial rows (0002) too.
+        ledger = database.execute_sql('SELECT SUM("grams"), COUNT(*) FROM "ledger"').fetchone()
+        summed = database.execute_sql(
+            'SELECT SUM("amount"), SUM("entries") FROM "usage_hour"'
+        ).fetchone()
+        assert summed == ledger
+        sold = [(s.merchant_id, s.hour, s.orders, s.quantity) for s in models.SalesHour.select()]
+        assert sold == [(1, two_days_ago, 1, 2)]  # the applied order: 2 burgers
+        assert {(i.lead_time_days, i.pack_size) for i in Ingredient.select()} == {(2, None)}
+        assert {(m.digest_hour, m.timezone) for m in Merchant.select()} == {(None, "UTC")}
+    with transaction():
+        Notification.create(
+            merchant=1,
+            dedup_key="digest-2026-11-30",
+            email="a@x.io",
+            subject="Kitchen digest",
+            body="...",
+            message_id="<digest@x>",
+        )
+    with TestClient(make_kitchen().web_app()) as c:
+        shown = {i["name"]: i["forecast"] for i in c.get("/ingredients").json()}
+        # 90 g over the two days since the first use: 45 g a day.
+        assert shown["onion"]["method"] == "recent"
+        assert 44.0 <= shown["onion"]["daily_use"] <= 45.0
+        assert shown["beef"]["daily_use"] is None

@@ -240,3 +240,13 @@ def test_the_alert_email_names_amounts_in_the_unit() -> None:
         "50% (2.5 pieces)."
     )
     assert compose("onion", 480, 1000, HALF)[0] == "Low stock: onion is below 50% (480 g left)"
+
+
+def test_scaled_amounts_are_said_in_kg_and_l_exactly() -> None:
+    assert amount_text(1000, "g", scaled=True) == "1 kg"
+    assert amount_text(1250, "g", scaled=True) == "1.25 kg"
+    assert amount_text(1001, "ml", scaled=True) == "1.001 l"
+    assert amount_text(-2500, "g", scaled=True) == "-2.5 kg"
+    assert amount_text(999, "g", scaled=True) == "999 g"
+    assert amount_text(1500, "piece", scaled=True) == "1500 pieces"
+    assert amount_text(1500, "g") == "1500 g"  # messages that name grams keep them
