@@ -234,10 +234,15 @@ def record_due(now: datetime.datetime, rules: inventory.AlertRules) -> int:
         merchants = list(Merchant.select().where(Merchant.digest_hour.is_null(False)))
     made = 0
     for merchant in merchants:
-        with session():
-            days = due(merchant, now)
-        for day in days:
-            made += record(merchant, day, now, rules).new
+        try:
+            with session():
+                days = due(merchant, now)
+            for day in days:
+                made += record(merchant, day, now, rules).new
+        except Exception:  # one merchant's trouble must not keep the others' digests back
+            log.exception(
+                "digest of merchant %d failed; trying again at the next look", merchant.id
+            )
     return made
 
 

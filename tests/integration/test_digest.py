@@ -312,6 +312,23 @@ def test_the_notification_role_runs_the_digest_job_every_minute(
     assert (row.merchant_id, row.dedup_key) == (m.id, f"digest-{today}")
 
 
+def test_one_merchants_trouble_keeps_no_other_digest_back(
+    api: TestClient, smtp: SmtpServer, test_settings: config.Settings
+) -> None:
+    set_digest(api, 7, since=paris(2026, 11, 30, 6))
+    with session():  # a zone this machine does not know (its tzdata is older, say)
+        Merchant.create(
+            name="Bo's",
+            alert_email="bo@example.com",
+            digest_hour=6,
+            timezone="Mars/Olympus",
+            digest_since=datetime.datetime(2026, 11, 1),
+        )
+
+    assert mail_digests(test_settings, paris(2026, 11, 30, 7)) == 1
+    assert [m["To"] for m in smtp.messages] == ["merchant@example.com"]
+
+
 def test_days_missed_while_down_are_sent_once_marked_late(
     api: TestClient, smtp: SmtpServer, test_settings: config.Settings
 ) -> None:
