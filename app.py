@@ -3,6 +3,7 @@
     python app.py                          # every role, embedded defaults
     python app.py --roles processing       # one role per pod
     python app.py merchant create --name N --email E   # prints the merchant's API key
+    python app.py digest send MERCHANT [--date YYYY-MM-DD]  # a morning digest, now
 
 Only this module knows every part; the parts know only what their constructor is given.
 """
@@ -29,7 +30,9 @@ from starlette.applications import Starlette
 from kitchen import (
     admin,
     alerts,
+    digest,
     forecast,
+    inventory,
     logs,
     merchants,
     migrations,
@@ -156,6 +159,12 @@ class Kitchen:
                     notifications.notify_handler(threshold, self.sender.wake),
                 )
             )
+        if s.roles.notification:
+            # The morning digests: recorded when due (once per merchant and local day,
+            # whichever process looks first), mailed by the sender it wakes.
+            assert self.sender is not None
+            record = digest.job(digest_rules(s), self.sender.wake)
+            jobs.append((logs.in_role("notification", record), digest.EVERY))
         if s.roles.payments:
             # Provider calls go out from their own thread, as mail does: the consumer only
             # records what is owed.
@@ -359,6 +368,15 @@ class Kitchen:
             self.embedded.close()
 
 
+def digest_rules(s: config.Settings) -> inventory.AlertRules:
+    """What a digest needs of the settings: the default threshold and the forecast's."""
+    return inventory.AlertRules(
+        s.alerts.threshold_fraction,
+        s.kafka.notify_topic,
+        forecast.Rules(s.forecast.window_days, s.forecast.weekday_weeks),
+    )
+
+
 class StartupError(Exception):
     """Kitchen cannot start with these settings (the message names the setting)."""
 
@@ -414,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         "--settings", help="settings file (default: ./settings.toml if it exists, else built-in)"
     )
     parser.add_argument("--roles", help="comma-separated: api,processing,notification,relay")
-    admin.add_commands(parser)
+    digest.add_command(admin.add_commands(parser))
     args = parser.parse_args(argv)
     # Until the settings are read: the environment's format, if it names one.
     fmt = os.environ.get("KITCHEN_LOG_FORMAT", "text")
@@ -434,6 +452,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "merchant":
             open_database(settings)
             return admin.run(args)
+        if args.command == "digest":
+            open_database(settings)
+            mailer = make_mailer(settings.mail)
+            return digest.run_command(
+                args, mailer, settings.mail.claim_seconds, digest_rules(settings)
+            )
         problem = config.serving_problem(settings)
         if problem:
             raise StartupError(problem)

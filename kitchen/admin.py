@@ -21,8 +21,9 @@ from kitchen.models import ApiKey
 from kitchen.views import iso
 
 
-def add_commands(parser: argparse.ArgumentParser) -> None:
-    commands = parser.add_subparsers(dest="command", metavar="merchant")
+def add_commands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """The `merchant` commands; returns the subcommands, for other modules' commands."""
+    commands = parser.add_subparsers(dest="command", metavar="merchant|digest")
     merchant = commands.add_parser("merchant", help="create, list merchants; manage their keys")
     actions = merchant.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create a merchant and print its API key")
@@ -45,6 +46,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     revoke = key_actions.add_parser("revoke", help="the named key stops working")
     revoke.add_argument("merchant", metavar="MERCHANT", help="merchant id")
     revoke.add_argument("name", metavar="NAME")
+    return commands
 
 
 class Usage(Exception):

@@ -235,17 +235,26 @@ class PatchMerchant:
     threshold: Fraction | None = None
     payments: str | None = None  # validation.PAYMENT_MODES
     currency: str | None = None  # ISO 4217, upper case
+    digest_hour: int | None = None  # the local hour of the morning digest (0-23)
+    no_digest: bool = False  # digest_hour sent as null: no digest from now on
+    timezone: str | None = None  # an IANA name (validation.is_timezone)
 
     @classmethod
     def parse(cls, data: Any) -> PatchMerchant:
-        body = Body(data, {"name", "alert_email", "threshold", "payments", "currency"})
+        body = Body(
+            data,
+            {"name", "alert_email", "threshold", "payments", "currency", "digest_hour", "timezone"},
+        )
         name = body.text("name", required=False)
         email = body.email("alert_email", required=False)
         threshold = body.fraction("threshold")
         payments = body.choice("payments", PAYMENT_MODES)
         currency = body.currency("currency")
+        hour = body.hour("digest_hour")
+        no_digest = body.has("digest_hour") and body.data["digest_hour"] is None
+        zone = body.timezone("timezone")
         body.check()
-        return cls(name, email, threshold, payments, currency)
+        return cls(name, email, threshold, payments, currency, hour, no_digest, zone)
 
 
 @dataclass(frozen=True)

@@ -217,7 +217,8 @@ def get(merchant_id: int, default: Fraction) -> dict[str, Any]:
 
 
 def update(merchant_id: int, change: PatchMerchant, rules: inventory.AlertRules) -> dict[str, Any]:
-    """PATCH /merchant: name, alert_email, threshold, payments, currency. A new default
+    """PATCH /merchant: name, alert_email, threshold, payments, currency, digest_hour,
+    timezone. A new default
     threshold settles the alert of every ingredient that follows it, as a change of its
     own threshold would. Payments and currency apply to orders placed from then on: a
     payment keeps the currency it was opened in."""
@@ -234,6 +235,15 @@ def update(merchant_id: int, change: PatchMerchant, rules: inventory.AlertRules)
             merchant.payments = change.payments
         if change.currency is not None:
             merchant.currency = change.currency
+        if change.timezone is not None:
+            merchant.timezone = change.timezone
+        if change.no_digest:
+            # Off: the days it was off are never "missed" once it is on again.
+            merchant.digest_hour, merchant.digest_since = None, None
+        elif change.digest_hour is not None:
+            if merchant.digest_hour is None:
+                merchant.digest_since = utcnow()  # digests due before now are not owed
+            merchant.digest_hour = change.digest_hour
         merchant.save()
         if threshold is not None:
             inventory.settle_followers(merchant, rules)
@@ -245,6 +255,8 @@ def update(merchant_id: int, change: PatchMerchant, rules: inventory.AlertRules)
                 ("threshold", threshold),
                 ("payments", change.payments),
                 ("currency", change.currency),
+                ("digest_hour", change.digest_hour if not change.no_digest else "off"),
+                ("timezone", change.timezone),
             )
             if v is not None
         ]

@@ -224,40 +224,52 @@ def send_due(
             n = _claim(merchant_id, row_id, claim_seconds)
             if n is None:
                 continue  # another sender has it, or has sent it
-            ids = {"alert_id": n.alert_id} if n.alert_id is not None else {}
-            try:
-                mailer.send(n.email, n.subject, n.body, n.message_id)
-            except PermanentMailError as exc:
-                metrics.email("failed")
-                log.error(
-                    "alert mail %s to %r failed for good: %s", n.dedup_key, n.email, exc, extra=ids
-                )
-                Notification.update(
-                    claimed_until=None, failed_at=utcnow(), last_error=str(exc)
-                ).where(Notification.merchant == n.merchant_id, Notification.id == n.id).execute()
-                continue
-            except Exception as exc:
-                metrics.email("retried")
-                log.warning(
-                    "alert mail %s failed (attempt %d): %s",
-                    n.dedup_key,
-                    n.attempts,
-                    exc,
-                    extra=ids,
-                )
-                Notification.update(
-                    claimed_until=None,
-                    last_error=f"{type(exc).__name__}: {exc}",
-                    next_attempt_at=utcnow() + backoff(n.attempts),
-                ).where(Notification.merchant == n.merchant_id, Notification.id == n.id).execute()
-                continue
-            Notification.update(sent_at=utcnow(), claimed_until=None, last_error=None).where(
-                Notification.merchant == n.merchant_id, Notification.id == n.id
-            ).execute()
-            sent += 1
-            metrics.email("sent")
-            log.info("alert mail %s sent to %s", n.dedup_key, n.email, extra=ids)
+            if _send(mailer, n):
+                sent += 1
     return sent
+
+
+def _send(mailer: Mailer, n: Notification) -> bool:
+    """Mail one claimed notification and record how it went; whether it was sent."""
+    ids = {"alert_id": n.alert_id} if n.alert_id is not None else {}
+    try:
+        mailer.send(n.email, n.subject, n.body, n.message_id)
+    except PermanentMailError as exc:
+        metrics.email("failed")
+        log.error("alert mail %s to %r failed for good: %s", n.dedup_key, n.email, exc, extra=ids)
+        Notification.update(claimed_until=None, failed_at=utcnow(), last_error=str(exc)).where(
+            Notification.merchant == n.merchant_id, Notification.id == n.id
+        ).execute()
+        return False
+    except Exception as exc:
+        metrics.email("retried")
+        log.warning(
+            "alert mail %s failed (attempt %d): %s",
+            n.dedup_key,
+            n.attempts,
+            exc,
+            extra=ids,
+        )
+        Notification.update(
+            claimed_until=None,
+            last_error=f"{type(exc).__name__}: {exc}",
+            next_attempt_at=utcnow() + backoff(n.attempts),
+        ).where(Notification.merchant == n.merchant_id, Notification.id == n.id).execute()
+        return False
+    Notification.update(sent_at=utcnow(), claimed_until=None, last_error=None).where(
+        Notification.merchant == n.merchant_id, Notification.id == n.id
+    ).execute()
+    metrics.email("sent")
+    log.info("alert mail %s sent to %s", n.dedup_key, n.email, extra=ids)
+    return True
+
+
+def send_one(mailer: Mailer, merchant_id: int, row_id: int, claim_seconds: int) -> bool:
+    """Mail one notification now, if it is due and no sender has it (as `send_due`
+    would: claimed first); whether it was sent now."""
+    with session():
+        n = _claim(merchant_id, row_id, claim_seconds)
+        return n is not None and _send(mailer, n)
 
 
 class Sender(Background):

@@ -242,6 +242,27 @@ CURRENCY = {
     "examples": ["EUR"],
     "description": "an ISO 4217 code, upper case",
 }
+# The morning digest (kitchen/digest.py): its local hour and the merchant's time zone.
+DIGEST_HOUR = {
+    "oneOf": [
+        {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 23,
+            "description": "the local hour (in `timezone`) of the morning digest email",
+        },
+        {"type": "null"},
+    ],
+    "description": "null: no morning digest",
+}
+TIMEZONE = {
+    "type": "string",
+    "pattern": "^[A-Za-z0-9_+/-]+$",
+    "minLength": 1,
+    "maxLength": 64,
+    "examples": ["Europe/Paris"],
+    "description": "an IANA time zone name: the merchant's local days (digest, reports)",
+}
 PAYMENTS = {
     "enum": list(PAYMENT_MODES),
     "description": "required: an order is held at the payment provider before it goes to "
@@ -369,7 +390,16 @@ def schemas(orders: Orders) -> dict[str, Any]:
         },
         "Merchant": {
             "type": "object",
-            "required": ["id", "name", "alert_email", "threshold", "payments", "currency"],
+            "required": [
+                "id",
+                "name",
+                "alert_email",
+                "threshold",
+                "payments",
+                "currency",
+                "digest_hour",
+                "timezone",
+            ],
             "properties": {
                 "id": ID,
                 "name": {"type": "string"},
@@ -377,6 +407,8 @@ def schemas(orders: Orders) -> dict[str, Any]:
                 "threshold": THRESHOLD,
                 "payments": PAYMENTS,
                 "currency": CURRENCY,
+                "digest_hour": DIGEST_HOUR,
+                "timezone": TIMEZONE,
             },
         },
         "MerchantChange": {
@@ -392,6 +424,8 @@ def schemas(orders: Orders) -> dict[str, Any]:
                     "description": "an ISO 4217 code, upper case: of the prices and of the "
                     "payments opened from then on",
                 },
+                "digest_hour": DIGEST_HOUR,
+                "timezone": TIMEZONE,
             },
         },
         "Ingredient": {

@@ -10,6 +10,7 @@ the order is saved (see `orders.place_order`).
 from __future__ import annotations
 
 import re
+import zoneinfo
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
@@ -190,6 +191,29 @@ class Body:
             return None
         return value
 
+    def hour(self, name: str) -> int | None:
+        """An optional hour of the day, 0 to 23; null (or absent): none. Use `has(name)`
+        to tell null from absent."""
+        value = self._get(name, False)
+        if value is None:
+            return None
+        if type(value) is not int or not 0 <= value <= 23:
+            self.errors.append(FieldError(name, "must be an hour from 0 to 23, or null for none"))
+            return None
+        return int(value)
+
+    def timezone(self, name: str) -> str | None:
+        """An optional IANA time zone name ("Europe/Paris"); null: not given."""
+        value = self._get(name, False)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not is_timezone(value):
+            self.errors.append(
+                FieldError(name, 'must be an IANA time zone name, such as "Europe/Paris"')
+            )
+            return None
+        return value
+
     def email(self, name: str, required: bool = True) -> str | None:
         value = self._get(name, required)
         if name not in self.data or (value is None and not required):
@@ -284,6 +308,20 @@ def email_problem(value: object) -> str | None:
     if len(value.partition("@")[0]) > 64:
         return "must be an email address whose part before @ is at most 64 characters"
     return None
+
+
+def is_timezone(name: str) -> bool:
+    """Whether `name` is a time zone zoneinfo knows. A name with path parts (absolute,
+    "..", a backslash) is refused before zoneinfo opens a file by it."""
+    if not name or len(name) > 64 or name.startswith("/") or "\\" in name or ".." in name:
+        return False
+    if not all(c.isascii() and (c.isalnum() or c in "/_+-") for c in name):
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 def decode_body(body: bytes) -> Any:

@@ -296,6 +296,8 @@ def merchant(m: Merchant, default_threshold: Fraction) -> dict[str, Any]:
         "threshold": float(Fraction(m.threshold or default_threshold)),
         "payments": m.payments,
         "currency": m.currency,
+        "digest_hour": m.digest_hour,  # null: no morning digest
+        "timezone": m.timezone,
     }
 
 

@@ -122,6 +122,8 @@ def test_patch_merchant(api: TestClient) -> None:
         "threshold": 0.25,
         "payments": "off",
         "currency": "EUR",
+        "digest_hour": None,
+        "timezone": "UTC",
     }
     bad = api.patch("/merchant", json={"alert_email": "nobody", "threshold": 1.5, "x": 1})
     assert bad.status_code == 422
@@ -241,6 +243,8 @@ def test_renaming_the_default_merchant_keeps_it_after_a_restart(
             "threshold": 0.5,
             "payments": "off",
             "currency": "EUR",
+            "digest_hour": None,
+            "timezone": "UTC",
         }
         assert len(c.get("/ingredients").json()) == 3  # its stock, reachable without a key
     with session():
