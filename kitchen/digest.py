@@ -31,7 +31,15 @@ from kitchen.domain import amount_text
 from kitchen.errors import NotFound
 from kitchen.forecast import DAY, local_day
 from kitchen.mail import Mailer
-from kitchen.models import Ingredient, LedgerEntry, Merchant, Notification, Order, database_id
+from kitchen.models import (
+    Ingredient,
+    LedgerEntry,
+    Merchant,
+    Notification,
+    Order,
+    Product,
+    database_id,
+)
 from kitchen.notifications import send_one
 from kitchen.views import iso
 
@@ -115,7 +123,7 @@ def compose(
         )
 
     def amount(i: Ingredient, value: int) -> str:
-        return amount_text(value, i.unit)
+        return amount_text(value, i.unit, scaled=True)  # "1.5 kg": a person reads it
 
     low = [
         i
@@ -165,7 +173,16 @@ def compose(
                 f"restocked {amount(i, restocked)}"
             )
     lines += moved or ["- no stock moved"]
-    applied = sum(orders for orders, _ in usage.sales(merchant.id, start, end).values())
+    # What sold, per product (an order of two products is in both: so no order count).
+    sold = usage.sales(merchant.id, start, end)
+    names: dict[int, str] = {
+        p.id: p.name
+        for p in Product.select(Product.id, Product.name).where(
+            Product.merchant == merchant.id, Product.id.in_(list(sold))
+        )
+    }
+    sales = sorted((names.get(p, f"product {p}"), q) for p, (_, q) in sold.items())
+    lines.append("Sold: " + (", ".join(f"{name} {q}" for name, q in sales) or "nothing"))
     rejected = (
         Order.select()
         .where(
@@ -176,7 +193,7 @@ def compose(
         )
         .count()
     )
-    lines.append(f"Orders: {applied} applied, {rejected} rejected.")
+    lines.append(f"Orders rejected: {rejected}.")
     return subject, "\n".join(lines) + "\n"
 
 

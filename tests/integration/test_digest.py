@@ -154,7 +154,7 @@ def test_the_digest_says_what_is_low_runs_out_what_to_order_and_yesterday(
     history(seeded.onion, {sunday_noon: -500}, LedgerEntry.RESTOCK)
     # Cheese is down to 1 kg of 5: low, unused, so it never runs out.
     history(seeded.cheese, {datetime.datetime(2026, 11, 1, 9): 4000}, LedgerEntry.WASTE)
-    with transaction():  # three orders applied on Sunday, as processing counts them
+    with transaction():  # three orders of 4 burgers applied on Sunday, as processing counts them
         usage.count_sales(merchant_id, [(1, seeded.burger, 2), (2, seeded.burger, 1)], sunday_noon)
         usage.count_sales(merchant_id, [(3, seeded.burger, 1)], datetime.datetime(2026, 11, 29, 22))
     with session():
@@ -180,18 +180,19 @@ def test_the_digest_says_what_is_low_runs_out_what_to_order_and_yesterday(
         "Good morning, default. Your kitchen on Monday 30 November 2026.\n"
         "\n"
         "Low stock:\n"
-        "- cheese: 1000 g of 5000 g\n"
+        "- cheese: 1 kg of 5 kg\n"
         "\n"
         "Runs out before a delivery could come:\n"
         "- nothing\n"
         "\n"
         "Suggested orders:\n"
-        "- cheese: 4000 g\n"
-        "- onion: 1000 g (2 x 500 g)\n"
+        "- cheese: 4 kg\n"
+        "- onion: 1 kg (2 x 500 g)\n"
         "\n"
         "Sunday 29 November:\n"
         "- onion: used 240 g, wasted 30 g, restocked 500 g\n"
-        "Orders: 3 applied, 2 rejected.\n"
+        "Sold: Burger 4\n"
+        "Orders rejected: 2.\n"
     )
 
 
@@ -211,10 +212,10 @@ def test_what_runs_out_before_its_delivery_is_named_with_its_local_time(
 
     text = text_of(smtp.messages[0])
     assert (
-        "Low stock:\n- onion: 280 g of 1000 g\n\n"
+        "Low stock:\n- onion: 280 g of 1 kg\n\n"
         "Runs out before a delivery could come:\n"
         "- onion: lasts about 1.2 days (runs out Tuesday 11:00); a delivery takes 2 days\n\n"
-        "Suggested orders:\n- onion: 1200 g\n"
+        "Suggested orders:\n- onion: 1.2 kg\n"
     ) in text
 
 
