@@ -236,7 +236,7 @@ def _send(mailer: Mailer, n: Notification) -> bool:
         mailer.send(n.email, n.subject, n.body, n.message_id)
     except PermanentMailError as exc:
         metrics.email("failed")
-        log.error("alert mail %s to %r failed for good: %s", n.dedup_key, n.email, exc, extra=ids)
+        log.error("mail %s to %r failed for good: %s", n.dedup_key, n.email, exc, extra=ids)
         Notification.update(claimed_until=None, failed_at=utcnow(), last_error=str(exc)).where(
             Notification.merchant == n.merchant_id, Notification.id == n.id
         ).execute()
@@ -244,7 +244,7 @@ def _send(mailer: Mailer, n: Notification) -> bool:
     except Exception as exc:
         metrics.email("retried")
         log.warning(
-            "alert mail %s failed (attempt %d): %s",
+            "mail %s failed (attempt %d): %s",
             n.dedup_key,
             n.attempts,
             exc,
@@ -260,7 +260,7 @@ def _send(mailer: Mailer, n: Notification) -> bool:
         Notification.merchant == n.merchant_id, Notification.id == n.id
     ).execute()
     metrics.email("sent")
-    log.info("alert mail %s sent to %s", n.dedup_key, n.email, extra=ids)
+    log.info("mail %s sent to %s", n.dedup_key, n.email, extra=ids)
     return True
 
 

@@ -136,7 +136,7 @@ def test_every_line_is_json_and_no_secret_is_in_any(tmp_path: Path, clean_databa
     assert alert["merchant_id"] == merchant_id
     rejected = next(e for e in entries if e["message"].startswith(f"order {order_ids[1]} rej"))
     assert (rejected["order_id"], rejected["merchant_id"]) == (order_ids[1], merchant_id)
-    mailed = next(e for e in entries if e["message"].startswith("alert mail alert-1 sent"))
+    mailed = next(e for e in entries if e["message"].startswith("mail alert-1 sent"))
     assert (mailed["role"], mailed["alert_id"]) == ("notification", 1)
     everything = stdout + stderr + created.stderr + json.dumps(cli_logs)
     assert key not in everything

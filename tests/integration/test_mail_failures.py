@@ -118,7 +118,7 @@ def test_a_message_that_cannot_be_built_fails_once_for_good(
     assert metrics.REGISTRY.get_sample_value("kitchen_emails_pending") == 0
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r.getMessage().split(":")[0] for r in errors] == [
-        f"alert mail {row.dedup_key} to 'merchant@example.com' failed for good"
+        f"mail {row.dedup_key} to 'merchant@example.com' failed for good"
     ]
     # Due again or not, no sender takes a failed mail.
     with session():
