@@ -111,6 +111,7 @@ class Kitchen:
 
         threshold = s.alerts.threshold_fraction
         jobs: list[tuple[Any, float]] = []
+        at_once: list[Any] = []  # jobs that run at the start too (scheduler.start)
         if s.roles.api:
             # Keys' last uses: one write per used key a minute, not one per request.
             jobs.append((logs.in_role("api", self.key_uses.flush), self.key_uses.FLUSH_SECONDS))
@@ -159,12 +160,12 @@ class Kitchen:
                     notifications.notify_handler(threshold, self.sender.wake),
                 )
             )
-        if s.roles.notification:
             # The morning digests: recorded when due (once per merchant and local day,
-            # whichever process looks first), mailed by the sender it wakes.
-            assert self.sender is not None
-            record = digest.job(digest_rules(s), self.sender.wake)
-            jobs.append((logs.in_role("notification", record), digest.EVERY))
+            # whichever process looks first), mailed by the sender it wakes; looked for
+            # at the start too, for a day missed while everything was down.
+            record = logs.in_role("notification", digest.job(digest_rules(s), self.sender.wake))
+            jobs.append((record, digest.EVERY))
+            at_once.append(record)
         if s.roles.payments:
             # Provider calls go out from their own thread, as mail does: the consumer only
             # records what is owed.
@@ -198,7 +199,7 @@ class Kitchen:
         # The jobs and the sender need only the database (and SMTP): they run while
         # Kafka is away.
         if jobs:
-            self.jobs = scheduler.start(jobs)
+            self.jobs = scheduler.start(jobs, at_once)
         if self.sender is not None:
             self.sender.start()
         if self.settler is not None:

@@ -8,15 +8,22 @@ own (`notifications.Sender`), which a recorded NOTIFY wakes at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime
+from collections.abc import Callable, Collection
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 
-def start(jobs: list[tuple[Callable[[], object], float]]) -> BackgroundScheduler:
-    """Run each (job, every seconds); a job never runs twice at once."""
+def start(
+    jobs: list[tuple[Callable[[], object], float]],
+    at_once: Collection[Callable[[], object]] = (),
+) -> BackgroundScheduler:
+    """Run each (job, every seconds); a job never runs twice at once. Those `at_once`
+    run first at the start (a digest missed while everything was down goes out as soon
+    as a process is back), the others first after their interval."""
     scheduler = BackgroundScheduler(daemon=True)
     for job, seconds in jobs:
-        scheduler.add_job(job, "interval", seconds=seconds, max_instances=1, coalesce=True)
+        first = {"next_run_time": datetime.datetime.now()} if job in at_once else {}
+        scheduler.add_job(job, "interval", seconds=seconds, max_instances=1, coalesce=True, **first)
     scheduler.start()
     return scheduler
