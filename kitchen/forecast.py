@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import bisect
 import datetime
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+log = logging.getLogger(__name__)
 
 RECENT, WEEKDAY = "recent", "weekday"
 DAY = datetime.timedelta(days=1)
@@ -184,6 +187,17 @@ def _weekday_rate(
     # Never below 0: a weekday whose give-backs outweigh its use (see _recent_daily).
     averages = [Fraction(max(total, 0), weeks) for total in per_weekday]
     return lambda day: averages[day.weekday()]
+
+
+def zone(name: str) -> ZoneInfo:
+    """The merchant's time zone for a forecast, or UTC if this machine does not know it
+    (a name PATCH accepted where the time-zone database was newer): a forecast a few
+    hours off, said in the log, rather than a page or an alert email that fails."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("time zone %r is unknown on this machine: forecasts use UTC", name)
+        return ZoneInfo("UTC")
 
 
 def local_day(day: datetime.date, zone: ZoneInfo) -> tuple[datetime.datetime, datetime.datetime]:

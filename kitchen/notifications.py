@@ -23,7 +23,6 @@ import threading
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from kitchen import forecast, logs, metrics
 from kitchen.background import Background
@@ -95,7 +94,7 @@ def _local_time(at: str | None, zone: str, days: float) -> str:
     if at is None:
         return ""
     instant = datetime.datetime.strptime(at, "%Y-%m-%dT%H:%MZ").replace(tzinfo=datetime.UTC)
-    local = instant.astimezone(ZoneInfo(zone))
+    local = instant.astimezone(forecast.zone(zone))
     if days < 6:
         return f" ({local:%A %H:%M})"
     return f" ({local:%A} {local.day} {local:%B %H:%M})"

@@ -17,12 +17,11 @@ import datetime
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import peewee as pw
 
 from kitchen.db import tuples
-from kitchen.forecast import Forecast, Rules, forecast
+from kitchen.forecast import Forecast, Rules, forecast, zone
 from kitchen.models import Ingredient, LedgerEntry, Merchant, SalesHour, UsageHour
 
 HOUR = datetime.timedelta(hours=1)
@@ -224,7 +223,7 @@ def forecasts(
     naive = now.astimezone(datetime.UTC).replace(tzinfo=None)
     used = used_by_hour(merchant.id, ids, naive - datetime.timedelta(days=days))
     first = first_use(merchant.id, ids)
-    zone = ZoneInfo(merchant.timezone)
+    local = zone(merchant.timezone)
     return {
         i.id: forecast(
             stock=i.stock,
@@ -234,7 +233,7 @@ def forecasts(
             used=used[i.id],
             first_use=first.get(i.id),
             now=now,
-            zone=zone,
+            zone=local,
             rules=rules,
         )
         for i in rows

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
 from starlette.testclient import TestClient
 
+from kitchen.db import session
+from kitchen.models import Merchant
 from tests.helpers import Seeded, history, hours_back, stock_of
 
 
@@ -48,3 +51,18 @@ def test_days_left_and_the_suggested_order_follow_the_last_days_of_use(
         "runs_out_at": None,
         "suggested_order": 0,
     }
+
+
+def test_a_time_zone_this_machine_does_not_know_is_taken_as_utc(
+    api: TestClient, seeded: Seeded, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A zone PATCH accepted where the time-zone database was newer: the page still
+    gets its forecasts (in UTC, said in the log), never a 500."""
+    with session():
+        Merchant.update(timezone="Mars/Olympus").where(Merchant.is_default).execute()
+    history(seeded.onion, hours_back(datetime.datetime.now(datetime.UTC), 72, lambda hour: 10))
+    shown = api.get("/ingredients")
+    assert shown.status_code == 200
+    onion = next(i for i in shown.json() if i["id"] == seeded.onion)
+    assert onion["forecast"]["method"] == "recent" and onion["forecast"]["daily_use"] > 0
+    assert "time zone 'Mars/Olympus' is unknown on this machine: forecasts use UTC" in caplog.text
