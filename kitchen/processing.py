@@ -159,8 +159,8 @@ def apply_orders(
         bulk_insert(LEDGER_FIELDS, ledger)  # the batch's ledger rows in one statement
         # and their hourly sums, one upsert per ingredient (the forecasts read them)
         usage.count_ledger(
-            usage.Entry(m, i, LedgerEntry.ORDER, amount, now, rows)
-            for (m, i), (amount, rows) in used_sum.items()
+            usage.Entry(m, i, LedgerEntry.ORDER, amount, now, entries)
+            for (m, i), (amount, entries) in used_sum.items()
         )
         for merchant_id, sold in _sold(applied, pending, lines).items():
             usage.count_sales(merchant_id, sold, now)
