@@ -236,8 +236,10 @@ def launch(dir: Path, nodes: list[Path], reuse: bool) -> None:
     started if it gives up (timeout, Ctrl-C). Writes the bootstrap files."""
     one = len(node_dirs(dir)) == 1
     # A cluster's JVMs share the machine with the tests: a modest heap, and C1-only JIT and the
-    # serial GC start them faster and cost less CPU on few cores.
-    heap = os.environ.get("KAFKA_HEAP_OPTS") or ("-Xms128m -Xmx512m" if one else "-Xms64m -Xmx384m")
+    # serial GC start them faster and cost less CPU on few cores. The single node lives through
+    # the whole second suite, which makes some 13,000 partitions (each test its own topics):
+    # with 512 MB it ran out of heap at the end of it (issue 20's CI), so 1 GB.
+    heap = os.environ.get("KAFKA_HEAP_OPTS") or ("-Xms128m -Xmx1g" if one else "-Xms64m -Xmx384m")
     opts = os.environ.get("KAFKA_OPTS") or (
         "" if one else "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
     )
