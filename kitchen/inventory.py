@@ -126,7 +126,7 @@ def _named(merchant_id: int, name: str) -> Ingredient | None:
 def _ledger(
     row: Ingredient, grams: int, reason: str, note: str | None, key_name: str | None
 ) -> LedgerEntry:
-    entry: LedgerEntry = LedgerEntry.create(
+    return usage.write_ledger_row(
         merchant=row.merchant_id,
         ingredient=row.id,
         grams=grams,
@@ -135,8 +135,6 @@ def _ledger(
         stock_after=row.stock,
         key_name=key_name,
     )
-    usage.count_ledger([usage.Entry(row.merchant_id, row.id, reason, grams, entry.created_at)])
-    return entry
 
 
 def all_of(merchant_id: int, rules: AlertRules) -> list[dict[str, Any]]:

@@ -543,7 +543,7 @@ class Cycle:
             Ingredient.update(stock=state.stock, alert_armed=state.armed).where(
                 Ingredient.id == row.id
             ).execute()
-            LedgerEntry.create(
+            usage.write_ledger_row(
                 merchant=merchant_id,
                 ingredient=row.id,
                 grams=taken[row.id],
@@ -553,7 +553,6 @@ class Cycle:
                 created_at=now,
                 key_name=key_name,
             )
-            usage.count_ledger([usage.Entry(merchant_id, row.id, reason, taken[row.id], now)])
             alerts.resolve(merchant_id, row.id, row.alert_armed, state.armed, reason)
 
 

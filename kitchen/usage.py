@@ -17,14 +17,13 @@ import datetime
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import peewee as pw
 
 from kitchen.db import tuples
 from kitchen.forecast import Forecast, Rules, forecast, zone
 from kitchen.models import Ingredient, LedgerEntry, Merchant, SalesHour, UsageHour
-
-HOUR = datetime.timedelta(hours=1)
 
 
 def hour_of(at: datetime.datetime) -> datetime.datetime:
@@ -79,6 +78,16 @@ def count_ledger(entries: Iterable[Entry]) -> None:
             UsageHour.entries: UsageHour.entries + pw.EXCLUDED.entries,
         },
     ).execute()
+
+
+def write_ledger_row(**fields: Any) -> LedgerEntry:
+    """Write one ledger row (a move, a give-back) with its hourly sum, in the caller's
+    transaction: the one way a single row is written, so that no row misses its sum.
+    (Processing writes a batch's rows in bulk and sums them itself.)"""
+    entry: LedgerEntry = LedgerEntry.create(**fields)
+    at = entry.created_at
+    count_ledger([Entry(entry.merchant_id, entry.ingredient_id, entry.reason, entry.grams, at)])
+    return entry
 
 
 def count_sales(
