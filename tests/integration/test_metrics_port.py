@@ -284,3 +284,22 @@ def test_the_operations_app_serves_the_roles_of_its_process(
         dict(labels)["role"]: v for (n, labels), v in samples.items() if n == "kitchen_role_ready"
     }
     assert ready_series == {"processing": 1, "relay": 1}
+
+
+def test_an_api_process_serves_both_ports_and_stops_with_both(
+    start: Callable[..., Process],
+) -> None:
+    http = free_port()
+    pod = start("--roles", "api,relay", KITCHEN_HTTP_PORT=str(http))
+    api = httpx.get(f"http://127.0.0.1:{http}/ready", timeout=10)
+    ops = pod.get("/ready")
+    assert api.json() == ops.json() == {"status": "ok", "roles": {"relay": True}}
+    samples = parse(pod.get("/metrics").text)
+    ready_series = {
+        dict(labels)["role"]: v for (n, labels), v in samples.items() if n == "kitchen_role_ready"
+    }
+    assert ready_series == {"api": 1, "relay": 1}
+    assert samples[("kitchen_outbox_backlog", frozenset())] == 0  # the relay's process
+    stops_cleanly(pod)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", http))
