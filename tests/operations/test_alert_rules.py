@@ -116,3 +116,23 @@ def test_every_alert_has_a_readme_entry() -> None:
     headings = re.findall(r"^#### (\S+)$", section, re.M)
     assert headings == [rule["alert"] for rule in alerts()], "README entries, in the rules' order"
     assert "rule_files" in section, "README says how to load the rules"
+
+
+def test_every_metric_the_rules_read_is_one_kitchen_exports() -> None:
+    """A rule that names a metric nobody exports never fires: the names and the outcomes
+    the rules read are the ones kitchen/metrics.py defines."""
+    from kitchen import metrics
+
+    families = [*metrics.REGISTRY.collect(), *metrics.DatabaseCollector().describe()]
+    exported = {f.name + ("_total" if f.type == "counter" else "") for f in families}
+    exprs = [rule["expr"] for rule in alerts()]
+    read = {name for expr in exprs for name in re.findall(r"\bkitchen_[a-z_]+", expr)}
+    assert read - exported == set()
+    outcomes = {
+        "kitchen_emails_total": set(metrics.EMAIL_OUTCOMES),
+        "kitchen_payments_total": set(metrics.PAYMENT_OUTCOMES),
+    }
+    for name, known in outcomes.items():
+        matchers = [m for expr in exprs for m in re.findall(name + r'\{outcome=~?"([^"]+)"', expr)]
+        assert matchers, name
+        assert {o for m in matchers for o in m.split("|")} <= known, name
