@@ -4,8 +4,9 @@ count call the small functions below (they never touch prometheus_client themsel
 One registry per process (`REGISTRY`). Counters add up what this process did, whichever
 Kitchen in it did it (tests start several in one process: they compare before and after).
 What describes the database (stock, the outbox backlog, mails waiting) is read at scrape
-time by `DatabaseCollector`, registered once, here; those values are the same in every
-process that shares the database (aggregate them with max, not sum).
+time by `DatabaseCollector`, registered once, here; only processes that run the relay
+role report the outbox and mail gauges (the same values in each: aggregate them with max,
+not sum), while `kitchen_database_up` is every process's own view.
 
 Label values are bounded: route templates, never raw paths; a rejection's reason class,
 never its text; ids, never names; no API key, email address or password is ever a label.
@@ -18,8 +19,9 @@ merchant, so they have a registry of their own that a scrape reads only when
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import peewee as pw
@@ -267,6 +269,18 @@ class DatabaseCollector(Collector):
         up, backlog, oldest, pending = self._families()
         if db.database.obj is None:
             return  # nothing bound yet (a process that never opened its database)
+        if not reports_database():
+            # The outbox and mail gauges are the relay's to report: one reporter per
+            # relay replica, not one per process. The database's answer is every one's.
+            try:
+                db.ping()
+            except pw.DatabaseError as exc:
+                log.warning("metrics: database unavailable: %s", exc)
+                up.add_metric([], 0)
+            else:
+                up.add_metric([], 1)
+            yield up
+            return
         try:
             with session():
                 unsent = Outbox.select().where(Outbox.sent_at.is_null())
@@ -343,6 +357,58 @@ class StockCollector(Collector):
         yield from (stock, full)
 
 
+class RolesCollector(Collector):
+    """`kitchen_role_ready{role}`: each role this process runs, 1 when ready, read at
+    scrape time from what the running Kitchens report (`report_roles`)."""
+
+    def describe(self) -> Iterator[Metric]:
+        return iter([self._family()])
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "kitchen_role_ready",
+            "1 when this process's role works (its thread alive, not failing again and "
+            "again), else 0; one series per role it runs (api: 1 while it serves).",
+            labels=["role"],
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        ready: dict[str, bool] = {}
+        for reporter in list(_reporters.values()):
+            # Tests run several Kitchens in one process: a role is ready if it is in each.
+            for role, ok in reporter.roles().items():
+                ready[role] = ready.get(role, True) and ok
+        for role, ok in sorted(ready.items()):
+            family.add_metric([role], 1 if ok else 0)
+        yield family
+
+
+@dataclasses.dataclass(frozen=True)
+class _Reporter:
+    roles: Callable[[], Mapping[str, bool]]
+    relay: bool
+
+
+# One per running Kitchen of this process (keyed by its id()): what it reports at a scrape.
+_reporters: dict[int, _Reporter] = {}
+
+
+def report_roles(owner: object, roles: Callable[[], Mapping[str, bool]], relay: bool) -> None:
+    """From now on this process reports `roles()` as `kitchen_role_ready`, and, with
+    `relay` (it drains the outbox), the outbox and mail gauges of the database."""
+    _reporters[id(owner)] = _Reporter(roles, relay)
+
+
+def forget_roles(owner: object) -> None:
+    _reporters.pop(id(owner), None)
+
+
+def reports_database() -> bool:
+    return any(r.relay for r in list(_reporters.values()))
+
+
 REGISTRY.register(DatabaseCollector())
+REGISTRY.register(RolesCollector())
 STOCK_REGISTRY = CollectorRegistry()
 STOCK_REGISTRY.register(StockCollector())
