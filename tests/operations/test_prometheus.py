@@ -232,9 +232,17 @@ def test_the_dashboard_queries_run_on_the_live_deployment(deployment: Deployment
     optional = {"kitchen_ingredient_stock_grams", "kitchen_ingredient_full_stock_grams"}
     assert used - exported - optional == set()
     answered = {where: prom.query(expr) for where, expr in queries}
-    # Some panels show data already: orders in, and the roles' readiness.
-    assert answered["panel 'Orders in and applied' target A"], answered
     assert len(answered["panel 'Role readiness' target A"]) == 4
+    assert len(answered["panel 'Processes up, database reachable' target A"]) == 3
+    assert len(answered["panel 'Consumer lag per partition' target A"]) == 6  # 2 groups x 3
+    # The rates and percentiles once Prometheus has two scrapes since the order.
+    expr = dict(queries)
+    for where in (
+        "panel 'Orders in and applied' target B",
+        "panel 'End-to-end latency (order created to applied)' target C",
+        "panel 'HTTP latency' target C",
+    ):
+        eventually(lambda where=where: prom.query(expr[where]), timeout=30)
 
 
 def test_the_example_config_has_a_job_per_kind_of_process() -> None:
