@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -242,7 +243,7 @@ def test_the_dashboard_queries_run_on_the_live_deployment(deployment: Deployment
         "panel 'End-to-end latency (order created to applied)' target C",
         "panel 'HTTP latency' target C",
     ):
-        eventually(lambda where=where: prom.query(expr[where]), timeout=30)
+        eventually(partial(prom.query, expr[where]), timeout=30)
 
 
 def test_the_example_config_has_a_job_per_kind_of_process() -> None:
