@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import peewee as pw
 
-from kitchen import outbox
+from kitchen import metrics, outbox
 from kitchen.db import bulk_insert, database, locked, session, transaction, utcnow
 from kitchen.domain import Line
 from kitchen.errors import FieldError, InvalidOrder, KeyReused
@@ -241,6 +241,7 @@ def redrive(topic: str, older_than: datetime.timedelta, limit: int | None = 1000
         count += _redrive_merchant(
             merchant_id, topic, cutoff, None if limit is None else limit - count
         )
+    metrics.redriven(topic, count)
     if count:
         log.warning("re-drove %d pending orders", count)
     return count

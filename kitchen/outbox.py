@@ -91,6 +91,8 @@ class Relay(Background):
         self._inflight: dict[int, int] = {}
         self._delivered: list[tuple[int, int]] = []
         self._undelivered = 0
+        for kind in metrics.RELAY_FAILURE_KINDS:  # each series from the start: 0, not absent
+            metrics.relay_failure(kind, 0)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -101,6 +103,7 @@ class Relay(Background):
             except Exception as exc:
                 self.failing += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                metrics.relay_failure("pass")
                 log.exception("relay failed; retrying")
                 self._stop.wait(1.0)
         self.publisher.flush(10)
@@ -176,6 +179,7 @@ class Relay(Background):
             else:
                 self._undelivered += 1
                 self.last_error = str(error)
+                metrics.relay_failure("delivery")
                 log.warning("outbox row %d not delivered (%s); will retry", row_id, error)
 
         return callback

@@ -22,7 +22,7 @@ from fractions import Fraction
 import peewee as pw
 
 from kitchen import alerts, domain, forecast, metrics, usage
-from kitchen.db import among, bulk_insert, locked, transaction, tuples, utcnow
+from kitchen.db import among, as_datetime, bulk_insert, locked, transaction, tuples, utcnow
 from kitchen.events import Handler, OrderCreated, OrderEvent, Received
 from kitchen.inventory import ingredient_state
 from kitchen.models import Alert, Ingredient, LedgerEntry, Merchant, Order, OrderLine, RecipeLine
@@ -68,9 +68,10 @@ def apply_orders(
     ids = sorted(set(order_ids))
     with transaction():
         orders = _lock_orders(ids, merchant_of or {})
-        found = {order_id for order_id, _, _ in orders}
-        pending = [(o, m) for o, m, status in orders if status == Order.PENDING]
-        skipped = [o for o, _, status in orders if status != Order.PENDING]
+        found = {order_id for order_id, _, _, _ in orders}
+        pending = [(o, m) for o, m, status, _ in orders if status == Order.PENDING]
+        skipped = [o for o, _, status, _ in orders if status != Order.PENDING]
+        created = {o: at for o, _, status, at in orders if status == Order.PENDING}
         unknown = [i for i in ids if i not in found]
         if not pending:
             return BatchResult([], [], skipped, unknown, [])
@@ -183,6 +184,8 @@ def apply_orders(
                 rules or forecast.Rules(),
                 now.replace(tzinfo=datetime.UTC),
             )
+    # Committed: how long each applied order waited since POST /order saved it.
+    metrics.orders_applied_after([as_datetime(created[o]) for o in applied], utcnow())
     for message, args, about in notes:
         log.info(message, *args, extra=about)
     return BatchResult(applied, rejected, skipped, unknown, raised, dict(rejected_by))
@@ -194,9 +197,11 @@ def apply_orders(
 # one partition per query.
 
 
-def _lock_orders(ids: list[int], merchant_of: Mapping[int, int]) -> list[tuple[int, int, str]]:
-    """(id, merchant, status) of the orders among `ids`, their rows locked until the
-    commit, in id order.
+def _lock_orders(
+    ids: list[int], merchant_of: Mapping[int, int]
+) -> list[tuple[int, int, str, datetime.datetime]]:
+    """(id, merchant, status, created_at) of the orders among `ids`, their rows locked
+    until the commit, in id order.
 
     Rows are locked merchant by merchant, each in id order: (merchant, id) is the order
     every locker uses (a re-drive locks one merchant's orders in id order), so that
@@ -207,7 +212,7 @@ def _lock_orders(ids: list[int], merchant_of: Mapping[int, int]) -> list[tuple[i
     Kitchen's own events always name the merchant.
     """
     orders = _lock_by_merchant(ids, merchant_of)
-    found = {order_id for order_id, _, _ in orders}
+    found = {order_id for order_id, _, _, _ in orders}
     missing = [i for i in ids if i not in found]
     if missing:
         query = Order.select(Order.id, Order.merchant).where(among(Order.id, missing))
@@ -224,10 +229,12 @@ def _by_merchant(ids: Iterable[int], merchant_of: Mapping[int, int]) -> dict[int
     return dict(sorted(grouped.items()))
 
 
-def _lock_by_merchant(ids: list[int], merchant_of: Mapping[int, int]) -> list[tuple[int, int, str]]:
-    orders: list[tuple[int, int, str]] = []
+def _lock_by_merchant(
+    ids: list[int], merchant_of: Mapping[int, int]
+) -> list[tuple[int, int, str, datetime.datetime]]:
+    orders: list[tuple[int, int, str, datetime.datetime]] = []
     for merchant_id, group in _by_merchant(ids, merchant_of).items():
-        query = Order.select(Order.id, Order.merchant, Order.status).where(
+        query = Order.select(Order.id, Order.merchant, Order.status, Order.created_at).where(
             Order.merchant == merchant_id, among(Order.id, group)
         )
         orders += tuples(locked(query.order_by(Order.id)))
