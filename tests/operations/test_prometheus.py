@@ -107,7 +107,6 @@ def deployment(clean_database: str, smtp: SmtpServer, tmp_path: Path) -> Iterato
         "kitchen-notification": "notification",
     }
     processes: dict[str, Process] = {}
-    prometheus: Prometheus | None = None
     try:
         for job, names in roles.items():
             port = free_port()
