@@ -511,7 +511,11 @@ def main(argv: list[str] | None = None) -> int:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: stopped.set())
             say("Kitchen running without HTTP; Ctrl-C stops it", fmt)
-            stopped.wait()
+            # Python runs a signal's handler in the main thread once that thread runs
+            # again; the kernel may hand the signal to another thread (seen after a
+            # SIGSTOP/SIGCONT), and a wait without timeout would then never end.
+            while not stopped.wait(1):
+                pass
     finally:
         if operations is not None:
             operations.stop()
