@@ -357,6 +357,22 @@ def _hour_sql() -> str:
     return "strftime('%Y-%m-%d %H:00:00', {})"
 
 
+def _partial_idempotency_index(m: SchemaMigrator) -> None:
+    """Issue 21: the (merchant, Idempotency-Key) index leaves out the orders without a key
+    (models.Order says why)."""
+    [index] = [
+        i
+        for i in Order._meta.fields_to_index()
+        if [f.name for f in i._expressions] == ["merchant", "idempotency_key"]
+    ]
+    # The full index has the partial one's name (peewee's, from table and columns);
+    # PostgreSQL's catalogue as peewee reads it does not list a partitioned table's indexes.
+    database.execute_sql(f'DROP INDEX IF EXISTS "{index._name}"')
+    migrate(*_drop_indexes(m, "orders", ["merchant_id", "idempotency_key"]))
+    statement = Order._schema._create_index(index, safe=False)  # type: ignore[attr-defined]
+    database.execute_sql(*database.get_sql_context().sql(statement).query())
+
+
 def history(partitions: int) -> list[tuple[str, Migration]]:
     """(name, migration), oldest first. The schema of the first release (issue 4) is the
     base. `partitions` is the setting, for the migration that partitions the tables."""
@@ -372,6 +388,7 @@ def history(partitions: int) -> list[tuple[str, Migration]]:
         ("0009_payments", _payments),
         ("0010_units_and_causes", _units_and_causes),
         ("0011_forecasts_and_digests", _forecasts_and_digests),
+        ("0012_partial_idempotency_index", _partial_idempotency_index),
     ]
 
 

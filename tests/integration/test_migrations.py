@@ -736,6 +736,9 @@ def test_two_processes_upgrading_at_once_apply_each_migration_once(
             assert LedgerEntry.select().where(LedgerEntry.ingredient == i.id).count() == 1
 
 
+ELEVEN = migrations.NAMES.index("0011_forecasts_and_digests")
+
+
 def test_0011_sums_the_ledger_by_the_hour_and_gives_ingredients_their_lead_time(
     clean_database: str, make_kitchen: Callable[..., Kitchen], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -745,7 +748,7 @@ def test_0011_sums_the_ledger_by_the_hour_and_gives_ingredients_their_lead_time(
     previous_release_database()
     history = migrations.history
     with monkeypatch.context() as patched:
-        patched.setattr(migrations, "history", lambda partitions: history(partitions)[:-1])
+        patched.setattr(migrations, "history", lambda partitions: history(partitions)[:ELEVEN])
         migrations.upgrade()
     with session():
         onion = PreviousIngredient.get(PreviousIngredient.merchant == 1, name="onion").id
@@ -766,7 +769,7 @@ def test_0011_sums_the_ledger_by_the_hour_and_gives_ingredients_their_lead_time(
                 stock_after=0,
                 created_at=at,
             )
-    assert migrations.upgrade() == ["0011_forecasts_and_digests"]
+    assert migrations.upgrade() == migrations.NAMES[ELEVEN:]
     with session():
         sums = {
             (u.ingredient_id, u.hour, u.reason): (u.amount, u.entries)
@@ -802,3 +805,50 @@ def test_0011_sums_the_ledger_by_the_hour_and_gives_ingredients_their_lead_time(
         assert shown["onion"]["method"] == "recent"
         assert 44.0 <= shown["onion"]["daily_use"] <= 45.0
         assert shown["beef"]["daily_use"] is None
+
+
+def idempotency_index() -> tuple[str, str]:
+    """The name and definition of the (merchant, Idempotency-Key) index of orders."""
+    if REAL_DATABASE:
+        query = (
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'orders' "
+            "AND strpos(indexdef, 'idempotency_key') > 0"
+        )
+    else:
+        query = (
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'orders' "
+            "AND sql LIKE '%idempotency_key%'"
+        )
+    [(name, sql)] = database.execute_sql(query).fetchall()
+    return str(name), str(sql)
+
+
+def test_0012_leaves_orders_without_a_key_out_of_the_idempotency_index(
+    clean_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 0012: the index is partial, as a new database's is; a key still finds
+    one order per merchant, and any number of orders have none."""
+    previous_release_database()
+    history = migrations.history
+    with monkeypatch.context() as patched:
+        patched.setattr(migrations, "history", lambda partitions: history(partitions)[:-1])
+        migrations.upgrade()
+    # Migrations that rebuild the table (0005, 0008) made it from today's model: the index
+    # as the release before this one had it, over every order.
+    with transaction():
+        name, _ = idempotency_index()
+        database.execute_sql(f'DROP INDEX "{name}"')
+        database.execute_sql(
+            f'CREATE UNIQUE INDEX "{name}" ON "orders" ("merchant_id", "idempotency_key")'
+        )
+        assert "WHERE" not in idempotency_index()[1].upper()
+    assert migrations.upgrade() == ["0012_partial_idempotency_index"]
+    with session():
+        assert "IS NOT NULL" in idempotency_index()[1].upper()
+    with transaction():
+        for _ in range(2):
+            Order.create(merchant=1, status=Order.PENDING)
+        Order.create(merchant=1, status=Order.PENDING, idempotency_key="k1")
+        Order.create(merchant=2, status=Order.PENDING, idempotency_key="k1")
+    with pytest.raises(pw.IntegrityError), transaction():
+        Order.create(merchant=1, status=Order.PENDING, idempotency_key="k1")
