@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,23 +95,32 @@ def count_sales(
 ) -> None:
     """Add applied orders' lines, (order id, product id, quantity), to their products'
     hourly sums; call in the transaction that applies them."""
-    orders: dict[int, set[int]] = defaultdict(set)
-    quantity: dict[int, int] = defaultdict(int)
-    for order_id, product_id, q in lines:
-        orders[product_id].add(order_id)
-        quantity[product_id] += q
+    count_sales_of({merchant_id: lines}, at)
+
+
+def count_sales_of(
+    lines: Mapping[int, Iterable[tuple[int, int, int]]], at: datetime.datetime
+) -> None:
+    """`count_sales` for several merchants' lines (merchant id -> its lines), in one
+    upsert: a processing batch holds many merchants' orders."""
+    orders: dict[tuple[int, int], set[int]] = defaultdict(set)
+    quantity: dict[tuple[int, int], int] = defaultdict(int)
+    for merchant_id, sold in lines.items():
+        for order_id, product_id, q in sold:
+            orders[(merchant_id, product_id)].add(order_id)
+            quantity[(merchant_id, product_id)] += q
     if not quantity:
         return
     hour = hour_of(at)
     rows = [
         {
-            SalesHour.merchant: merchant_id,
+            SalesHour.merchant: m,
             SalesHour.product: p,
             SalesHour.hour: hour,
-            SalesHour.orders: len(orders[p]),
-            SalesHour.quantity: quantity[p],
+            SalesHour.orders: len(orders[(m, p)]),
+            SalesHour.quantity: quantity[(m, p)],
         }
-        for p in sorted(quantity)
+        for m, p in sorted(quantity)  # one lock order for all
     ]
     SalesHour.insert_many(rows).on_conflict(
         conflict_target=[SalesHour.merchant, SalesHour.product, SalesHour.hour],
