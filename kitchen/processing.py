@@ -15,7 +15,7 @@ import dataclasses
 import datetime
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -152,22 +152,26 @@ def apply_orders(
         # A constant number of statements per batch, however many merchants it holds:
         # each statement's round trip and planning cost both processes and PostgreSQL
         # CPU, which share the machine (51 statements for a batch of 6 merchants before).
-        _set_outcomes(outcomes, now)
         bulk_insert(LEDGER_FIELDS, ledger)  # the batch's ledger rows in one statement
-        # and their hourly sums, one upsert for the batch (the forecasts read them)
-        usage.count_ledger(
-            usage.Entry(m, i, LedgerEntry.ORDER, amount, now, entries)
-            for (m, i), (amount, entries) in used_sum.items()
-        )
-        usage.count_sales_of(_sold(applied, pending, lines), now)
         bulk_insert(OUTBOX_FIELDS, events)  # and its order events in one more
-        # The batch's summed delta of each ingredient, in one UPDATE.
-        _update_stock(
-            [
-                (i, before[i][0] - s.stock, s.armed)
-                for i, s in state.items()
-                if before[i][0] != s.stock or s.armed != before[i][1]
-            ]
+        # Then the rest in one round trip: the orders' outcomes, the ledger's hourly sums
+        # (the forecasts read them), the sales' sums, the summed delta of each ingredient.
+        _send(
+            _outcome_statements(outcomes, now)
+            + _statement(
+                usage.ledger_sums(
+                    usage.Entry(m, i, LedgerEntry.ORDER, amount, now, entries)
+                    for (m, i), (amount, entries) in used_sum.items()
+                )
+            )
+            + _statement(usage.sales_sums(_sold(applied, pending, lines), now))
+            + _stock_statements(
+                [
+                    (i, before[i][0] - s.stock, s.armed)
+                    for i, s in state.items()
+                    if before[i][0] != s.stock or s.armed != before[i][1]
+                ]
+            )
         )
         # Crossings are rare: only then a forecast, from the batch's end (its use counted
         # above, the stock it leaves), for the alert's email.
@@ -281,45 +285,77 @@ def _read_orders(
     return orders, lines
 
 
-def _set_outcomes(outcomes: Mapping[tuple[int, str, str | None], list[int]], at: object) -> None:
+Statement = tuple[str, Sequence[object]]
+
+
+def _statement(query: pw.Query | None) -> list[Statement]:
+    return [] if query is None else [query.sql()]
+
+
+def _send(statements: list[Statement]) -> None:
+    """Run the statements in order, in one round trip on PostgreSQL (several statements
+    in one query string: each round trip costs the consumer and PostgreSQL a wake-up on
+    a machine whose cores they share)."""
+    if not _postgres():
+        for sql, params in statements:
+            db.database.execute_sql(sql, params)
+        return
+    if not statements:
+        return
+    cursor = db.database.cursor()
+    text = ";\n".join(cursor.mogrify(sql, params).decode() for sql, params in statements)
+    # execute_sql hands the driver an empty tuple of parameters, which makes it read
+    # `%%` as `%`: a `%` in a value (a rejection's reason) stays itself.
+    db.database.execute_sql(text.replace("%", "%%"))
+
+
+def _outcome_statements(
+    outcomes: Mapping[tuple[int, str, str | None], list[int]], at: object
+) -> list[Statement]:
     """Mark each order with its status and reason: one UPDATE per (status, reason), every
     merchant in it. Identical orders meet the same stock and end alike, so there are few
     (one, when all are applied). The rows are locked already."""
     groups: dict[tuple[str, str | None], list[tuple[int, int]]] = defaultdict(list)
     for (m, status, reason), ids in outcomes.items():
         groups[(status, reason)] += [(m, i) for i in ids]
+    statements: list[Statement] = []
     for (status, reason), keys in sorted(groups.items(), key=str):
         if _postgres():
             where, params = _keys("merchant_id", "id", keys)
-            db.database.execute_sql(
-                f"UPDATE orders SET status = %s, reason = %s, processed_at = %s WHERE {where}",
-                (status, reason, at, *params),
+            statements.append(
+                (
+                    f"UPDATE orders SET status = %s, reason = %s, processed_at = %s WHERE {where}",
+                    (status, reason, at, *params),
+                )
             )
         else:  # no partitions: the ids alone
-            Order.update(status=status, reason=reason, processed_at=at).where(
-                Order.id.in_([i for _, i in keys])
-            ).execute()
+            query = Order.update(status=status, reason=reason, processed_at=at)
+            statements.append(query.where(Order.id.in_([i for _, i in keys])).sql())
+    return statements
 
 
-def _update_stock(changes: list[tuple[int, int, bool]]) -> None:
+def _stock_statements(changes: list[tuple[int, int, bool]]) -> list[Statement]:
     """Subtract each (ingredient, grams used, armed) from its stock and set its alert's
     arming, in one UPDATE (the rows are locked already)."""
     if not changes:
-        return
+        return []
     if _postgres():
-        db.database.execute_sql(
-            "UPDATE ingredient AS i SET stock = i.stock - k.used, alert_armed = k.armed "
-            "FROM unnest(%s::bigint[], %s::bigint[], %s::boolean[]) AS k(id, used, armed) "
-            "WHERE i.id = k.id",
-            tuple(map(list, zip(*changes, strict=True))),
-        )
-        return
+        return [
+            (
+                "UPDATE ingredient AS i SET stock = i.stock - k.used, alert_armed = k.armed "
+                "FROM unnest(%s::bigint[], %s::bigint[], %s::boolean[]) AS k(id, used, armed) "
+                "WHERE i.id = k.id",
+                tuple(map(list, zip(*changes, strict=True))),
+            )
+        ]
     values = ", ".join("(?, ?, ?)" for _ in changes)
-    db.database.execute_sql(
-        "UPDATE ingredient SET stock = stock - v.column2, alert_armed = v.column3 "
-        f"FROM (VALUES {values}) AS v WHERE ingredient.id = v.column1",
-        tuple(x for i, used, armed in changes for x in (i, used, int(armed))),
-    )
+    return [
+        (
+            "UPDATE ingredient SET stock = stock - v.column2, alert_armed = v.column3 "
+            f"FROM (VALUES {values}) AS v WHERE ingredient.id = v.column1",
+            tuple(x for i, used, armed in changes for x in (i, used, int(armed))),
+        )
+    ]
 
 
 def _sold(
