@@ -22,38 +22,10 @@ RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home \
  && mkdir -p /app/data/mail \
  && chown -R kitchen:kitchen /app/data
 
-# HEALTHCHECK probe (python stdlib: the slim image has no curl).  Only the api role serves
-# HTTP, so a container without it (`--roles processing`, or KITCHEN_ROLES_API=false) has
-# nothing to probe and reports healthy: its liveness is its process, and Docker already
-# sees when that exits.  `--roles` on PID 1's command line wins over the env var, as in app.py.
-COPY <<"EOF" /app/healthcheck.py
-import os
-import sys
-import urllib.request
-
-
-def api_enabled() -> bool:
-    with open("/proc/1/cmdline", "rb") as f:
-        argv = f.read().decode(errors="replace").split("\0")
-    for i, arg in enumerate(argv):
-        if arg == "--roles" and i + 1 < len(argv):
-            return "api" in {r.strip() for r in argv[i + 1].split(",")}
-        if arg.startswith("--roles="):
-            return "api" in {r.strip() for r in arg.split("=", 1)[1].split(",")}
-    value = os.environ.get("KITCHEN_ROLES_API", "true").strip().lower()
-    return value not in ("0", "false", "no", "off")
-
-
-if not api_enabled():
-    sys.exit(0)
-port = os.environ.get("KITCHEN_HTTP_PORT", "8000")
-try:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=4) as response:
-        sys.exit(0 if response.status == 200 else 1)
-except Exception as exc:  # connection refused, timeout, HTTP error: all mean unhealthy
-    print(f"unhealthy: {exc}")
-    sys.exit(1)
-EOF
+# HEALTHCHECK probe: GET /health on the HTTP port (api role) or on the operations port
+# (`KITCHEN_METRICS_PORT`, any other role); a process with neither has nothing to probe
+# (deploy/healthcheck.py says how it decides; tests/e2e/test_healthcheck.py runs it).
+COPY deploy/healthcheck.py /app/healthcheck.py
 
 COPY settings.toml app.py ./
 COPY kitchen/ ./kitchen/

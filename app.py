@@ -35,6 +35,7 @@ from kitchen import (
     inventory,
     logs,
     merchants,
+    metrics,
     migrations,
     notifications,
     orders,
@@ -47,7 +48,7 @@ from kitchen import (
 from kitchen import settings as config
 from kitchen.db import bind, is_data_error
 from kitchen.events import Handler, Notify, OrderCreated, OrderEvent
-from kitchen.http import Api, build_app
+from kitchen.http import Api, build_app, build_operations_app
 from kitchen.intake import Intake
 from kitchen.kafka import BrokerUnreachable, ConsumerWorker, EmbeddedKafka, Publisher, ensure_topics
 from kitchen.mail import Mailer, make_mailer
@@ -218,6 +219,9 @@ class Kitchen:
                 "KITCHEN_METRICS_TOKEN and give Prometheus the same token"
             )
         log.info("roles on: %s", ", ".join(s.roles.enabled()) or "none")
+        # kitchen_role_ready is read at each scrape; the relay's process reports the
+        # outbox and mail gauges of the database.
+        metrics.report_roles(self, self.roles_ready, s.roles.relay)
         return self
 
     def _kafka_roles(self) -> list[Relay | ConsumerWorker[Any]]:
@@ -329,10 +333,21 @@ class Kitchen:
             parts["payments-settler"] = self.settler.ready
         return parts
 
+    def roles_ready(self) -> dict[str, bool]:
+        """`readiness()`, plus api (ready while it runs) in a process with the api role."""
+        return {**({"api": True} if self.settings.roles.api else {}), **self.readiness()}
+
     def web_app(self, provider: Provider | None = None) -> Starlette:
         """The HTTP app; `provider`: the payment provider (default: the settings'), which
         tests replace."""
-        api = Api(
+        return build_app(self._api(provider))
+
+    def operations_app(self) -> Starlette:
+        """What `[metrics] port` serves in any process: /metrics, /health, /ready."""
+        return build_operations_app(self._api())
+
+    def _api(self, provider: Provider | None = None) -> Api:
+        return Api(
             self.settings,
             self.merchant_id,
             self.wake_relay,
@@ -341,7 +356,6 @@ class Kitchen:
             self.key_uses,
             provider,
         )
-        return build_app(api)
 
     def stop(self) -> None:
         """Stop taking work, finish the batch in hand, close clients. Once: a second call
@@ -351,6 +365,7 @@ class Kitchen:
                 return
             self._stopping.set()
             started = self.kafka_roles_started.is_set()
+        metrics.forget_roles(self)
         self.intake.stop()  # HTTP has stopped: save the orders still queued, answered or not
         if self.jobs is not None:
             self.jobs.shutdown(wait=True)
@@ -469,6 +484,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     try:
+        operations = serve_operations(kitchen, fmt)
+    except StartupError as exc:
+        kitchen.stop()
+        say(f"kitchen: cannot start: {exc}", fmt, logging.ERROR, sys.stderr)
+        return 2
+
+    try:
         if settings.roles.api:
             host, port = settings.http.host, settings.http.port
             say(f"Kitchen listening on http://{host}:{port}", fmt)
@@ -489,11 +511,56 @@ def main(argv: list[str] | None = None) -> int:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: stopped.set())
             say("Kitchen running without HTTP; Ctrl-C stops it", fmt)
-            stopped.wait()
+            # Python runs a signal's handler in the main thread once that thread runs
+            # again; the kernel may hand the signal to another thread (seen after a
+            # SIGSTOP/SIGCONT), and a wait without timeout would then never end.
+            while not stopped.wait(1):
+                pass
     finally:
+        if operations is not None:
+            operations.stop()
         kitchen.stop()
         log.info("stopped")
     return 0
+
+
+class OperationsServer:
+    """`[metrics] port`: /metrics, /health and /ready served from a thread of their own
+    (a uvicorn.Server outside the main thread installs no signal handlers: main() stops
+    it), so that a process without the api role is scraped too."""
+
+    def __init__(self, app: Starlette, host: str, port: int) -> None:
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_level="warning", log_config=None)
+        )
+        self.thread = threading.Thread(target=self.server.run, name="operations", daemon=True)
+        self.where = f"{host}:{port}"
+
+    def start(self) -> None:
+        """Listen, or raise StartupError (the port taken, say): uvicorn ends its thread."""
+        self.thread.start()
+        while not self.server.started and self.thread.is_alive():
+            self.thread.join(0.02)
+        if not self.server.started:
+            raise StartupError(
+                f"metrics.port: cannot listen on {self.where} (in use, or not an address "
+                "of this machine); choose another KITCHEN_METRICS_HOST/PORT, or 0 for none"
+            )
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def serve_operations(kitchen: Kitchen, fmt: str) -> OperationsServer | None:
+    """Start the operations server when `[metrics] port` is set."""
+    m = kitchen.settings.metrics
+    if not m.port:
+        return None
+    server = OperationsServer(kitchen.operations_app(), m.host, m.port)
+    server.start()
+    say(f"Kitchen operations (/metrics, /health, /ready) on http://{m.host}:{m.port}", fmt)
+    return server
 
 
 def say(line: str, fmt: str, level: int = logging.INFO, stream: TextIO | None = None) -> None:

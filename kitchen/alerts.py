@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
 
-from kitchen import forecast, outbox, usage
+from kitchen import forecast, metrics, outbox, usage
 from kitchen.db import locked, session, transaction, utcnow
 from kitchen.domain import IngredientState
 from kitchen.events import Notify
@@ -183,6 +183,7 @@ def redrive(topic: str, older_than: datetime.timedelta, limit: int | None = 1000
             break
         left = None if limit is None else limit - len(lost)
         lost += _redrive_merchant(merchant_id, waited, topic, now, left)
+    metrics.redriven(topic, len(lost))
     if lost:
         log.warning("re-drove %d alerts", len(lost))
     for alert in lost:

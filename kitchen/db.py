@@ -149,6 +149,12 @@ def tuples(query: Any) -> list[tuple[Any, ...]]:
     return list(database.execute(query).fetchall())
 
 
+def as_datetime(value: datetime.datetime | str) -> datetime.datetime:
+    """A DateTimeField's value as `tuples` returns it (SQLite's text, PostgreSQL's
+    datetime) as a datetime: fromisoformat costs a tenth of peewee's conversion."""
+    return value if isinstance(value, datetime.datetime) else datetime.datetime.fromisoformat(value)
+
+
 def _copy_escape(text: str) -> str:
     """COPY's text format escapes a backslash, tab, newline or carriage return in a value.
     (`str.replace`, four passes in C, takes a tenth of the time of one `str.translate`

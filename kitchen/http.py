@@ -1194,6 +1194,30 @@ def build_app(api: Api) -> Starlette:
         Route("/metrics", api.metrics, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
     ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(HttpMetrics)],
+        exception_handlers=exception_handlers(),
+    )
+
+
+def build_operations_app(api: Api) -> Starlette:
+    """The operations server of `[metrics] port`: the api's own /health, /ready and
+    /metrics handlers (same token rule, same problem documents), in any process."""
+    routes = [
+        Route("/health", api.health, methods=["GET"]),
+        Route("/ready", api.ready, methods=["GET"]),
+        Route("/metrics", api.metrics, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(HttpMetrics)],
+        exception_handlers=exception_handlers(),
+    )
+
+
+def exception_handlers() -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
+    """How errors become answers: RFC 9457 problem documents, never a 500 for a known one."""
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
@@ -1220,25 +1244,21 @@ def build_app(api: Api) -> Starlette:
         response.headers["Retry-After"] = "5"
         return response
 
-    return Starlette(
-        routes=routes,
-        middleware=[Middleware(HttpMetrics)],
-        exception_handlers={
-            Problem: on_problem,
-            # The use cases' errors (kitchen.errors) carry no HTTP: their status and title
-            # are here, and only here. A subclass is looked up before its base.
-            MalformedBody: answer(400, "Malformed JSON"),
-            InvalidOrder: answer(422, "Invalid order"),
-            Invalid: answer(422, "Invalid request"),
-            KeyReused: answer(422, "Idempotency-Key reused"),
-            NotFound: answer(404, "{what} not found"),
-            Conflict: answer(409, "Conflict"),
-            HTTPException: on_http,
-            ClientDisconnect: on_disconnect,
-            pw.OperationalError: on_database,
-            pw.InterfaceError: on_database,
-        },
-    )
+    return {
+        Problem: on_problem,
+        # The use cases' errors (kitchen.errors) carry no HTTP: their status and title
+        # are here, and only here. A subclass is looked up before its base.
+        MalformedBody: answer(400, "Malformed JSON"),
+        InvalidOrder: answer(422, "Invalid order"),
+        Invalid: answer(422, "Invalid request"),
+        KeyReused: answer(422, "Idempotency-Key reused"),
+        NotFound: answer(404, "{what} not found"),
+        Conflict: answer(409, "Conflict"),
+        HTTPException: on_http,
+        ClientDisconnect: on_disconnect,
+        pw.OperationalError: on_database,
+        pw.InterfaceError: on_database,
+    }
 
 
 class HttpMetrics:

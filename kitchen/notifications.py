@@ -20,6 +20,7 @@ import datetime
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any
@@ -30,7 +31,7 @@ from kitchen.db import session, transaction, utcnow
 from kitchen.domain import amount_text
 from kitchen.events import Handler, Notify, Received
 from kitchen.inventory import threshold_of
-from kitchen.mail import Mailer, PermanentMailError
+from kitchen.mail import Mailer, PermanentMailError, SmtpMailer
 from kitchen.models import Alert, Ingredient, Merchant, Notification, database_id
 
 log = logging.getLogger(__name__)
@@ -231,9 +232,13 @@ def send_due(
 def _send(mailer: Mailer, n: Notification) -> bool:
     """Mail one claimed notification and record how it went; whether it was sent."""
     ids = {"alert_id": n.alert_id} if n.alert_id is not None else {}
+    smtp = isinstance(mailer, SmtpMailer)  # a FolderMailer's file is no SMTP exchange
+    started = time.perf_counter()
     try:
         mailer.send(n.email, n.subject, n.body, n.message_id)
     except PermanentMailError as exc:
+        if smtp:
+            metrics.smtp_send("failed", time.perf_counter() - started)
         metrics.email("failed")
         log.error("mail %s to %r failed for good: %s", n.dedup_key, n.email, exc, extra=ids)
         Notification.update(claimed_until=None, failed_at=utcnow(), last_error=str(exc)).where(
@@ -241,6 +246,8 @@ def _send(mailer: Mailer, n: Notification) -> bool:
         ).execute()
         return False
     except Exception as exc:
+        if smtp:
+            metrics.smtp_send("retried", time.perf_counter() - started)
         metrics.email("retried")
         log.warning(
             "mail %s failed (attempt %d): %s",
@@ -255,6 +262,8 @@ def _send(mailer: Mailer, n: Notification) -> bool:
             next_attempt_at=utcnow() + backoff(n.attempts),
         ).where(Notification.merchant == n.merchant_id, Notification.id == n.id).execute()
         return False
+    if smtp:
+        metrics.smtp_send("sent", time.perf_counter() - started)
     Notification.update(sent_at=utcnow(), claimed_until=None, last_error=None).where(
         Notification.merchant == n.merchant_id, Notification.id == n.id
     ).execute()

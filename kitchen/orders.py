@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import peewee as pw
 
-from kitchen import outbox
+from kitchen import metrics, outbox
 from kitchen.db import bulk_insert, database, locked, session, transaction, utcnow
 from kitchen.domain import Line
 from kitchen.errors import FieldError, InvalidOrder, KeyReused
@@ -125,8 +125,11 @@ def place_orders(requests: list[NewOrder], topic: str) -> list[Placed | InvalidO
     its saved order or why it is invalid (nothing of an invalid one is saved).
 
     One statement per table for the whole group, whatever its size: one commit (one
-    fsync) for many orders is what lets intake run near the speed of HTTP itself.
+    fsync) for many orders is what lets intake run near the speed of HTTP itself. On
+    PostgreSQL the whole group is one statement (`_place_orders_pg`): one round trip.
     """
+    if isinstance(database.obj, pw.PostgresqlDatabase):
+        return _place_orders_pg(requests, topic)
     with transaction():
         live = _live_products({ln.product_id for r in requests for ln in r.lines})
         invalid = {i: InvalidOrder(e) for i, r in enumerate(requests) if (e := _unknown(r, live))}
@@ -176,6 +179,92 @@ def place_orders(requests: list[NewOrder], topic: str) -> list[Placed | InvalidO
             ],
         )
     return [invalid[i] if i in invalid else saved[i] for i in range(len(requests))]
+
+
+# The group's orders, lines and events in one statement, committed on its own (peewee runs
+# PostgreSQL connections in autocommit; a statement is atomic): one round trip where the
+# transaction of BEGIN, two SELECTs, three COPYs and COMMIT took nine. The requests and
+# their lines come as arrays (psycopg2 adapts them in C); a request naming a product that
+# is not its merchant's live product is left out and comes back with those products; the
+# others' ids come from the sequence in request order. Measured per group of 16 one-line
+# orders (bench tables, analyzed): 3.6-3.8 ms and 0.13 ms of PostgreSQL CPU per order for
+# the transaction, 1.9-2.1 ms and 0.10 ms for this statement.
+_PLACE_ORDERS_PG = """
+WITH req (i, merchant_id, idempotency_key, request_hash, key_name) AS (
+    SELECT * FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[])
+), line (i, product_id, quantity) AS (
+    SELECT * FROM unnest(%s::int[], %s::bigint[], %s::bigint[])
+), bad AS (
+    SELECT line.i, array_agg(line.product_id) AS products
+    FROM line JOIN req ON req.i = line.i
+    WHERE NOT EXISTS (
+        SELECT 1 FROM product
+        WHERE product.id = line.product_id AND product.merchant_id = req.merchant_id
+          AND product.deleted_at IS NULL
+    )
+    GROUP BY line.i
+), ok AS MATERIALIZED (
+    SELECT req.*, nextval(pg_get_serial_sequence('orders', 'id')) AS id
+    FROM (SELECT * FROM req WHERE i NOT IN (SELECT i FROM bad) ORDER BY i) AS req
+), saved_orders AS (
+    INSERT INTO orders (id, merchant_id, status, created_at, emitted_at, idempotency_key,
+                        request_hash, key_name)
+    SELECT id, merchant_id, %s, %s, %s, idempotency_key, request_hash, key_name FROM ok
+), saved_lines AS (
+    INSERT INTO order_lines (merchant_id, order_id, product_id, quantity)
+    SELECT ok.merchant_id, ok.id, line.product_id, line.quantity
+    FROM line JOIN ok ON ok.i = line.i
+), saved_events AS (
+    INSERT INTO outbox (merchant_id, topic, key, payload, ref_id, created_at)
+    SELECT merchant_id, %s, merchant_id::text,
+           '{"id":' || id || ',"merchant_id":' || merchant_id || '}', id, %s
+    FROM ok
+)
+SELECT i, id, NULL FROM ok UNION ALL SELECT i, NULL, products FROM bad
+"""
+
+
+def _place_orders_pg(requests: list[NewOrder], topic: str) -> list[Placed | InvalidOrder]:
+    """`place_orders` on PostgreSQL: one statement (`_PLACE_ORDERS_PG`). Its payload is
+    OrderCreated's encoding spelled in SQL (a test compares the two)."""
+    line_of: list[int] = []
+    products: list[int] = []
+    quantities: list[int] = []
+    for i, r in enumerate(requests):
+        for ln in r.lines:
+            line_of.append(i)
+            products.append(ln.product_id)
+            quantities.append(ln.quantity)
+    now = utcnow()
+    params = (
+        list(range(len(requests))),
+        [r.merchant_id for r in requests],
+        [r.idempotency_key for r in requests],
+        [r.request_hash for r in requests],
+        [r.key_name for r in requests],
+        line_of,
+        products,
+        quantities,
+        Order.PENDING,
+        now,
+        now,
+        topic,
+        now,
+    )
+    with session():
+        rows = database.execute_sql(_PLACE_ORDERS_PG, params).fetchall()
+    results: list[Placed | InvalidOrder | None] = [None] * len(requests)
+    for i, order_id, unknown in rows:
+        r = requests[i]
+        if order_id is None:
+            live = {(r.merchant_id, ln.product_id) for ln in r.lines} - {
+                (r.merchant_id, p) for p in unknown
+            }
+            results[i] = InvalidOrder(_unknown(r, live))
+        else:
+            results[i] = Placed(order_id, r.merchant_id, now, key_name=r.key_name)
+    assert all(x is not None for x in results), "every request has its row"
+    return results  # type: ignore[return-value]
 
 
 def _live_products(ids: set[int]) -> set[tuple[int, int]]:
@@ -241,6 +330,7 @@ def redrive(topic: str, older_than: datetime.timedelta, limit: int | None = 1000
         count += _redrive_merchant(
             merchant_id, topic, cutoff, None if limit is None else limit - count
         )
+    metrics.redriven(topic, count)
     if count:
         log.warning("re-drove %d pending orders", count)
     return count

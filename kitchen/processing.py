@@ -22,7 +22,7 @@ from fractions import Fraction
 import peewee as pw
 
 from kitchen import alerts, db, domain, forecast, metrics, usage
-from kitchen.db import among, bulk_insert, locked, transaction, tuples, utcnow
+from kitchen.db import among, as_datetime, bulk_insert, locked, transaction, tuples, utcnow
 from kitchen.events import Handler, OrderCreated, OrderEvent, Received
 from kitchen.inventory import ingredient_state
 from kitchen.models import Alert, Ingredient, LedgerEntry, Merchant, Order, RecipeLine
@@ -68,9 +68,10 @@ def apply_orders(
     ids = sorted(set(order_ids))
     with transaction():
         orders, lines = _lock_orders(ids, merchant_of or {})
-        found = {order_id for order_id, _, _ in orders}
-        pending = [(o, m) for o, m, status in orders if status == Order.PENDING]
-        skipped = [o for o, _, status in orders if status != Order.PENDING]
+        found = {order_id for order_id, _, _, _ in orders}
+        pending = [(o, m) for o, m, status, _ in orders if status == Order.PENDING]
+        skipped = [o for o, _, status, _ in orders if status != Order.PENDING]
+        created = {o: at for o, _, status, at in orders if status == Order.PENDING}
         unknown = [i for i in ids if i not in found]
         if not pending:
             return BatchResult([], [], skipped, unknown, [])
@@ -184,9 +185,15 @@ def apply_orders(
                 rules or forecast.Rules(),
                 now.replace(tzinfo=datetime.UTC),
             )
+    # Committed: how long each applied order waited since POST /order saved it.
+    metrics.orders_applied_after([as_datetime(created[o]) for o in applied], utcnow())
     for message, args, about in notes:
         log.info(message, *args, extra=about)
     return BatchResult(applied, rejected, skipped, unknown, raised, dict(rejected_by))
+
+
+# (id, merchant, status, created_at) of a locked order (created_at as the driver gives it)
+LockedOrder = tuple[int, int, str, datetime.datetime | str]
 
 
 def _postgres() -> bool:
@@ -195,9 +202,9 @@ def _postgres() -> bool:
 
 def _lock_orders(
     ids: list[int], merchant_of: Mapping[int, int]
-) -> tuple[list[tuple[int, int, str]], dict[int, list[domain.Line]]]:
-    """(id, merchant, status) of the orders among `ids`, their rows locked until the
-    commit, in (merchant, id) order; and their lines.
+) -> tuple[list[LockedOrder], dict[int, list[domain.Line]]]:
+    """(id, merchant, status, created_at) of the orders among `ids`, their rows locked
+    until the commit, in (merchant, id) order; and their lines.
 
     (merchant, id) is the order every locker uses (a re-drive locks one merchant's orders
     in id order), so that consumers never deadlock. An order whose event did not name its
@@ -211,7 +218,7 @@ def _lock_orders(
         return _read_orders(ORDERS_BY_ID.format(marks=", ".join("?" * len(ids))), ids)
     known = [(merchant_of[i], i) for i in ids if i in merchant_of]
     orders, lines = _locked_orders(known)
-    found = {order_id for order_id, _, _ in orders}
+    found = {order_id for order_id, _, _, _ in orders}
     missing = [i for i in ids if i not in found]
     if missing:
         query = Order.select(Order.id, Order.merchant).where(among(Order.id, missing))
@@ -229,7 +236,7 @@ def _lock_orders(
 # (joining two arrays of keys row by row instead cost twice as much: a partition pruning
 # per row). LockRows runs above the sort: rows are locked in (merchant, id) order.
 ORDERS_BY_KEY = """
-SELECT o.id, o.merchant_id, o.status, l.product_id, l.quantity
+SELECT o.id, o.merchant_id, o.status, o.created_at, l.product_id, l.quantity
 FROM orders o
 LEFT JOIN order_lines l ON l.merchant_id = o.merchant_id AND l.order_id = o.id AND ({lines})
 WHERE {orders}
@@ -237,7 +244,7 @@ ORDER BY o.merchant_id, o.id
 FOR UPDATE OF o
 """
 ORDERS_BY_ID = """
-SELECT o.id, o.merchant_id, o.status, l.product_id, l.quantity
+SELECT o.id, o.merchant_id, o.status, o.created_at, l.product_id, l.quantity
 FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id
 WHERE o.id IN ({marks})
 ORDER BY o.merchant_id, o.id
@@ -256,7 +263,7 @@ def _keys(merchant: str, id_: str, keys: Iterable[tuple[int, int]]) -> tuple[str
 
 def _locked_orders(
     keys: list[tuple[int, int]],
-) -> tuple[list[tuple[int, int, str]], dict[int, list[domain.Line]]]:
+) -> tuple[list[LockedOrder], dict[int, list[domain.Line]]]:
     if not keys:
         return [], defaultdict(list)
     lines, line_params = _keys("l.merchant_id", "l.order_id", keys)
@@ -268,17 +275,17 @@ def _locked_orders(
 
 def _read_orders(
     sql: str, params: Iterable[object]
-) -> tuple[list[tuple[int, int, str]], dict[int, list[domain.Line]]]:
+) -> tuple[list[LockedOrder], dict[int, list[domain.Line]]]:
     """The orders and lines of one ORDERS_BY_ query: a row per line (an order without
     lines has one, with NULLs)."""
-    orders: list[tuple[int, int, str]] = []
+    orders: list[LockedOrder] = []
     lines: dict[int, list[domain.Line]] = defaultdict(list)
     last = None
-    for order_id, merchant_id, status, product_id, quantity in db.database.execute_sql(
+    for order_id, merchant_id, status, created_at, product_id, quantity in db.database.execute_sql(
         sql, tuple(params)
     ).fetchall():
         if order_id != last:
-            orders.append((order_id, merchant_id, status))
+            orders.append((order_id, merchant_id, status, created_at))
             last = order_id
         if product_id is not None:
             lines[order_id].append(domain.Line(product_id, quantity))

@@ -189,6 +189,10 @@ class Metrics:
     # Per-ingredient stock gauges, labelled by ids: each scrape then reads every
     # ingredient of every merchant, so they are off unless asked for.
     stock_gauges: bool = False
+    # port > 0: this process also serves GET /metrics, /health and /ready on host:port,
+    # whatever its roles (a process without the api role is scraped there); 0: none.
+    host: str = "127.0.0.1"
+    port: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -401,6 +405,13 @@ def check(s: Settings) -> list[str]:
         for n in TOPICS
         if not TOPIC.fullmatch(value(n))
     ]
+    if not 0 <= s.metrics.port <= 65535:
+        problems.append(
+            f"metrics.port: must be 0 (no operations server) or a port from 1 to 65535, "
+            f"got {s.metrics.port}"
+        )
+    if s.metrics.port and not s.metrics.host.strip():
+        problems.append("metrics.host: empty; use 127.0.0.1, or 0.0.0.0 for every interface")
     if not 1 <= s.database.partitions <= MAX_PARTITIONS:
         problems.append(
             f"database.partitions: must be from 1 to {MAX_PARTITIONS}, got {s.database.partitions}"
@@ -464,6 +475,13 @@ def is_loopback(host: str) -> bool:
         return False  # a name other than localhost, "", or a wildcard such as 0.0.0.0
 
 
+def same_host(a: str, b: str) -> bool:
+    """Whether servers bound to `a` and `b` would want the same address: the same host, or
+    either a wildcard (0.0.0.0, ::), which takes the port on every interface."""
+    a, b = a.strip().strip("[]").lower(), b.strip().strip("[]").lower()
+    return a == b or bool({a, b} & {"0.0.0.0", "::", ""})
+
+
 def serving_problem(s: Settings) -> str | None:
     """Why this process must not serve with these settings, or None. Development mode
     answers a request without a key as the default merchant: it listens only where no
@@ -473,6 +491,11 @@ def serving_problem(s: Settings) -> str | None:
         return (
             "payments.provider: fake is for development only (its cards are not real); set "
             "KITCHEN_PAYMENTS_PROVIDER=stripe (with KITCHEN_PAYMENTS_STRIPE_API_KEY) or none"
+        )
+    if s.roles.api and s.metrics.port == s.http.port and same_host(s.metrics.host, s.http.host):
+        return (
+            f"metrics.port: {s.metrics.port} is http.port on the same host; choose another "
+            "port (KITCHEN_METRICS_PORT), or 0 to serve /metrics on the HTTP port only"
         )
     if not s.roles.api or s.app.production or is_loopback(s.http.host):
         return None

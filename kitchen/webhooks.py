@@ -101,7 +101,9 @@ class Webhooks:
     def __init__(self, settings: config.Settings, cycle: payments.Cycle) -> None:
         self.cycle = cycle
         self.secret = webhook_secret(settings)
-        if not settings.payments.webhook_secret:
+        # Only the api role serves POST /payments/webhook: no word of it elsewhere (the
+        # operations server of [metrics] port builds an Api in any process).
+        if not settings.payments.webhook_secret and settings.roles.api:
             if settings.app.production:
                 log.warning(UNSET_IN_PRODUCTION)
             else:

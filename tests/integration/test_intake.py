@@ -21,10 +21,11 @@ import pytest
 
 from app import Kitchen
 from kitchen import intake, orders, seed
-from kitchen.db import session
+from kitchen.db import session, utcnow
 from kitchen.domain import Line
 from kitchen.errors import InvalidOrder
-from kitchen.models import Merchant, Order, OrderLine, Outbox
+from kitchen.events import OrderCreated
+from kitchen.models import Merchant, Order, OrderLine, Outbox, Product
 from tests.helpers import SEED_RULES, eventually_async, serve
 
 
@@ -149,3 +150,47 @@ def test_an_invalid_order_in_a_group_saves_nothing_of_its_own(
         assert sorted(o.id for o in Order.select()) == [first.id, third.id]
         assert sorted(ln.quantity for ln in OrderLine.select()) == [1, 2]
         assert sorted(e.ref_id or 0 for e in Outbox.select()) == [first.id, third.id]
+
+
+def test_a_group_saves_each_event_as_order_created_encodes_it(
+    make_kitchen: Callable[..., Kitchen],
+) -> None:
+    """PostgreSQL writes a group in one statement that spells the event in SQL: the
+    payload must be OrderCreated's own encoding, the key the merchant, and a product that
+    is deleted or another merchant's must be refused by name, as on SQLite."""
+    kitchen = make_kitchen("api")
+    _, reference = seed.seed(kitchen.merchant_id, SEED_RULES)
+    burger = reference["products"][0]["id"]
+    with session():
+        other = Merchant.create(name="other", alert_email="other@example.com")
+        gone = Product.create(merchant=kitchen.merchant_id, name="Soup", deleted_at=utcnow()).id
+    _, theirs = seed.seed(other.id, SEED_RULES)
+    their_burger = theirs["products"][0]["id"]
+    group = [
+        orders.NewOrder(kitchen.merchant_id, [Line(burger, 3)], key_name="till"),
+        orders.NewOrder(kitchen.merchant_id, [Line(burger, 1), Line(gone, 1)]),
+        orders.NewOrder(other.id, [Line(their_burger, 2)]),
+        orders.NewOrder(kitchen.merchant_id, [Line(their_burger, 1), Line(burger, 1)]),
+    ]
+    mine, deleted, theirs_placed, foreign = orders.place_orders(group, "order_created")
+    assert isinstance(deleted, InvalidOrder) and isinstance(foreign, InvalidOrder)
+    assert [str(e) for e in deleted.errors] == [f"products[1].product_id: unknown product {gone}"]
+    assert [str(e) for e in foreign.errors] == [
+        f"products[0].product_id: unknown product {their_burger}"
+    ]
+    assert isinstance(mine, orders.Placed) and isinstance(theirs_placed, orders.Placed)
+    assert mine.id < theirs_placed.id  # ids in request order
+    assert (mine.merchant_id, mine.key_name) == (kitchen.merchant_id, "till")
+    with session():
+        events = {e.ref_id: (e.topic, e.key, e.payload) for e in Outbox.select()}
+        saved = {o.id: (o.merchant_id, o.status, o.key_name) for o in Order.select()}
+        lines = sorted((ln.order_id, ln.product_id, ln.quantity) for ln in OrderLine.select())
+    assert events == {
+        p.id: ("order_created", str(p.merchant_id), OrderCreated(p.id, p.merchant_id).encode())
+        for p in (mine, theirs_placed)
+    }
+    assert saved == {
+        mine.id: (kitchen.merchant_id, Order.PENDING, "till"),
+        theirs_placed.id: (other.id, Order.PENDING, None),
+    }
+    assert lines == [(mine.id, burger, 3), (theirs_placed.id, their_burger, 2)]
