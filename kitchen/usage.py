@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,13 +48,21 @@ def count_ledger(entries: Iterable[Entry]) -> None:
     Rows with the same key are summed first: a processing batch upserts one row per
     ingredient, which it holds locked already, so consumers never wait on each other here
     more than they do on the stock."""
+    query = ledger_sums(entries)
+    if query is not None:
+        query.execute()
+
+
+def ledger_sums(entries: Iterable[Entry]) -> pw.Query | None:
+    """The upsert of `count_ledger`, not run (None: nothing to count), for a caller that
+    sends it with other statements."""
     sums: dict[tuple[int, int, datetime.datetime, str], list[int]] = defaultdict(lambda: [0, 0])
     for e in entries:
         total = sums[(e.merchant_id, e.ingredient_id, hour_of(e.at), e.reason)]
         total[0] += e.amount
         total[1] += e.rows
     if not sums:
-        return
+        return None
     rows = [
         {
             UsageHour.merchant: m,
@@ -66,18 +74,22 @@ def count_ledger(entries: Iterable[Entry]) -> None:
         }
         for (m, i, h, r), (amount, n) in sorted(sums.items())  # one lock order for all
     ]
-    UsageHour.insert_many(rows).on_conflict(
-        conflict_target=[
-            UsageHour.merchant,
-            UsageHour.ingredient,
-            UsageHour.hour,
-            UsageHour.reason,
-        ],
-        update={
-            UsageHour.amount: UsageHour.amount + pw.EXCLUDED.amount,
-            UsageHour.entries: UsageHour.entries + pw.EXCLUDED.entries,
-        },
-    ).execute()
+    return (
+        UsageHour.insert_many(rows)
+        .returning()
+        .on_conflict(
+            conflict_target=[
+                UsageHour.merchant,
+                UsageHour.ingredient,
+                UsageHour.hour,
+                UsageHour.reason,
+            ],
+            update={
+                UsageHour.amount: UsageHour.amount + pw.EXCLUDED.amount,
+                UsageHour.entries: UsageHour.entries + pw.EXCLUDED.entries,
+            },
+        )
+    )
 
 
 def write_ledger_row(**fields: Any) -> LedgerEntry:
@@ -95,31 +107,53 @@ def count_sales(
 ) -> None:
     """Add applied orders' lines, (order id, product id, quantity), to their products'
     hourly sums; call in the transaction that applies them."""
-    orders: dict[int, set[int]] = defaultdict(set)
-    quantity: dict[int, int] = defaultdict(int)
-    for order_id, product_id, q in lines:
-        orders[product_id].add(order_id)
-        quantity[product_id] += q
+    count_sales_of({merchant_id: lines}, at)
+
+
+def count_sales_of(
+    lines: Mapping[int, Iterable[tuple[int, int, int]]], at: datetime.datetime
+) -> None:
+    """`count_sales` for several merchants' lines (merchant id -> its lines), in one
+    upsert: a processing batch holds many merchants' orders."""
+    query = sales_sums(lines, at)
+    if query is not None:
+        query.execute()
+
+
+def sales_sums(
+    lines: Mapping[int, Iterable[tuple[int, int, int]]], at: datetime.datetime
+) -> pw.Query | None:
+    """The upsert of `count_sales_of`, not run (None: nothing to count)."""
+    orders: dict[tuple[int, int], set[int]] = defaultdict(set)
+    quantity: dict[tuple[int, int], int] = defaultdict(int)
+    for merchant_id, sold in lines.items():
+        for order_id, product_id, q in sold:
+            orders[(merchant_id, product_id)].add(order_id)
+            quantity[(merchant_id, product_id)] += q
     if not quantity:
-        return
+        return None
     hour = hour_of(at)
     rows = [
         {
-            SalesHour.merchant: merchant_id,
+            SalesHour.merchant: m,
             SalesHour.product: p,
             SalesHour.hour: hour,
-            SalesHour.orders: len(orders[p]),
-            SalesHour.quantity: quantity[p],
+            SalesHour.orders: len(orders[(m, p)]),
+            SalesHour.quantity: quantity[(m, p)],
         }
-        for p in sorted(quantity)
+        for m, p in sorted(quantity)  # one lock order for all
     ]
-    SalesHour.insert_many(rows).on_conflict(
-        conflict_target=[SalesHour.merchant, SalesHour.product, SalesHour.hour],
-        update={
-            SalesHour.orders: SalesHour.orders + pw.EXCLUDED.orders,
-            SalesHour.quantity: SalesHour.quantity + pw.EXCLUDED.quantity,
-        },
-    ).execute()
+    return (
+        SalesHour.insert_many(rows)
+        .returning()
+        .on_conflict(
+            conflict_target=[SalesHour.merchant, SalesHour.product, SalesHour.hour],
+            update={
+                SalesHour.orders: SalesHour.orders + pw.EXCLUDED.orders,
+                SalesHour.quantity: SalesHour.quantity + pw.EXCLUDED.quantity,
+            },
+        )
+    )
 
 
 # What an order's use nets against: ingredients given back for an order (refunded with

@@ -52,6 +52,18 @@ def test_an_order_the_stock_cannot_cover_is_rejected_whole(api: TestClient) -> N
     assert stock() == {"beef": 12_500, "cheese": 3_500, "onion": 0}
 
 
+def test_a_reason_with_a_percent_sign_is_stored_as_it_is(api: TestClient) -> None:
+    """A batch's writes go to PostgreSQL in one query string: a `%` in a value (here the
+    ingredient's name, in the reason) is written as itself."""
+    with session():
+        Ingredient.update(name="onion 50% chopped").where(Ingredient.name == "onion").execute()
+    order_id = order(api, 51)
+    eventually(lambda: status(order_id) == "rejected")
+    view = api.get(f"/order/{order_id}").json()
+    assert view["reason"] == "insufficient stock: onion 50% chopped needs 1020 g, 1000 g left"
+    assert stock() == {"beef": 20_000, "cheese": 5_000, "onion 50% chopped": 1_000}
+
+
 def test_the_same_order_created_twice_is_deducted_once(kitchen: Kitchen, api: TestClient) -> None:
     order_id = order(api, 2)
     eventually(lambda: status(order_id) == "applied")
