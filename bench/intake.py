@@ -28,9 +28,39 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from kitchen.seed import BURGER  # noqa: E402
+
 PYTHON = sys.executable
+
+
+# Burgers' worth of stock counted in before a run: the orders the all-roles Kitchen takes
+# are applied, as a kitchen's are, not rejected for want of onion after the 50th (a
+# rejection logs a line per order, which is not the path being measured).
+BURGERS_IN_STOCK = 200_000
+
+
+def stock_up(base: str) -> None:
+    """Seed the reference kitchen and count each ingredient up to BURGERS_IN_STOCK burgers."""
+
+    def post(path: str, body: dict[str, int]) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"{base}{path}",
+            json.dumps(body).encode(),
+            {"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer: dict[str, Any] = json.load(response)
+            return answer
+
+    kitchen = post("/order/seed", {})
+    for ingredient in kitchen["ingredients"]:
+        grams = BURGER[ingredient["name"]] * BURGERS_IN_STOCK
+        post(f"/ingredients/{ingredient['id']}/count", {"grams": grams})
 
 
 def free_port() -> int:
@@ -163,10 +193,7 @@ def main() -> None:
                 try:
                     wait_up(f"http://127.0.0.1:{port}/{'health' if roles else 'order'}")
                     if roles:
-                        seed = urllib.request.Request(
-                            f"http://127.0.0.1:{port}/order/seed", method="POST"
-                        )
-                        urllib.request.urlopen(seed, timeout=30)
+                        stock_up(f"http://127.0.0.1:{port}")
                     url = f"http://127.0.0.1:{port}/order"
                     results[name].append(wrk(url, args.seconds, args.connections))
                 finally:
@@ -183,21 +210,23 @@ def main() -> None:
     ]
     bare = rows[0]["median"]
     ratio = rows[1]["median"] / bare
+    # Issue 21: the api role alone >= 0.6 of the ceiling, all roles in one process >= 0.5.
     targets = [
         {
             "what": f"{rows[1]['name']} / bare",
             "value": round(ratio, 3),
-            "target": ">= 0.50",
-            "met": ratio >= 0.5,
+            "target": ">= 0.60",
+            "met": ratio >= 0.6,
         }
     ]
     if args.all_roles:
+        everything = rows[2]["median"] / bare
         targets.append(
             {
                 "what": f"{rows[2]['name']} / bare",
-                "value": round(rows[2]["median"] / bare, 3),
-                "target": "(reported)",
-                "met": None,
+                "value": round(everything, 3),
+                "target": ">= 0.50",
+                "met": everything >= 0.5,
             }
         )
     method = (
