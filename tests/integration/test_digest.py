@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from email.message import Message
 from pathlib import Path
 from subprocess import CompletedProcess
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -57,6 +58,32 @@ def text_of(mail: Message) -> str:
     assert isinstance(payload, bytes)
     # (Its last line end is the mailer's to keep or drop.)
     return payload.decode(part.get_content_charset() or "utf-8").rstrip("\n") + "\n"
+
+
+# An instant before every day these tests choose: where the role's own job stands.
+HELD = datetime.datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def hold_role_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notification role runs the digest job on the real clock (at its start, then
+    every minute), and would owe the real last week to a merchant whose digest began on a
+    test's day, mailing it in the middle of the test. These tests run the job at the
+    instants they choose: the role's own runs see `HELD`, before any digest began."""
+    job = digest.job
+
+    def held(
+        rules: Any, wake: Callable[[], None], clock: Callable[[], datetime.datetime] = lambda: HELD
+    ) -> Callable[[], None]:
+        return job(rules, wake, clock)
+
+    monkeypatch.setattr(digest, "job", held)
+
+
+@pytest.fixture
+def kitchen(make_kitchen: Callable[..., Kitchen], monkeypatch: pytest.MonkeyPatch) -> Kitchen:
+    """The `api` fixture's all-roles Kitchen, its role's digest job held (above)."""
+    hold_role_clock(monkeypatch)
+    return make_kitchen()
 
 
 def set_digest(
@@ -223,10 +250,11 @@ def test_what_runs_out_before_its_delivery_is_named_with_its_local_time(
 
 
 def test_each_day_is_mailed_once_by_two_notification_processes_and_after_a_restart(
-    make_kitchen: Callable[..., Kitchen], smtp: SmtpServer
+    make_kitchen: Callable[..., Kitchen], smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two Kitchens with the notification role on one database run the digest job at the
     same instants, for two merchants; then one is restarted and runs it again."""
+    hold_role_clock(monkeypatch)
     first, second = make_kitchen("notification"), make_kitchen("notification")
     with TestClient(first.web_app()) as api:
         chef = set_digest(api, 7, since=paris(2026, 11, 30, 6))
