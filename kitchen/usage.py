@@ -107,15 +107,7 @@ def count_sales(
 ) -> None:
     """Add applied orders' lines, (order id, product id, quantity), to their products'
     hourly sums; call in the transaction that applies them."""
-    count_sales_of({merchant_id: lines}, at)
-
-
-def count_sales_of(
-    lines: Mapping[int, Iterable[tuple[int, int, int]]], at: datetime.datetime
-) -> None:
-    """`count_sales` for several merchants' lines (merchant id -> its lines), in one
-    upsert: a processing batch holds many merchants' orders."""
-    query = sales_sums(lines, at)
+    query = sales_sums({merchant_id: lines}, at)
     if query is not None:
         query.execute()
 
@@ -123,7 +115,9 @@ def count_sales_of(
 def sales_sums(
     lines: Mapping[int, Iterable[tuple[int, int, int]]], at: datetime.datetime
 ) -> pw.Query | None:
-    """The upsert of `count_sales_of`, not run (None: nothing to count)."""
+    """The upsert of `count_sales` for several merchants' lines (merchant id -> its
+    lines), not run (None: nothing to count): a processing batch holds many merchants'
+    orders, and sends it with its other statements."""
     orders: dict[tuple[int, int], set[int]] = defaultdict(set)
     quantity: dict[tuple[int, int], int] = defaultdict(int)
     for merchant_id, sold in lines.items():
