@@ -35,10 +35,10 @@ from starlette.testclient import TestClient
 
 from app import Kitchen
 from kitchen import inventory, usage
-from kitchen.db import session, transaction
-from kitchen.models import Ingredient, LedgerEntry, Order
+from kitchen.db import session, transaction, utcnow
+from kitchen.models import Alert, Ingredient, LedgerEntry, Order
 from kitchen.providers import Provider
-from kitchen.seed import BURGER, REFERENCE_STOCK
+from kitchen.seed import BURGER, REFERENCE_STOCK, seed
 
 REAL_DATABASE = os.environ.get("KITCHEN_TEST_DATABASE_URL", "")
 REAL_KAFKA = os.environ.get("KITCHEN_TEST_KAFKA", "")
@@ -46,6 +46,24 @@ REAL_KAFKA = os.environ.get("KITCHEN_TEST_KAFKA", "")
 # What `seed.seed` is given besides the merchant: the settings' defaults. Its ingredients
 # start at their par level, so no alert fires and no NOTIFY is written.
 SEED_RULES = inventory.AlertRules(Fraction(1, 2), "notify")
+
+
+def lost_alert(kitchen: Kitchen) -> Alert:
+    """An onion alert raised long ago whose NOTIFY never reached the notification role
+    (the reference kitchen is seeded first, if it is not there yet)."""
+    seed(kitchen.merchant_id, SEED_RULES)
+    with session():
+        onion = Ingredient.get(Ingredient.name == "onion")
+        alert: Alert = Alert.create(
+            merchant=kitchen.merchant_id,
+            ingredient=onion.id,
+            email="chef@example.com",
+            stock=480,
+            full_stock=1000,
+            threshold="1/2",
+            emitted_at=utcnow() - datetime.timedelta(minutes=5),
+        )
+    return alert
 
 
 # Grams of the reference kitchen left after `burgers` burgers.

@@ -29,6 +29,7 @@ from tests.helpers import (
     SmtpServer,
     eventually,
     free_port,
+    lost_alert,
     raise_onion_alert,
     read_topic,
     seed_reference,
@@ -125,16 +126,7 @@ def test_re_drives_are_counted_by_topic(make_kitchen: Callable[..., Kitchen]) ->
         # Two reached Kafka long ago (the relay marked them sent), which then lost them.
         Order.update(emitted_at=utcnow() - LONG_AGO).where(Order.id << placed[:2]).execute()
         Outbox.update(sent_at=utcnow()).execute()
-        onion = models.Ingredient.get(models.Ingredient.name == "onion")
-        models.Alert.create(  # an alert whose NOTIFY never reached the notification role
-            merchant=kitchen.merchant_id,
-            ingredient=onion.id,
-            email="chef@example.com",
-            stock=480,
-            full_stock=1000,
-            threshold="1/2",
-            emitted_at=utcnow() - LONG_AGO,
-        )
+    lost_alert(kitchen)  # an alert whose NOTIFY never reached the notification role
     before = scrape(kitchen)
     assert orders.redrive(k.order_created_topic, datetime.timedelta(seconds=30)) == 2
     assert alerts.redrive(k.notify_topic, datetime.timedelta(seconds=30)) == 1

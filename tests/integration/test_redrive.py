@@ -9,11 +9,11 @@ from collections.abc import Callable
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from kitchen import alerts, orders, seed
+from kitchen import alerts, orders
 from kitchen.db import session, utcnow
 from kitchen.events import Notify
-from kitchen.models import Alert, Ingredient, Order, Outbox
-from tests.helpers import SEED_RULES, seed_reference
+from kitchen.models import Alert, Order, Outbox
+from tests.helpers import lost_alert, seed_reference
 
 LONG_AGO = utcnow() - datetime.timedelta(minutes=5)
 AFTER = datetime.timedelta(seconds=30)
@@ -23,24 +23,6 @@ def outbox(topic: str) -> list[dict[str, object]]:
     with session():
         rows = Outbox.select().where(Outbox.topic == topic).order_by(Outbox.id)
         return [json.loads(r.payload) for r in rows]
-
-
-def lost_alert(kitchen: Kitchen) -> Alert:
-    """An onion alert raised long ago whose NOTIFY never reached the notification role
-    (the reference kitchen is seeded first, if it is not there yet)."""
-    seed.seed(kitchen.merchant_id, SEED_RULES)
-    with session():
-        onion = Ingredient.get(Ingredient.name == "onion")
-        alert: Alert = Alert.create(
-            merchant=kitchen.merchant_id,
-            ingredient=onion.id,
-            email="chef@example.com",
-            stock=480,
-            full_stock=1000,
-            threshold="1/2",
-            emitted_at=LONG_AGO,
-        )
-    return alert
 
 
 def test_orders_still_pending_are_published_again(make_kitchen: Callable[..., Kitchen]) -> None:
