@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import free_port, run_to_end
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "S3cretPW"
@@ -25,13 +25,8 @@ def run_with(
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KITCHEN_")}
     env.update({"KITCHEN_HTTP_PORT": str(free_port()), **settings})
-    return subprocess.run(
-        [sys.executable, str(ROOT / "app.py"), "--settings", str(settings_file)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    return run_to_end(
+        [sys.executable, str(ROOT / "app.py"), "--settings", str(settings_file)], tmp_path, env
     )
 
 

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from app import Kitchen
-from tests.helpers import eventually, free_port
+from tests.helpers import eventually, free_port, run_to_end
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "scrape-token-0123456789abcdef"
@@ -187,14 +187,8 @@ def test_a_notification_pod_reports_its_roles(start: Callable[..., Process]) -> 
 def run_app(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("KITCHEN_")}
     environment.update({"KITCHEN_DATABASE_URL": f"sqlite:///{tmp_path}/k.db", **env})
-    return subprocess.run(
-        [sys.executable, str(ROOT / "app.py"), "--settings", str(ROOT / "settings.toml"), *args],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    app = [sys.executable, str(ROOT / "app.py"), "--settings", str(ROOT / "settings.toml")]
+    return run_to_end([*app, *args], tmp_path, environment)
 
 
 @pytest.mark.parametrize(
