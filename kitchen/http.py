@@ -38,7 +38,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import peewee as pw
@@ -48,7 +48,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -1189,26 +1189,29 @@ def build_app(api: Api) -> Starlette:
             "/payments/fake/{payment_id}/authorize", api.fake_card("authorize"), methods=["POST"]
         ),
         Route("/payments/fake/{payment_id}/decline", api.fake_card("decline"), methods=["POST"]),
-        Route("/health", api.health, methods=["GET"]),
-        Route("/ready", api.ready, methods=["GET"]),
-        Route("/metrics", api.metrics, methods=["GET"]),
+        *operations_routes(api),
         Route("/openapi.json", api.openapi, methods=["GET"]),
     ]
-    return Starlette(
-        routes=routes,
-        middleware=[Middleware(HttpMetrics)],
-        exception_handlers=exception_handlers(),
-    )
+    return _starlette(routes)
 
 
 def build_operations_app(api: Api) -> Starlette:
     """The operations server of `[metrics] port`: the api's own /health, /ready and
     /metrics handlers (same token rule, same problem documents), in any process."""
-    routes = [
+    return _starlette(operations_routes(api))
+
+
+def operations_routes(api: Api) -> list[Route]:
+    """/health, /ready and /metrics: on the API's port, and on the operations port."""
+    return [
         Route("/health", api.health, methods=["GET"]),
         Route("/ready", api.ready, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
     ]
+
+
+def _starlette(routes: Sequence[BaseRoute]) -> Starlette:
+    """A Kitchen app: its requests counted, its errors answered as problem documents."""
     return Starlette(
         routes=routes,
         middleware=[Middleware(HttpMetrics)],
