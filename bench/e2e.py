@@ -89,9 +89,9 @@ class Inbox:
         return "250 OK"
 
 
-def call(url: str, key: str = "", body: Any = None) -> Any:
-    """One JSON request to Kitchen (POST when there is a body)."""
-    request = urllib.request.Request(url, method="POST" if body is not None else "GET")
+def call(url: str, key: str = "", body: Any = None, method: str = "") -> Any:
+    """One JSON request to Kitchen (POST when there is a body, unless `method` says)."""
+    request = urllib.request.Request(url, method=method or ("POST" if body is not None else "GET"))
     if key:
         request.add_header("Authorization", f"Bearer {key}")
     data = None if body is None else json.dumps(body).encode()
@@ -157,15 +157,18 @@ def create_merchants(count: int) -> dict[int, str]:
 
 
 def stock_kitchens(base: str, keys: dict[int, str], per_merchant: int) -> dict[int, int]:
-    """Seed each merchant's reference kitchen and count its stock up to the bench's
-    levels (a count above the full level raises it), over HTTP as a merchant would.
-    Returns each merchant's burger product id."""
+    """Seed each merchant's reference kitchen and set each ingredient's par level and
+    stock to the bench's levels (a count leaves the par level as it is, so both are
+    set), over HTTP as a merchant would. Returns each merchant's burger product id."""
     burgers = {}
     for merchant_id, key in keys.items():
         kitchen = call(f"{base}/order/seed", key, {})
         for ingredient in kitchen["ingredients"]:
             grams = full_stock(ingredient["name"], per_merchant)
-            call(f"{base}/ingredients/{ingredient['id']}/count", key, {"grams": grams})
+            url = f"{base}/ingredients/{ingredient['id']}"
+            # Stock first: raising the par level above the stock would cross it.
+            call(f"{url}/count", key, {"grams": grams})
+            call(url, key, {"full_stock": grams}, method="PATCH")
         burgers[merchant_id] = kitchen["products"][0]["id"]
     return burgers
 
