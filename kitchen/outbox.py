@@ -239,10 +239,11 @@ def _mark_sent(keys: list[tuple[int, int]]) -> None:
         )
         return
     ids = [i for _, i in keys]
-    for start in range(0, len(ids), 500):  # SQLite's limit on parameters, with room
-        part = ids[start : start + 500]
-        marks = ", ".join("?" * len(part))
-        database.execute_sql(
-            f"UPDATE outbox SET sent_at = ?, claimed_until = NULL WHERE id IN ({marks})",
-            (now, *part),
-        )
+    with transaction():  # one write (and this process's writers take turns: db.transaction)
+        for start in range(0, len(ids), 500):  # SQLite's limit on parameters, with room
+            part = ids[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            database.execute_sql(
+                f"UPDATE outbox SET sent_at = ?, claimed_until = NULL WHERE id IN ({marks})",
+                (now, *part),
+            )
