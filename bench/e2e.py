@@ -1,6 +1,7 @@
 """End-to-end speed: orders at a constant rate in, stock applied and alert emails out.
 
     python bench/e2e.py [--rate 1000] [--seconds 60] [--merchants 4] [--runs 3]
+                        [--target-p99-ms 250] [--target-achieved FRACTION]
                         [--database URL] [--kafka BOOTSTRAP] [--json PATH]
 
 Everything on this machine: Kitchen (`python app.py`, all roles), the database, Kafka
@@ -14,7 +15,10 @@ reference kitchen sized so that cheese and onion fall below 50% during the run a
 does not (2 crossings per merchant). The latency of an order is `processed_at -
 created_at`, read from the database once every order has settled. Checked, per run:
 every accepted order applied or rejected exactly once, one email per crossing, and each
-ingredient's stock exact; a run that misses one of those fails the benchmark.
+ingredient's stock exact; a run that misses one of those fails the benchmark. The speed
+targets, only reported: the median p99 (--target-p99-ms) and, with --target-achieved, the
+median applied orders/s as a fraction of the rate offered (issue 21: p99 <= 100 ms at
+1,000/s; at 2,000/s, >= 0.95 achieved with p99 <= 250 ms).
 
 `created_at` is stamped when Kitchen saves the order: a request that waited in front of
 Kitchen (its connections or thread pool full) waited before it. vegeta's HTTP p99 and
@@ -52,7 +56,6 @@ from kitchen.seed import BURGER  # noqa: E402
 
 VEGETA = "github.com/tsenart/vegeta/v12@v12.13.0"
 CACHE = ROOT / "bench" / ".cache"
-TARGET_P99_MS = 250.0
 # Stock per ingredient, in burgers per the orders a merchant gets in a run: cheese and onion
 # cross 50% once 62.5% of the run's orders are applied (a margin for lost requests), and
 # end at 20%, so none is rejected; beef ends at 75% and never crosses.
@@ -89,9 +92,10 @@ class Inbox:
         return "250 OK"
 
 
-def call(url: str, key: str = "", body: Any = None) -> Any:
-    """One JSON request to Kitchen (POST when there is a body)."""
-    request = urllib.request.Request(url, method="POST" if body is not None else "GET")
+def call(url: str, key: str = "", body: Any = None, method: str = "") -> Any:
+    """One JSON request to Kitchen (POST when there is a body, unless `method` says)."""
+    method = method or ("POST" if body is not None else "GET")
+    request = urllib.request.Request(url, method=method)
     if key:
         request.add_header("Authorization", f"Bearer {key}")
     data = None if body is None else json.dumps(body).encode()
@@ -157,15 +161,25 @@ def create_merchants(count: int) -> dict[int, str]:
 
 
 def stock_kitchens(base: str, keys: dict[int, str], per_merchant: int) -> dict[int, int]:
-    """Seed each merchant's reference kitchen and count its stock up to the bench's
-    levels (a count above the full level raises it), over HTTP as a merchant would.
-    Returns each merchant's burger product id."""
+    """Seed each merchant's reference kitchen and bring each ingredient's stock and par
+    level (`full_stock`, which a count leaves as it is) to the bench's levels, over HTTP as
+    a merchant would, without ever taking the stock below half the par level (no alert
+    before the run). Returns each merchant's burger product id."""
     burgers = {}
     for merchant_id, key in keys.items():
         kitchen = call(f"{base}/order/seed", key, {})
         for ingredient in kitchen["ingredients"]:
             grams = full_stock(ingredient["name"], per_merchant)
-            call(f"{base}/ingredients/{ingredient['id']}/count", key, {"grams": grams})
+            url = f"{base}/ingredients/{ingredient['id']}"
+            # Raising: the stock first, then the par level; lowering: the other way round.
+            steps = [
+                (f"{url}/count", {"grams": grams}, "POST"),
+                (url, {"full_stock": grams}, "PATCH"),
+            ]
+            if grams < ingredient["full_stock"]:
+                steps.reverse()
+            for step_url, body, method in steps:
+                call(step_url, key, body, method)
         burgers[merchant_id] = kitchen["products"][0]["id"]
     return burgers
 
@@ -353,6 +367,7 @@ def stage(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any
         return float(statistics.median(r[key] for r in runs))
 
     p99 = median("p99_ms")
+    achieved = median("applied_per_s") / args.rate
     emails = sum(r["distinct_emails"] for r in runs)
     crossings = sum(r["crossings"] for r in runs)
     # Designed: had every order been applied. Fewer are made when Kitchen falls behind.
@@ -395,13 +410,16 @@ def stage(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any
                 max_ms=median("max_ms"),
             ),
         ],
+        "rate": args.rate,
+        "target_p99_ms": args.target_p99_ms,
         "targets": [
             {
                 "what": "p99 201 -> applied (ms)",
                 "value": round(p99, 1),
-                "target": f"<= {TARGET_P99_MS:g}",
-                "met": p99 <= TARGET_P99_MS,
+                "target": f"<= {args.target_p99_ms:g}",
+                "met": p99 <= args.target_p99_ms,
             },
+            *achieved_target(achieved, args.target_achieved),
             # Correctness, not speed: a miss fails the benchmark (bench/report.py).
             {
                 "what": "alert emails (distinct Message-IDs) vs crossings",
@@ -430,12 +448,31 @@ def stage(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any
     }
 
 
+def achieved_target(achieved: float, at_least: float | None) -> list[dict[str, Any]]:
+    """The applied rate as a fraction of the offered one, when a target is asked for (NaN,
+    nothing applied, is a miss)."""
+    if at_least is None:
+        return []
+    return [
+        {
+            "what": "achieved: applied orders/s / offered",
+            "value": round(achieved, 3),
+            "target": f">= {at_least:g}",
+            "met": achieved >= at_least,
+        }
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rate", type=int, default=1000, help="orders per second")
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--merchants", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--target-p99-ms", type=float, default=250.0, help="speed target")
+    parser.add_argument(
+        "--target-achieved", type=float, help="speed target: applied / offered, e.g. 0.95"
+    )
     parser.add_argument("--database", default="", help="PostgreSQL URL (its tables are dropped)")
     parser.add_argument("--kafka", default="", help="bootstrap servers; default: embedded")
     parser.add_argument("--kafka-version", default="", help="the broker's, for the report")
