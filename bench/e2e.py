@@ -463,7 +463,7 @@ def achieved_target(achieved: float, at_least: float | None) -> list[dict[str, A
     ]
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rate", type=int, default=1000, help="orders per second")
     parser.add_argument("--seconds", type=int, default=60)
@@ -477,7 +477,11 @@ def main() -> None:
     parser.add_argument("--kafka", default="", help="bootstrap servers; default: embedded")
     parser.add_argument("--kafka-version", default="", help="the broker's, for the report")
     parser.add_argument("--json", help="write the stage result here")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     vegeta = ensure_vegeta()
     runs = []
     for _ in range(args.runs):

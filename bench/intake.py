@@ -199,7 +199,7 @@ def main() -> None:
                 finally:
                     stop(proc)
     backend = "sqlite" if database.startswith("sqlite:") else "postgresql"
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": name,
             "median": statistics.median(r for r, _ in runs),
