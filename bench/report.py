@@ -231,7 +231,7 @@ def latency_plot(stages: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(label(s, kafka=True), fontsize=9)
         ax.set_xlabel("201 -> applied (ms, log scale)", fontsize=8)
         ax.set_ylabel("fraction of orders", fontsize=8)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")  # a slow run fills the lower right
     if shared is not None:
         # Every panel shares this axis: the ticks once the whole range is known.
         low, high = shared.get_xlim()
