@@ -94,8 +94,7 @@ class Inbox:
 
 def call(url: str, key: str = "", body: Any = None, method: str = "") -> Any:
     """One JSON request to Kitchen (POST when there is a body, unless `method` says)."""
-    method = method or ("POST" if body is not None else "GET")
-    request = urllib.request.Request(url, method=method)
+    request = urllib.request.Request(url, method=method or ("POST" if body is not None else "GET"))
     if key:
         request.add_header("Authorization", f"Bearer {key}")
     data = None if body is None else json.dumps(body).encode()
@@ -161,25 +160,18 @@ def create_merchants(count: int) -> dict[int, str]:
 
 
 def stock_kitchens(base: str, keys: dict[int, str], per_merchant: int) -> dict[int, int]:
-    """Seed each merchant's reference kitchen and bring each ingredient's stock and par
-    level (`full_stock`, which a count leaves as it is) to the bench's levels, over HTTP as
-    a merchant would, without ever taking the stock below half the par level (no alert
-    before the run). Returns each merchant's burger product id."""
+    """Seed each merchant's reference kitchen and set each ingredient's par level and
+    stock to the bench's levels (a count leaves the par level as it is, so both are
+    set), over HTTP as a merchant would. Returns each merchant's burger product id."""
     burgers = {}
     for merchant_id, key in keys.items():
         kitchen = call(f"{base}/order/seed", key, {})
         for ingredient in kitchen["ingredients"]:
             grams = full_stock(ingredient["name"], per_merchant)
             url = f"{base}/ingredients/{ingredient['id']}"
-            # Raising: the stock first, then the par level; lowering: the other way round.
-            steps = [
-                (f"{url}/count", {"grams": grams}, "POST"),
-                (url, {"full_stock": grams}, "PATCH"),
-            ]
-            if grams < ingredient["full_stock"]:
-                steps.reverse()
-            for step_url, body, method in steps:
-                call(step_url, key, body, method)
+            # Stock first: raising the par level above the stock would cross it.
+            call(f"{url}/count", key, {"grams": grams})
+            call(url, key, {"full_stock": grams}, method="PATCH")
         burgers[merchant_id] = kitchen["products"][0]["id"]
     return burgers
 

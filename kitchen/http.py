@@ -89,6 +89,7 @@ from kitchen.intake import Intake
 from kitchen.models import LedgerEntry
 from kitchen.providers import BadSignature, PaymentRefused, Provider, ProviderUnavailable
 from kitchen.settings import Settings
+from kitchen.single_flight import SingleFlight
 from kitchen.validation import KEY_LENGTH, PAYMENTS_REQUIRED, decode_body, parse_order
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,7 @@ class Api:
         self.default_merchant_id = merchant_id  # who a keyless request is, in development
         self._keyless = merchants.Caller(merchant_id)
         self.known_keys = merchants.KnownKeys(key_uses)
+        self.lookups: SingleFlight[Any] = SingleFlight()  # one database lookup per cache miss
         self.on_commit = on_commit
         self.readiness = readiness
         self.rules = inventory.AlertRules(
@@ -213,7 +215,8 @@ class Api:
             raise Problem(401, "Unauthorized", detail, None, UNAUTHORIZED)
         known = self.known_keys.get(key)
         if known is None:
-            known = await run_in_threadpool(merchants.by_key, key)
+            hashed = ("key", merchants.hash_key(key))  # the key itself is kept nowhere
+            known = await self.lookups.do(hashed, lambda: self._run(merchants.by_key, key))
             if known is None:
                 raise Problem(401, "Unauthorized", "the API key is not valid", None, UNAUTHORIZED)
             self.known_keys.remember(key, known)
@@ -333,7 +336,10 @@ class Api:
     async def _requires_payments(self, merchant_id: int) -> bool:
         required = self.payment_modes.get(merchant_id)
         if required is None:
-            required = await self._run(paid_orders.requires_payments, merchant_id)
+            required = await self.lookups.do(
+                ("payments", merchant_id),
+                lambda: self._run(paid_orders.requires_payments, merchant_id),
+            )
             self.payment_modes.remember(merchant_id, required)
         return required
 

@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from typing import Any
 
@@ -492,3 +493,34 @@ def test_grams_up_to_the_stated_limit_fit_the_columns(api: TestClient) -> None:
     ]
     r = api.post(f"/ingredients/{flour}/restock", json={"grams": 15_000_000_000})
     assert r.status_code == 200 and r.json()["stock"] == MAX_GRAMS
+
+
+def test_requests_that_miss_the_key_cache_at_once_make_one_lookup(
+    make_kitchen: Callable[..., Kitchen], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a key is not (or no longer) remembered and many requests with it arrive at
+    once, the database is asked once, not once per request (kitchen/single_flight.py);
+    each request gets its answer. The lookup is the real one, made slower, and counted."""
+    kitchen = make_kitchen("api", app={"env": "production"})
+    _, key = merchants.create("Ada's", "ada@example.com")
+    real = merchants.by_key
+    lookups: list[str] = []
+
+    def slow_lookup(k: str) -> merchants.Caller | None:
+        lookups.append(k)
+        time.sleep(0.3)  # every request below arrives while this one runs
+        return real(k)
+
+    monkeypatch.setattr(merchants, "by_key", slow_lookup)
+    with client(kitchen, key) as c, ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(lambda _: c.get("/merchant").status_code, range(16)))
+        assert statuses == [200] * 16
+        assert len(lookups) == 1
+        # A wrong key is never remembered: concurrent requests with it share one lookup
+        # too, and each gets its 401.
+        wrong = {"Authorization": "Bearer kitchen_wrong"}
+        statuses = list(
+            pool.map(lambda _: c.get("/merchant", headers=wrong).status_code, range(16))
+        )
+        assert statuses == [401] * 16
+        assert len(lookups) == 2
