@@ -104,14 +104,17 @@ def call(url: str, key: str = "", body: Any = None, method: str = "") -> Any:
         return json.loads(answer.read())
 
 
-def wait_ready(base: str, timeout: float = 90) -> None:
-    """Until /ready answers 200: every role runs (on a real broker, once topics exist)."""
+def wait_ready(base: str, kitchen: subprocess.Popen[bytes], timeout: float = 90) -> bool:
+    """Until /ready answers 200: every role runs (on a real broker, once topics exist).
+    False if Kitchen exited instead."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             call(f"{base}/ready")
-            return
+            return True
         except (OSError, ValueError):
+            if kitchen.poll() is not None:
+                return False
             time.sleep(0.3)
     raise SystemExit(f"Kitchen at {base} was not ready within {timeout} s")
 
@@ -321,18 +324,26 @@ def one_run(args: argparse.Namespace, vegeta: str, tmp: str) -> dict[str, Any]:
     inbox = Inbox()
     smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    kitchen = start_kitchen(port, database, args.kafka, smtp.port, tmp)
+    kitchen = None
     try:
-        wait_ready(base)
+        # On a busy machine another process's outgoing connection may take free_port's
+        # port before Kitchen binds it: Kitchen then exits at once; start it on another.
+        for _ in range(5):
+            base = f"http://127.0.0.1:{(port := free_port())}"
+            kitchen = start_kitchen(port, database, args.kafka, smtp.port, tmp)
+            if wait_ready(base, kitchen):
+                break
+            print(f"Kitchen on port {port} exited ({kitchen.returncode}): another port")
+        else:
+            raise SystemExit("Kitchen exited at once on 5 ports (see its log)")
         burgers = stock_kitchens(base, keys, per_merchant)
         warm_up(base)
         inbox.message_ids.clear()  # only the run's mails count (the warm-up sends none)
         report = attack(vegeta, base, burgers, keys, args.rate, args.seconds, tmp)
         settled = settle(list(keys), inbox, timeout=max(120, 3 * args.seconds))
     finally:
-        stop(kitchen)
+        if kitchen is not None:
+            stop(kitchen)
         smtp.stop()
     result = measure(list(keys), per_merchant, inbox)
     codes = {str(k): int(v) for k, v in report["status_codes"].items()}

@@ -1,8 +1,12 @@
 """bench/run.py's plan and the e2e stage's targets, from its arguments (no benchmark runs)."""
 
+import subprocess
+import sys
+import time
+import urllib.request
 from typing import Any
 
-from bench import e2e, run
+from bench import e2e, intake, run
 
 
 def names(jobs: list[run.Job], smoke: bool = False) -> list[str]:
@@ -95,3 +99,31 @@ def test_e2e_at_2000_per_s_has_issue_21s_p99_and_achieved_targets() -> None:
 def test_e2e_without_target_arguments_keeps_the_250_ms_p99_target_alone() -> None:
     result = e2e.stage(e2e.parse_args([]), runs(1000, 251.0, 999.0))
     assert speed(result) == [("p99 201 -> applied (ms)", 251.0, "<= 250", False)]
+
+
+def test_a_server_that_exits_at_once_starts_again_on_another_port() -> None:
+    """As when another process's connection took free_port's port before the server bound
+    it: the bench starts it on another port at once, not after a minute's wait."""
+    ports: list[int] = []
+
+    def start(port: int) -> subprocess.Popen[bytes]:
+        ports.append(port)
+        if len(ports) == 1:
+            command = ["-c", "raise SystemExit(3)"]
+        else:
+            command = ["-m", "http.server", "--bind", "127.0.0.1", str(port)]
+        return subprocess.Popen(
+            [sys.executable, *command],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    started = time.monotonic()
+    port, proc = intake.start_up(start, "/")
+    try:
+        assert len(ports) == 2 and port == ports[1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+            assert answer.status == 200
+        assert time.monotonic() - started < 30
+    finally:
+        intake.stop(proc)
