@@ -1,6 +1,7 @@
 """End-to-end speed: orders at a constant rate in, stock applied and alert emails out.
 
     python bench/e2e.py [--rate 1000] [--seconds 60] [--merchants 4] [--runs 3]
+                        [--target-p99-ms 250] [--target-achieved FRACTION]
                         [--database URL] [--kafka BOOTSTRAP] [--json PATH]
 
 Everything on this machine: Kitchen (`python app.py`, all roles), the database, Kafka
@@ -14,7 +15,10 @@ reference kitchen sized so that cheese and onion fall below 50% during the run a
 does not (2 crossings per merchant). The latency of an order is `processed_at -
 created_at`, read from the database once every order has settled. Checked, per run:
 every accepted order applied or rejected exactly once, one email per crossing, and each
-ingredient's stock exact; a run that misses one of those fails the benchmark.
+ingredient's stock exact; a run that misses one of those fails the benchmark. The speed
+targets, only reported: the median p99 (--target-p99-ms) and, with --target-achieved, the
+median applied orders/s as a fraction of the rate offered (issue 21: p99 <= 100 ms at
+1,000/s; at 2,000/s, >= 0.95 achieved with p99 <= 250 ms).
 
 `created_at` is stamped when Kitchen saves the order: a request that waited in front of
 Kitchen (its connections or thread pool full) waited before it. vegeta's HTTP p99 and
@@ -52,7 +56,6 @@ from kitchen.seed import BURGER  # noqa: E402
 
 VEGETA = "github.com/tsenart/vegeta/v12@v12.13.0"
 CACHE = ROOT / "bench" / ".cache"
-TARGET_P99_MS = 250.0
 # Stock per ingredient, in burgers per the orders a merchant gets in a run: cheese and onion
 # cross 50% once 62.5% of the run's orders are applied (a margin for lost requests), and
 # end at 20%, so none is rejected; beef ends at 75% and never crosses.
@@ -101,14 +104,17 @@ def call(url: str, key: str = "", body: Any = None, method: str = "") -> Any:
         return json.loads(answer.read())
 
 
-def wait_ready(base: str, timeout: float = 90) -> None:
-    """Until /ready answers 200: every role runs (on a real broker, once topics exist)."""
+def wait_ready(base: str, kitchen: subprocess.Popen[bytes], timeout: float = 90) -> bool:
+    """Until /ready answers 200: every role runs (on a real broker, once topics exist).
+    False if Kitchen exited instead."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             call(f"{base}/ready")
-            return
+            return True
         except (OSError, ValueError):
+            if kitchen.poll() is not None:
+                return False
             time.sleep(0.3)
     raise SystemExit(f"Kitchen at {base} was not ready within {timeout} s")
 
@@ -318,18 +324,26 @@ def one_run(args: argparse.Namespace, vegeta: str, tmp: str) -> dict[str, Any]:
     inbox = Inbox()
     smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    kitchen = start_kitchen(port, database, args.kafka, smtp.port, tmp)
+    kitchen = None
     try:
-        wait_ready(base)
+        # On a busy machine another process's outgoing connection may take free_port's
+        # port before Kitchen binds it: Kitchen then exits at once; start it on another.
+        for _ in range(5):
+            base = f"http://127.0.0.1:{(port := free_port())}"
+            kitchen = start_kitchen(port, database, args.kafka, smtp.port, tmp)
+            if wait_ready(base, kitchen):
+                break
+            print(f"Kitchen on port {port} exited ({kitchen.returncode}): another port")
+        else:
+            raise SystemExit("Kitchen exited at once on 5 ports (see its log)")
         burgers = stock_kitchens(base, keys, per_merchant)
         warm_up(base)
         inbox.message_ids.clear()  # only the run's mails count (the warm-up sends none)
         report = attack(vegeta, base, burgers, keys, args.rate, args.seconds, tmp)
         settled = settle(list(keys), inbox, timeout=max(120, 3 * args.seconds))
     finally:
-        stop(kitchen)
+        if kitchen is not None:
+            stop(kitchen)
         smtp.stop()
     result = measure(list(keys), per_merchant, inbox)
     codes = {str(k): int(v) for k, v in report["status_codes"].items()}
@@ -356,6 +370,7 @@ def stage(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any
         return float(statistics.median(r[key] for r in runs))
 
     p99 = median("p99_ms")
+    achieved = median("applied_per_s") / args.rate
     emails = sum(r["distinct_emails"] for r in runs)
     crossings = sum(r["crossings"] for r in runs)
     # Designed: had every order been applied. Fewer are made when Kitchen falls behind.
@@ -398,13 +413,16 @@ def stage(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any
                 max_ms=median("max_ms"),
             ),
         ],
+        "rate": args.rate,
+        "target_p99_ms": args.target_p99_ms,
         "targets": [
             {
                 "what": "p99 201 -> applied (ms)",
                 "value": round(p99, 1),
-                "target": f"<= {TARGET_P99_MS:g}",
-                "met": p99 <= TARGET_P99_MS,
+                "target": f"<= {args.target_p99_ms:g}",
+                "met": p99 <= args.target_p99_ms,
             },
+            *achieved_target(achieved, args.target_achieved),
             # Correctness, not speed: a miss fails the benchmark (bench/report.py).
             {
                 "what": "alert emails (distinct Message-IDs) vs crossings",
@@ -433,17 +451,40 @@ def stage(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any
     }
 
 
-def main() -> None:
+def achieved_target(achieved: float, at_least: float | None) -> list[dict[str, Any]]:
+    """The applied rate as a fraction of the offered one, when a target is asked for (NaN,
+    nothing applied, is a miss)."""
+    if at_least is None:
+        return []
+    return [
+        {
+            "what": "achieved: applied orders/s / offered",
+            "value": round(achieved, 3),
+            "target": f">= {at_least:g}",
+            "met": achieved >= at_least,
+        }
+    ]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rate", type=int, default=1000, help="orders per second")
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--merchants", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--target-p99-ms", type=float, default=250.0, help="speed target")
+    parser.add_argument(
+        "--target-achieved", type=float, help="speed target: applied / offered, e.g. 0.95"
+    )
     parser.add_argument("--database", default="", help="PostgreSQL URL (its tables are dropped)")
     parser.add_argument("--kafka", default="", help="bootstrap servers; default: embedded")
     parser.add_argument("--kafka-version", default="", help="the broker's, for the report")
     parser.add_argument("--json", help="write the stage result here")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     vegeta = ensure_vegeta()
     runs = []
     for _ in range(args.runs):

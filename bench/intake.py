@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +70,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_up(url: str, timeout: float = 60) -> None:
+def wait_up(url: str, timeout: float = 60, proc: subprocess.Popen[bytes] | None = None) -> bool:
+    """True once `url` answers; False if `proc`, its server, has exited instead."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(url, timeout=1)
-            return
+            return True
         except OSError as exc:
             if getattr(exc, "code", None):  # an HTTP error answer: the server is up
-                return
+                return True
+            if proc is not None and proc.poll() is not None:
+                return False
             time.sleep(0.2)
     raise SystemExit(f"{url} did not answer within {timeout} s")
+
+
+def start_up(
+    start: Callable[[int], subprocess.Popen[bytes]], path: str
+) -> tuple[int, subprocess.Popen[bytes]]:
+    """A server from `start(port)` on a free port, answering `path`. On a busy machine
+    another process's outgoing connection may take free_port's port before the server
+    binds it: the server then exits at once, and starts again on another port."""
+    for _ in range(5):
+        port = free_port()
+        proc = start(port)
+        if wait_up(f"http://127.0.0.1:{port}{path}", proc=proc):
+            return port, proc
+        print(f"the server on port {port} exited ({proc.returncode}): another port", flush=True)
+    raise SystemExit(f"no server answered {path}: each exited at once (5 ports tried)")
 
 
 def ensure_wrk() -> str:
@@ -184,14 +203,14 @@ def main() -> None:
             for name, roles in servers.items():
                 # A fresh server (and database) per run: each run starts from the same
                 # state, not from the last run's thousands of orders.
-                port = free_port()
-                if roles:
+                def start(port: int, roles: str = roles) -> subprocess.Popen[bytes]:
+                    if not roles:
+                        return start_bare(port)
                     reset(database)
-                    proc = start_kitchen(port, database, tmp, roles, args.kafka)
-                else:
-                    proc = start_bare(port)
+                    return start_kitchen(port, database, tmp, roles, args.kafka)
+
+                port, proc = start_up(start, "/health" if roles else "/order")
                 try:
-                    wait_up(f"http://127.0.0.1:{port}/{'health' if roles else 'order'}")
                     if roles:
                         stock_up(f"http://127.0.0.1:{port}")
                     url = f"http://127.0.0.1:{port}/order"
@@ -199,7 +218,7 @@ def main() -> None:
                 finally:
                     stop(proc)
     backend = "sqlite" if database.startswith("sqlite:") else "postgresql"
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": name,
             "median": statistics.median(r for r, _ in runs),
