@@ -36,7 +36,7 @@ from matplotlib import ticker
 ORDER = ["intake", "processing", "scale-out", "e2e"]
 BACKENDS = ["sqlite", "postgresql"]
 TARGET_MS = 250.0  # an e2e result's p99 target when it names none (older results)
-TICKS_MS = (1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000)
+TICKS_MS = (1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 5000, 10000, 30000, 60000)
 
 
 def load(paths: list[str]) -> list[dict[str, Any]]:
@@ -120,7 +120,9 @@ def number(value: Any) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
-def markdown(stages: list[dict[str, Any]], about: dict[str, str], command: str) -> str:
+def markdown(
+    stages: list[dict[str, Any]], about: dict[str, str], command: str, analysis: str = ""
+) -> str:
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     out = [
         "# Benchmark results",
@@ -144,6 +146,9 @@ def markdown(stages: list[dict[str, Any]], about: dict[str, str], command: str) 
         if rows:
             out += [f"## {title}", "", "| stage | what | measured | target | met |"]
             out += ["| --- | --- | ---: | --- | --- |", *rows, ""]
+    if analysis:
+        # Written by whoever ran the benchmark, after the run: what stops each target missed.
+        out += [analysis.strip(), ""]
     for s in stages:
         rows = s["rows"]
         base = rows[0]
@@ -259,7 +264,10 @@ def failed_checks(stages: list[dict[str, Any]]) -> list[str]:
 def write(stages: list[dict[str, Any]], out: Path, command: str, database: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     about = machine(database, stages)
-    (out / "RESULTS.md").write_text(markdown(stages, about, command) + "\n")
+    # The analysis of the run, when one sits beside the report (bench/analysis.md).
+    analysis = out / "analysis.md"
+    text = analysis.read_text() if analysis.exists() else ""
+    (out / "RESULTS.md").write_text(markdown(stages, about, command, text) + "\n")
     throughput_plot(stages, out / "throughput.png")
     if any(s.get("latencies_ms") for s in stages):
         latency_plot(stages, out / "latency.png")
