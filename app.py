@@ -50,7 +50,15 @@ from kitchen.db import bind, is_data_error
 from kitchen.events import Handler, Notify, OrderCreated, OrderEvent
 from kitchen.http import Api, build_app, build_operations_app
 from kitchen.intake import Intake
-from kitchen.kafka import BrokerUnreachable, ConsumerWorker, EmbeddedKafka, Publisher, ensure_topics
+from kitchen.kafka import (
+    EMBEDDED_FETCH_WAIT_MS,
+    FETCH_WAIT_MS,
+    BrokerUnreachable,
+    ConsumerWorker,
+    EmbeddedKafka,
+    Publisher,
+    ensure_topics,
+)
 from kitchen.mail import Mailer, make_mailer
 from kitchen.merchants import ensure_default_merchant
 from kitchen.outbox import Relay
@@ -300,6 +308,7 @@ class Kitchen:
             # Besides what the events module calls unusable, only data the database
             # refused is dead-lettered; any other error is retried and shows in /ready.
             unusable=is_data_error,
+            fetch_wait_ms=EMBEDDED_FETCH_WAIT_MS if self.embedded else FETCH_WAIT_MS,
         )
 
     def _requeue_lost(self) -> None:

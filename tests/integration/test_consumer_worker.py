@@ -158,3 +158,16 @@ def test_a_fenced_consumer_is_made_anew(bootstrap: str, monkeypatch: pytest.Monk
         assert len(consumers) == 2  # made anew once
     finally:
         worker.stop()
+
+
+def test_consumers_of_the_embedded_kafka_wait_less_for_a_fetch(kitchen: Any) -> None:
+    """librdkafka's mock cluster answers a fetch only when its wait runs out (a broker
+    answers as soon as data comes), so the embedded Kafka's consumers ask with a short
+    wait: with the broker's 100 ms, that wait was most of an idle all-in-one's time from
+    201 to applied (bench/analysis.md). Which one each consumer of this Kitchen uses, and
+    that librdkafka gets it."""
+    wanted = kafka.FETCH_WAIT_MS if REAL_KAFKA else kafka.EMBEDDED_FETCH_WAIT_MS
+    assert kitchen.workers and {w.fetch_wait_ms for w in kitchen.workers} == {wanted}
+    config = kafka.consumer_config("127.0.0.1:9092", "g", fetch_wait_ms=wanted)
+    assert config["fetch.wait.max.ms"] == wanted
+    assert kafka.consumer_config("127.0.0.1:9092", "g")["fetch.wait.max.ms"] == 100
