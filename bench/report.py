@@ -49,9 +49,11 @@ def load(paths: list[str]) -> list[dict[str, Any]]:
         text = f.read_text().strip()
         try:
             data = json.loads(text)
-            stages += data if isinstance(data, list) else [data]
+            found = data if isinstance(data, list) else [data]
         except json.JSONDecodeError:  # JSON lines: one stage per line
-            stages += [json.loads(line) for line in text.splitlines() if line.strip()]
+            found = [json.loads(line) for line in text.splitlines() if line.strip()]
+        written = datetime.datetime.fromtimestamp(f.stat().st_mtime, datetime.UTC)
+        stages += [{**stage, "_written": written} for stage in found]
     rank = {name: i for i, name in enumerate(ORDER)}
     backend = {name: i for i, name in enumerate(BACKENDS)}
     return sorted(
@@ -123,7 +125,10 @@ def number(value: Any) -> str:
 def markdown(
     stages: list[dict[str, Any]], about: dict[str, str], command: str, analysis: str = ""
 ) -> str:
-    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    # When the last stage finished (its result file's time), not when the report is made.
+    finished = max((s["_written"] for s in stages if "_written" in s), default=None)
+    at = finished or datetime.datetime.now(datetime.UTC)
+    date = at.strftime("%Y-%m-%d %H:%M UTC")
     out = [
         "# Benchmark results",
         "",
