@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from aiosmtpd.controller import Controller  # noqa: E402
 
-from bench.intake import free_port, stop  # noqa: E402
+from bench.intake import free_port, start_up, stop  # noqa: E402
 from kitchen import db, merchants, migrations, models  # noqa: E402
 from kitchen.db import session  # noqa: E402
 from kitchen.models import Alert, Ingredient, Notification, Order  # noqa: E402
@@ -104,17 +104,14 @@ def call(url: str, key: str = "", body: Any = None, method: str = "") -> Any:
         return json.loads(answer.read())
 
 
-def wait_ready(base: str, kitchen: subprocess.Popen[bytes], timeout: float = 90) -> bool:
-    """Until /ready answers 200: every role runs (on a real broker, once topics exist).
-    False if Kitchen exited instead."""
+def wait_ready(base: str, timeout: float = 90) -> None:
+    """Until /ready answers 200: every role runs (on a real broker, once topics exist)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             call(f"{base}/ready")
-            return True
+            return
         except (OSError, ValueError):
-            if kitchen.poll() is not None:
-                return False
             time.sleep(0.3)
     raise SystemExit(f"Kitchen at {base} was not ready within {timeout} s")
 
@@ -326,16 +323,12 @@ def one_run(args: argparse.Namespace, vegeta: str, tmp: str) -> dict[str, Any]:
     smtp.start()
     kitchen = None
     try:
-        # On a busy machine another process's outgoing connection may take free_port's
-        # port before Kitchen binds it: Kitchen then exits at once; start it on another.
-        for _ in range(5):
-            base = f"http://127.0.0.1:{(port := free_port())}"
-            kitchen = start_kitchen(port, database, args.kafka, smtp.port, tmp)
-            if wait_ready(base, kitchen):
-                break
-            print(f"Kitchen on port {port} exited ({kitchen.returncode}): another port")
-        else:
-            raise SystemExit("Kitchen exited at once on 5 ports (see its log)")
+        # Started again on another port if it exits at once (bench/intake.py: start_up).
+        port, kitchen = start_up(
+            lambda port: start_kitchen(port, database, args.kafka, smtp.port, tmp), "/health"
+        )
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base)
         burgers = stock_kitchens(base, keys, per_merchant)
         warm_up(base)
         inbox.message_ids.clear()  # only the run's mails count (the warm-up sends none)
